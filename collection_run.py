@@ -1,0 +1,117 @@
+"""A run as cron sees it: take the lock, build the pieces, collect, record the outcome.
+
+Every run that gets past configuration leaves a metrics file and (unless it only found
+the lock taken) a health file, whether it succeeded or failed.
+"""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import urlsplit
+
+from archive import new_run_id
+from collector import ApiCache, RunReport, collect
+from config import ConfigError, Settings
+from health_file import write_health
+from performance_metrics import RunMetrics
+from polisen_api import ApiError, ApiOptions, PolisenClient
+from run_lock import LockHeld, RunLock
+from storage import StorageError, open_storage
+
+log = logging.getLogger("polisen.collect")
+
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_LOCKED = 0, 1, 2, 3
+
+
+def api_options(settings: Settings) -> ApiOptions:
+    return ApiOptions(
+        url=settings.api_url,
+        contact_email=settings.contact_email,
+        connect_timeout=settings.connect_timeout,
+        read_timeout=settings.read_timeout,
+        max_retries=settings.max_retries,
+        backoff_factor=settings.backoff_factor,
+        retry_after_max=settings.retry_after_max,
+        max_body_bytes=settings.max_body_bytes,
+    )
+
+
+def run_once(settings: Settings, dry_run: bool = False) -> int:
+    run_id = new_run_id()
+    metrics = RunMetrics(run_id)
+    lock = RunLock(settings.lock_path)
+    try:
+        lock.acquire()
+    except LockHeld as error:
+        log.error("%s", error)
+        metrics.record_error(error)
+        metrics.finish("locked")
+        _save_metrics(settings, metrics)
+        return EXIT_LOCKED
+    try:
+        return _run_locked(settings, run_id, metrics, dry_run)
+    finally:
+        lock.release()
+
+
+def _run_locked(settings: Settings, run_id: str, metrics: RunMetrics, dry_run: bool) -> int:
+    if urlsplit(settings.api_url).scheme == "http":
+        log.warning("using plain http for loopback API %s (never for a remote host)", settings.api_url)
+    if not settings.contact_email:
+        log.warning("API_CONTACT_EMAIL is not set: the API's usage rules ask for a contact in the User-Agent")
+    report = RunReport()
+    error: BaseException | None = None
+    exit_code = EXIT_OK
+    try:
+        storage = open_storage(settings)
+        client = PolisenClient(api_options(settings))
+        try:
+            report = collect(
+                storage, client, metrics, run_id=run_id,
+                retention_days=settings.state_retention_days,
+                api_cache=None if dry_run else ApiCache(settings.log_dir / "api-cache.json"),
+                dry_run=dry_run,
+            )
+        finally:
+            client.close()
+    except ConfigError as failure:
+        error, exit_code = failure, EXIT_CONFIG
+        log.error("configuration error: %s", failure)
+    except (ApiError, StorageError) as failure:
+        error, exit_code = failure, EXIT_FAILED
+        log.error("run failed: %s", failure)
+    except Exception as failure:
+        error, exit_code = failure, EXIT_FAILED
+        log.exception("run failed with an unexpected error")
+    if error is not None:
+        metrics.record_error(error)
+    metrics.finish("failed" if error else ("dry_run" if dry_run else "success"))
+    log.info("%s", metrics.summary())
+    if dry_run:
+        log.info("dry run: would store %d new and %d updated events", report.new, report.updated)
+        return exit_code
+    _save_metrics(settings, metrics)
+    _save_health(settings, metrics, report, error)
+    return exit_code
+
+
+def _save_metrics(settings: Settings, metrics: RunMetrics) -> None:
+    try:
+        metrics.save(settings.metrics_dir)
+    except OSError as error:
+        log.warning("could not write the metrics file in %s: %s", settings.metrics_dir, error)
+
+
+def _save_health(settings: Settings, metrics: RunMetrics, report: RunReport, error: BaseException | None) -> None:
+    try:
+        write_health(
+            settings.health_path,
+            finished_at=metrics.finished_at,
+            success=error is None,
+            events_processed=report.events_processed,
+            execution_time=metrics.timings.get("total", 0.0),
+            error=error,
+            run_id=metrics.run_id,
+        )
+    except OSError as error_writing:
+        log.warning("could not write the health file %s: %s", settings.health_path, error_writing)

@@ -1,0 +1,85 @@
+"""What an event from the Polisen API is: validation, its date, and a hash of its content.
+
+The archive stores events exactly as received; everything here only reads them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+# The API writes "2026-05-20 9:38:09 +02:00": the hour may have one digit, which
+# datetime.fromisoformat rejects, so the pieces are read explicitly.
+_DATETIME = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})[ T](\d{1,2}):(\d{2}):(\d{2})(?:\.\d+)?\s*([+-])(\d{2}):?(\d{2})$"
+)
+
+
+class InvalidEvent(ValueError):
+    """An event that cannot be archived; the message says why."""
+
+
+def parse_event_datetime(text: str) -> datetime:
+    """Parse the API's `datetime` field into an aware datetime."""
+    match = _DATETIME.match(text.strip()) if isinstance(text, str) else None
+    if not match:
+        raise InvalidEvent(f"unparseable datetime {text!r}")
+    year, month, day, hour, minute, second, sign, off_h, off_m = match.groups()
+    offset = timedelta(hours=int(off_h), minutes=int(off_m))
+    try:
+        return datetime(
+            int(year), int(month), int(day), int(hour), int(minute), int(second),
+            tzinfo=timezone(-offset if sign == "-" else offset),
+        )
+    except ValueError as error:
+        raise InvalidEvent(f"impossible datetime {text!r}: {error}") from None
+
+
+def content_hash(event: dict[str, Any]) -> str:
+    """A short fingerprint of an event's whole content, independent of key order."""
+    canonical = json.dumps(event, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Event:
+    """A validated event: the API object as received plus what the collector derives from it."""
+
+    id: int
+    when: datetime
+    raw: dict[str, Any]
+    hash: str
+
+    @property
+    def day(self) -> str:
+        """The event's own local date, which names its partition."""
+        return self.when.date().isoformat()
+
+
+def validate_event(raw: Any) -> Event:
+    """Check one API object; raise InvalidEvent saying what is wrong."""
+    if not isinstance(raw, dict):
+        raise InvalidEvent(f"not an object but {type(raw).__name__}")
+    event_id = raw.get("id")
+    if isinstance(event_id, bool) or not isinstance(event_id, int) or event_id <= 0:
+        raise InvalidEvent(f"id {event_id!r} is not a positive integer")
+    try:
+        when = parse_event_datetime(raw.get("datetime"))
+    except InvalidEvent as error:
+        raise InvalidEvent(f"id {event_id}: {error}") from None
+    return Event(id=event_id, when=when, raw=raw, hash=content_hash(raw))
+
+
+def partition_prefix(day: str) -> str:
+    """`2026-05-20` -> `events/2026/05/20/`, the folder of that day's objects."""
+    year, month, dom = day.split("-")
+    return f"events/{year}/{month}/{dom}/"
+
+
+def encode_jsonl(raws: list[dict[str, Any]]) -> bytes:
+    """One event per line, UTF-8, exactly the fields the API sent."""
+    return "".join(json.dumps(raw, ensure_ascii=False) + "\n" for raw in raws).encode("utf-8")

@@ -1,0 +1,48 @@
+"""What a complete archive must hold, computed from the snapshots without the collector's code."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from pathlib import Path
+
+
+def canonical(event: dict) -> str:
+    return json.dumps(event, sort_keys=True, ensure_ascii=False)
+
+
+def versions_in_snapshots(bodies: list[bytes]) -> dict[int, list[str]]:
+    """Each id's distinct contents in the order they were first served."""
+    versions: dict[int, list[str]] = defaultdict(list)
+    for body in bodies:
+        if not body.strip():
+            continue
+        for event in json.loads(body):
+            text = canonical(event)
+            if text not in versions[event["id"]]:
+                versions[event["id"]].append(text)
+    return dict(versions)
+
+
+def archived_lines(data_dir: Path) -> list[tuple[str, dict]]:
+    """(object name, event) for every line of every events object, in name order."""
+    lines = []
+    for path in sorted((data_dir / "events").rglob("*.jsonl")):
+        name = path.relative_to(data_dir).as_posix()
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                lines.append((name, json.loads(line)))
+    return lines
+
+
+def archived_versions(data_dir: Path) -> dict[int, list[str]]:
+    """Each id's archived contents in collection order (object names sort by run time)."""
+    versions: dict[int, list[str]] = defaultdict(list)
+    for _, event in archived_lines(data_dir):
+        versions[event["id"]].append(canonical(event))
+    return dict(versions)
+
+
+def digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:12]

@@ -1,0 +1,76 @@
+"""Shared fixtures: the fake Polisen API and the collector run as a real process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fake_polisen import FakePolisenServer, load_snapshot, snapshot_paths
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+
+@pytest.fixture(scope="session")
+def snapshot_bodies() -> list[bytes]:
+    paths = snapshot_paths()
+    assert len(paths) == 114, f"expected the 114 recorded snapshots, found {len(paths)}"
+    return [load_snapshot(path) for path in paths]
+
+
+@pytest.fixture
+def fake_api(snapshot_bodies):
+    with FakePolisenServer(snapshot_bodies) as server:
+        yield server
+
+
+class Collector:
+    """Runs collect_events.py as its own process against a temporary workspace."""
+
+    def __init__(self, workdir: Path, api_url: str) -> None:
+        self.workdir = workdir
+        self.data_dir = workdir / "data"
+        self.log_dir = workdir / "logs"
+        self.metrics_dir = workdir / "metrics"
+        self.env = {
+            key: value for key, value in os.environ.items()
+            if not key.startswith(("POLISEN_", "API_", "OCI_", "STORAGE", "DATA_DIR", "LOG_", "METRICS_", "HEALTH"))
+        }
+        self.env.update({
+            "POLISEN_API_URL": api_url,
+            "DATA_DIR": str(self.data_dir),
+            "LOG_DIR": str(self.log_dir),
+            "METRICS_DIR": str(self.metrics_dir),
+            "API_BACKOFF_FACTOR": "0.01",
+            "API_CONTACT_EMAIL": "tests@example.invalid",
+            "API_RATE_LIMIT": "off",
+        })
+
+    def command(self, *args: str, script: str = "collect_events.py") -> list[str]:
+        return [sys.executable, str(REPO / script), "--env-file", str(self.workdir / "none.env"), *args]
+
+    def run(self, *args: str, env: dict[str, str] | None = None, timeout: float = 60,
+            script: str = "collect_events.py") -> subprocess.CompletedProcess:
+        return subprocess.run(
+            self.command(*args, script=script), cwd=self.workdir, env={**self.env, **(env or {})},
+            capture_output=True, text=True, timeout=timeout,
+        )
+
+    def state(self) -> dict:
+        return json.loads((self.data_dir / "metadata" / "last_seen.json").read_text())
+
+    def health(self) -> dict:
+        return json.loads((self.log_dir / "health.json").read_text())
+
+    def metrics_files(self) -> list[Path]:
+        return sorted(self.metrics_dir.glob("run-*.json"))
+
+
+@pytest.fixture
+def collector(tmp_path, fake_api) -> Collector:
+    return Collector(tmp_path, fake_api.url)

@@ -1,0 +1,205 @@
+"""A local stand-in for polisen.se/api/events that replays recorded real answers over HTTP.
+
+The test process drives it: `advance()` moves to the next snapshot, `faults` queues
+misbehaviour for the next requests (as the real API has shown it), `requests` logs what
+the collector sent. gzip and ETag/If-None-Match work like a real server's.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import socket
+import struct
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+SNAPSHOT_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "polisen-snapshots"
+
+
+def snapshot_paths(directory: Path = SNAPSHOT_DIR) -> list[Path]:
+    return sorted(directory.glob("*.json.gz"))
+
+
+def load_snapshot(path: Path) -> bytes:
+    return gzip.decompress(path.read_bytes())
+
+
+@dataclass
+class LoggedRequest:
+    time: float
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    status: int = 0
+
+
+@dataclass
+class FakePolisenState:
+    bodies: list[bytes]
+    index: int = 0
+    faults: deque = field(default_factory=deque)
+    requests: list[LoggedRequest] = field(default_factory=list)
+    latency: float = 0.0
+    support_etag: bool = True
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:
+        """A client that hangs up mid-answer is part of the tests, not an error."""
+
+
+class FakePolisenServer:
+    """Serves `bodies[index]` at /api/events on 127.0.0.1 and a free port."""
+
+    def __init__(self, bodies: list[bytes]) -> None:
+        self.state = FakePolisenState(bodies=list(bodies))
+        handler = type("Handler", (_Handler,), {"fake": self.state})
+        self.httpd = _QuietServer(("127.0.0.1", 0), handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/api/events"
+
+    def start(self) -> "FakePolisenServer":
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(timeout=5)
+
+    def __enter__(self) -> "FakePolisenServer":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def advance(self) -> None:
+        self.state.index += 1
+
+    def serve(self, index: int) -> None:
+        self.state.index = index
+
+    def add_faults(self, *faults: str) -> None:
+        """Queue faults, one per coming request: see _Handler.FAULTS."""
+        self.state.faults.extend(faults)
+
+    @property
+    def requests(self) -> list[LoggedRequest]:
+        return self.state.requests
+
+    def current_events(self) -> list[dict]:
+        body = self.state.bodies[self.state.index]
+        return json.loads(body) if body.strip() else []
+
+
+class _Handler(BaseHTTPRequestHandler):
+    fake: FakePolisenState
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802
+        parts = urlsplit(self.path)
+        entry = LoggedRequest(time.time(), parts.path, parse_qs(parts.query), dict(self.headers))
+        with self.fake.lock:
+            self.fake.requests.append(entry)
+            fault = self.fake.faults.popleft() if self.fake.faults else None
+            body = self.fake.bodies[min(self.fake.index, len(self.fake.bodies) - 1)]
+        if self.fake.latency:
+            time.sleep(self.fake.latency)
+        if parts.path != "/api/events":
+            return self._send(entry, 404, b"not found", content_type="text/plain")
+        if fault:
+            return self._fault(entry, fault, body)
+        etag = '"' + hashlib.sha256(body).hexdigest()[:20] + '"'
+        if self.fake.support_etag and self.headers.get("If-None-Match") == etag:
+            return self._send(entry, 304, b"", etag=etag)
+        self._send(entry, 200, body, etag=etag if self.fake.support_etag else None)
+
+    def _fault(self, entry: LoggedRequest, fault: str, body: bytes) -> None:
+        name, _, argument = fault.partition(":")
+        if name == "status":
+            code = int(argument)
+            return self._send(entry, code, b'{"error": "fault"}')
+        if name == "429":
+            return self._send(entry, 429, b"slow down", extra={"Retry-After": argument or "1"})
+        if name == "empty":
+            return self._send(entry, 200, b"")
+        if name == "truncated":
+            return self._send(entry, 200, body[: len(body) // 2])
+        if name == "short":
+            events = json.loads(body)[: int(argument or 60)]
+            return self._send(entry, 200, json.dumps(events, ensure_ascii=False).encode())
+        if name == "object":
+            return self._send(entry, 200, b'{"message": "not a list"}')
+        if name == "reset":
+            entry.status = -1
+            self.close_connection = True
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.rfile.close()
+            self.wfile.close()
+            self.connection.close()
+            return None
+        if name == "slow":
+            time.sleep(float(argument))
+            return self._send(entry, 200, body)
+        if name == "cut":
+            return self._send_cut(entry, body)
+        if name == "bomb":
+            return self._send_bomb(entry, int(argument or 100_000_000))
+        if name == "replace":
+            return self._send(entry, 200, Path(argument).read_bytes())
+        raise ValueError(f"unknown fault {fault!r}")
+
+    def _send(self, entry: LoggedRequest, status: int, body: bytes, *, etag: str | None = None,
+              content_type: str = "application/json; charset=utf-8", extra: dict[str, str] | None = None) -> None:
+        entry.status = status
+        gzipped = status == 200 and "gzip" in self.headers.get("Accept-Encoding", "") and body
+        payload = gzip.compress(body, compresslevel=6) if gzipped else body
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        if gzipped:
+            self.send_header("Content-Encoding", "gzip")
+        if etag:
+            self.send_header("ETag", etag)
+        for key, value in (extra or {}).items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        if status != 304:
+            self.wfile.write(payload)
+
+    def _send_cut(self, entry: LoggedRequest, body: bytes) -> None:
+        """Promise the whole body, send half, then close: a connection dropped mid-transfer."""
+        entry.status = 200
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body[: len(body) // 2])
+        self.wfile.flush()
+        self.close_connection = True
+
+    def _send_bomb(self, entry: LoggedRequest, size: int) -> None:
+        entry.status = 200
+        compressor = gzip.compress(b"[" + b" " * size + b"]", compresslevel=9)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Encoding", "gzip")
+        self.send_header("Content-Length", str(len(compressor)))
+        self.end_headers()
+        self.wfile.write(compressor)

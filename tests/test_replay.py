@@ -1,0 +1,55 @@
+"""End to end: the collector, as a real process, over all 114 recorded API answers."""
+
+from __future__ import annotations
+
+import random
+
+from archive_truth import archived_versions, versions_in_snapshots
+
+
+def replay(fake_api, collector, count: int, before_run=None) -> list:
+    results = []
+    for index in range(count):
+        fake_api.serve(index)
+        if before_run:
+            before_run(index)
+        results.append(collector.run())
+    return results
+
+
+def test_full_replay_archives_every_version_exactly_once(fake_api, collector, snapshot_bodies):
+    results = replay(fake_api, collector, len(snapshot_bodies))
+
+    empty_index = next(i for i, body in enumerate(snapshot_bodies) if not body.strip())
+    failed = [i for i, r in enumerate(results) if r.returncode != 0]
+    assert failed == [empty_index], [results[i].stdout[-500:] for i in failed]
+    assert "empty body" in results[empty_index].stdout
+
+    truth = versions_in_snapshots(snapshot_bodies)
+    assert archived_versions(collector.data_dir) == truth
+    edited = {event_id for event_id, versions in truth.items() if len(versions) > 1}
+    assert len(edited) == 13
+
+
+def test_replay_with_faults_in_a_third_of_runs_loses_nothing(fake_api, collector, snapshot_bodies):
+    rng = random.Random(20260520)
+    faults = ["status:500", "status:502", "status:503", "status:504", "429:0", "empty",
+              "truncated", "reset", "cut", "object", "short:60"]
+
+    def inject(index: int) -> None:
+        if rng.random() < 1 / 3:
+            fake_api.add_faults(*rng.choices(faults, k=rng.randint(1, 5)))
+
+    results = replay(fake_api, collector, len(snapshot_bodies), before_run=inject)
+    assert any(r.returncode != 0 for r in results), "some runs must exhaust their retries"
+    fake_api.state.faults.clear()
+    fake_api.serve(len(snapshot_bodies) - 1)
+    assert collector.run().returncode == 0
+
+    truth = versions_in_snapshots(snapshot_bodies)
+    archived = archived_versions(collector.data_dir)
+    assert set(archived) == set(truth)
+    for event_id, versions in truth.items():
+        assert set(archived[event_id]) == set(versions), event_id
+        assert archived[event_id][-1] == versions[-1], event_id
+        assert len(archived[event_id]) == len(versions), event_id
