@@ -196,7 +196,8 @@ class PolisenClient:
                                    last_modified=response.headers.get("Last-Modified"))
             if response.status_code != 200:
                 hint = " (the API asks us to slow down)" if response.status_code == 429 else ""
-                raise ApiError(f"{url} answered HTTP {response.status_code} {response.reason}{hint}")
+                tries = f" after {self._retry_log.count} retries" if self._retry_log.count else ""
+                raise ApiError(f"{url} answered HTTP {response.status_code} {response.reason}{hint}{tries}")
             body = self._read_body(response)
             events = _decode(body)
             return FetchResult(

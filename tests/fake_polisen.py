@@ -65,7 +65,7 @@ class FakePolisenServer:
         self.state = FakePolisenState(bodies=list(bodies))
         handler = type("Handler", (_Handler,), {"fake": self.state})
         self.httpd = _QuietServer(("127.0.0.1", 0), handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
 
     @property
     def url(self) -> str:

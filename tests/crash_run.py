@@ -1,0 +1,51 @@
+"""Run collect_events.py and SIGKILL it at a chosen point of its writes.
+
+    CRASH_POINT=after-put CRASH_AT=2 crash_run.py [collect_events.py arguments...]
+
+CRASH_POINT is `before-put` (kill just before the Nth object write), `mid-put` (the Nth write's
+temp file is on disk, not yet renamed into place) or `after-put` (right after the Nth write);
+CRASH_AT is N.
+The process dies exactly as under `kill -9`: no cleanup, no finally blocks.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import collect_events  # noqa: E402
+import storage  # noqa: E402
+
+
+def die() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def main() -> int:
+    point, nth = os.environ["CRASH_POINT"], int(os.environ["CRASH_AT"])
+    calls = {"put": 0}
+    original_put = storage.LocalStorage.put
+    original_replace = os.replace
+
+    def put(self, name, data, **kwargs):
+        calls["put"] += 1
+        if calls["put"] == nth and point == "before-put":
+            die()
+        if calls["put"] == nth and point == "mid-put":
+            os.replace = lambda *a, **k: die()
+        result = original_put(self, name, data, **kwargs)
+        os.replace = original_replace
+        if calls["put"] == nth and point == "after-put":
+            die()
+        return result
+
+    storage.LocalStorage.put = put
+    return collect_events.main(sys.argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

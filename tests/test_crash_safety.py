@@ -1,0 +1,57 @@
+"""kill -9 at every write of a run, then a normal run: nothing is lost, copies are identical."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+
+import pytest
+
+from archive_truth import archived_lines, canonical, versions_in_snapshots
+
+# Snapshot 1 stores a few new events; at snapshot 48 event 636277 has just been edited
+# (name, summary, type and url changed), so that crash hits a run storing an updated version.
+SCENARIOS = [1, 48]
+
+
+def assert_complete(collector, bodies: list[bytes]) -> None:
+    """Every version served so far is archived, the latest last, and the state knows each id."""
+    truth = versions_in_snapshots(bodies)
+    archived: dict[int, list[str]] = {}
+    for _, event in archived_lines(collector.data_dir):
+        archived.setdefault(event["id"], []).append(canonical(event))
+    assert set(archived) == set(truth)
+    for event_id, versions in truth.items():
+        assert set(archived[event_id]) == set(versions), event_id
+        assert archived[event_id][-1] == versions[-1], event_id
+    state = {int(event_id): entry for event_id, entry in collector.state()["seen"].items()}
+    assert {event["id"] for event in json.loads(bodies[-1])} <= set(state)
+
+
+@pytest.mark.parametrize("index", SCENARIOS)
+@pytest.mark.parametrize("point", ["before-put", "mid-put", "after-put"])
+def test_kill_at_each_write_then_rerun_loses_nothing(fake_api, collector, snapshot_bodies, index, point):
+    for earlier in range(index):
+        fake_api.serve(earlier)
+        assert collector.run().returncode == 0
+    fake_api.serve(index)
+    baseline = collector.workdir.parent / f"{collector.workdir.name}-baseline"
+    for folder in ("data", "logs"):
+        shutil.copytree(collector.workdir / folder, baseline / folder)
+    killed_at = []
+    nth = 1
+    while True:
+        for folder in ("data", "logs"):
+            shutil.rmtree(collector.workdir / folder)
+            shutil.copytree(baseline / folder, collector.workdir / folder)
+        crashed = collector.run(script="tests/crash_run.py", env={"CRASH_POINT": point, "CRASH_AT": str(nth)})
+        if crashed.returncode != -signal.SIGKILL:
+            assert crashed.returncode == 0, crashed.stdout + crashed.stderr
+            break
+        killed_at.append(nth)
+        recovered = collector.run()
+        assert recovered.returncode == 0, recovered.stdout + recovered.stderr
+        assert_complete(collector, snapshot_bodies[: index + 1])
+        nth += 1
+    assert len(killed_at) >= 2, "the run must have been killed at an event write and at the state write"
