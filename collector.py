@@ -66,7 +66,11 @@ class RunReport:
 
 
 class ApiCache:
-    """The validators of the last answer whose events are safely stored, for a 304 next time."""
+    """The validators of the last answer whose events are safely stored, for a 304 next time.
+
+    It also records the state's etag after that answer was stored: a 304 proves nothing
+    is new only while the state is still that one (not another archive, not rebuilt).
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -76,14 +80,13 @@ class ApiCache:
             document = json.loads(self.path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return {}
-        return {k: v for k, v in document.items() if k in ("etag", "last_modified", "url") and isinstance(v, str)} if isinstance(document, dict) else {}
+        if not isinstance(document, dict):
+            return {}
+        return {k: v for k, v in document.items() if isinstance(v, str)}
 
-    def save(self, url: str, result: FetchResult) -> None:
-        document = {"url": url, "etag": result.etag, "last_modified": result.last_modified}
+    def save(self, url: str, result: FetchResult, state_etag: str | None) -> None:
+        document = {"url": url, "etag": result.etag, "last_modified": result.last_modified, "state_etag": state_etag}
         atomic_write(self.path, json.dumps({k: v for k, v in document.items() if v}).encode("utf-8"), durable=False)
-
-    def clear(self) -> None:
-        self.path.unlink(missing_ok=True)
 
 
 def validate_all(raws: list[Any], metrics: RunMetrics) -> list[Event]:
@@ -169,19 +172,22 @@ def updated_state(seen: dict[int, Entry], stored: list[Event], answered: list[Ev
 def commit_state(
     storage: Storage, state: State, stored: list[Event], answered: list[Event], run_id: str,
     retention_days: int, metrics: RunMetrics,
-) -> None:
-    """Record the stored versions with a conditional write; on a lost race reload and merge."""
+) -> str:
+    """Record the stored versions with a conditional write; on a lost race reload and merge.
+
+    Returns the etag of the state written.
+    """
     today = utc_today()
     for attempt in range(1, STATE_WRITE_ATTEMPTS + 1):
         seen = prune(updated_state(state.seen, stored, answered, today), today, retention_days)
         data = encode_state(seen, run_id)
         try:
-            storage.put(
+            etag = storage.put(
                 STATE_OBJECT, data, content_type="application/json",
                 if_match=state.etag if state.exists else None, if_none_match=not state.exists,
             )
             metrics.count(state_ids=len(seen), state_bytes=len(data))
-            return
+            return etag
         except PreconditionFailed:
             metrics.add("state_conflicts", 1)
             log.warning("state changed under us (another collector?); reloading and merging, attempt %d", attempt)
@@ -208,8 +214,10 @@ def collect(
     if cached.get("url") != client.options.url:
         cached = {}
 
-    def fetch() -> FetchResult:
+    def fetch(conditional: bool = True) -> FetchResult:
         with metrics.step("api_fetch"):
+            if not conditional:
+                return client.fetch_events()
             return client.fetch_events(etag=cached.get("etag"), last_modified=cached.get("last_modified"))
 
     def read_state() -> State:
@@ -221,6 +229,9 @@ def collect(
         reading = pool.submit(read_state)
         result = fetching.result()
         state = reading.result()
+    if result.events is None and (state.rebuilt or cached.get("state_etag") != state.etag):
+        log.info("the state changed since the cached answer was stored; fetching the feed in full")
+        result = fetch(conditional=False)
 
     metrics.count(
         http_status=result.status, bytes_wire=result.bytes_wire, bytes_decoded=result.bytes_decoded,
@@ -231,9 +242,6 @@ def collect(
         metrics.count(api_events=0, new_events=0, updated_events=0, unchanged_events=0,
                       invalid_events=0, objects_written=0)
         log.info("API answered 304 Not Modified: nothing new since the last stored answer")
-        if state.rebuilt and not dry_run:
-            with metrics.step("metadata_update"):
-                commit_state(storage, state, [], [], run_id, retention_days, metrics)
         return report
 
     with metrics.step("deduplication"):
@@ -252,9 +260,10 @@ def collect(
     with metrics.step("save_events"):
         report.objects_written = write_events(storage, changes.stored, run_id)
     metrics.count(objects_written=len(report.objects_written))
+    state_etag = state.etag
     if changes.stored or not state.exists or state.rebuilt or updated_state(state.seen, [], events, utc_today()) != state.seen:
         with metrics.step("metadata_update"):
-            commit_state(storage, state, changes.stored, events, run_id, retention_days, metrics)
+            state_etag = commit_state(storage, state, changes.stored, events, run_id, retention_days, metrics)
     if api_cache is not None:
-        api_cache.save(client.options.url, result)
+        api_cache.save(client.options.url, result, state_etag)
     return report
