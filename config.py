@@ -295,3 +295,16 @@ def check_writable_dir(path: Path, setting: str) -> None:
     except OSError as error:
         raise ConfigError(f"{setting}={str(path)!r} is not a writable folder: {error.strerror}") from None
 
+
+
+def settings_table() -> str:
+    """The README's table of settings, generated so it cannot drift from SETTINGS."""
+    rows = ["| Variable | Default | Meaning |", "| --- | --- | --- |"]
+    for setting in SETTINGS:
+        default = f"`{setting.default}`" if setting.default else "(unset)"
+        rows.append(f"| `{setting.env}` | {default} | {setting.help} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(settings_table())

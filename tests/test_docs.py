@@ -1,0 +1,21 @@
+"""The README documents every setting with its real default and the real test command."""
+
+from pathlib import Path
+
+from config import SETTINGS, settings_table
+
+README = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+
+
+def test_readme_settings_table_is_current():
+    start = README.index("<!-- settings:start -->") + len("<!-- settings:start -->")
+    end = README.index("<!-- settings:end -->")
+    assert README[start:end].strip() == settings_table()
+    for setting in SETTINGS:
+        assert f"`{setting.env}`" in README
+
+
+def test_ci_runs_the_readme_test_command():
+    ci = (Path(__file__).resolve().parent.parent / ".ci" / "run").read_text()
+    assert "python3 -m pytest" in README and "python3 -m pytest" in ci
+    assert "requirements-dev.txt" in ci
