@@ -10,7 +10,7 @@ import json
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any
 
 from events import partition_prefix
@@ -37,7 +37,7 @@ def new_run_id(now: datetime | None = None) -> str:
     """A run id that sorts by time: `20260520T054943.123Z-1a2b3c`."""
     import secrets
 
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     return now.strftime("%Y%m%dT%H%M%S.") + f"{now.microsecond // 1000:03d}Z-" + secrets.token_hex(3)
 
 

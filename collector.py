@@ -13,7 +13,7 @@ import logging
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -196,7 +196,7 @@ def commit_state(
 
 
 def utc_today() -> date:
-    return datetime.now(timezone.utc).date()
+    return datetime.now(UTC).date()
 
 
 def collect(
@@ -261,7 +261,8 @@ def collect(
         report.objects_written = write_events(storage, changes.stored, run_id)
     metrics.count(objects_written=len(report.objects_written))
     state_etag = state.etag
-    if changes.stored or not state.exists or state.rebuilt or updated_state(state.seen, [], events, utc_today()) != state.seen:
+    refreshed = updated_state(state.seen, [], events, utc_today()) != state.seen
+    if changes.stored or refreshed or not state.exists or state.rebuilt:
         with metrics.step("metadata_update"):
             state_etag = commit_state(storage, state, changes.stored, events, run_id, retention_days, metrics)
     if api_cache is not None:

@@ -247,10 +247,12 @@ def _decode(body: bytes) -> list[Any]:
 
 def _last_reason(error: Exception) -> str:
     """The innermost cause of a requests/urllib3 error, in a few words."""
-    reason = error
+    reason: BaseException = error
     while True:
-        inner = getattr(reason, "reason", None) or (reason.args[0] if reason.args and isinstance(reason.args[0], Exception) else None)
-        if inner is None or inner is reason:
+        inner = getattr(reason, "reason", None)
+        if inner is None and reason.args and isinstance(reason.args[0], BaseException):
+            inner = reason.args[0]
+        if not isinstance(inner, BaseException) or inner is reason:
             break
         reason = inner
     text = str(reason)

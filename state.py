@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 from archive import BadLine, day_of_object, iter_object_lines, list_event_objects
 from events import InvalidEvent, validate_event
@@ -65,7 +65,7 @@ def decode_state(data: bytes) -> dict[int, Entry]:
 def encode_state(seen: dict[int, Entry], run_id: str) -> bytes:
     document = {
         "format": STATE_FORMAT,
-        "updated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "updated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "updated_by_run": run_id,
         "seen": {str(event_id): list(seen[event_id]) for event_id in sorted(seen)},
     }

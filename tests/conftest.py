@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from fake_polisen import FakePolisenServer, load_snapshot, snapshot_paths
 
 REPO = Path(__file__).resolve().parent.parent

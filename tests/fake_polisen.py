@@ -71,7 +71,7 @@ class FakePolisenServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.httpd.server_address[1]}/api/events"
 
-    def start(self) -> "FakePolisenServer":
+    def start(self) -> FakePolisenServer:
         self.thread.start()
         return self
 
@@ -80,7 +80,7 @@ class FakePolisenServer:
         self.httpd.server_close()
         self.thread.join(timeout=5)
 
-    def __enter__(self) -> "FakePolisenServer":
+    def __enter__(self) -> FakePolisenServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

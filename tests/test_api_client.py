@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from fake_polisen import FakePolisenServer
+
 from polisen_api import ApiError, ApiOptions, PolisenClient, user_agent
 
 

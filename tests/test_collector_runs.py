@@ -7,10 +7,10 @@ import subprocess
 import time
 
 import pytest
-
 from archive_truth import archived_lines, archived_versions, versions_in_snapshots
 from conftest import Collector
 from fake_polisen import FakePolisenServer
+
 from run_lock import RunLock
 
 
@@ -23,7 +23,9 @@ def test_first_run_writes_one_object_per_local_date_and_the_state(collector, sna
     assert result.returncode == 0, result.stdout + result.stderr
     events = json.loads(snapshot_bodies[0])
     lines = archived_lines(collector.data_dir)
-    assert sorted(json.dumps(e, sort_keys=True) for _, e in lines) == sorted(json.dumps(e, sort_keys=True) for e in events)
+    assert sorted(json.dumps(e, sort_keys=True) for _, e in lines) == sorted(
+        json.dumps(e, sort_keys=True) for e in events
+    )
     for name, event in lines:
         local_day = event["datetime"].split(" ")[0]
         assert name.startswith("events/" + local_day.replace("-", "/") + "/events-"), (name, event["datetime"])
@@ -171,7 +173,8 @@ def test_overlapping_cron_runs_store_each_event_once(collector, fake_api):
 
 @pytest.mark.parametrize("env,message", [
     ({"STORAGE": "s3"}, "STORAGE='s3' is invalid: must be one of local, oci"),
-    ({"POLISEN_API_URL": "http://polisen.se/api/events"}, "POLISEN_API_URL='http://polisen.se/api/events' is invalid: must use https"),
+    ({"POLISEN_API_URL": "http://polisen.se/api/events"},
+     "POLISEN_API_URL='http://polisen.se/api/events' is invalid: must use https"),
     ({"POLISEN_API_URL": "polisen.se"}, "POLISEN_API_URL='polisen.se' is invalid"),
     ({"API_READ_TIMEOUT": "soon"}, "API_READ_TIMEOUT='soon' is invalid"),
     ({"API_MAX_RETRIES": "-1"}, "API_MAX_RETRIES='-1' is invalid: must not be negative"),
@@ -181,7 +184,8 @@ def test_overlapping_cron_runs_store_each_event_once(collector, fake_api):
 def test_bad_configuration_is_one_line_and_exit_2_before_any_request(collector, fake_api, env, message):
     result = collector.run(env=env)
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == [f"configuration error: {result.stderr.split('error: ', 1)[1].strip()}"]
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert result.stderr.startswith("configuration error: ")
     assert message in result.stderr
     assert fake_api.requests == []
 
@@ -203,7 +207,8 @@ def test_env_file_settings_are_read_and_flags_override_them(collector, fake_api,
                             env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
     assert (tmp_path / "from-env-file" / "metadata" / "last_seen.json").exists()
-    flagged = subprocess.run(collector.command()[:2] + ["--env-file", str(env_file), "--data-dir", str(tmp_path / "flag")],
+    flags = ["--env-file", str(env_file), "--data-dir", str(tmp_path / "flag")]
+    flagged = subprocess.run(collector.command()[:2] + flags,
                              cwd=collector.workdir, env=env, capture_output=True, text=True, timeout=60)
     assert flagged.returncode == 0
     assert (tmp_path / "flag" / "metadata" / "last_seen.json").exists()

@@ -7,7 +7,6 @@ import shutil
 import signal
 
 import pytest
-
 from archive_truth import archived_lines, canonical, versions_in_snapshots
 
 # Snapshot 1 stores a few new events; at snapshot 48 event 636277 has just been edited
