@@ -212,3 +212,13 @@ def test_env_file_settings_are_read_and_flags_override_them(collector, fake_api,
                              cwd=collector.workdir, env=env, capture_output=True, text=True, timeout=60)
     assert flagged.returncode == 0
     assert (tmp_path / "flag" / "metadata" / "last_seen.json").exists()
+
+
+def test_log_file_rotates_at_its_size_limit_and_says_when_http_is_used(collector, fake_api):
+    for _ in range(8):
+        assert collector.run(env={"LOG_MAX_BYTES": "1000", "LOG_BACKUP_COUNT": "2"}).returncode == 0
+    logs = sorted(path.name for path in collector.log_dir.glob("polisen-collector.log*"))
+    assert logs == ["polisen-collector.log", "polisen-collector.log.1", "polisen-collector.log.2"]
+    assert all((collector.log_dir / name).stat().st_size <= 1000 for name in logs)
+    text = "".join((collector.log_dir / name).read_text() for name in logs)
+    assert "using plain http for loopback API" in text
