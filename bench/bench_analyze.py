@@ -57,7 +57,6 @@ def generate(directory: Path, runs: int, seed: int = 1) -> int:
             error_type, message = rng.choice(ERRORS)
             metrics.errors = [{"type": error_type, "message": message, "time": started.isoformat(), "step": "api_fetch"}]
             metrics.timings["api_fetch"] = round(fetch + 7, 6)
-            metrics.counts = {"retries": 3}
             outcome = "failed"
         elif roll < 0.017:
             metrics.timings, outcome = {}, "locked"
