@@ -7,13 +7,14 @@ the lock taken) a health file, whether it succeeded or failed.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from archive import new_run_id
 from collector import ApiCache, RunReport, collect
 from config import ConfigError, Settings
 from health_file import write_health
-from performance_metrics import RunMetrics
+from performance_metrics import RunMetrics, prune_metrics, write_prometheus_textfile
 from polisen_api import ApiError, ApiOptions, PolisenClient
 from run_lock import LockHeld, RunLock
 from storage import StorageError, open_storage
@@ -98,8 +99,14 @@ def _run_locked(settings: Settings, run_id: str, metrics: RunMetrics, dry_run: b
 def _save_metrics(settings: Settings, metrics: RunMetrics) -> None:
     try:
         metrics.save(settings.metrics_dir)
+        prune_metrics(settings.metrics_dir, settings.metrics_retention_days)
     except OSError as error:
         log.warning("could not write the metrics file in %s: %s", settings.metrics_dir, error)
+    if settings.prometheus_textfile_dir and metrics.outcome != "locked":
+        try:
+            write_prometheus_textfile(Path(settings.prometheus_textfile_dir), metrics)
+        except OSError as error:
+            log.warning("could not write the Prometheus textfile in %s: %s", settings.prometheus_textfile_dir, error)
 
 
 def _save_health(settings: Settings, metrics: RunMetrics, report: RunReport, error: BaseException | None) -> None:

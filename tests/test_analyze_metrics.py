@@ -1,0 +1,272 @@
+"""analyze_metrics.py as a real process over generated histories whose statistics are known."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+START = datetime(2026, 4, 20, 0, 0, tzinfo=UTC)
+SLOTS = 6 * 7 * 48  # six weeks of runs every 30 minutes
+MISSING = set(range(100, 105)) | set(range(1500, 1530))
+DOCUMENTED_KEYS = {"metrics_dir", "since", "period", "files", "outcomes", "success_rate", "failure_rate",
+                   "top_errors", "steps", "events", "bytes_wire", "schedule", "trends"}
+STATS = {"count", "mean", "median", "p95", "min", "max", "stdev"}
+
+
+def history() -> list[dict]:
+    """Metrics documents in the collector's format, with outcomes, failures and gaps at known places."""
+    runs = []
+    for slot in range(SLOTS):
+        if slot in MISSING:
+            continue
+        started = START + timedelta(minutes=30 * slot, seconds=slot % 7, milliseconds=slot % 997)
+        run_id = f"{started:%Y%m%dT%H%M%S}.{started.microsecond // 1000:03d}Z-{slot:06x}"
+        fetch = 0.4 + (slot % 13) / 100 + slot / SLOTS
+        doc = {"run_id": run_id, "version": "1.0.0", "started_at": started.isoformat(),
+               "finished_at": (started + timedelta(seconds=2)).isoformat(), "outcome": "success",
+               "timings": {}, "counts": {}, "errors": []}
+        if slot % 97 == 3:
+            doc["outcome"] = "locked"
+            doc["errors"] = [{"type": "LockHeld", "message": "another run holds the lock", "time": run_id}]
+        elif slot % 50 == 7 or slot % 61 == 11:
+            doc["outcome"] = "failed"
+            message = "HTTP 503 (after 3 retries)" if slot % 50 == 7 else "empty body (after 3 retries)"
+            doc["errors"] = [{"type": "ApiError", "message": message, "time": run_id, "step": "api_fetch"}]
+            doc["timings"] = {"api_fetch": fetch + 7, "total": fetch + 7.01}
+            doc["counts"] = {"retries": 3}
+        else:
+            doc["timings"] = {"metadata_fetch": 0.01 + (slot % 3) / 1000, "api_fetch": fetch,
+                              "deduplication": 0.005, "save_events": 0.02 + (slot % 5) / 100,
+                              "metadata_update": 0.03, "total": fetch + 0.2}
+            doc["counts"] = {"http_status": 200, "bytes_wire": 20000 + (slot % 11) * 100, "bytes_decoded": 170000,
+                             "retries": 0, "api_requests": 1, "api_events": 500, "new_events": slot % 5,
+                             "updated_events": int(slot % 40 == 0), "unchanged_events": 490, "invalid_events": 0}
+        runs.append(doc)
+    return runs
+
+
+def write_history(directory: Path, runs: list[dict]) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    for doc in runs:
+        (directory / f"run-{doc['run_id']}.json").write_text(json.dumps(doc, indent=2))
+
+
+def analyze(metrics_dir: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(REPO / "analyze_metrics.py"), "--metrics-dir", str(metrics_dir),
+         "--env-file", str(metrics_dir.parent / "none.env"), *args],
+        capture_output=True, text=True, timeout=60, cwd=metrics_dir.parent, check=False,
+        env={**{k: v for k, v in os.environ.items() if not k.startswith(("METRICS_", "RUN_"))}, **(env or {})},
+    )
+
+
+def expected_stats(values: list[float]) -> dict:
+    return {"count": len(values), "mean": statistics.mean(values), "median": statistics.median(values),
+            "p95": statistics.quantiles(values, n=20, method="inclusive")[18], "min": min(values),
+            "max": max(values), "stdev": statistics.stdev(values)}
+
+
+def started(doc: dict) -> datetime:
+    return datetime.fromisoformat(doc["started_at"])
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory) -> tuple[Path, list[dict]]:
+    runs = history()
+    directory = tmp_path_factory.mktemp("analysis") / "metrics"
+    write_history(directory, runs)
+    return directory, runs
+
+
+def test_json_report_holds_exactly_the_statistics_of_the_history(generated):
+    directory, runs = generated
+    done = analyze(directory, "--json")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    doc = json.loads(done.stdout)
+    assert set(doc) == DOCUMENTED_KEYS
+
+    collecting = [r for r in runs if r["outcome"] != "locked"]
+    successful = [r for r in runs if r["outcome"] == "success"]
+    assert doc["period"] == {"runs": len(runs), "first_run": runs[0]["started_at"], "last_run": runs[-1]["started_at"]}
+    assert doc["files"] == {"read": len(runs), "skipped": 0, "skipped_files": []}
+    outcomes = Counter(r["outcome"] for r in runs)
+    assert doc["outcomes"] == dict(outcomes)
+    assert doc["success_rate"] == pytest.approx(outcomes["success"] / len(runs), rel=1e-12)
+    assert doc["failure_rate"] == pytest.approx(outcomes["failed"] / len(runs), rel=1e-12)
+    errors = Counter(f"{e['type']}: {e['message']}" for r in runs for e in r["errors"])
+    assert doc["top_errors"] == [{"error": text, "count": n} for text, n in errors.most_common(5)]
+
+    assert list(doc["steps"]) == ["api_fetch", "metadata_fetch", "deduplication", "save_events",
+                                  "metadata_update", "total"]
+    for step, stats in doc["steps"].items():
+        assert set(stats) == STATS
+        assert stats == pytest.approx(expected_stats([r["timings"][step] for r in collecting if step in r["timings"]]),
+                                      rel=1e-12), step
+    for kind in ("new", "updated"):
+        values = [r["counts"][f"{kind}_events"] for r in successful]
+        assert doc["events"][kind] == pytest.approx({**expected_stats(values), "total": sum(values)}, rel=1e-12)
+
+    wire = [r for r in runs if "bytes_wire" in r["counts"]]
+    assert doc["bytes_wire"]["per_run"] == pytest.approx(expected_stats([r["counts"]["bytes_wire"] for r in wire]))
+    assert doc["bytes_wire"]["total"] == sum(r["counts"]["bytes_wire"] for r in wire)
+    months = {}
+    for r in wire:
+        month = months.setdefault(r["started_at"][:7], {"runs": 0, "bytes": 0})
+        month["runs"] += 1
+        month["bytes"] += r["counts"]["bytes_wire"]
+    assert doc["bytes_wire"]["per_month"] == months and list(months) == ["2026-04", "2026-05"]
+
+    schedule = doc["schedule"]
+    assert schedule["interval_minutes"] == 30
+    assert schedule["expected_runs"] == SLOTS
+    assert schedule["missed_runs"] == len(MISSING)
+    assert [(g["after"], g["before"], g["missed_runs"]) for g in schedule["gaps"]] == [
+        (runs[99]["started_at"], runs[100]["started_at"], 5),
+        (runs[1494]["started_at"], runs[1495]["started_at"], 30),
+    ]
+
+
+def test_trends_compare_this_week_with_the_four_weeks_before(generated):
+    directory, runs = generated
+    doc = json.loads(analyze(directory, "--json").stdout)
+    newest = started(runs[-1])
+
+    def week(doc_run: dict) -> int:
+        return int((newest - started(doc_run)) / timedelta(days=7))
+
+    def api_fetch_mean(weeks: range) -> float:
+        return statistics.mean(r["timings"]["api_fetch"] for r in runs
+                               if r["outcome"] != "locked" and week(r) in weeks)
+
+    trend = doc["trends"]["api_fetch_seconds"]
+    assert trend["this_week"] == pytest.approx(api_fetch_mean(range(1)), rel=1e-12)
+    assert trend["weeks_before"] == pytest.approx(api_fetch_mean(range(1, 5)), rel=1e-12)
+    assert trend["change"] == pytest.approx(trend["this_week"] / trend["weeks_before"] - 1, rel=1e-12)
+    weekly = [None] * 6 + [api_fetch_mean(range(w, w + 1)) for w in range(5, -1, -1)]
+    assert trend["weekly"] == pytest.approx(weekly, rel=1e-12)
+    bars = trend["sparkline"]
+    assert bars[:6] == " " * 6 and bars[6] == "▁" and bars[-1] == "█", bars
+    assert list(bars[6:]) == sorted(bars[6:]), "api_fetch grows steadily in the history"
+    runs_per_week = Counter(week(r) for r in runs)
+    assert doc["trends"]["runs"]["weekly"] == [0] * 6 + [runs_per_week[w] for w in range(5, -1, -1)]
+    success = doc["trends"]["success_rate"]
+    this_week = [r for r in runs if week(r) == 0]
+    assert success["this_week"] == pytest.approx(sum(r["outcome"] == "success" for r in this_week) / len(this_week))
+
+
+def test_text_report_shows_each_section(generated):
+    directory, runs = generated
+    done = analyze(directory)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert out.startswith(f"{len(runs):,} runs in {directory} from 2026-04-20 00:00 to ")
+    for expected in ("Step timings (s)", "  api_fetch ", "Events per successful run", "  new ", "  updated ",
+                     "Most common errors:", "ApiError: HTTP 503 (after 3 retries)", "Bytes on the wire per run",
+                     "  2026-04 ", "  2026-05 ", f"{len(MISSING)} missed in 2 gaps", "This week: success rate"):
+        assert expected in out, expected
+
+
+def test_since_and_days_read_only_recent_runs(generated, tmp_path):
+    directory, runs = generated
+    since = datetime(2026, 5, 25, tzinfo=UTC)
+    doc = json.loads(analyze(directory, "--json", "--since", "2026-05-25").stdout)
+    assert doc["period"]["runs"] == sum(started(r) >= since for r in runs)
+    assert doc["since"] == since.isoformat()
+
+    recent = tmp_path / "metrics"
+    now = datetime.now(UTC)
+    shifted = []
+    for hours in (1, 30, 50, 24 * 3 + 1, 24 * 8):
+        moment = now - timedelta(hours=hours)
+        shifted.append({**runs[10], "run_id": f"{moment:%Y%m%dT%H%M%S}.000Z-{hours:06d}",
+                        "started_at": moment.isoformat()})
+    write_history(recent, shifted)
+    assert json.loads(analyze(recent, "--json", "--days", "3").stdout)["period"]["runs"] == 3
+    done = analyze(recent, "--days", "0")
+    assert done.returncode == 2 and "--days" in done.stderr
+
+
+def test_unreadable_and_partial_files_are_skipped_counted_and_named(generated, tmp_path):
+    _, runs = generated
+    directory = tmp_path / "metrics"
+    write_history(directory, runs[:20])
+    good = json.dumps(runs[20], indent=2)
+    bad = {
+        "run-20260601T000000.000Z-000001.json": good[: len(good) // 2],
+        "run-20260601T000000.000Z-000002.json": "",
+        "run-20260601T000000.000Z-000003.json": "[1, 2]",
+        "run-20260601T000000.000Z-000004.json": json.dumps({**runs[20], "counts": None}),
+        "run-20260601T000000.000Z-000005.json": json.dumps({k: v for k, v in runs[20].items() if k != "outcome"}),
+        "run-20260601T000000.000Z-000006.json": json.dumps({**runs[20], "timings": {"total": "slow"}}),
+        "run-20260601T000000.000Z-000007.json": json.dumps({**runs[20], "started_at": "yesterday"}),
+    }
+    for name, text in bad.items():
+        (directory / name).write_text(text)
+    (directory / "run-20260601T000000.000Z-000008.json").write_bytes(b"\xff\xfe{")
+
+    done = analyze(directory, "--json")
+    assert done.returncode == 0
+    doc = json.loads(done.stdout)
+    assert doc["files"]["read"] == 20 and doc["period"]["runs"] == 20
+    assert doc["files"]["skipped"] == 8
+    assert [f["file"] for f in doc["files"]["skipped_files"]] == sorted([*bad, "run-20260601T000000.000Z-000008.json"])
+    assert "warning: skipped 8 unreadable or partial metrics files" in done.stderr
+    assert "run-20260601T000000.000Z-000001.json: not valid JSON" in done.stderr
+    assert "... and 3 more" in done.stderr
+    assert "Traceback" not in done.stderr
+
+    text = analyze(directory)
+    assert text.returncode == 0 and text.stdout.startswith("20 runs in ")
+
+
+def test_no_metrics_yet_is_a_friendly_exit_0(tmp_path):
+    missing = tmp_path / "metrics"
+    done = analyze(missing)
+    assert done.returncode == 0
+    assert done.stdout.startswith(f"No metrics yet in {missing}")
+    doc = json.loads(analyze(missing, "--json").stdout)
+    assert set(doc) == DOCUMENTED_KEYS
+    assert doc["period"] == {"runs": 0, "first_run": None, "last_run": None}
+    assert doc["steps"] == {} and doc["trends"] == {} and doc["events"]["new"]["count"] == 0
+
+
+def test_interval_comes_from_the_setting(generated):
+    directory, runs = generated
+    doc = json.loads(analyze(directory, "--json", env={"RUN_INTERVAL_MINUTES": "15"}).stdout)
+    assert doc["schedule"]["interval_minutes"] == 15
+    ordinary_pairs = len(runs) - 1 - 2
+    assert doc["schedule"]["missed_runs"] == ordinary_pairs * 1 + (2 * 5 + 1) + (2 * 30 + 1)
+    bad = analyze(directory, env={"RUN_INTERVAL_MINUTES": "soon"})
+    assert bad.returncode == 2 and bad.stderr.startswith("configuration error: RUN_INTERVAL_MINUTES=")
+
+
+def test_plot_writes_a_png(generated, tmp_path):
+    directory, _ = generated
+    picture = tmp_path / "trends.png"
+    done = analyze(directory, "--plot", str(picture))
+    assert done.returncode == 0, done.stderr
+    data = picture.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(data) > 20_000
+
+
+def test_plot_without_matplotlib_says_how_to_install_it(generated, tmp_path):
+    directory, _ = generated
+    stub = tmp_path / "stub" / "matplotlib"
+    stub.mkdir(parents=True)
+    (stub / "__init__.py").write_text("raise ImportError('No module named matplotlib')\n")
+    done = analyze(directory, "--plot", str(tmp_path / "x.png"), env={"PYTHONPATH": str(stub.parent)})
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "--plot needs matplotlib, an optional extra: python3 -m pip install -r requirements-extras.txt")
+    assert not (tmp_path / "x.png").exists()
