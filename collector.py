@@ -122,8 +122,8 @@ def find_changes(events: list[Event], seen: dict[int, Entry]) -> Changes:
 
 
 def load_or_recover_state(storage: Storage, run_id: str, retention_days: int) -> State:
-    today = utc_today()
     """The state, rebuilt from the archive when it is missing or corrupt but events exist."""
+    today = utc_today()
     try:
         state = load_state(storage)
     except CorruptState as error:

@@ -53,21 +53,7 @@ class Storage(Protocol):
         if_none_match: bool = False,
     ) -> str: ...
 
-    def list(self, prefix: str) -> Iterator[str]:
-        """Names under `prefix`, sorted; walks only the folder the prefix points into."""
-        folder = prefix.rpartition("/")[0]
-        start = self.root.joinpath(*folder.split("/")) if folder else self.root
-        names = []
-        for dirpath, dirnames, filenames in os.walk(start):
-            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-            rel_dir = Path(dirpath).relative_to(self.root).as_posix()
-            for filename in filenames:
-                if filename.startswith("."):
-                    continue
-                name = filename if rel_dir == "." else f"{rel_dir}/{filename}"
-                if name.startswith(prefix):
-                    names.append(name)
-        return iter(sorted(names))
+    def list(self, prefix: str) -> Iterator[str]: ...
 
     def delete(self, name: str) -> None: ...
 
@@ -156,15 +142,17 @@ class LocalStorage:
             raise StorageError(f"cannot write {name} in {self.description}: {error}") from error
 
     def list(self, prefix: str) -> Iterator[str]:
-        """Names under `prefix`, sorted, skipping temp files of writes in progress."""
+        """Names under `prefix`, sorted; walks only the folder the prefix points into and skips temp files."""
+        folder = prefix.rpartition("/")[0]
+        start = self.root.joinpath(*folder.split("/")) if folder else self.root
         names = []
-        for dirpath, dirnames, filenames in os.walk(self.root):
+        for dirpath, dirnames, filenames in os.walk(start):
             dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-            rel_dir = os.path.relpath(dirpath, self.root)
+            rel_dir = Path(dirpath).relative_to(self.root).as_posix()
             for filename in filenames:
                 if filename.startswith("."):
                     continue
-                name = filename if rel_dir == "." else f"{rel_dir.replace(os.sep, '/')}/{filename}"
+                name = filename if rel_dir == "." else f"{rel_dir}/{filename}"
                 if name.startswith(prefix):
                     names.append(name)
         return iter(sorted(names))
