@@ -197,7 +197,7 @@ def parquet_schema():
 
     return pa.schema([
         ("id", pa.int64()),
-        ("datetime", pa.timestamp("s", tz=PARQUET_EVENT_TZ)),
+        ("datetime", pa.timestamp("ms", tz=PARQUET_EVENT_TZ)),
         ("name", pa.string()),
         ("summary", pa.string()),
         ("url", pa.string()),
