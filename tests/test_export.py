@@ -241,23 +241,29 @@ def test_uninterrupted_compaction_takes_180_store_writes(workspace, tmp_path):
     assert (calls["put"], calls["delete"]) == (56, 124)
 
 
-def test_collecting_into_compacted_days_and_rebuilding_the_state(tmp_path, fake_api, snapshot_bodies, archive):
-    collector = Collector(tmp_path, fake_api.url)
-    half = len(snapshot_bodies) // 2
-    replay(fake_api, collector, range(half))
-    assert compact(collector).returncode == 0
-    replay(fake_api, collector, range(half, len(snapshot_bodies)))
-    assert compact(collector).returncode == 0
+def test_collecting_into_compacted_days_and_rebuilding_the_state(tmp_path, snapshot_bodies):
+    """Every other snapshot, compacting halfway: later versions land in compacted days and merge."""
+    bodies = snapshot_bodies[::2]
+    truth = versions_in_snapshots(bodies)
+    assert sum(len(contents) > 1 for contents in truth.values()) >= 5
+    with FakePolisenServer(bodies) as server:
+        collector = Collector(tmp_path, server.url)
+        replay(server, collector, range(len(bodies) // 2))
+        assert compact(collector).returncode == 0
+        replay(server, collector, range(len(bodies) // 2, len(bodies)))
+        assert compact(collector).returncode == 0
 
-    truth = versions_in_snapshots(snapshot_bodies)
-    assert archived_versions(collector.data_dir) == truth
-    assert [without_collected(r) for r in export_rows(collector, "--all-versions")] == \
-        [without_collected(r) for r in export_rows(archive, "--all-versions")]
+        assert archived_versions(collector.data_dir) == truth
+        assert [without_collected(r) for r in export_rows(collector, "--all-versions")] == [
+            expected_row(content, len(truth[event_id]))
+            for event_id in sorted(truth, key=lambda i: (json.loads(truth[i][0])["datetime"][:10], i))
+            for content in truth[event_id]
+        ]
 
-    (collector.data_dir / "metadata" / "last_seen.json").unlink()
-    result = collector.run()
+        (collector.data_dir / "metadata" / "last_seen.json").unlink()
+        result = collector.run()
     assert result.returncode == 0, result.stdout[-500:]
-    assert "rebuilt the state from the archive: 1722 ids" in result.stdout
+    assert f"rebuilt the state from the archive: {len(truth)} ids" in result.stdout
     assert archived_versions(collector.data_dir) == truth
     assert {int(k): v[0] for k, v in collector.state()["seen"].items()} == {
         event_id: content_hash(json.loads(contents[-1])) for event_id, contents in truth.items()
