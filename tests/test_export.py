@@ -18,6 +18,7 @@ from fake_polisen import FakePolisenServer
 
 from events import content_hash, parse_event_datetime
 from exporter import ExportOptions, ExportSummary, iter_rows, write_jsonl
+from run_lock import RunLock
 from storage import LocalStorage
 
 KILL_SCRIPT = "tests/compact_with_kill.py"
@@ -268,3 +269,22 @@ def test_collecting_into_compacted_days_and_rebuilding_the_state(tmp_path, snaps
     assert {int(k): v[0] for k, v in collector.state()["seen"].items()} == {
         event_id: content_hash(json.loads(contents[-1])) for event_id, contents in truth.items()
     }
+
+
+def test_compaction_leaves_a_day_with_an_unreadable_line_and_waits_for_the_lock(workspace):
+    folder = workspace.data_dir / "events" / "2026" / "05" / "25"
+    before = sorted(p.name for p in folder.iterdir())
+    with (folder / before[0]).open("a", encoding="utf-8") as handle:
+        handle.write('{"id": 636277, "datetime": "2026-05-25 11\n')
+
+    workspace.log_dir.mkdir()
+    with RunLock(workspace.log_dir / "collect_events.lock"):
+        locked = compact(workspace)
+    assert locked.returncode == 3
+    assert sorted(p.name for p in folder.iterdir()) == before
+
+    result = compact(workspace)
+    assert result.returncode == 0, result.stdout[-500:]
+    assert f"not compacting 2026-05-25: unreadable line events/2026/05/25/{before[0]} line" in result.stdout
+    assert "27 days compacted" in result.stdout
+    assert sorted(p.name for p in folder.iterdir()) == before
