@@ -26,6 +26,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--metrics-dir", help="per-run metrics folder (METRICS_DIR)")
     parser.add_argument("--env-file", default=".env", help="file of KEY=VALUE settings (default .env)")
     parser.add_argument("--dry-run", action="store_true", help="fetch and report, write nothing")
+    parser.add_argument("--compact", action="store_true",
+                        help="do not fetch: merge the per-run objects of days older than COMPACT_AFTER_DAYS")
     return parser.parse_args(argv)
 
 
@@ -58,8 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     from log_setup import setup_logging
 
     setup_logging(settings.log_dir, settings.log_level, settings.log_max_bytes, settings.log_backup_count)
-    from collection_run import run_once
+    from collection_run import run_compaction, run_once
 
+    if args.compact:
+        return run_compaction(settings)
     return run_once(settings, dry_run=args.dry_run)
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from archive import new_run_id
-from collector import ApiCache, RunReport, collect
+from collector import ApiCache, RunReport, collect, utc_today
 from config import ConfigError, Settings
 from health_file import write_health
 from performance_metrics import RunMetrics, prune_metrics, write_prometheus_textfile
@@ -53,6 +53,27 @@ def run_once(settings: Settings, dry_run: bool = False) -> int:
         return _run_locked(settings, run_id, metrics, dry_run)
     finally:
         lock.release()
+
+
+def run_compaction(settings: Settings) -> int:
+    """Compact old days under the collectors' lock, so no run on this host writes meanwhile."""
+    lock = RunLock(settings.lock_path)
+    try:
+        lock.acquire()
+    except LockHeld as error:
+        log.error("%s", error)
+        return EXIT_LOCKED
+    try:
+        from compaction import compact
+
+        report = compact(open_storage(settings), utc_today(), settings.compact_after_days)
+    except (ConfigError, StorageError) as failure:
+        log.error("compaction failed: %s", failure)
+        return EXIT_CONFIG if isinstance(failure, ConfigError) else EXIT_FAILED
+    finally:
+        lock.release()
+    log.info("%s", report)
+    return EXIT_OK
 
 
 def _run_locked(settings: Settings, run_id: str, metrics: RunMetrics, dry_run: bool) -> int:

@@ -14,8 +14,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
-from archive import BadLine, day_of_object, iter_object_lines, list_event_objects
-from events import InvalidEvent, validate_event
+from archive import collection_time, group_by_day, list_event_objects, read_versions
 from storage import Storage, StorageError
 
 log = logging.getLogger("polisen.state")
@@ -92,41 +91,31 @@ def prune(seen: dict[int, Entry], today: date, retention_days: int) -> dict[int,
     return {event_id: entry for event_id, entry in seen.items() if entry[2] >= cutoff}
 
 
-def collected_day(object_name: str) -> str | None:
-    """The UTC day a per-run object was written, from the run id in its name."""
-    filename = object_name.rsplit("/", 1)[-1]
-    if not filename.startswith("events-") or len(filename) < 15:
-        return None
-    stamp = filename[len("events-"):len("events-") + 8]
-    try:
-        return date(int(stamp[:4]), int(stamp[4:6]), int(stamp[6:8])).isoformat()
-    except ValueError:
-        return None
-
-
 def rebuild_from_archive(storage: Storage, today: date, retention_days: int) -> dict[int, Entry]:
     """Recreate the state by reading the whole archive, the latest version of each id winning.
 
     The whole archive, because an event's date says nothing about when it was stored.
-    An id's last-seen day becomes the day its object was written (or its event date).
+    An id's last-seen day becomes the day its latest version was collected (or its event date).
     """
     names = list_event_objects(storage)
     seen: dict[int, Entry] = {}
+    latest_run: dict[int, str] = {}
     bad = 0
-    for name in names:
-        written = collected_day(name) or day_of_object(name).isoformat()
-        for item in iter_object_lines(storage, name):
-            if isinstance(item, BadLine):
-                bad += 1
-                log.warning("skipping unreadable archive line: %s", item)
-                continue
-            try:
-                event = validate_event(item)
-            except InvalidEvent as error:
-                bad += 1
-                log.warning("skipping invalid archived event in %s: %s", name, error)
-                continue
-            seen[event.id] = (event.hash, event.day, max(written, seen.get(event.id, ("", "", ""))[2]))
+    for day, day_names in group_by_day(names):
+        found = read_versions(storage, day_names)
+        for line in found.bad:
+            log.warning("skipping unreadable archive line: %s", line)
+        bad += len(found.bad)
+        for version in found.versions:
+            event = version.event
+            collected = collection_time(version.last_run)
+            written = collected.date().isoformat() if collected else day.isoformat()
+            last_seen = max(written, seen.get(event.id, ("", "", ""))[2])
+            if version.last_run >= latest_run.get(event.id, ""):
+                latest_run[event.id] = version.last_run
+                seen[event.id] = (event.hash, event.day, last_seen)
+            else:
+                seen[event.id] = (*seen[event.id][:2], last_seen)
     log.warning("rebuilt the state from the archive: %d ids from %d objects (%d bad lines)",
                 len(seen), len(names), bad)
     return prune(seen, today, retention_days)
