@@ -37,7 +37,12 @@ class Verdict:
         return self.state == OK
 
     def perfdata(self, warning: timedelta | None = None, critical: timedelta | None = None) -> str:
-        """Monitoring-plugin performance data: `age=720s;2700;5400;0 events=5;;;0 duration=1.2s;;;0`."""
+        """Monitoring-plugin performance data: `age=720s;2700;5400;0 events=5;;;0 duration=1.2s;;;0`.
+
+        None when the file is unusable: figures from a file that is wrong elsewhere are not trusted.
+        """
+        if self.state == UNKNOWN:
+            return ""
         parts = []
         if self.age_seconds is not None:
             thresholds = ";".join(
@@ -85,17 +90,17 @@ def _judge(health: dict[str, Any], path: Path, warning: timedelta, critical: tim
     last_run = _timestamp(health, "last_run")
     status = health["status"]
     if status not in ("success", "failed"):
-        raise _Unusable(f"status {_show(status)} is neither 'success' nor 'failed'")
+        raise _Unusable(f"status {_quote(status)} is neither 'success' nor 'failed'")
     events = _count(health, "events_processed")
     duration = _seconds(health, "execution_time")
     if events is None:
-        raise _Unusable(f"events_processed {_show(health['events_processed'])} is not a count")
+        raise _Unusable(f"events_processed {_quote(health['events_processed'])} is not a count")
     if duration is None:
-        raise _Unusable(f"execution_time {_show(health['execution_time'])} is not a number of seconds")
+        raise _Unusable(f"execution_time {_quote(health['execution_time'])} is not a number of seconds")
     last_success = _timestamp(health, "last_success") if health.get("last_success") is not None else None
     failures = _count(health, "consecutive_failures") if health.get("consecutive_failures") is not None else None
     if "consecutive_failures" in health and health["consecutive_failures"] is not None and failures is None:
-        raise _Unusable(f"consecutive_failures {_show(health['consecutive_failures'])} is not a count")
+        raise _Unusable(f"consecutive_failures {_quote(health['consecutive_failures'])} is not a count")
 
     age = now - last_run
     details = []
@@ -142,13 +147,13 @@ def _judge(health: dict[str, Any], path: Path, warning: timedelta, critical: tim
 def _timestamp(health: dict[str, Any], name: str) -> datetime:
     value = health[name]
     if not isinstance(value, str):
-        raise _Unusable(f"{name} {_show(value)} is not a timestamp")
+        raise _Unusable(f"{name} {_quote(value)} is not a timestamp")
     try:
         stamp = datetime.fromisoformat(value.strip())
     except ValueError:
-        raise _Unusable(f"{name} {_show(value)} is not an ISO 8601 timestamp") from None
+        raise _Unusable(f"{name} {_quote(value)} is not an ISO 8601 timestamp") from None
     if stamp.tzinfo is None or stamp.utcoffset() is None:
-        raise _Unusable(f"{name} {_show(value)} has no UTC offset, so its age is unknown")
+        raise _Unusable(f"{name} {_quote(value)} has no UTC offset, so its age is unknown")
     return stamp
 
 
@@ -174,6 +179,10 @@ def _error_text(error: Any) -> str:
     else:
         text = _show(error, 300)
     return text
+
+
+def _quote(value: Any) -> str:
+    return _show(repr(value))
 
 
 def _show(value: Any, limit: int = 80) -> str:
