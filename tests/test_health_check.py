@@ -11,11 +11,11 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from conftest import REPO
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 import health_check
-from conftest import REPO
 from health_file import write_health
 from health_server import HealthCollector
 
@@ -91,8 +91,8 @@ def test_failed_last_run_says_since_when_and_why(capsys, health):
 def test_failure_without_any_success_on_record(capsys, health):
     record(health, 1, success=False, events=0, error=ValueError("empty body"))
     assert check(capsys, health) == (1, [
-        f"UNHEALTHY: last run 60 s ago failed: ValueError: empty body; no successful run on record; "
-        f"1 consecutive failure; {LOG_HINT}"])
+        (f"UNHEALTHY: last run 60 s ago failed: ValueError: empty body; no successful run on record; "
+        f"1 consecutive failure; {LOG_HINT}")])
 
 
 @pytest.mark.parametrize("content, message", [
@@ -147,8 +147,8 @@ def test_future_timestamps_beyond_skew_tolerance_are_unknown(capsys, health):
     health.write_text(fields(last_run=future.isoformat()))
     code, lines = check(capsys, health, "--nagios")
     assert code == 3
-    assert lines == [f"POLISEN_COLLECTOR UNKNOWN: last run is stamped 3 h in the future ({future.isoformat()}): "
-                     "the clocks of the collector's host and this one disagree, so its age is unknown; check NTP"]
+    assert lines == [(f"POLISEN_COLLECTOR UNKNOWN: last run is stamped 3 h in the future ({future.isoformat()}): "
+                     "the clocks of the collector's host and this one disagree, so its age is unknown; check NTP")]
     assert check(capsys, health)[0] == 1
 
 
@@ -187,7 +187,7 @@ def test_json_mode_prints_verdict_and_data(capsys, health):
 def test_usage_errors_are_unknown_in_nagios_mode(tmp_path):
     def run(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, str(REPO / "health_check.py"), *args], cwd=tmp_path,
-                              capture_output=True, text=True, timeout=30)
+                              capture_output=True, text=True, timeout=30, check=False)
 
     assert run("--nagios", "--warning", "100", "--critical", "50").returncode == 3
     assert run("--warning", "100", "--critical", "50").returncode == 2
@@ -204,15 +204,15 @@ def test_health_file_comes_from_health_file_or_log_dir_as_the_collector_has_it(t
 
     def run(extra_env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, str(REPO / "health_check.py"), "--env-file", "none.env", *args],
-                              cwd=tmp_path, env={**env, **extra_env}, capture_output=True, text=True, timeout=30)
+                              cwd=tmp_path, env={**env, **extra_env}, capture_output=True, text=True, timeout=30, check=False)
 
     assert run({}).stdout.startswith("HEALTHY: last run 5 min ago succeeded")
     assert run({"HEALTH_FILE": str(tmp_path / "elsewhere.json")}).stdout.startswith(
         "UNHEALTHY: last run 5 min ago failed: OSError: disk full")
     missing = run({"LOG_DIR": str(tmp_path / "custom-logs")})
     assert (missing.returncode, missing.stdout) == (
-        1, f"UNHEALTHY: health file {tmp_path / 'custom-logs' / 'health.json'} does not exist "
-           "(has the collector ever run?)\n")
+        1, (f"UNHEALTHY: health file {tmp_path / 'custom-logs' / 'health.json'} does not exist "
+           "(has the collector ever run?)\n"))
     (tmp_path / "site.env").write_text(f"HEALTH_FILE={tmp_path / 'elsewhere.json'}\n")
     assert run({}, "--env-file", "site.env").returncode == 1
     assert run({"HEALTH_FILE": str(tmp_path / "elsewhere.json")}, "--health-file", "logs/health.json").returncode == 0
@@ -231,10 +231,11 @@ def mangled_files(rng: random.Random) -> list[bytes]:
             data[rng.randrange(len(data))] = rng.randrange(256)
         files.append(bytes(data))
         files.append(text[: rng.randrange(len(text))])
-    for key in good:
-        for value in strange:
-            files.append(json.dumps({**good, key: value}).encode())
-        files.append(json.dumps({k: v for k, v in good.items() if k != key}).encode())
+    for base in (good, {**good, "status": "failed", "consecutive_failures": 2}):
+        for key in base:
+            for value in strange:
+                files.append(json.dumps({**base, key: value}).encode())
+            files.append(json.dumps({k: v for k, v in base.items() if k != key}).encode())
     return files
 
 
@@ -243,7 +244,7 @@ def test_no_content_of_the_file_makes_a_traceback(capsys, health):
     rng = random.Random(5)
     collector = HealthCollector(health, timedelta(minutes=45))
     files = mangled_files(rng)
-    assert len(files) == 369
+    assert len(files) == 488
     for data in files:
         health.write_bytes(data)
         plain, lines = check(capsys, health)
