@@ -35,7 +35,8 @@ def ping(url: str, success: bool, timeout: tuple[float, float] = TIMEOUT) -> boo
         )
         response.close()
     except requests.RequestException as error:
-        log.warning("dead-man's switch ping %s failed: %s", _redacted(target), error)
+        reason = str(error).replace(urlsplit(target).path, "/...")
+        log.warning("dead-man's switch ping %s failed (%s): %s", _redacted(target), type(error).__name__, reason)
         return False
     if not response.ok:
         log.warning("dead-man's switch ping %s answered HTTP %d", _redacted(target), response.status_code)
