@@ -6,6 +6,7 @@ bad value is reported as one line naming the variable before any work is done.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 from collections.abc import Callable, Mapping
@@ -297,10 +298,8 @@ def load_some(
     parsed: dict[str, Any] = {}
     for setting in SETTINGS:
         if setting.field in fields:
-            try:
+            with contextlib.suppress(ValueError):
                 parsed[setting.field] = setting.parse(values.get(setting.env, setting.default))
-            except ValueError:
-                pass
     return parsed
 
 

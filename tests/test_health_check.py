@@ -64,12 +64,14 @@ def test_stale_is_unhealthy_then_warning_then_critical(capsys, health):
     record(health, 60)
     assert check(capsys, health) == (1, [f"UNHEALTHY: no run for 60 min (limit 45 min): {STALE_HINT}"])
     code, lines = check(capsys, health, "--nagios")
-    assert code == 1 and lines[0].startswith(f"POLISEN_COLLECTOR WARNING: no run for 60 min (limit 45 min): {STALE_HINT} | age=360")
+    assert code == 1
+    assert lines[0].startswith(f"POLISEN_COLLECTOR WARNING: no run for 60 min (limit 45 min): {STALE_HINT} | age=360")
     assert check(capsys, health, "--max-age-minutes", "75")[0] == 0
 
     record(health, 100)
     code, lines = check(capsys, health, "--nagios")
-    assert code == 2 and lines[0].startswith(f"POLISEN_COLLECTOR CRITICAL: no run for 100 min (limit 90 min): {STALE_HINT} |")
+    assert code == 2
+    assert lines[0].startswith(f"POLISEN_COLLECTOR CRITICAL: no run for 100 min (limit 90 min): {STALE_HINT} |")
     code, lines = check(capsys, health, "--nagios", "--warning", "120", "--critical", "180")
     assert code == 0 and lines[0].endswith(";7200;10800;0 events=7;;;0 duration=1.500s;;;0")
 
@@ -204,7 +206,8 @@ def test_health_file_comes_from_health_file_or_log_dir_as_the_collector_has_it(t
 
     def run(extra_env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, str(REPO / "health_check.py"), "--env-file", "none.env", *args],
-                              cwd=tmp_path, env={**env, **extra_env}, capture_output=True, text=True, timeout=30, check=False)
+                              cwd=tmp_path, env={**env, **extra_env}, capture_output=True, text=True,
+                              timeout=30, check=False)
 
     assert run({}).stdout.startswith("HEALTHY: last run 5 min ago succeeded")
     assert run({"HEALTH_FILE": str(tmp_path / "elsewhere.json")}).stdout.startswith(

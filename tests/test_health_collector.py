@@ -66,7 +66,8 @@ def test_success_then_each_kind_of_failure_is_recorded(collector, fake_api):
     counts = last_metrics(collector)["counts"]
     assert first["events_processed"] == counts["new_events"] + counts["updated_events"] > 400
     assert (first["status"], first["error"], first["consecutive_failures"]) == ("success", None, 0)
-    assert first["last_success"] == first["last_run"] and datetime.fromisoformat(first["last_run"]).utcoffset() is not None
+    assert first["last_success"] == first["last_run"]
+    assert datetime.fromisoformat(first["last_run"]).utcoffset() is not None
     assert first["run_id"] == last_metrics(collector)["run_id"] and first["version"] and first["host"]
 
     fake_api.add_faults(*["status:503"] * 10)
@@ -78,10 +79,12 @@ def test_success_then_each_kind_of_failure_is_recorded(collector, fake_api):
     assert second["error"]["type"] and "503" in second["error"]["message"]
     fake_api.state.faults.clear()
 
-    down = collector.run(env={"POLISEN_API_URL": f"http://127.0.0.1:{closed_port()}/api/events", "API_MAX_RETRIES": "0"})
+    api_url = f"http://127.0.0.1:{closed_port()}/api/events"
+    down = collector.run(env={"POLISEN_API_URL": api_url, "API_MAX_RETRIES": "0"})
     assert down.returncode == 1
     third = collector.health()
-    assert (third["status"], third["consecutive_failures"], third["last_success"]) == ("failed", 2, first["last_success"])
+    assert (third["status"], third["consecutive_failures"], third["last_success"]) == (
+        "failed", 2, first["last_success"])
     assert "Connection refused" in third["error"]["message"], third["error"]
 
     bad = collector.run(env={"API_READ_TIMEOUT": "soon"})
@@ -89,7 +92,8 @@ def test_success_then_each_kind_of_failure_is_recorded(collector, fake_api):
     fourth = collector.health()
     assert (fourth["status"], fourth["consecutive_failures"], fourth["last_success"], fourth["error"]) == (
         "failed", 3, first["last_success"],
-        {"type": "ConfigError", "message": "API_READ_TIMEOUT='soon' is invalid: could not convert string to float: 'soon'"})
+        {"type": "ConfigError",
+         "message": "API_READ_TIMEOUT='soon' is invalid: could not convert string to float: 'soon'"})
 
     fake_api.advance()
     assert collector.run().returncode == 0
