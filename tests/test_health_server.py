@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO
-from prometheus_client import CONTENT_TYPE_LATEST
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from health_file import write_health
+from health_server import HealthCollector
 
 
 @pytest.fixture
@@ -113,3 +114,11 @@ def test_a_taken_port_is_one_line_and_exit_1(tmp_path, server):
     result = subprocess.run([sys.executable, str(REPO / "health_check.py"), "--serve", "--port", port],
                             cwd=tmp_path, capture_output=True, text=True, timeout=30, check=False)
     assert (result.returncode, result.stdout) == (1, f"cannot listen on 127.0.0.1:{port}: Address already in use\n")
+
+
+def test_alert_rules_use_only_metrics_the_endpoint_serves(tmp_path):
+    record(tmp_path / "health.json", 5, success=True)
+    served = {family.name for family in text_string_to_metric_families(
+        generate_latest(HealthCollector(tmp_path / "health.json", timedelta(minutes=45))).decode())}
+    used = set(re.findall(r"polisen_health_\w+", (REPO / "deploy" / "prometheus-alerts.yml").read_text()))
+    assert len(used) == 4 and used <= served, used - served
