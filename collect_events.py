@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 from config import ConfigError, Settings, check_writable_dir, load_settings
@@ -31,17 +32,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def cli_overrides(args: argparse.Namespace) -> dict[str, str | None]:
+    return {
+        "POLISEN_API_URL": args.api_url,
+        "DATA_DIR": args.data_dir,
+        "STORAGE": args.storage,
+        "LOG_DIR": args.log_dir,
+        "METRICS_DIR": args.metrics_dir,
+    }
+
+
 def build_settings(args: argparse.Namespace) -> Settings:
-    settings = load_settings(
-        overrides={
-            "POLISEN_API_URL": args.api_url,
-            "DATA_DIR": args.data_dir,
-            "STORAGE": args.storage,
-            "LOG_DIR": args.log_dir,
-            "METRICS_DIR": args.metrics_dir,
-        },
-        env_file=Path(args.env_file),
-    )
+    settings = load_settings(overrides=cli_overrides(args), env_file=Path(args.env_file))
     check_writable_dir(settings.log_dir, "LOG_DIR")
     check_writable_dir(settings.metrics_dir, "METRICS_DIR")
     if settings.storage == "local":
@@ -55,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = build_settings(args)
     except ConfigError as error:
         print(f"configuration error: {error}", file=sys.stderr)
+        record_config_failure(args, error)
         return 2
 
     from log_setup import setup_logging
@@ -65,6 +68,29 @@ def main(argv: list[str] | None = None) -> int:
     if args.compact:
         return run_compaction(settings)
     return run_once(settings, dry_run=args.dry_run)
+
+
+def record_config_failure(args: argparse.Namespace, error: ConfigError) -> None:
+    """Record the failure in the health file (and ping /fail) when the settings saying where still parse."""
+    from config import health_path_of, load_some
+    from health_file import write_health
+
+    try:
+        some = load_some(("health_file", "log_dir", "healthcheck_ping_url"),
+                         overrides=cli_overrides(args), env_file=Path(args.env_file))
+    except (OSError, ValueError) as failure:  # e.g. an unreadable .env: the config error is what matters
+        print(f"could not record the configuration error: {failure}", file=sys.stderr)
+        return
+    path = health_path_of(some.get("health_file"), some["log_dir"])
+    try:
+        write_health(path, finished_at=datetime.now(UTC), success=False,
+                     events_processed=0, execution_time=0.0, error=error)
+    except OSError as failure:
+        print(f"could not record the configuration error in {path}: {failure}", file=sys.stderr)
+    if some.get("healthcheck_ping_url"):
+        from healthcheck_ping import ping
+
+        ping(some["healthcheck_ping_url"], success=False)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """A run as cron sees it: take the lock, build the pieces, collect, record the outcome.
 
 Every run that gets past configuration leaves a metrics file and (unless it only found
-the lock taken) a health file, whether it succeeded or failed.
+the lock taken) a health file, whether it succeeded or failed. A run that finds the lock
+taken leaves the health file alone on purpose: the run holding the lock writes it when it
+ends, and a hung one lets it go stale, which is what monitoring must see.
 """
 
 from __future__ import annotations
@@ -114,6 +116,10 @@ def _run_locked(settings: Settings, run_id: str, metrics: RunMetrics, dry_run: b
         return exit_code
     _save_metrics(settings, metrics)
     _save_health(settings, metrics, report, error)
+    if settings.healthcheck_ping_url:
+        from healthcheck_ping import ping
+
+        ping(settings.healthcheck_ping_url, success=error is None)
     return exit_code
 
 

@@ -6,6 +6,7 @@ bad value is reported as one line naming the variable before any work is done.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 from collections.abc import Callable, Mapping
@@ -236,7 +237,7 @@ class Settings:
 
     @property
     def health_path(self) -> Path:
-        return Path(self.health_file) if self.health_file else self.log_dir / "health.json"
+        return health_path_of(self.health_file, self.log_dir)
 
     @property
     def lock_path(self) -> Path:
@@ -258,11 +259,7 @@ def load_settings(
     env_file: Path | None = Path(".env"),
 ) -> Settings:
     """Settings from `.env`, then the environment, then `overrides` (CLI flags by env name)."""
-    values: dict[str, str] = {}
-    if env_file is not None:
-        values.update(read_env_file(env_file))
-    values.update(os.environ if environ is None else environ)
-    values.update({key: value for key, value in (overrides or {}).items() if value is not None})
+    values = _raw_values(environ, overrides, env_file)
     parsed: dict[str, Any] = {}
     for setting in SETTINGS:
         raw = values.get(setting.env, setting.default)
@@ -273,6 +270,42 @@ def load_settings(
     settings = Settings(**parsed)
     _check_together(settings)
     return settings
+
+
+def _raw_values(
+    environ: Mapping[str, str] | None, overrides: Mapping[str, str | None] | None, env_file: Path | None
+) -> dict[str, str]:
+    values: dict[str, str] = {}
+    if env_file is not None:
+        values.update(read_env_file(env_file))
+    values.update(os.environ if environ is None else environ)
+    values.update({key: value for key, value in (overrides or {}).items() if value is not None})
+    return values
+
+
+def load_some(
+    fields: tuple[str, ...],
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, str | None] | None = None,
+    env_file: Path | None = Path(".env"),
+) -> dict[str, Any]:
+    """The named settings (by field) that parse, leaving out bad ones.
+
+    For recording a failure when the full settings are bad, and for tools that need only
+    a few settings (health_check.py needs only where the health file is).
+    """
+    values = _raw_values(environ, overrides, env_file)
+    parsed: dict[str, Any] = {}
+    for setting in SETTINGS:
+        if setting.field in fields:
+            with contextlib.suppress(ValueError):
+                parsed[setting.field] = setting.parse(values.get(setting.env, setting.default))
+    return parsed
+
+
+def health_path_of(health_file: str | None, log_dir: Path) -> Path:
+    """HEALTH_FILE when set, else health.json in LOG_DIR (writable without root)."""
+    return Path(health_file) if health_file else Path(log_dir) / "health.json"
 
 
 def _check_together(settings: Settings) -> None:

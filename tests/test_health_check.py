@@ -1,0 +1,263 @@
+"""health_check.py against real health files: every verdict, both exit-code conventions, --json."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+import health_check
+from health_file import write_health
+from health_server import HealthCollector
+
+LOG_HINT = "see polisen-collector.log in LOG_DIR"
+STALE_HINT = ("the collector stopped or hangs; check its cron entry or systemd timer, "
+              "and for a run stuck holding collect_events.lock")
+
+
+def record(path: Path, minutes_ago: float, success: bool = True, events: int = 7, duration: float = 1.5,
+           error: BaseException | None = None) -> dict:
+    return write_health(path, finished_at=datetime.now(UTC) - timedelta(minutes=minutes_ago), success=success,
+                        events_processed=events, execution_time=duration, error=error, run_id="run-test")
+
+
+def check(capsys, path: Path, *args: str) -> tuple[int, list[str]]:
+    code = health_check.main(["--health-file", str(path), *args])
+    return code, capsys.readouterr().out.splitlines()
+
+
+@pytest.fixture
+def health(tmp_path) -> Path:
+    return tmp_path / "health.json"
+
+
+def test_fresh_success_is_healthy_with_details(capsys, health):
+    document = record(health, 10)
+    code, lines = check(capsys, health)
+    assert code == 0
+    assert lines == [
+        "HEALTHY: last run 10 min ago succeeded: 7 events processed in 1.50 s",
+        f"last run: {document['last_run']} (10 min ago), success",
+        f"last success: {document['last_run']}",
+        "events processed: 7, execution time: 1.50 s",
+        "consecutive failures: 0",
+        f"version {document['version']} on host {document['host']}",
+        f"run id run-test, health file {health}",
+    ]
+    code, lines = check(capsys, health, "--nagios")
+    assert code == 0
+    assert re.fullmatch(
+        r"POLISEN_COLLECTOR OK: last run 10 min ago succeeded: 7 events processed in 1\.50 s "
+        r"\| age=60[01]s;2700;5400;0 events=7;;;0 duration=1\.500s;;;0", lines[0]), lines[0]
+
+
+def test_stale_is_unhealthy_then_warning_then_critical(capsys, health):
+    record(health, 60)
+    assert check(capsys, health) == (1, [f"UNHEALTHY: no run for 60 min (limit 45 min): {STALE_HINT}"])
+    code, lines = check(capsys, health, "--nagios")
+    assert code == 1
+    assert lines[0].startswith(f"POLISEN_COLLECTOR WARNING: no run for 60 min (limit 45 min): {STALE_HINT} | age=360")
+    assert check(capsys, health, "--max-age-minutes", "75")[0] == 0
+
+    record(health, 100)
+    code, lines = check(capsys, health, "--nagios")
+    assert code == 2
+    assert lines[0].startswith(f"POLISEN_COLLECTOR CRITICAL: no run for 100 min (limit 90 min): {STALE_HINT} |")
+    code, lines = check(capsys, health, "--nagios", "--warning", "120", "--critical", "180")
+    assert code == 0 and lines[0].endswith(";7200;10800;0 events=7;;;0 duration=1.500s;;;0")
+
+
+def test_failed_last_run_says_since_when_and_why(capsys, health):
+    record(health, 200)
+    for minutes_ago in (130, 70, 10):
+        record(health, minutes_ago, success=False, events=0, duration=0.25,
+               error=ConnectionError("HTTPSConnectionPool(host='polisen.se'): Max retries exceeded"))
+    message = ("last run 10 min ago failed: ConnectionError: HTTPSConnectionPool(host='polisen.se'): "
+               f"Max retries exceeded; last successful run 3 h ago; 3 consecutive failures; {LOG_HINT}")
+    assert check(capsys, health) == (1, [f"UNHEALTHY: {message}"])
+    code, lines = check(capsys, health, "--nagios")
+    assert code == 2
+    assert re.fullmatch(re.escape(f"POLISEN_COLLECTOR CRITICAL: {message} | age=60") + r"[01]"
+                        + re.escape("s;2700;5400;0 events=0;;;0 duration=0.250s;;;0"), lines[0]), lines[0]
+
+
+def test_failure_without_any_success_on_record(capsys, health):
+    record(health, 1, success=False, events=0, error=ValueError("empty body"))
+    assert check(capsys, health) == (1, [
+        (f"UNHEALTHY: last run 60 s ago failed: ValueError: empty body; no successful run on record; "
+        f"1 consecutive failure; {LOG_HINT}")])
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "does not exist (has the collector ever run?)"),
+    ('{"last_run": "2026-06-01T10:00:00+00:00", "status": "succ', "is not valid JSON: Unterminated string"),
+    ("", "is not valid JSON: Expecting value: line 1 column 1 (char 0)"),
+    ("[1, 2]", "does not hold a JSON object"),
+    ('{"last_run": "2026-06-01T10:00:00+00:00", "status": "success"}', "lacks events_processed, execution_time"),
+    (b"\xff\xfe{}", "is not UTF-8 text"),
+    ('{"last_run": NaN}', "is not valid JSON: NaN is not a JSON number"),
+])
+def test_unusable_files_are_unhealthy_and_unknown(capsys, health, content, message):
+    if isinstance(content, bytes):
+        health.write_bytes(content)
+    elif content is not None:
+        health.write_text(content)
+    code, lines = check(capsys, health)
+    assert code == 1 and len(lines) == 1
+    assert lines[0].startswith(f"UNHEALTHY: health file {health} {message}"), lines[0]
+    code, lines = check(capsys, health, "--nagios")
+    assert code == 3 and lines == [f"POLISEN_COLLECTOR UNKNOWN: {lines[0].split(': ', 1)[1]}"]
+    assert f"health file {health} {message}" in lines[0]
+
+
+def fields(**changes) -> str:
+    document = {"last_run": datetime.now(UTC).isoformat(), "status": "success", "events_processed": 3,
+                "execution_time": 0.5, "error": None, "last_success": None, "consecutive_failures": 0}
+    document.update(changes)
+    return json.dumps(document)
+
+
+@pytest.mark.parametrize("content, problem", [
+    (fields(last_run="2026-06-01 10:00:00"), "last_run '2026-06-01 10:00:00' has no UTC offset, so its age is unknown"),
+    (fields(last_run="yesterday"), "last_run 'yesterday' is not an ISO 8601 timestamp"),
+    (fields(last_run=1780000000), "last_run 1780000000 is not a timestamp"),
+    (fields(last_success="2026-02-30T00:00:00+00:00"),
+     "last_success '2026-02-30T00:00:00+00:00' is not an ISO 8601 timestamp"),
+    (fields(status="ok"), "status 'ok' is neither 'success' nor 'failed'"),
+    (fields(events_processed=-1), "events_processed -1 is not a count"),
+    (fields(events_processed=True), "events_processed True is not a count"),
+    (fields(execution_time="1.5"), "execution_time '1.5' is not a number of seconds"),
+    (fields(consecutive_failures=2.5), "consecutive_failures 2.5 is not a count"),
+])
+def test_fields_it_cannot_use_are_named(capsys, health, content, problem):
+    health.write_text(content)
+    assert check(capsys, health) == (1, [f"UNHEALTHY: health file {health}: {problem}"])
+    assert check(capsys, health, "--nagios") == (3, [f"POLISEN_COLLECTOR UNKNOWN: health file {health}: {problem}"])
+
+
+def test_future_timestamps_beyond_skew_tolerance_are_unknown(capsys, health):
+    future = (datetime.now(UTC) + timedelta(hours=3)).replace(microsecond=0)
+    health.write_text(fields(last_run=future.isoformat()))
+    code, lines = check(capsys, health, "--nagios")
+    assert code == 3
+    assert lines == [(f"POLISEN_COLLECTOR UNKNOWN: last run is stamped 3 h in the future ({future.isoformat()}): "
+                     "the clocks of the collector's host and this one disagree, so its age is unknown; check NTP")]
+    assert check(capsys, health)[0] == 1
+
+
+def test_small_clock_skew_reads_as_now_and_other_offsets_count(capsys, health):
+    ahead = datetime.now(UTC) + timedelta(minutes=2)
+    health.write_text(fields(last_run=ahead.isoformat()))
+    code, lines = check(capsys, health)
+    assert code == 0
+    assert lines[0] == "HEALTHY: last run 0 s ago succeeded: 3 events processed in 0.50 s"
+    assert re.fullmatch(r"clock skew: last run stamped 1[12]\d s in the future, read as now", lines[1]), lines[1]
+
+    stockholm = datetime.now(UTC).astimezone(timezone(timedelta(hours=2)))
+    health.write_text(fields(last_run=(stockholm - timedelta(minutes=50)).isoformat()))
+    assert check(capsys, health)[1] == ["UNHEALTHY: no run for 50 min (limit 45 min): " + STALE_HINT]
+
+
+def test_json_mode_prints_verdict_and_data(capsys, health):
+    document = record(health, 100, success=False, events=0, error=TimeoutError("read timed out"))
+    code, lines = check(capsys, health, "--json")
+    assert code == 1
+    printed = json.loads("\n".join(lines))
+    assert printed["state"] == "CRITICAL" and printed["healthy"] is False
+    assert printed["message"].startswith("last run 100 min ago failed: TimeoutError: read timed out;")
+    assert printed["health"] == document and printed["health_file"] == str(health)
+    assert 5995 < printed["age_seconds"] < 6010
+    assert check(capsys, health, "--json", "--nagios")[0] == 2
+
+    health.unlink()
+    code, lines = check(capsys, health, "--json")
+    assert code == 1
+    assert json.loads("\n".join(lines)) == {
+        "state": "UNKNOWN", "healthy": False, "details": [], "age_seconds": None, "health_file": str(health),
+        "health": None, "message": f"health file {health} does not exist (has the collector ever run?)"}
+
+
+def test_usage_errors_are_unknown_in_nagios_mode(tmp_path):
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, str(REPO / "health_check.py"), *args], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=30, check=False)
+
+    assert run("--nagios", "--warning", "100", "--critical", "50").returncode == 3
+    assert run("--warning", "100", "--critical", "50").returncode == 2
+    bad = run("--nagios", "--warning", "-5")
+    assert bad.returncode == 3 and "'-5' is not a positive number of minutes" in bad.stderr
+
+
+def test_health_file_comes_from_health_file_or_log_dir_as_the_collector_has_it(tmp_path):
+    (tmp_path / "logs").mkdir()
+    record(tmp_path / "logs" / "health.json", 5)
+    record(tmp_path / "elsewhere.json", 5, success=False, error=OSError("disk full"))
+    (tmp_path / "custom-logs").mkdir()
+    env = {"PATH": "/usr/bin:/bin"}
+
+    def run(extra_env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, str(REPO / "health_check.py"), "--env-file", "none.env", *args],
+                              cwd=tmp_path, env={**env, **extra_env}, capture_output=True, text=True,
+                              timeout=30, check=False)
+
+    assert run({}).stdout.startswith("HEALTHY: last run 5 min ago succeeded")
+    assert run({"HEALTH_FILE": str(tmp_path / "elsewhere.json")}).stdout.startswith(
+        "UNHEALTHY: last run 5 min ago failed: OSError: disk full")
+    missing = run({"LOG_DIR": str(tmp_path / "custom-logs")})
+    assert (missing.returncode, missing.stdout) == (
+        1, (f"UNHEALTHY: health file {tmp_path / 'custom-logs' / 'health.json'} does not exist "
+           "(has the collector ever run?)\n"))
+    (tmp_path / "site.env").write_text(f"HEALTH_FILE={tmp_path / 'elsewhere.json'}\n")
+    assert run({}, "--env-file", "site.env").returncode == 1
+    assert run({"HEALTH_FILE": str(tmp_path / "elsewhere.json")}, "--health-file", "logs/health.json").returncode == 0
+
+
+def mangled_files(rng: random.Random) -> list[bytes]:
+    good = json.loads(fields(error={"type": "X", "message": "y"}, last_success=datetime.now(UTC).isoformat()))
+    strange = [None, "", "x", -1, 0, 1e308, 10**40, [], {}, True, [[[]]], "2026-13-01T00:00:00+00:00",
+               "0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-23:59", "\u0000\n\t", {"type": None}]
+    files = [b"", b"\x00" * 10, b"[" * 100_000, b"{" * 5000, b"\xef\xbb\xbf{}", b"null", b"1e999", b'"text"',
+             b'{"last_run": Infinity}', b"x" * 1_000_001]
+    text = json.dumps(good).encode()
+    for _ in range(120):
+        data = bytearray(text)
+        for _ in range(rng.randint(1, 6)):
+            data[rng.randrange(len(data))] = rng.randrange(256)
+        files.append(bytes(data))
+        files.append(text[: rng.randrange(len(text))])
+    for base in (good, {**good, "status": "failed", "consecutive_failures": 2}):
+        for key in base:
+            for value in strange:
+                files.append(json.dumps({**base, key: value}).encode())
+            files.append(json.dumps({k: v for k, v in base.items() if k != key}).encode())
+    return files
+
+
+def test_no_content_of_the_file_makes_a_traceback(capsys, health):
+    """Fuzz: mangled files give one line and a defined exit code in every mode, and /metrics renders."""
+    rng = random.Random(5)
+    collector = HealthCollector(health, timedelta(minutes=45))
+    files = mangled_files(rng)
+    assert len(files) == 488
+    for data in files:
+        health.write_bytes(data)
+        plain, lines = check(capsys, health)
+        assert plain in (0, 1) and lines[0].startswith("HEALTHY: " if plain == 0 else "UNHEALTHY: "), data[:200]
+        assert len(lines) == (7 if plain == 0 else 1), (data[:200], lines)
+        nagios, lines = check(capsys, health, "--nagios")
+        assert nagios in (0, 1, 2, 3) and lines[0].startswith("POLISEN_COLLECTOR "), data[:200]
+        assert len(lines) == (7 if nagios == 0 else 1)
+        assert (nagios == 0) == (plain == 0)
+        code, lines = check(capsys, health, "--json")
+        assert code == plain and json.loads("\n".join(lines))["healthy"] is (plain == 0)
+        families = {f.name for f in text_string_to_metric_families(generate_latest(collector).decode())}
+        assert {"polisen_health_file_valid", "polisen_health_healthy"} <= families
