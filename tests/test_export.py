@@ -122,16 +122,16 @@ def test_csv_and_parquet_read_back_with_types(archive, tmp_path):
 
     for source in (f"read_csv('{tmp_path / 'events.csv'}')", f"'{tmp_path / 'events.parquet'}'"):
         relation = duckdb.sql(f"SELECT * FROM {source} ORDER BY id, last_collected")
-        assert dict(zip(relation.columns, map(str, relation.types))) == {
+        assert dict(zip(relation.columns, map(str, relation.types), strict=True)) == {
             "id": "BIGINT", "datetime": "TIMESTAMP WITH TIME ZONE", "name": "VARCHAR", "summary": "VARCHAR",
             "url": "VARCHAR", "type": "VARCHAR", "location_name": "VARCHAR", "latitude": "DOUBLE",
             "longitude": "DOUBLE", "first_collected": "TIMESTAMP WITH TIME ZONE",
             "last_collected": "TIMESTAMP WITH TIME ZONE", "versions": "BIGINT",
         }, source
-        read_back = [dict(zip(relation.columns, values)) for values in relation.fetchall()]
+        read_back = [dict(zip(relation.columns, values, strict=True)) for values in relation.fetchall()]
         expected = sorted(reference, key=lambda r: (r["id"], r["last_collected"]))
         assert len(read_back) == len(expected)
-        for got, want in zip(read_back, expected):
+        for got, want in zip(read_back, expected, strict=True):
             for key in ("datetime", "first_collected", "last_collected"):
                 assert got[key] == datetime.fromisoformat(want[key]), (key, got, want)
             assert {k: v for k, v in got.items() if k not in ("datetime", "first_collected", "last_collected")} == \
