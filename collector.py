@@ -20,7 +20,7 @@ from typing import Any
 from archive import list_event_objects, run_object_name
 from events import Event, InvalidEvent, encode_jsonl, validate_event
 from performance_metrics import RunMetrics
-from polisen_api import FetchResult, PolisenClient
+from polisen_api import ApiError, FetchResult, PolisenClient
 from state import (
     STATE_OBJECT,
     CorruptState,
@@ -215,10 +215,13 @@ def collect(
         cached = {}
 
     def fetch(conditional: bool = True) -> FetchResult:
+        validators = {"etag": cached.get("etag"), "last_modified": cached.get("last_modified")} if conditional else {}
         with metrics.step("api_fetch"):
-            if not conditional:
-                return client.fetch_events()
-            return client.fetch_events(etag=cached.get("etag"), last_modified=cached.get("last_modified"))
+            try:
+                return client.fetch_events(**validators)
+            except ApiError as error:
+                metrics.count(retries=error.retries, api_requests=error.requests)
+                raise
 
     def read_state() -> State:
         with metrics.step("metadata_fetch"):

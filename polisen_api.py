@@ -29,7 +29,13 @@ CHUNK_BYTES = 64 * 1024
 
 
 class ApiError(Exception):
-    """The API could not give a usable answer; the message is meant for an operator."""
+    """The API could not give a usable answer; the message is meant for an operator.
+
+    `retries` and `requests` say what the failed fetch cost, for the run's metrics.
+    """
+
+    retries: int = 0
+    requests: int = 0
 
 
 @dataclass
@@ -146,10 +152,16 @@ class PolisenClient:
             before = self._retry_log.count
             try:
                 result = self._get_once(params, headers)
+            except ApiError as error:
+                error.retries = self._retry_log.count
+                error.requests = requests_sent + 1 + self._retry_log.count - before
+                raise
             except _BadBody as bad:
                 requests_sent += 1 + self._retry_log.count - before
                 if self._retry_log.count >= self.options.max_retries:
-                    raise ApiError(f"{bad} (after {self._retry_log.count} retries)") from None
+                    error = ApiError(f"{bad} (after {self._retry_log.count} retries)")
+                    error.retries, error.requests = self._retry_log.count, requests_sent
+                    raise error from None
                 self._retry_log.count += 1
                 body_failures += 1
                 wait = self.options.backoff_factor * (2 ** (self._retry_log.count - 1))

@@ -47,16 +47,18 @@ def test_each_transient_fault_is_retried(fake_api, snapshot_bodies, fault):
 
 def test_retries_are_bounded_and_the_error_says_why(fake_api):
     fake_api.add_faults(*["status:503"] * 10)
-    with pytest.raises(ApiError, match="HTTP 503 Service Unavailable after 3 retries"):
+    with pytest.raises(ApiError, match="HTTP 503 Service Unavailable after 3 retries") as failure:
         client_for(fake_api.url, max_retries=3).fetch_events()
     assert len(fake_api.requests) == 4
+    assert (failure.value.retries, failure.value.requests) == (3, 4)
 
 
 def test_empty_bodies_exhaust_the_same_retry_budget(fake_api):
     fake_api.add_faults(*["empty"] * 10)
-    with pytest.raises(ApiError, match="empty body.*after 3 retries"):
+    with pytest.raises(ApiError, match="empty body.*after 3 retries") as failure:
         client_for(fake_api.url, max_retries=3).fetch_events()
     assert len(fake_api.requests) == 4
+    assert (failure.value.retries, failure.value.requests) == (3, 4)
 
 
 def test_retry_after_is_honoured_and_capped(fake_api):

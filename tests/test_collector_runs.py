@@ -222,3 +222,15 @@ def test_log_file_rotates_at_its_size_limit_and_says_when_http_is_used(collector
     assert all((collector.log_dir / name).stat().st_size <= 1000 for name in logs)
     text = "".join((collector.log_dir / name).read_text() for name in logs)
     assert "using plain http for loopback API" in text
+
+
+def test_a_failed_fetch_records_its_retries_in_the_metrics(collector, fake_api):
+    fake_api.add_faults(*["status:503"] * 4)
+    result = collector.run()
+    assert result.returncode == 1
+    assert "run failed: " in result.stdout and "HTTP 503 Service Unavailable after 3 retries" in result.stdout
+    [metrics_file] = collector.metrics_files()
+    metrics = json.loads(metrics_file.read_text())
+    assert metrics["outcome"] == "failed"
+    assert (metrics["counts"]["retries"], metrics["counts"]["api_requests"]) == (3, 4)
+    assert metrics["errors"][0]["type"] == "ApiError"
