@@ -117,7 +117,7 @@ class FakeOCIServer:
         self.state = FakeOCIState(namespace=namespace, buckets={name: {} for name in buckets})
         handler = type("Handler", (_Handler,), {"fake": self.state})
         self.httpd = _QuietServer(("127.0.0.1", 0), handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
 
     @property
     def url(self) -> str:
@@ -198,7 +198,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.body = self.rfile.read(length) if length else b""
         parts = urlsplit(self.path)
         self.query = {k: v[0] for k, v in parse_qs(parts.query).items()}
-        self.entry = LoggedRequest(self.command, self.path, 0, dict(self.headers), time.monotonic())
+        self.entry = LoggedRequest(self.command, self.path, 0, {k.lower(): v for k, v in self.headers.items()}, time.monotonic())
         with self.fake.lock:
             self.fake.requests.append(self.entry)
         if not self._signed():
