@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import oci
-from circuitbreaker import CircuitBreakerError
 
 from config import ConfigError, Settings
 from secrets_manager import OciAuth, oci_credentials, retry_strategy
@@ -25,7 +24,7 @@ LIST_PAGE_SIZE = 1000
 
 
 def _transport_errors() -> tuple[type[BaseException], ...]:
-    return (oci.exceptions.RequestException, oci.exceptions.ConnectTimeout, CircuitBreakerError)
+    return (oci.exceptions.RequestException, oci.exceptions.ConnectTimeout)
 
 
 class OCIStorage:
@@ -134,7 +133,7 @@ def open_oci_storage(settings: Settings) -> OCIStorage:
     try:
         client = oci.object_storage.ObjectStorageClient(
             auth.config, signer=auth.signer, service_endpoint=settings.oci_endpoint,
-            retry_strategy=retry_strategy(settings),
+            retry_strategy=retry_strategy(settings), circuit_breaker_strategy=oci.circuit_breaker.NoCircuitBreakerStrategy(),
         )
     except (ValueError, oci.exceptions.ClientError) as error:
         raise ConfigError(f"cannot build the OCI Object Storage client: {type(error).__name__}") from None

@@ -80,6 +80,8 @@ def retry_strategy(settings: Settings) -> Any:
     """The SDK's own retry (timeouts, connection errors, 429, 5xx), sized by the settings.
 
     A 412 of a conditional write is never retried: the SDK does not count it transient.
+    Clients get no circuit breaker: a run makes a few dozen calls, and a breaker opened by
+    parallel retries would hide the real error behind a CircuitBreakerError.
     """
     if settings.oci_retry_attempts == 1:
         return oci.retry.NoneRetryStrategy()
@@ -175,7 +177,7 @@ def vault_credentials(settings: Settings) -> OciAuth:
         reach = _config_file(settings, settings.oci_region)
     client = oci.secrets.SecretsClient(
         reach.config, signer=reach.signer, service_endpoint=settings.oci_secrets_endpoint,
-        retry_strategy=retry_strategy(settings),
+        retry_strategy=retry_strategy(settings), circuit_breaker_strategy=oci.circuit_breaker.NoCircuitBreakerStrategy(),
     )
     names = secret_names(settings)
 

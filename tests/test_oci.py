@@ -186,7 +186,7 @@ def test_5xx_on_event_put_fails_the_run_and_the_next_run_loses_nothing(tmp_path,
     fake_api.serve(20)
     failed = oci_run.run()
     assert failed.returncode == 1
-    assert "OCI service error (HTTP 503 ServiceUnavailable) after the SDK's retries" in failed.stdout
+    assert "OCI service error (HTTP 503 ServiceUnavailable) after the SDK's retries" in failed.stdout, failed.stdout
     assert oci_run.health()["status"] == "failed"
     assert fake_oci.objects()[STATE] == state_before, "the state must not move past unstored events"
     refused = [r.path for r in requests_to(fake_oci, "PUT", "/o/events%2F") if r.status == 503]
