@@ -149,7 +149,7 @@ def test_two_collectors_racing_on_one_bucket_lose_nothing(tmp_path, fake_api, fa
     assert {int(k): v[0] for k, v in seen.items()} == latest
     conflicts = sum(json.loads(path.read_text())["counts"].get("state_conflicts", 0)
                     for host in hosts for path in host.metrics_files())
-    assert conflicts >= rounds // 2, "the delay must make the collectors race for the state"
+    assert conflicts >= rounds // 2, f"the delay must make the collectors race for the state ({conflicts})"
 
 
 def test_state_write_412_reloads_merges_and_retries(fake_api, fake_oci, oci_run):
