@@ -99,6 +99,7 @@ class FakeOCIState:
     faults: list[Fault] = field(default_factory=list)
     delays: list[tuple[str, str, float]] = field(default_factory=list)
     hooks: list[tuple[str, str, Callable[[], None]]] = field(default_factory=list)
+    meetings: list[list] = field(default_factory=list)
     requests: list[LoggedRequest] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -149,6 +150,13 @@ class FakeOCIServer:
     def before(self, method: str, pattern: str, hook: Callable[[], None]) -> None:
         """Call `hook` once, before answering the next matching request (another writer, say)."""
         self.state.hooks.append((method, pattern, hook))
+
+    def rendezvous(self, method: str, pattern: str, parties: int) -> None:
+        """Hold the next `parties` matching requests until all have arrived (at most 5 s).
+
+        Two collectors then read the same state and must race to write it.
+        """
+        self.state.meetings.append([method, pattern, threading.Barrier(parties, timeout=5), parties])
 
     def put_object(self, name: str, data: bytes, bucket: str = "polisen-events-collector") -> None:
         with self.state.lock:
@@ -258,8 +266,18 @@ class _Handler(BaseHTTPRequestHandler):
             hook = next((h for h in self.fake.hooks if h[0] == self.command and fnmatch.fnmatchcase(name, h[1])), None)
             if hook:
                 self.fake.hooks.remove(hook)
+            meeting = next((m for m in self.fake.meetings if m[0] == self.command and fnmatch.fnmatchcase(name, m[1])), None)
+            if meeting:
+                meeting[3] -= 1
+                if meeting[3] == 0:
+                    self.fake.meetings.remove(meeting)
         if hook:
             hook[2]()
+        if meeting:
+            try:
+                meeting[2].wait()
+            except threading.BrokenBarrierError:
+                pass
         seconds = next((s for m, p, s in self.fake.delays if m == self.command and fnmatch.fnmatchcase(name, p)), 0)
         if seconds:
             time.sleep(seconds)
