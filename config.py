@@ -171,6 +171,18 @@ SETTINGS: list[Setting] = [
             "Profile in the OCI config file."),
     Setting("OCI_VAULT_ID", "oci_vault_id", "", _optional_text,
             "Vault OCID holding the API-key secrets (OCI_AUTH=vault)."),
+    Setting("OCI_VAULT_AUTH", "oci_vault_auth", "config_file", _choice("config_file", "instance_principal"),
+            "How OCI_AUTH=vault reaches the vault: a minimal config file (OCI_CONFIG_FILE, "
+            "OCI_PROFILE) or the instance principal."),
+    Setting("OCI_VAULT_SECRET_PREFIX", "oci_vault_secret_prefix", "polisen-collector-", _text,
+            "Prefix of the vault secret names: <prefix>user-ocid, tenancy-ocid, fingerprint, "
+            "private-key and the optional region."),
+    Setting("OCI_SECRETS_ENDPOINT", "oci_secrets_endpoint", "", _any_url,
+            "Vault Secrets endpoint override (private endpoints, tests)."),
+    Setting("OCI_RETRY_ATTEMPTS", "oci_retry_attempts", "5", _positive_int,
+            "Attempts of an OCI call that fails with a timeout, connection error, 429 or 5xx (1 = no retry)."),
+    Setting("OCI_RETRY_BASE_SECONDS", "oci_retry_base_seconds", "1", _non_negative_float,
+            "Backoff base of OCI retries: random waits up to base x 2, 4, 8 ... (at most 30 s)."),
     Setting("LOG_DIR", "log_dir", "./logs", Path,
             "Folder of the rotating log, the lock and the API cache."),
     Setting("LOG_LEVEL", "log_level", "INFO", _log_level,
@@ -219,6 +231,11 @@ class Settings:
     oci_config_file: str | None
     oci_profile: str
     oci_vault_id: str | None
+    oci_vault_auth: str
+    oci_vault_secret_prefix: str
+    oci_secrets_endpoint: str | None
+    oci_retry_attempts: int
+    oci_retry_base_seconds: float
     log_dir: Path
     log_level: str
     log_max_bytes: int

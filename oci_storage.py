@@ -1,0 +1,161 @@
+"""The archive in an OCI Object Storage bucket, same layout as the local folder.
+
+Imported only when STORAGE=oci, so a local run never loads the `oci` SDK. Conditional
+writes use the bucket's ETags (`if-match`, `if-none-match: *`); a lost race is a 412,
+reported as PreconditionFailed and never retried. Transient failures (timeouts, 429, 5xx)
+are retried by the SDK's own retry strategy; what remains becomes one actionable line.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import oci
+
+from config import ConfigError, Settings
+from secrets_manager import OciAuth, oci_credentials, retry_strategy
+from storage import PreconditionFailed, StorageError, StoredObject
+
+log = logging.getLogger("polisen.oci")
+
+LIST_PAGE_SIZE = 1000
+
+
+def _transport_errors() -> tuple[type[BaseException], ...]:
+    return (oci.exceptions.RequestException, oci.exceptions.ConnectTimeout)
+
+
+class OCIStorage:
+    """One bucket through an ObjectStorageClient; every failure becomes a StorageError."""
+
+    def __init__(self, client: Any, namespace: str, bucket: str) -> None:
+        self.client = client
+        self.namespace = namespace
+        self.bucket = bucket
+        self.endpoint = client.base_client.endpoint
+        self.description = f"OCI bucket {bucket} (namespace {namespace}, endpoint {self.endpoint})"
+
+    def _fail(self, action: str, error: BaseException) -> StorageError:
+        if isinstance(error, oci.exceptions.ServiceError):
+            return StorageError(f"{action} in {self.description} failed: {explain(error)}")
+        return StorageError(
+            f"{action} in {self.description} failed: endpoint unreachable or timed out "
+            f"({type(error).__name__}); check the network, a proxy, or OCI_ENDPOINT"
+        )
+
+    def get(self, name: str) -> StoredObject | None:
+        try:
+            response = self.client.get_object(self.namespace, self.bucket, name)
+            data = response.data.content
+        except oci.exceptions.ServiceError as error:
+            if error.status == 404 and error.code == "ObjectNotFound":
+                return None
+            raise self._fail(f"reading {name}", error) from None
+        except _transport_errors() as error:
+            raise self._fail(f"reading {name}", error) from None
+        return StoredObject(data=data, etag=response.headers["etag"])
+
+    def put(
+        self,
+        name: str,
+        data: bytes,
+        *,
+        content_type: str = "application/octet-stream",
+        if_match: str | None = None,
+        if_none_match: bool = False,
+    ) -> str:
+        try:
+            response = self.client.put_object(
+                self.namespace, self.bucket, name, data, content_type=content_type,
+                if_match=if_match, if_none_match="*" if if_none_match else None,
+            )
+        except oci.exceptions.ServiceError as error:
+            conditional = if_match is not None or if_none_match
+            if conditional and (error.status == 412 or (error.status == 409 and error.code == "IfNoneMatchFailed")):
+                raise PreconditionFailed(f"{name} changed since it was read ({error.code})") from None
+            raise self._fail(f"writing {name}", error) from None
+        except _transport_errors() as error:
+            raise self._fail(f"writing {name}", error) from None
+        return response.headers["etag"]
+
+    def list(self, prefix: str) -> Iterator[str]:
+        """Names under `prefix` in name order, one page of LIST_PAGE_SIZE at a time."""
+        start = None
+        while True:
+            try:
+                page = self.client.list_objects(
+                    self.namespace, self.bucket, prefix=prefix, start=start, limit=LIST_PAGE_SIZE, fields="name",
+                ).data
+            except (oci.exceptions.ServiceError, *_transport_errors()) as error:
+                raise self._fail(f"listing {prefix or 'all objects'}", error) from None
+            for summary in page.objects:
+                yield summary.name
+            if not page.next_start_with:
+                return
+            start = page.next_start_with
+
+    def delete(self, name: str) -> None:
+        try:
+            self.client.delete_object(self.namespace, self.bucket, name)
+        except oci.exceptions.ServiceError as error:
+            if error.status == 404 and error.code == "ObjectNotFound":
+                return
+            raise self._fail(f"deleting {name}", error) from None
+        except _transport_errors() as error:
+            raise self._fail(f"deleting {name}", error) from None
+
+
+def explain(error: Any) -> str:
+    """An OCI service error in words an operator can act on."""
+    status, code = error.status, error.code
+    if status == 401:
+        return "not authenticated (HTTP 401): OCI refused the credentials; check the user, tenancy, fingerprint and key, and the clock"
+    if status in (403, 404):
+        return f"not found or not authorized (HTTP {status} {code}): check OCI_NAMESPACE, OCI_BUCKET_NAME and the IAM policy"
+    if status == 429:
+        return "throttled by OCI (HTTP 429) after the SDK's retries; try again later"
+    if status >= 500:
+        return f"OCI service error (HTTP {status} {code}) after the SDK's retries; try again later"
+    return f"HTTP {status} {code}"
+
+
+def open_oci_storage(settings: Settings) -> OCIStorage:
+    """A client for the configured bucket, checked before any event is fetched.
+
+    Wrong credentials, namespace or bucket raise ConfigError (exit 2); an unreachable or
+    failing endpoint raises StorageError (the run fails, the next one tries again).
+    The SDK's own loggers are kept at WARNING: at DEBUG they print request headers.
+    """
+    logging.getLogger("oci").setLevel(max(log.getEffectiveLevel(), logging.WARNING))
+    auth = oci_credentials(settings)
+    try:
+        client = oci.object_storage.ObjectStorageClient(
+            auth.config, signer=auth.signer, service_endpoint=settings.oci_endpoint,
+            retry_strategy=retry_strategy(settings), circuit_breaker_strategy=oci.circuit_breaker.NoCircuitBreakerStrategy(),
+        )
+    except (ValueError, oci.exceptions.ClientError) as error:
+        raise ConfigError(f"cannot build the OCI Object Storage client: {type(error).__name__}") from None
+    namespace = settings.oci_namespace or _call(client, auth, "looking up the namespace", client.get_namespace).data
+    _call(client, auth, f"opening bucket {settings.oci_bucket}", client.get_bucket, namespace, settings.oci_bucket)
+    storage = OCIStorage(client, namespace, settings.oci_bucket)
+    log.debug("using %s with %s", storage.description, auth.description)
+    return storage
+
+
+def _call(client: Any, auth: OciAuth, action: str, method: Any, *args: Any) -> Any:
+    try:
+        return method(*args)
+    except oci.exceptions.ServiceError as error:
+        where = f"{action} at {client.base_client.endpoint}"
+        if error.status == 401:
+            raise ConfigError(f"{where}: OCI refused the credentials ({auth.description}): not authenticated; "
+                              "check the user, tenancy, fingerprint and key") from None
+        if error.status in (403, 404):
+            raise ConfigError(f"{where}: bucket not found or not authorized ({error.code}); check OCI_BUCKET_NAME, "
+                              "OCI_NAMESPACE and the IAM policy") from None
+        raise StorageError(f"{where} failed: {explain(error)}") from None
+    except _transport_errors() as error:
+        raise StorageError(f"{action} failed: OCI endpoint {client.base_client.endpoint} unreachable or timed out "
+                           f"({type(error).__name__}); check the network, a proxy, or OCI_ENDPOINT") from None

@@ -1,0 +1,332 @@
+"""STORAGE=oci end to end: collect_events.py as a real process, the real `oci` SDK, a local fake OCI.
+
+The fake checks every request's signature against the test-generated API key it trusts.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+from archive_truth import (
+    archived_lines,
+    archived_versions,
+    canonical,
+    versions_in_snapshots,
+)
+from conftest import REPO, Collector
+from fake_oci import ApiKey, FakeOCIServer
+
+BUCKET = "polisen-events-collector"
+STATE = "metadata/last_seen.json"
+VAULT = "ocid1.vault.oc1.eu-stockholm-1.testvault"
+REPLAY_COUNT = 30
+
+
+@pytest.fixture(scope="module")
+def api_key() -> ApiKey:
+    return ApiKey.generate()
+
+
+@pytest.fixture
+def fake_oci(api_key):
+    with FakeOCIServer() as server:
+        server.trust(api_key)
+        yield server
+
+
+def write_oci_config(folder: Path, key: ApiKey) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "key.pem").write_text(key.pem)
+    config = folder / "config"
+    config.write_text(
+        f"[DEFAULT]\nuser={key.user}\ntenancy={key.tenancy}\nfingerprint={key.fingerprint}\n"
+        f"region=eu-stockholm-1\nkey_file={folder / 'key.pem'}\n"
+    )
+    return config
+
+
+def workspace(workdir: Path, api_url: str) -> Collector:
+    workdir.mkdir(parents=True, exist_ok=True)
+    return Collector(workdir, api_url)
+
+
+def oci_collector(workdir: Path, api_url: str, fake: FakeOCIServer, key: ApiKey, **extra: str) -> Collector:
+    collector = workspace(workdir, api_url)
+    collector.env.update({
+        "STORAGE": "oci",
+        "OCI_ENDPOINT": fake.url,
+        "OCI_CONFIG_FILE": str(write_oci_config(workdir / "oci", key)),
+        "OCI_RETRY_ATTEMPTS": "3",
+        "OCI_RETRY_BASE_SECONDS": "0.01",
+        **extra,
+    })
+    return collector
+
+
+@pytest.fixture
+def oci_run(tmp_path, fake_api, fake_oci, api_key) -> Collector:
+    return oci_collector(tmp_path / "host-a", fake_api.url, fake_oci, api_key)
+
+
+def bucket_state(fake: FakeOCIServer) -> dict:
+    return json.loads(fake.objects()[STATE].data)
+
+
+def by_day(lines: list[tuple[str, dict]]) -> dict[str, list[str]]:
+    """Each partition's events in collection order, whatever the run ids in the names."""
+    days: dict[str, list[str]] = defaultdict(list)
+    for name, event in lines:
+        days[name.rsplit("/", 1)[0]].append(canonical(event))
+    return dict(days)
+
+
+def requests_to(fake: FakeOCIServer, method: str, fragment: str) -> list:
+    return [r for r in fake.requests if r.method == method and fragment in r.path]
+
+
+def test_replay_through_oci_stores_the_same_archive_as_local(tmp_path, fake_api, fake_oci, oci_run, snapshot_bodies):
+    local = workspace(tmp_path / "local", fake_api.url)
+    for index in range(REPLAY_COUNT):
+        fake_api.serve(index)
+        for collector in (local, oci_run):
+            result = collector.run()
+            assert result.returncode == 0, result.stdout[-800:] + result.stderr[-800:]
+
+    bucket = fake_oci.dump(tmp_path / "bucket")
+    assert by_day(archived_lines(bucket)) == by_day(archived_lines(local.data_dir))
+    assert archived_versions(bucket) == versions_in_snapshots(snapshot_bodies[:REPLAY_COUNT])
+    seen = json.loads((bucket / STATE).read_bytes())["seen"]
+    assert {k: v[:2] for k, v in seen.items()} == {k: v[:2] for k, v in local.state()["seen"].items()}
+    objects = fake_oci.objects()
+    assert {blob.content_type for name, blob in objects.items() if name.startswith("events/")} == {"application/x-ndjson"}
+    assert objects[STATE].content_type == "application/json"
+    assert not oci_run.data_dir.exists(), "STORAGE=oci must not write the local archive"
+
+
+def test_listing_pages_through_next_start_with(tmp_path, fake_oci, oci_run):
+    for day in range(1, 26):
+        fake_oci.put_object(f"events/2026/05/{day:02d}/events-x.jsonl", b"")
+    fake_oci.put_object("metadata/other.json", b"{}")
+    script = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import oci_storage; oci_storage.LIST_PAGE_SIZE = 7\n"
+        "from config import load_settings\n"
+        "storage = oci_storage.open_oci_storage(load_settings(env_file=None))\n"
+        "print('\\n'.join(storage.list('events/2026/05/')))"
+    )
+    result = subprocess.run([sys.executable, "-c", script, str(REPO)], env=oci_run.env, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [f"events/2026/05/{day:02d}/events-x.jsonl" for day in range(1, 26)]
+    pages = requests_to(fake_oci, "GET", "/o?")
+    assert len(pages) == 4 and "start=events%2F2026%2F05%2F08" in pages[1].path
+
+
+def test_two_collectors_racing_on_one_bucket_lose_nothing(tmp_path, fake_api, fake_oci, api_key, snapshot_bodies):
+    hosts = [oci_collector(tmp_path / f"host-{name}", fake_api.url, fake_oci, api_key) for name in "ab"]
+    rounds = 10
+    for index in range(rounds):
+        fake_api.serve(index)
+        fake_oci.rendezvous("GET", STATE, parties=2)
+        processes = [subprocess.Popen(host.command(), cwd=host.workdir, env=host.env, stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT, text=True) for host in hosts]
+        outputs = [process.communicate(timeout=60)[0] for process in processes]
+        assert [p.returncode for p in processes] == [0, 0], outputs
+
+    truth = versions_in_snapshots(snapshot_bodies[:rounds])
+    archived = archived_versions(fake_oci.dump(tmp_path / "bucket"))
+    assert {event_id: set(versions) for event_id, versions in archived.items()} == \
+        {event_id: set(versions) for event_id, versions in truth.items()}
+    from events import validate_event
+
+    seen = bucket_state(fake_oci)["seen"]
+    latest = {event_id: validate_event(json.loads(versions[-1])).hash for event_id, versions in truth.items()}
+    assert {int(k): v[0] for k, v in seen.items()} == latest
+    conflicts = sum(json.loads(path.read_text())["counts"].get("state_conflicts", 0)
+                    for host in hosts for path in host.metrics_files())
+    assert conflicts == rounds, "both read the same state each round, so exactly one write per round loses"
+
+
+def test_state_write_412_reloads_merges_and_retries(fake_api, fake_oci, oci_run):
+    fake_api.serve(0)
+    assert oci_run.run().returncode == 0
+    before = bucket_state(fake_oci)["seen"]
+    planted = {"999999999": ["cafe", "2026-05-20", time.strftime("%Y-%m-%d", time.gmtime())]}
+
+    def another_collector_writes_the_state() -> None:
+        document = bucket_state(fake_oci)
+        document["seen"].update(planted)
+        fake_oci.put_object(STATE, json.dumps(document).encode())
+
+    fake_oci.before("PUT", STATE, another_collector_writes_the_state)
+    fake_api.serve(5)
+    result = oci_run.run()
+    assert result.returncode == 0, result.stdout
+    assert "state changed under us" in result.stdout
+    statuses = [r.status for r in requests_to(fake_oci, "PUT", "metadata%2Flast_seen.json")]
+    assert statuses == [200, 412, 200], "the 412 is not retried by the SDK: the run reloads and merges"
+    after = bucket_state(fake_oci)["seen"]
+    new_ids = {str(e["id"]) for e in fake_api.current_events()} - set(before)
+    assert new_ids and new_ids <= set(after)
+    assert after["999999999"] == planted["999999999"]
+    assert set(before) <= set(after)
+    assert json.loads(oci_run.metrics_files()[-1].read_text())["counts"]["state_conflicts"] == 1
+
+
+def test_5xx_on_event_put_fails_the_run_and_the_next_run_loses_nothing(tmp_path, fake_api, fake_oci, oci_run, snapshot_bodies):
+    fake_api.serve(0)
+    assert oci_run.run().returncode == 0
+    state_before = fake_oci.objects()[STATE]
+    fake_oci.fail("PUT", "events/*", 503, code="ServiceUnavailable")
+    fake_api.serve(20)
+    failed = oci_run.run()
+    assert failed.returncode == 1
+    assert "OCI service error (HTTP 503 ServiceUnavailable) after the SDK's retries" in failed.stdout, failed.stdout
+    assert oci_run.health()["status"] == "failed"
+    assert fake_oci.objects()[STATE] == state_before, "the state must not move past unstored events"
+    refused = [r.path for r in requests_to(fake_oci, "PUT", "/o/events%2F") if r.status == 503]
+    assert refused and all(refused.count(path) == 3 for path in refused), "each object is tried OCI_RETRY_ATTEMPTS=3 times"
+
+    fake_oci.state.faults.clear()
+    assert oci_run.run().returncode == 0
+    truth = versions_in_snapshots([snapshot_bodies[0], snapshot_bodies[20]])
+    assert archived_versions(fake_oci.dump(tmp_path / "bucket")) == truth
+
+
+@pytest.mark.parametrize(("setting", "value", "message"), [
+    ("OCI_BUCKET_NAME", "no-such-bucket", "bucket not found or not authorized (BucketNotFound); check OCI_BUCKET_NAME"),
+    ("OCI_NAMESPACE", "wrongnamespace", "bucket not found or not authorized (NamespaceNotFound)"),
+])
+def test_wrong_bucket_or_namespace_is_a_config_error_before_any_fetch(fake_api, oci_run, setting, value, message):
+    result = oci_run.run(env={setting: value})
+    assert result.returncode == 2
+    assert message in result.stdout
+    assert fake_api.requests == []
+
+
+def test_unknown_api_key_is_401_and_exit_2_before_any_fetch(tmp_path, fake_api, fake_oci, oci_run):
+    stranger = ApiKey.generate()
+    result = oci_run.run(env={"OCI_CONFIG_FILE": str(write_oci_config(tmp_path / "stranger", stranger))})
+    assert result.returncode == 2
+    assert "looking up the namespace" in result.stdout and "OCI refused the credentials" in result.stdout
+    assert [r.status for r in fake_oci.requests] == [401], "a 401 is not retried"
+    assert fake_api.requests == []
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"OCI_CONFIG_FILE": "/nonexistent/oci-config"}, "OCI_CONFIG_FILE='/nonexistent/oci-config' does not exist"),
+    ({"OCI_PROFILE": "NOPE"}, "OCI_PROFILE='NOPE' is not a profile in"),
+    ({"OCI_AUTH": "resource_principal"}, "OCI_AUTH=resource_principal: no resource principal available"),
+    ({"OCI_AUTH": "vault"}, "OCI_VAULT_ID is empty"),
+])
+def test_missing_credentials_are_one_line_and_exit_2(fake_api, oci_run, env, message):
+    result = oci_run.run(env=env)
+    assert result.returncode == 2
+    assert message in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+    assert fake_api.requests == []
+
+
+def test_unreachable_endpoint_fails_the_run_with_an_actionable_line(fake_api, oci_run):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    result = oci_run.run(env={"OCI_ENDPOINT": f"http://127.0.0.1:{closed_port}"})
+    assert result.returncode == 1
+    assert f"OCI endpoint http://127.0.0.1:{closed_port} unreachable or timed out" in result.stdout
+
+
+def test_local_run_never_imports_oci(collector):
+    result = subprocess.run([sys.executable, "-X", "importtime", *collector.command()[1:]], cwd=collector.workdir,
+                            env=collector.env, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stdout
+    imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
+    assert "polisen_api" in imported
+    assert not {name for name in imported if name.split(".")[0] in ("oci", "oci_storage", "secrets_manager", "circuitbreaker")}
+
+
+# --- OCI Vault ------------------------------------------------------------------------------
+
+CANARY_TENANCY = "ocid1.tenancy.oc1..canaryCANARY7f3a9d"
+
+
+def vault_setup(tmp_path: Path, fake: FakeOCIServer, bucket_key: ApiKey, **overrides: str | None) -> dict[str, str]:
+    """A vault holding `bucket_key`, reached with a second key in a minimal config file."""
+    reader = ApiKey.generate(user="ocid1.user.oc1..vaultreader")
+    fake.trust(reader)
+    secrets = {
+        "polisen-collector-user-ocid": bucket_key.user,
+        "polisen-collector-tenancy-ocid": bucket_key.tenancy,
+        "polisen-collector-fingerprint": bucket_key.fingerprint,
+        "polisen-collector-private-key": bucket_key.pem,
+        "polisen-collector-region": "eu-stockholm-1",
+    }
+    secrets.update(overrides)
+    for name, value in secrets.items():
+        if value is not None:
+            fake.add_secret(VAULT, name, value)
+    return {
+        "OCI_AUTH": "vault",
+        "OCI_VAULT_ID": VAULT,
+        "OCI_SECRETS_ENDPOINT": fake.url,
+        "OCI_CONFIG_FILE": str(write_oci_config(tmp_path / "vault-reader", reader)),
+    }
+
+
+def everything_written(collector: Collector, result: subprocess.CompletedProcess) -> str:
+    texts = [result.stdout, result.stderr]
+    for folder in (collector.log_dir, collector.metrics_dir, collector.workdir / "data"):
+        texts += [path.read_text(errors="replace") for path in folder.rglob("*") if path.is_file()]
+    return "\n".join(texts)
+
+
+def test_vault_credentials_fetched_in_parallel_and_never_written(tmp_path, fake_api, fake_oci, oci_run):
+    secret_key = ApiKey.generate(tenancy=CANARY_TENANCY)
+    fake_oci.trust(secret_key)
+    fake_oci.delay("POST", "/20190301/secretbundles/*", 0.3)
+    fake_api.serve(0)
+    result = oci_run.run(env={**vault_setup(tmp_path, fake_oci, secret_key), "LOG_LEVEL": "DEBUG"})
+    assert result.returncode == 0, result.stdout[-1500:]
+    reads = requests_to(fake_oci, "POST", "getByName")
+    assert sorted(r.path.split("secretName=")[1].split("&")[0] for r in reads) == [
+        "polisen-collector-fingerprint", "polisen-collector-private-key", "polisen-collector-region",
+        "polisen-collector-tenancy-ocid", "polisen-collector-user-ocid",
+    ]
+    assert max(r.time for r in reads) - min(r.time for r in reads) < 0.2, "the five secrets are fetched at once"
+    bucket_requests = [r for r in fake_oci.requests if r.path.startswith("/n")]
+    assert bucket_requests and all(secret_key.fingerprint in r.headers["authorization"] for r in bucket_requests)
+    assert len(fake_oci.objects()) > 1
+
+    written = everything_written(oci_run, result)
+    key_body = secret_key.pem.splitlines()[1:-1]
+    assert not any(line in written for line in key_body)
+    assert CANARY_TENANCY not in written
+    on_disk = "\n".join(path.read_text(errors="replace") for path in tmp_path.rglob("*") if path.is_file())
+    assert not any(line in on_disk for line in key_body), "the vault's key is never written to disk"
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    ({"polisen-collector-fingerprint": None},
+     "secret 'polisen-collector-fingerprint' (API key fingerprint) is missing or not readable"),
+    ({"polisen-collector-tenancy-ocid": CANARY_TENANCY.replace("tenancy", "group")},
+     "secret 'polisen-collector-tenancy-ocid' (tenancy OCID) is malformed: must be an OCID starting with ocid1.tenancy."),
+    ({"polisen-collector-private-key": "-----BEGIN PRIVATE KEY-----\nCANARYnotakey\n-----END PRIVATE KEY-----"},
+     "secret 'polisen-collector-private-key' (API private key) is malformed: is not a readable unencrypted PEM private key"),
+    ({"polisen-collector-fingerprint": "CANARY:not:a:fingerprint", "polisen-collector-user-ocid": None},
+     ("secret 'polisen-collector-user-ocid' (user OCID) is missing or not readable; secret 'polisen-collector-fingerprint'"
+      " (API key fingerprint) is malformed: must be 16 hex pairs separated by colons")),
+])
+def test_vault_missing_or_malformed_secret_is_named_without_its_value(tmp_path, fake_api, fake_oci, api_key, oci_run,
+                                                                     overrides, message):
+    result = oci_run.run(env={**vault_setup(tmp_path, fake_oci, api_key, **overrides), "LOG_LEVEL": "DEBUG"})
+    assert result.returncode == 2
+    assert message in result.stdout
+    assert fake_api.requests == []
+    written = everything_written(oci_run, result)
+    assert "CANARY" not in written.upper()
+    assert not any(line in written for line in api_key.pem.splitlines()[1:-1])
