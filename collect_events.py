@@ -26,6 +26,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--metrics-dir", help="per-run metrics folder (METRICS_DIR)")
     parser.add_argument("--env-file", default=".env", help="file of KEY=VALUE settings (default .env)")
     parser.add_argument("--dry-run", action="store_true", help="fetch and report, write nothing")
+    parser.add_argument("--backfill", metavar="FIRST..LAST",
+                        help="fetch these days with ?DateTime= (e.g. 2026-05-01..2026-05-20) instead of the feed")
     return parser.parse_args(argv)
 
 
@@ -47,10 +49,22 @@ def build_settings(args: argparse.Namespace) -> Settings:
     return settings
 
 
+def parse_backfill(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    from gaps import parse_day_range
+
+    try:
+        return parse_day_range(text)
+    except ValueError as error:
+        raise ConfigError(f"--backfill: {error}") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         settings = build_settings(args)
+        backfill_days = parse_backfill(args.backfill)
     except ConfigError as error:
         print(f"configuration error: {error}", file=sys.stderr)
         return 2
@@ -60,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(settings.log_dir, settings.log_level, settings.log_max_bytes, settings.log_backup_count)
     from collection_run import run_once
 
-    return run_once(settings, dry_run=args.dry_run)
+    return run_once(settings, dry_run=args.dry_run, backfill_days=backfill_days)
 
 
 if __name__ == "__main__":

@@ -190,6 +190,8 @@ SETTINGS: list[Setting] = [
             "Dead-man's switch URL pinged on success, <url>/fail on failure."),
     Setting("RUN_INTERVAL_MINUTES", "run_interval_minutes", "30", _positive_int,
             "How often cron runs the collector (gap detection, analysis)."),
+    Setting("BACKFILL_MAX_DAYS", "backfill_max_days", "31", _non_negative_int,
+            "Most days a detected gap is backfilled automatically (the newest ones); 0 only reports gaps."),
     Setting("COMPACT_AFTER_DAYS", "compact_after_days", "2", _positive_int,
             "Days older than this are compacted into one object per day."),
 ]
@@ -228,6 +230,7 @@ class Settings:
     health_file: str | None
     healthcheck_ping_url: str | None
     run_interval_minutes: int
+    backfill_max_days: int
     compact_after_days: int
 
     @property
