@@ -116,7 +116,7 @@ class FakePolisenServer:
         self.state.index = index
 
     def add_faults(self, *faults: str) -> None:
-        """Queue faults, one per coming request: see _Handler.FAULTS."""
+        """Queue faults, one per coming request (`none` lets one pass): see _Handler._fault."""
         self.state.faults.extend(faults)
 
     @property
@@ -148,7 +148,7 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(self.fake.latency)
         if parts.path != "/api/events":
             return self._send(entry, 404, b"not found", content_type="text/plain")
-        if fault:
+        if fault and fault != "none":
             return self._fault(entry, fault, body)
         etag = '"' + hashlib.sha256(body).hexdigest()[:20] + '"'
         if self.fake.support_etag and self.headers.get("If-None-Match") == etag:
