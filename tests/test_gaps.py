@@ -11,9 +11,14 @@ from archive_truth import (
     canonical,
     versions_in_snapshots,
 )
+from fake_polisen import FakePolisenServer
 
+from backfill import backfill_on_demand
 from events import validate_event
 from gaps import Gap, detect_gap
+from performance_metrics import RunMetrics
+from polisen_api import ApiOptions, PolisenClient
+from storage import LocalStorage
 
 LAST_BEFORE_OUTAGE = 30   # 2026-05-23 19:34 UTC
 RESUME = 113              # 2026-06-05 20:54 UTC: 13 days later, the feed then covers 05-30..06-05
@@ -123,3 +128,15 @@ def test_bad_backfill_range_is_one_line_and_exit_2(collector):
     result = collector.run("--backfill", "2026-05-20..2026-05-01")
     assert result.returncode == 2
     assert result.stderr.strip() == "configuration error: --backfill: '2026-05-20..2026-05-01' ends before it starts"
+
+
+def test_a_day_at_the_api_cap_is_reported_as_possibly_truncated(tmp_path):
+    body = json.dumps([event(700_000 - n, "2026-05-10") for n in range(600)]).encode()
+    with FakePolisenServer([body]) as api:
+        client = PolisenClient(ApiOptions(url=api.url))
+        metrics = RunMetrics("truncated")
+        report = backfill_on_demand(LocalStorage(tmp_path), client, metrics, ["2026-05-10"], retention_days=30)
+        client.close()
+    assert report.truncated == ["2026-05-10"] and report.new == 500
+    assert metrics.counts["backfill_truncated_days"] == 1
+    assert metrics.info["backfill"]["possibly_truncated"] == ["2026-05-10"]
