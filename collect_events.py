@@ -29,6 +29,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--dry-run", action="store_true", help="fetch and report, write nothing")
     parser.add_argument("--compact", action="store_true",
                         help="do not fetch: merge the per-run objects of days older than COMPACT_AFTER_DAYS")
+    parser.add_argument("--backfill", metavar="FIRST..LAST",
+                        help="fetch these days with ?DateTime= (e.g. 2026-05-01..2026-05-20) instead of the feed")
     return parser.parse_args(argv)
 
 
@@ -51,10 +53,22 @@ def build_settings(args: argparse.Namespace) -> Settings:
     return settings
 
 
+def parse_backfill(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    from gaps import parse_day_range
+
+    try:
+        return parse_day_range(text)
+    except ValueError as error:
+        raise ConfigError(f"--backfill: {error}") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         settings = build_settings(args)
+        backfill_days = parse_backfill(args.backfill)
     except ConfigError as error:
         print(f"configuration error: {error}", file=sys.stderr)
         record_config_failure(args, error)
@@ -67,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.compact:
         return run_compaction(settings)
-    return run_once(settings, dry_run=args.dry_run)
+    return run_once(settings, dry_run=args.dry_run, backfill_days=backfill_days)
 
 
 def record_config_failure(args: argparse.Namespace, error: ConfigError) -> None:

@@ -13,11 +13,13 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from archive import new_run_id
+from backfill import BackfillReport, backfill_on_demand, heal_gaps
 from collector import ApiCache, RunReport, collect, utc_today
 from config import ConfigError, Settings
 from health_file import write_health
 from performance_metrics import RunMetrics, prune_metrics, write_prometheus_textfile
 from polisen_api import ApiError, ApiOptions, PolisenClient
+from rate_limit import RateLimiter
 from run_lock import LockHeld, RunLock
 from storage import StorageError, open_storage
 
@@ -39,7 +41,8 @@ def api_options(settings: Settings) -> ApiOptions:
     )
 
 
-def run_once(settings: Settings, dry_run: bool = False) -> int:
+def run_once(settings: Settings, dry_run: bool = False, backfill_days: list[str] | None = None) -> int:
+    """One cron run, or with backfill_days an on-demand backfill of those days (no health file)."""
     run_id = new_run_id()
     metrics = RunMetrics(run_id)
     lock = RunLock(settings.lock_path)
@@ -52,6 +55,8 @@ def run_once(settings: Settings, dry_run: bool = False) -> int:
         _save_metrics(settings, metrics)
         return EXIT_LOCKED
     try:
+        if backfill_days is not None:
+            return _backfill_locked(settings, metrics, backfill_days)
         return _run_locked(settings, run_id, metrics, dry_run)
     finally:
         lock.release()
@@ -84,11 +89,12 @@ def _run_locked(settings: Settings, run_id: str, metrics: RunMetrics, dry_run: b
     if not settings.contact_email:
         log.warning("API_CONTACT_EMAIL is not set: the API's usage rules ask for a contact in the User-Agent")
     report = RunReport()
+    backfilled: BackfillReport | None = None
     error: BaseException | None = None
     exit_code = EXIT_OK
     try:
         storage = open_storage(settings)
-        client = PolisenClient(api_options(settings))
+        client = PolisenClient(api_options(settings), limiter=RateLimiter(storage) if settings.rate_limit else None)
         try:
             report = collect(
                 storage, client, metrics, run_id=run_id,
@@ -96,6 +102,11 @@ def _run_locked(settings: Settings, run_id: str, metrics: RunMetrics, dry_run: b
                 api_cache=None if dry_run else ApiCache(settings.log_dir / "api-cache.json"),
                 dry_run=dry_run,
             )
+            if dry_run and report.gap:
+                log.warning("possible gap from %s to %s: %s", report.gap.first_day, report.gap.last_day, report.gap.reason)
+            elif not dry_run:
+                backfilled = heal_gaps(storage, client, metrics, report.gap, max_days=settings.backfill_max_days,
+                                       retention_days=settings.state_retention_days)
         finally:
             client.close()
     except ConfigError as failure:
@@ -115,12 +126,38 @@ def _run_locked(settings: Settings, run_id: str, metrics: RunMetrics, dry_run: b
         log.info("dry run: would store %d new and %d updated events", report.new, report.updated)
         return exit_code
     _save_metrics(settings, metrics)
-    _save_health(settings, metrics, report, error)
+    extra = {"gap": report.gap.as_dict() if report.gap else None,
+             "backfill": backfilled.as_dict() if backfilled else None}
+    _save_health(settings, metrics, report, error, extra)
     if settings.healthcheck_ping_url:
         from healthcheck_ping import ping
 
         ping(settings.healthcheck_ping_url, success=error is None)
     return exit_code
+
+
+def _backfill_locked(settings: Settings, metrics: RunMetrics, days: list[str]) -> int:
+    error: BaseException | None = None
+    try:
+        storage = open_storage(settings)
+        client = PolisenClient(api_options(settings), limiter=RateLimiter(storage) if settings.rate_limit else None)
+        try:
+            report = backfill_on_demand(storage, client, metrics, days, retention_days=settings.state_retention_days)
+        finally:
+            client.close()
+        if report.stopped:
+            error = ApiError(f"backfill stopped: {report.stopped}")
+    except (ConfigError, ApiError, StorageError) as failure:
+        error = failure
+        log.error("backfill failed: %s", failure)
+    if error is not None:
+        metrics.record_error(error)
+    metrics.finish("failed" if error else "success")
+    log.info("%s", metrics.summary())
+    _save_metrics(settings, metrics)
+    if isinstance(error, ConfigError):
+        return EXIT_CONFIG
+    return EXIT_FAILED if error else EXIT_OK
 
 
 def _save_metrics(settings: Settings, metrics: RunMetrics) -> None:
@@ -136,7 +173,8 @@ def _save_metrics(settings: Settings, metrics: RunMetrics) -> None:
             log.warning("could not write the Prometheus textfile in %s: %s", settings.prometheus_textfile_dir, error)
 
 
-def _save_health(settings: Settings, metrics: RunMetrics, report: RunReport, error: BaseException | None) -> None:
+def _save_health(settings: Settings, metrics: RunMetrics, report: RunReport, error: BaseException | None,
+                 extra: dict | None = None) -> None:
     try:
         write_health(
             settings.health_path,
@@ -146,6 +184,7 @@ def _save_health(settings: Settings, metrics: RunMetrics, report: RunReport, err
             execution_time=metrics.timings.get("total", 0.0),
             error=error,
             run_id=metrics.run_id,
+            extra=extra,
         )
     except OSError as error_writing:
         log.warning("could not write the health file %s: %s", settings.health_path, error_writing)

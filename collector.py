@@ -19,6 +19,7 @@ from typing import Any
 
 from archive import list_event_objects, run_object_name
 from events import Event, InvalidEvent, encode_jsonl, validate_event
+from gaps import Gap, detect_gap
 from performance_metrics import RunMetrics
 from polisen_api import ApiError, FetchResult, PolisenClient
 from state import (
@@ -59,6 +60,7 @@ class RunReport:
     invalid: int = 0
     not_modified: bool = False
     objects_written: list[str] = field(default_factory=list)
+    gap: Gap | None = None
 
     @property
     def events_processed(self) -> int:
@@ -99,7 +101,7 @@ def validate_all(raws: list[Any], metrics: RunMetrics) -> list[Event]:
         except InvalidEvent as error:
             invalid += 1
             log.warning("skipping invalid event: %s", error)
-    metrics.count(invalid_events=invalid)
+    metrics.add("invalid_events", invalid)
     return valid
 
 
@@ -250,6 +252,7 @@ def collect(
     with metrics.step("deduplication"):
         events = validate_all(result.events, metrics)
         changes = find_changes(events, state.seen)
+        report.gap = detect_gap(len(result.events), events, state.seen)
     report.fetched = len(result.events)
     report.invalid = metrics.counts.get("invalid_events", 0)
     report.new, report.updated, report.unchanged = len(changes.new), len(changes.updated), changes.unchanged

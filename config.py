@@ -141,7 +141,7 @@ SETTINGS: list[Setting] = [
     Setting("API_BACKOFF_FACTOR", "backoff_factor", "1", _non_negative_float,
             "Backoff base in seconds: waits of factor x 1, 2, 4 ..."),
     Setting("API_RETRY_AFTER_MAX", "retry_after_max", "120", _non_negative_float,
-            "Longest Retry-After (seconds) honoured; a longer one fails the run."),
+            "Longest Retry-After (seconds) slept within a run; a longer one is cut to this."),
     Setting("API_MAX_BODY_BYTES", "max_body_bytes", "20000000", _positive_int,
             "Largest decompressed response accepted."),
     Setting("API_RATE_LIMIT", "rate_limit", "on", _on_off,
@@ -203,6 +203,8 @@ SETTINGS: list[Setting] = [
             "Dead-man's switch URL pinged on success, <url>/fail on failure."),
     Setting("RUN_INTERVAL_MINUTES", "run_interval_minutes", "30", _positive_int,
             "How often cron runs the collector (gap detection, analysis)."),
+    Setting("BACKFILL_MAX_DAYS", "backfill_max_days", "31", _non_negative_int,
+            "Most days a detected gap is backfilled automatically (the newest ones); 0 only reports gaps."),
     Setting("COMPACT_AFTER_DAYS", "compact_after_days", "2", _positive_int,
             "Days older than this are compacted into one object per day."),
 ]
@@ -246,6 +248,7 @@ class Settings:
     health_file: str | None
     healthcheck_ping_url: str | None
     run_interval_minutes: int
+    backfill_max_days: int
     compact_after_days: int
 
     @property

@@ -3,6 +3,11 @@
 Transport retries (connection errors, read timeouts, 429, 5xx) are urllib3's Retry on a
 requests Session. A 200 with an empty or non-JSON body, which the real API has served, is
 retried from the same budget by fetch_events.
+
+Every request actually sent passes `_before_request`, where the optional rate limiter
+(rate_limit.py) may hold it back: first attempts and requests-level redirects through the
+adapter's `send`, urllib3's own retries through `Retry.sleep`, which urllib3 calls right
+before each retry, in place of its own time.sleep.
 """
 
 from __future__ import annotations
@@ -80,12 +85,15 @@ def user_agent(contact_email: str) -> str:
 class PolisenClient:
     """Fetches the events feed. One instance per run; not thread-safe."""
 
-    def __init__(self, options: ApiOptions, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(self, options: ApiOptions, sleep: Callable[[float], None] = time.sleep, limiter: Any = None) -> None:
         parts = urlsplit(options.url)
         if parts.scheme != "https" and parts.scheme != "http":
             raise ApiError(f"unsupported URL scheme in {options.url}")
         self.options = options
         self._sleep = sleep
+        self.limiter = limiter
+        self._headroom = 0
+        self._pending_wait = 0.0
         self._retry_log = _RetryLog()
         self.session = requests.Session()
         self.session.headers.update(
@@ -96,10 +104,24 @@ class PolisenClient:
             }
         )
 
+    def _before_request(self, min_wait: float) -> None:
+        """Wait for the backoff and, when rate limited, for a free slot in the ledger."""
+        min_wait = max(min_wait, self._pending_wait)
+        self._pending_wait = 0.0
+        if self.limiter is not None:
+            self.limiter.acquire(min_wait, headroom=self._headroom)
+        elif min_wait > 0:
+            self._sleep(min_wait)
+
     def _retry(self, budget: int) -> Retry:
         retry_log = self._retry_log
+        client = self
 
         class LoggedRetry(Retry):
+            def sleep(self, response=None) -> None:  # type: ignore[override]
+                wait = self.get_retry_after(response) if response is not None else None
+                client._before_request(wait if wait is not None else self.get_backoff_time())
+
             def increment(self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None):  # type: ignore[override]
                 new = super().increment(method, url, response, error, _pool, _stacktrace)
                 reason = f"HTTP {response.status}" if response is not None else type(error).__name__
@@ -136,9 +158,14 @@ class PolisenClient:
         params: dict[str, str] | None = None,
         etag: str | None = None,
         last_modified: str | None = None,
+        headroom: int = 0,
     ) -> FetchResult:
-        """GET the feed and return its JSON array, retrying bad bodies like failed requests."""
+        """GET the feed and return its JSON array, retrying bad bodies like failed requests.
+
+        `headroom` requests of the hourly and daily budgets are left untouched (backfill).
+        """
         headers = {}
+        self._headroom = headroom
         if etag:
             headers["If-None-Match"] = etag
         if last_modified:
@@ -169,7 +196,7 @@ class PolisenClient:
                     "API response unusable (%s); retry %d of %d in %.1f s",
                     bad, self._retry_log.count, self.options.max_retries, wait,
                 )
-                self._sleep(wait)
+                self._pending_wait = wait
                 continue
             requests_sent += 1 + self._retry_log.count - before
             result.retries = self._retry_log.count
@@ -177,7 +204,7 @@ class PolisenClient:
             return result
 
     def _mount(self, budget: int) -> None:
-        adapter = HTTPAdapter(max_retries=self._retry(max(budget, 0)))
+        adapter = _PoliteAdapter(self._before_request, max_retries=self._retry(max(budget, 0)))
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
 
@@ -206,6 +233,8 @@ class PolisenClient:
                 return FetchResult(events=None, status=304, bytes_wire=response.raw.tell(),
                                    etag=response.headers.get("ETag") or headers.get("If-None-Match"),
                                    last_modified=response.headers.get("Last-Modified"))
+            if response.status_code == 429 and self.limiter is not None:
+                self.limiter.defer(_retry_after_seconds(response.headers.get("Retry-After")))
             if response.status_code != 200:
                 hint = " (the API asks us to slow down)" if response.status_code == 429 else ""
                 tries = f" after {self._retry_log.count} retries" if self._retry_log.count else ""
@@ -239,6 +268,23 @@ class PolisenClient:
         except (Urllib3HTTPError, OSError) as error:
             raise _BadBody(f"body broken off after {size} bytes: {type(error).__name__}") from None
         return b"".join(chunks)
+
+
+class _PoliteAdapter(HTTPAdapter):
+    """An adapter that lets the client hold back each request it sends."""
+
+    def __init__(self, before_request: Callable[[float], None], **kwargs: Any) -> None:
+        self._before_request = before_request
+        super().__init__(**kwargs)
+
+    def send(self, request, **kwargs):  # type: ignore[override]
+        self._before_request(0.0)
+        return super().send(request, **kwargs)
+
+
+def _retry_after_seconds(value: str | None) -> float:
+    """Seconds of a Retry-After header; a date or garbage counts as a minute."""
+    return float(value) if value and value.strip().isdigit() else 60.0
 
 
 class _BadBody(Exception):

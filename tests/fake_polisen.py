@@ -2,7 +2,11 @@
 
 The test process drives it: `advance()` moves to the next snapshot, `faults` queues
 misbehaviour for the next requests (as the real API has shown it), `requests` logs what
-the collector sent. gzip and ETag/If-None-Match work like a real server's.
+the collector sent and when (by `clock`, which a test may replace with its own).
+gzip and ETag/If-None-Match work like a real server's. `?DateTime=YYYY-MM-DD` (or
+`YYYY-MM`) serves the events of that date from every snapshot up to the current one,
+fetched or not, the newest version of each id, at most 500: what the real API had
+published by then.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import struct
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -48,7 +53,25 @@ class FakePolisenState:
     requests: list[LoggedRequest] = field(default_factory=list)
     latency: float = 0.0
     support_etag: bool = True
+    clock: Callable[[], float] = time.time
     lock: threading.Lock = field(default_factory=threading.Lock)
+    parsed: dict[int, list[dict]] = field(default_factory=dict)
+
+    def events_of(self, index: int) -> list[dict]:
+        if index not in self.parsed:
+            body = self.bodies[index]
+            self.parsed[index] = json.loads(body) if body.strip() else []
+        return self.parsed[index]
+
+    def events_dated(self, prefix: str, upto: int) -> bytes:
+        """The newest version of each event whose date starts with prefix, newest id first."""
+        latest: dict[int, dict] = {}
+        for index in range(upto + 1):
+            for event in self.events_of(index):
+                if event["datetime"][:len(prefix)] == prefix:
+                    latest[event["id"]] = event
+        chosen = [latest[event_id] for event_id in sorted(latest, reverse=True)][:500]
+        return json.dumps(chosen, ensure_ascii=False).encode("utf-8")
 
 
 class _QuietServer(ThreadingHTTPServer):
@@ -93,7 +116,7 @@ class FakePolisenServer:
         self.state.index = index
 
     def add_faults(self, *faults: str) -> None:
-        """Queue faults, one per coming request: see _Handler.FAULTS."""
+        """Queue faults, one per coming request (`none` lets one pass): see _Handler._fault."""
         self.state.faults.extend(faults)
 
     @property
@@ -114,16 +137,18 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802
         parts = urlsplit(self.path)
-        entry = LoggedRequest(time.time(), parts.path, parse_qs(parts.query), dict(self.headers))
+        entry = LoggedRequest(self.fake.clock(), parts.path, parse_qs(parts.query), dict(self.headers))
         with self.fake.lock:
             self.fake.requests.append(entry)
             fault = self.fake.faults.popleft() if self.fake.faults else None
-            body = self.fake.bodies[min(self.fake.index, len(self.fake.bodies) - 1)]
+            index = min(self.fake.index, len(self.fake.bodies) - 1)
+            day = entry.query.get("DateTime", [None])[0]
+            body = self.fake.events_dated(day, index) if day else self.fake.bodies[index]
         if self.fake.latency:
             time.sleep(self.fake.latency)
         if parts.path != "/api/events":
             return self._send(entry, 404, b"not found", content_type="text/plain")
-        if fault:
+        if fault and fault != "none":
             return self._fault(entry, fault, body)
         etag = '"' + hashlib.sha256(body).hexdigest()[:20] + '"'
         if self.fake.support_etag and self.headers.get("If-None-Match") == etag:

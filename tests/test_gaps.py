@@ -1,0 +1,142 @@
+"""Gaps: detected after downtime longer than the feed's window, and healed by ?DateTime= backfill."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+from archive_truth import (
+    archived_lines,
+    archived_versions,
+    canonical,
+    versions_in_snapshots,
+)
+from fake_polisen import FakePolisenServer
+
+from backfill import backfill_on_demand
+from events import validate_event
+from gaps import Gap, detect_gap
+from performance_metrics import RunMetrics
+from polisen_api import ApiOptions, PolisenClient
+from storage import LocalStorage
+
+LAST_BEFORE_OUTAGE = 30   # 2026-05-23 19:34 UTC
+RESUME = 113              # 2026-06-05 20:54 UTC: 13 days later, the feed then covers 05-30..06-05
+
+
+def event(event_id: int, when: str) -> dict:
+    return {"id": event_id, "datetime": f"{when} 12:00:00 +02:00", "name": "n", "summary": "s",
+            "url": "/u", "type": "Brand", "location": {"name": "Skåne län", "gps": "55.9,13.5"}}
+
+
+def test_detect_gap_only_when_the_window_does_not_overlap_what_we_know():
+    window = [validate_event(event(1000 - n, "2026-06-05" if n < 250 else "2026-05-30")) for n in range(500)]
+    oldest = window[-1].id
+    known_before = {1: ("h", "2026-05-23", "2026-05-23")}
+    assert detect_gap(500, window, {}) is None
+    assert detect_gap(500, window, {**known_before, oldest: ("h", "2026-05-30", "2026-06-04")}) is None
+    assert detect_gap(500, window, known_before) == Gap(
+        "2026-05-23", "2026-05-30", "the answer was full (500 events) and none of its oldest events were known")
+    short = window[:60]
+    assert detect_gap(60, short, {1: ("h", "2026-06-04", "2026-06-05")}) is None
+    assert detect_gap(60, short, known_before) == Gap(
+        "2026-05-23", "2026-06-05", "the last answer we stored (2026-05-23) is older than the feed's window")
+
+
+def test_downtime_longer_than_the_window_is_reported_and_backfilled(fake_api, collector, snapshot_bodies):
+    for index in range(LAST_BEFORE_OUTAGE + 1):
+        fake_api.serve(index)
+        assert collector.run().returncode == 0
+    fake_api.serve(RESUME)
+    before = len(fake_api.requests)
+    result = collector.run()
+    assert result.returncode == 0, result.stdout[-2000:]
+
+    assert "possible gap in the archive from 2026-05-23 to 2026-05-30" in result.stdout
+    gap = {"from": "2026-05-23", "to": "2026-05-30",
+           "reason": "the answer was full (500 events) and none of its oldest events were known"}
+    assert collector.health()["gap"] == gap
+    metrics = json.loads(collector.metrics_files()[-1].read_text())
+    assert metrics["gap"] == gap and metrics["counts"]["gap_days"] == 8
+    assert metrics["counts"]["backfill_days"] == 8 and metrics["counts"]["backfill_pending_days"] == 0
+    asked = [r.query.get("DateTime", [None])[0] for r in fake_api.requests[before:]]
+    assert asked == [None] + [f"2026-05-{day}" for day in range(23, 31)]
+
+    truth = versions_in_snapshots(snapshot_bodies)
+    archived = archived_versions(collector.data_dir)
+    assert set(archived) == set(truth), "every id, also of the skipped days, is archived"
+    for event_id, versions in archived.items():
+        assert versions[-1] == truth[event_id][-1], event_id
+    lines = Counter((event["id"], canonical(event)) for _, event in archived_lines(collector.data_dir))
+    assert [key for key, count in lines.items() if count > 1] == [], "no event stored twice"
+
+    again = collector.run()
+    assert again.returncode == 0 and collector.health()["gap"] is None
+    assert "new 0, updated 0" in again.stdout
+
+
+def test_interrupted_backfill_resumes_next_run(fake_api, collector):
+    for index in range(LAST_BEFORE_OUTAGE + 1):
+        fake_api.serve(index)
+        assert collector.run().returncode == 0
+    fake_api.serve(RESUME)
+    fake_api.add_faults("none", "none", "none", "status:503", "status:503", "status:503", "status:503")
+    first = collector.run()
+    assert first.returncode == 0, first.stdout[-2000:]
+    backfill = collector.health()["backfill"]
+    assert backfill["days_done"] == 2 and backfill["pending_days"] == 6
+    assert backfill["next_pending_day"] == "2026-05-25" and "HTTP 503" in backfill["stopped"]
+    progress = json.loads((collector.data_dir / "metadata" / "backfill.json").read_text())
+    assert progress["pending"] == {f"2026-05-{day}": 1 if day == 25 else 0 for day in range(25, 31)}
+
+    second = collector.run()
+    assert second.returncode == 0
+    assert collector.health()["backfill"]["days_done"] == 6
+    assert json.loads((collector.data_dir / "metadata" / "backfill.json").read_text())["pending"] == {}
+    assert [line for line in second.stdout.splitlines() if "backfill 2026-05-25 (1/6)" in line]
+
+
+def test_backfill_on_demand_prints_progress_and_never_duplicates(fake_api, collector, snapshot_bodies):
+    fake_api.serve(RESUME)
+    result = collector.run("--backfill", "2026-05-25..2026-05-27")
+    assert result.returncode == 0, result.stdout[-2000:]
+    progress = [line.split("polisen.backfill: ")[1] for line in result.stdout.splitlines() if "backfill 2026-05-2" in line]
+    assert [line.split(":")[0] for line in progress] == [
+        "backfill 2026-05-25 (1/3)", "backfill 2026-05-26 (2/3)", "backfill 2026-05-27 (3/3)"]
+    assert "backfill summary: 3 of 3 days done" in result.stdout
+    assert not (collector.log_dir / "health.json").exists(), "an on-demand backfill is not a cron run"
+
+    newest = {}
+    for body in snapshot_bodies[:RESUME + 1]:
+        for raw in json.loads(body) if body.strip() else []:
+            if "2026-05-25" <= raw["datetime"][:10] <= "2026-05-27":
+                newest[raw["id"]] = canonical(raw)
+    archived = {(event["id"], canonical(event)) for _, event in archived_lines(collector.data_dir)}
+    assert archived == set(newest.items())
+
+    state_path = collector.data_dir / "metadata" / "last_seen.json"
+    state = json.loads(state_path.read_text())
+    state["seen"] = {}
+    state_path.write_text(json.dumps(state))
+    again = collector.run("--backfill", "2026-05-25..2026-05-27")
+    assert again.returncode == 0
+    assert f"{len(newest)} events, 0 new, 0 updated" in again.stdout
+    assert len(archived_lines(collector.data_dir)) == len(newest)
+
+
+def test_bad_backfill_range_is_one_line_and_exit_2(collector):
+    result = collector.run("--backfill", "2026-05-20..2026-05-01")
+    assert result.returncode == 2
+    assert result.stderr.strip() == "configuration error: --backfill: '2026-05-20..2026-05-01' ends before it starts"
+
+
+def test_a_day_at_the_api_cap_is_reported_as_possibly_truncated(tmp_path):
+    body = json.dumps([event(700_000 - n, "2026-05-10") for n in range(600)]).encode()
+    with FakePolisenServer([body]) as api:
+        client = PolisenClient(ApiOptions(url=api.url))
+        metrics = RunMetrics("truncated")
+        report = backfill_on_demand(LocalStorage(tmp_path), client, metrics, ["2026-05-10"], retention_days=30)
+        client.close()
+    assert report.truncated == ["2026-05-10"] and report.new == 500
+    assert metrics.counts["backfill_truncated_days"] == 1
+    assert metrics.info["backfill"]["possibly_truncated"] == ["2026-05-10"]

@@ -1,0 +1,61 @@
+"""Soak: the whole replay with random faults on the API and on the store, kill -9 included.
+
+Seeded, so a failure replays exactly. A failed or killed run is followed by the next run
+on the same snapshot, as the next cron tick would find the feed nearly unchanged, so every
+recorded answer is eventually collected and the archive must equal the truth.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+
+from archive_truth import archived_versions, versions_in_snapshots
+
+SEED = 6_2026
+API_FAULTS = ["status:500", "status:502", "status:503", "status:504", "429:0", "empty", "truncated",
+              "reset", "cut", "object", "short:60", "slow:0.2"]
+STORE_FAULTS = ["error", "kill-before", "kill-after"]
+ATTEMPTS = 6
+
+
+def test_soak_with_api_and_storage_faults_loses_nothing(fake_api, collector, snapshot_bodies):
+    rng = random.Random(SEED)
+    outcomes = {"ok": 0, "failed": 0, "killed": 0}
+    gaps = []
+    for index, body in enumerate(snapshot_bodies):
+        fake_api.serve(index)
+        for attempt in range(ATTEMPTS):
+            last = attempt == ATTEMPTS - 1
+            fake_api.state.faults.clear()
+            if not last and rng.random() < 0.5:
+                fake_api.add_faults(*rng.choices(API_FAULTS, k=rng.randint(1, 4)))
+            store_fault = ""
+            if not last and rng.random() < 0.5:
+                store_fault = f"{rng.randint(1, 4)}:{rng.choice(STORE_FAULTS)}"
+            result = collector.run(script="tests/faulty_collect.py", env={"FAULT_PUT": store_fault,
+                                                                          "API_READ_TIMEOUT": "0.1"})
+            if result.returncode == -signal.SIGKILL:
+                outcomes["killed"] += 1
+            elif result.returncode == 0:
+                outcomes["ok"] += 1
+                gaps.append(json.loads((collector.log_dir / "health.json").read_text())["gap"])
+                break
+            else:
+                assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-2000:]
+                assert "Traceback" not in result.stdout + result.stderr, result.stdout[-2000:]
+                outcomes["failed"] += 1
+            if not body.strip():
+                break
+
+    assert outcomes["killed"] >= 20 and outcomes["failed"] >= 15, outcomes
+    assert outcomes["ok"] == len(snapshot_bodies) - 1, outcomes
+    assert gaps == [None] * outcomes["ok"], "no gap may be reported when none happened"
+
+    truth = versions_in_snapshots(snapshot_bodies)
+    archived = archived_versions(collector.data_dir)
+    assert set(archived) == set(truth)
+    for event_id, versions in truth.items():
+        assert set(archived[event_id]) == set(versions), event_id
+        assert archived[event_id][-1] == versions[-1], event_id
