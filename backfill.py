@@ -210,9 +210,13 @@ def run_backfill(
 
 def heal_gaps(
     storage: Storage, client: PolisenClient, metrics: RunMetrics, gap: Gap | None, *,
-    max_days: int, retention_days: int,
+    max_days: int, retention_days: int, progress: Progress | None = None,
 ) -> BackfillReport | None:
-    """After a regular run: report a new gap, queue its newest max_days days, work off the queue."""
+    """After a regular run: report a new gap, queue its newest max_days days, work off the queue.
+
+    `progress` is the queue as read during the run (in parallel with it, so a run with
+    nothing pending pays no extra round trip); it is read again once this run queues days.
+    """
     if gap is not None:
         log.warning("possible gap in the archive from %s to %s: %s", gap.first_day, gap.last_day, gap.reason)
         metrics.info["gap"] = gap.as_dict()
@@ -225,9 +229,10 @@ def heal_gaps(
                         skipped[0], skipped[-1])
         if queued:
             queue_days(storage, queued)
+            progress = None
     if not max_days:
         return None
-    pending = sorted(load_progress(storage).pending)
+    pending = sorted((progress or load_progress(storage)).pending)
     return run_backfill(storage, client, metrics, pending, retention_days=retention_days) if pending else None
 
 

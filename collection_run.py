@@ -9,11 +9,12 @@ ends, and a hung one lets it go stale, which is what monitoring must see.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from archive import new_run_id
-from backfill import BackfillReport, backfill_on_demand, heal_gaps
+from backfill import BackfillReport, backfill_on_demand, heal_gaps, load_progress
 from collector import ApiCache, RunReport, collect, utc_today
 from config import ConfigError, Settings
 from health_file import write_health
@@ -21,7 +22,7 @@ from performance_metrics import RunMetrics, prune_metrics, write_prometheus_text
 from polisen_api import ApiError, ApiOptions, PolisenClient
 from rate_limit import RateLimiter
 from run_lock import LockHeld, RunLock
-from storage import StorageError, open_storage
+from storage import LocalStorage, StorageError, open_storage
 
 log = logging.getLogger("polisen.collect")
 
@@ -94,19 +95,22 @@ def _run_locked(settings: Settings, run_id: str, metrics: RunMetrics, dry_run: b
     exit_code = EXIT_OK
     try:
         storage = open_storage(settings)
-        client = PolisenClient(api_options(settings), limiter=RateLimiter(storage) if settings.rate_limit else None)
+        client = PolisenClient(api_options(settings), limiter=_limiter(settings))
         try:
-            report = collect(
-                storage, client, metrics, run_id=run_id,
-                retention_days=settings.state_retention_days,
-                api_cache=None if dry_run else ApiCache(settings.log_dir / "api-cache.json"),
-                dry_run=dry_run,
-            )
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                pending_backfill = pool.submit(load_progress, storage)
+                report = collect(
+                    storage, client, metrics, run_id=run_id,
+                    retention_days=settings.state_retention_days,
+                    api_cache=None if dry_run else ApiCache(settings.log_dir / "api-cache.json"),
+                    dry_run=dry_run,
+                )
             if dry_run and report.gap:
                 log.warning("possible gap from %s to %s: %s", report.gap.first_day, report.gap.last_day, report.gap.reason)
             elif not dry_run:
                 backfilled = heal_gaps(storage, client, metrics, report.gap, max_days=settings.backfill_max_days,
-                                       retention_days=settings.state_retention_days)
+                                       retention_days=settings.state_retention_days,
+                                       progress=pending_backfill.result())
         finally:
             client.close()
     except ConfigError as failure:
@@ -140,7 +144,7 @@ def _backfill_locked(settings: Settings, metrics: RunMetrics, days: list[str]) -
     error: BaseException | None = None
     try:
         storage = open_storage(settings)
-        client = PolisenClient(api_options(settings), limiter=RateLimiter(storage) if settings.rate_limit else None)
+        client = PolisenClient(api_options(settings), limiter=_limiter(settings))
         try:
             report = backfill_on_demand(storage, client, metrics, days, retention_days=settings.state_retention_days)
         finally:
@@ -158,6 +162,10 @@ def _backfill_locked(settings: Settings, metrics: RunMetrics, days: list[str]) -
     if isinstance(error, ConfigError):
         return EXIT_CONFIG
     return EXIT_FAILED if error else EXIT_OK
+
+
+def _limiter(settings: Settings) -> RateLimiter | None:
+    return RateLimiter(LocalStorage(settings.log_dir)) if settings.rate_limit else None
 
 
 def _save_metrics(settings: Settings, metrics: RunMetrics) -> None:

@@ -51,22 +51,25 @@ def parse_day_range(text: str) -> list[str]:
 
 
 def detect_gap(answer_size: int, events: list[Event], seen: dict[int, Entry]) -> Gap | None:
-    """A gap, when the feed's oldest event is unknown to us and more may have scrolled out.
+    """A gap, when the answer does not overlap what we know and more may have scrolled out.
 
-    The answer is newest publication first, so its last event is the oldest published one;
-    after an ordinary interval the previous run saw it. When it is new to us and the answer
-    is full (or our last run is older than its date), events published in between may be
-    lost: the missing period runs from the newest day we know to that event's day.
+    The feed is a contiguous window of the newest publications: if any event of it is
+    known, the answer that taught us that event reached back to where we were, so nothing
+    in between is lost. When none is known and the answer is full (or our last run is
+    older than its oldest event's date), events published in between may be lost: the
+    missing period runs from the newest day we know to the oldest event's day. Looking at
+    the whole answer, not only its oldest event, keeps a state rebuilt after a crash in
+    the middle of a first run (some days stored, others not) from looking like a gap.
     A fresh archive (empty state) has nothing to be missing from: use --backfill.
     """
     if not seen or not events:
         return None
     oldest = events[-1]
-    if oldest.id in seen:
+    if any(event.id in seen for event in events):
         return None
     last_run_day = max(entry[2] for entry in seen.values())
     if answer_size >= FULL_WINDOW:
-        reason = f"the answer was full ({answer_size} events) and none of its oldest events were known"
+        reason = f"the answer was full ({answer_size} events) and none of its events were known"
     elif last_run_day < oldest.day:
         reason = f"the last answer we stored ({last_run_day}) is older than the feed's window"
     else:

@@ -1,10 +1,12 @@
 """The API's usage rules, kept across runs and hosts: a ledger of recent request times.
 
 polisen.se asks for at least 10 s between calls, at most 60 an hour and 1440 a day.
-Every request (first attempts, urllib3 retries, backfill days) asks `acquire()` first;
-the ledger `metadata/api_requests.json` lives in the archive's store next to the state,
-so two collectors sharing a bucket share it. A request is written to the ledger *before*
-it is sent, with a conditional write, so two hosts cannot both take the same slot.
+Every request (first attempts, urllib3 retries, backfill days) asks `acquire()` first,
+and is written to the ledger *before* it is sent, with a conditional write, so two
+processes cannot take the same slot. The ledger lives in LOG_DIR (`api-requests.json`),
+the host's own folder: checking it costs no network round trip on the run's critical
+path, which a ledger in a remote bucket would (a read and a write before every request).
+The rules bind each client; every host keeps its own ledger.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from storage import PreconditionFailed, Storage, StorageError
 
 log = logging.getLogger("polisen.rate_limit")
 
-LEDGER_OBJECT = "metadata/api_requests.json"
+LEDGER_OBJECT = "api-requests.json"
 LEDGER_FORMAT = 1
 MIN_INTERVAL = 10.0
 PER_HOUR = 60
@@ -81,7 +83,7 @@ def next_allowed(times: list[float], not_before: float, now: float, headroom: in
 
 
 class RateLimiter:
-    """Waits for a free slot (up to max_wait) and records each request in the shared ledger."""
+    """Waits for a free slot (up to max_wait) and records each request in the ledger."""
 
     def __init__(
         self, storage: Storage, *, clock: Callable[[], float] = time.time,

@@ -110,8 +110,8 @@ class LocalStorage:
     @contextmanager
     def _guard(self) -> Iterator[None]:
         """Serialise conditional writes between processes sharing the folder."""
-        lock_path = self.root / "metadata" / ".write.lock"
-        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        lock_path = self.root / ".write.lock"
+        self.root.mkdir(parents=True, exist_ok=True)
         with open(lock_path, "a") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             yield

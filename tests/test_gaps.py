@@ -35,8 +35,9 @@ def test_detect_gap_only_when_the_window_does_not_overlap_what_we_know():
     known_before = {1: ("h", "2026-05-23", "2026-05-23")}
     assert detect_gap(500, window, {}) is None
     assert detect_gap(500, window, {**known_before, oldest: ("h", "2026-05-30", "2026-06-04")}) is None
+    assert detect_gap(500, window, {**known_before, window[10].id: ("h", "2026-06-05", "2026-06-05")}) is None
     assert detect_gap(500, window, known_before) == Gap(
-        "2026-05-23", "2026-05-30", "the answer was full (500 events) and none of its oldest events were known")
+        "2026-05-23", "2026-05-30", "the answer was full (500 events) and none of its events were known")
     short = window[:60]
     assert detect_gap(60, short, {1: ("h", "2026-06-04", "2026-06-05")}) is None
     assert detect_gap(60, short, known_before) == Gap(
@@ -54,7 +55,7 @@ def test_downtime_longer_than_the_window_is_reported_and_backfilled(fake_api, co
 
     assert "possible gap in the archive from 2026-05-23 to 2026-05-30" in result.stdout
     gap = {"from": "2026-05-23", "to": "2026-05-30",
-           "reason": "the answer was full (500 events) and none of its oldest events were known"}
+           "reason": "the answer was full (500 events) and none of its events were known"}
     assert collector.health()["gap"] == gap
     metrics = json.loads(collector.metrics_files()[-1].read_text())
     assert metrics["gap"] == gap and metrics["counts"]["gap_days"] == 8

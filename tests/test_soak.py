@@ -34,8 +34,11 @@ def test_soak_with_api_and_storage_faults_loses_nothing(fake_api, collector, sna
             store_fault = ""
             if not last and rng.random() < 0.5:
                 store_fault = f"{rng.randint(1, 4)}:{rng.choice(STORE_FAULTS)}"
+            # A short read timeout turns the `slow` fault into a timeout; the last attempt, free of
+            # faults, keeps the default so a busy machine cannot make it fail.
+            timeout = "30" if last else "0.1"
             result = collector.run(script="tests/faulty_collect.py", env={"FAULT_PUT": store_fault,
-                                                                          "API_READ_TIMEOUT": "0.1"})
+                                                                          "API_READ_TIMEOUT": timeout})
             if result.returncode == -signal.SIGKILL:
                 outcomes["killed"] += 1
             elif result.returncode == 0:
