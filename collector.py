@@ -230,8 +230,8 @@ def collect(
     with ThreadPoolExecutor(max_workers=2) as pool:
         fetching = pool.submit(fetch)
         reading = pool.submit(read_state)
+        state = reading.result()  # first: a wrong bucket or refused credentials (exit 2) outrank an API failure
         result = fetching.result()
-        state = reading.result()
     if result.events is None and (state.rebuilt or cached.get("state_etag") != state.etag):
         log.info("the state changed since the cached answer was stored; fetching the feed in full")
         result = fetch(conditional=False)
