@@ -86,7 +86,9 @@ class ApiCache:
 
     def save(self, url: str, result: FetchResult, state_etag: str | None) -> None:
         document = {"url": url, "etag": result.etag, "last_modified": result.last_modified, "state_etag": state_etag}
-        atomic_write(self.path, json.dumps({k: v for k, v in document.items() if v}).encode("utf-8"), durable=False)
+        document = {k: v for k, v in document.items() if v}
+        if document != self.load():  # a run that found nothing new writes only its metrics and health
+            atomic_write(self.path, json.dumps(document).encode("utf-8"), durable=False)
 
 
 def validate_all(raws: list[Any], metrics: RunMetrics) -> list[Event]:
