@@ -88,7 +88,9 @@ class ApiCache:
 
     def save(self, url: str, result: FetchResult, state_etag: str | None) -> None:
         document = {"url": url, "etag": result.etag, "last_modified": result.last_modified, "state_etag": state_etag}
-        atomic_write(self.path, json.dumps({k: v for k, v in document.items() if v}).encode("utf-8"), durable=False)
+        document = {k: v for k, v in document.items() if v}
+        if document != self.load():  # a run that found nothing new writes only its metrics and health
+            atomic_write(self.path, json.dumps(document).encode("utf-8"), durable=False)
 
 
 def validate_all(raws: list[Any], metrics: RunMetrics) -> list[Event]:
@@ -232,8 +234,8 @@ def collect(
     with ThreadPoolExecutor(max_workers=2) as pool:
         fetching = pool.submit(fetch)
         reading = pool.submit(read_state)
+        state = reading.result()  # first: a wrong bucket or refused credentials (exit 2) outrank an API failure
         result = fetching.result()
-        state = reading.result()
     if result.events is None and (state.rebuilt or cached.get("state_etag") != state.etag):
         log.info("the state changed since the cached answer was stored; fetching the feed in full")
         result = fetch(conditional=False)

@@ -28,18 +28,24 @@ def _transport_errors() -> tuple[type[BaseException], ...]:
 
 
 class OCIStorage:
-    """One bucket through an ObjectStorageClient; every failure becomes a StorageError."""
+    """One bucket through an ObjectStorageClient.
 
-    def __init__(self, client: Any, namespace: str, bucket: str) -> None:
+    Every failure becomes a StorageError, or a ConfigError when OCI says the credentials,
+    namespace or bucket are wrong: the first request of a run is the check of the settings.
+    """
+
+    def __init__(self, client: Any, namespace: str, bucket: str, auth: str = "the configured credentials") -> None:
         self.client = client
         self.namespace = namespace
         self.bucket = bucket
+        self.auth = auth
         self.endpoint = client.base_client.endpoint
         self.description = f"OCI bucket {bucket} (namespace {namespace}, endpoint {self.endpoint})"
 
-    def _fail(self, action: str, error: BaseException) -> StorageError:
+    def _fail(self, action: str, error: BaseException) -> StorageError | ConfigError:
+        """The error to raise; wrong credentials, namespace or bucket are a ConfigError (exit 2)."""
         if isinstance(error, oci.exceptions.ServiceError):
-            return StorageError(f"{action} in {self.description} failed: {explain(error)}")
+            return service_error(f"{action} in {self.description}", error, self.auth)
         return StorageError(
             f"{action} in {self.description} failed: endpoint unreachable or timed out "
             f"({type(error).__name__}); check the network, a proxy, or OCI_ENDPOINT"
@@ -107,25 +113,34 @@ class OCIStorage:
             raise self._fail(f"deleting {name}", error) from None
 
 
-def explain(error: Any) -> str:
-    """An OCI service error in words an operator can act on."""
+def service_error(where: str, error: Any, auth: str) -> StorageError | ConfigError:
+    """An OCI service error in words an operator can act on.
+
+    Refused credentials and a missing bucket or namespace are configuration (exit 2);
+    throttling and 5xx, which the SDK has already retried, fail the run.
+    """
     status, code = error.status, error.code
     if status == 401:
-        return "not authenticated (HTTP 401): OCI refused the credentials; check the user, tenancy, fingerprint and key, and the clock"
-    if status in (403, 404):
-        return f"not found or not authorized (HTTP {status} {code}): check OCI_NAMESPACE, OCI_BUCKET_NAME and the IAM policy"
+        return ConfigError(f"{where}: OCI refused the credentials ({auth}): not authenticated; "
+                           "check the user, tenancy, fingerprint and key, and the clock")
+    if status == 403 or (status == 404 and code != "ObjectNotFound"):
+        return ConfigError(f"{where}: bucket not found or not authorized ({code}); check OCI_BUCKET_NAME, "
+                           "OCI_NAMESPACE and the IAM policy")
     if status == 429:
-        return "throttled by OCI (HTTP 429) after the SDK's retries; try again later"
+        return StorageError(f"{where} failed: throttled by OCI (HTTP 429) after the SDK's retries; try again later")
     if status >= 500:
-        return f"OCI service error (HTTP {status} {code}) after the SDK's retries; try again later"
-    return f"HTTP {status} {code}"
+        return StorageError(f"{where} failed: OCI service error (HTTP {status} {code}) after the SDK's retries; "
+                            "try again later")
+    return StorageError(f"{where} failed: HTTP {status} {code}")
 
 
 def open_oci_storage(settings: Settings) -> OCIStorage:
-    """A client for the configured bucket, checked before any event is fetched.
+    """A client for the configured bucket, without a network call when OCI_NAMESPACE is set.
 
-    Wrong credentials, namespace or bucket raise ConfigError (exit 2); an unreachable or
-    failing endpoint raises StorageError (the run fails, the next one tries again).
+    Nothing is checked ahead of the run: its first request (the state read) is the check,
+    so a run costs no extra round trip. Wrong credentials, namespace or bucket then raise
+    ConfigError (exit 2) before anything is stored; an unreachable or failing endpoint
+    raises StorageError (the run fails, the next one tries again).
     The SDK's own loggers are kept at WARNING: at DEBUG they print request headers.
     """
     logging.getLogger("oci").setLevel(max(log.getEffectiveLevel(), logging.WARNING))
@@ -137,25 +152,19 @@ def open_oci_storage(settings: Settings) -> OCIStorage:
         )
     except (ValueError, oci.exceptions.ClientError) as error:
         raise ConfigError(f"cannot build the OCI Object Storage client: {type(error).__name__}") from None
-    namespace = settings.oci_namespace or _call(client, auth, "looking up the namespace", client.get_namespace).data
-    _call(client, auth, f"opening bucket {settings.oci_bucket}", client.get_bucket, namespace, settings.oci_bucket)
-    storage = OCIStorage(client, namespace, settings.oci_bucket)
+    namespace = settings.oci_namespace or _look_up_namespace(client, auth)
+    storage = OCIStorage(client, namespace, settings.oci_bucket, auth.description)
     log.debug("using %s with %s", storage.description, auth.description)
     return storage
 
 
-def _call(client: Any, auth: OciAuth, action: str, method: Any, *args: Any) -> Any:
+def _look_up_namespace(client: Any, auth: OciAuth) -> str:
+    """The tenancy's namespace: one round trip that setting OCI_NAMESPACE saves."""
+    endpoint = client.base_client.endpoint
     try:
-        return method(*args)
+        return client.get_namespace().data
     except oci.exceptions.ServiceError as error:
-        where = f"{action} at {client.base_client.endpoint}"
-        if error.status == 401:
-            raise ConfigError(f"{where}: OCI refused the credentials ({auth.description}): not authenticated; "
-                              "check the user, tenancy, fingerprint and key") from None
-        if error.status in (403, 404):
-            raise ConfigError(f"{where}: bucket not found or not authorized ({error.code}); check OCI_BUCKET_NAME, "
-                              "OCI_NAMESPACE and the IAM policy") from None
-        raise StorageError(f"{where} failed: {explain(error)}") from None
+        raise service_error(f"looking up the namespace at {endpoint}", error, auth.description) from None
     except _transport_errors() as error:
-        raise StorageError(f"{action} failed: OCI endpoint {client.base_client.endpoint} unreachable or timed out "
+        raise StorageError(f"looking up the namespace failed: OCI endpoint {endpoint} unreachable or timed out "
                            f"({type(error).__name__}); check the network, a proxy, or OCI_ENDPOINT") from None

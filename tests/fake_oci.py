@@ -4,7 +4,8 @@ It speaks the few REST calls the collector makes (namespace, bucket head/get, ob
 PUT/GET/HEAD/DELETE with ETag and if-match / if-none-match, list with prefix/start/limit,
 secret bundle by name) and verifies each request's OCI signature (draft-cavage HTTP
 signatures, RSA-SHA256) against the public keys it was given: anything else is a 401.
-Tests queue faults (`fail`), slow some requests down (`delay`) and read the request log.
+Tests queue faults (`fail`), slow some requests down (`delay`) and read the request log;
+`state.latency` adds the same network latency to every request (for bench/bench_run.py).
 """
 
 from __future__ import annotations
@@ -65,6 +66,18 @@ class ApiKey:
         return f"{self.tenancy}/{self.user}/{self.fingerprint}"
 
 
+def write_oci_config(folder: Path, key: ApiKey) -> Path:
+    """An OCI config file (and its key file) for `key`, as an operator would set it up."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "key.pem").write_text(key.pem)
+    config = folder / "config"
+    config.write_text(
+        f"[DEFAULT]\nuser={key.user}\ntenancy={key.tenancy}\nfingerprint={key.fingerprint}\n"
+        f"region=eu-stockholm-1\nkey_file={folder / 'key.pem'}\n"
+    )
+    return config
+
+
 @dataclass
 class Fault:
     method: str
@@ -81,6 +94,7 @@ class LoggedRequest:
     status: int
     headers: dict[str, str]
     time: float = 0.0
+    end: float = 0.0
 
 
 @dataclass
@@ -98,6 +112,7 @@ class FakeOCIState:
     secrets: dict[tuple[str, str], bytes] = field(default_factory=dict)
     faults: list[Fault] = field(default_factory=list)
     delays: list[tuple[str, str, float]] = field(default_factory=list)
+    latency: float = 0.0
     hooks: list[tuple[str, str, Callable[[], None]]] = field(default_factory=list)
     meetings: list[list] = field(default_factory=list)
     requests: list[LoggedRequest] = field(default_factory=list)
@@ -209,6 +224,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.entry = LoggedRequest(self.command, self.path, 0, {k.lower(): v for k, v in self.headers.items()}, time.monotonic())
         with self.fake.lock:
             self.fake.requests.append(self.entry)
+        if self.fake.latency:
+            time.sleep(self.fake.latency)
         if not self._signed():
             return self._error(401, "NotAuthenticated", "The required information to complete authentication was not provided or was incorrect.")
         segments = parts.path.split("/")
@@ -367,3 +384,4 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD" and status != 204:
             self.wfile.write(body)
+        self.entry.end = time.monotonic()

@@ -43,6 +43,7 @@ class LoggedRequest:
     query: dict[str, list[str]]
     headers: dict[str, str]
     status: int = 0
+    end: float = 0.0
 
 
 @dataclass
@@ -207,6 +208,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if status != 304:
             self.wfile.write(payload)
+        entry.end = time.time()
 
     def _send_cut(self, entry: LoggedRequest, body: bytes) -> None:
         """Promise the whole body, send half, then close: a connection dropped mid-transfer."""

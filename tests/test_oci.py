@@ -12,6 +12,7 @@ import sys
 import time
 from collections import defaultdict
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 from archive_truth import (
@@ -21,7 +22,7 @@ from archive_truth import (
     versions_in_snapshots,
 )
 from conftest import REPO, Collector
-from fake_oci import ApiKey, FakeOCIServer
+from fake_oci import ApiKey, FakeOCIServer, write_oci_config
 
 BUCKET = "polisen-events-collector"
 STATE = "metadata/last_seen.json"
@@ -39,17 +40,6 @@ def fake_oci(api_key):
     with FakeOCIServer() as server:
         server.trust(api_key)
         yield server
-
-
-def write_oci_config(folder: Path, key: ApiKey) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "key.pem").write_text(key.pem)
-    config = folder / "config"
-    config.write_text(
-        f"[DEFAULT]\nuser={key.user}\ntenancy={key.tenancy}\nfingerprint={key.fingerprint}\n"
-        f"region=eu-stockholm-1\nkey_file={folder / 'key.pem'}\n"
-    )
-    return config
 
 
 def workspace(workdir: Path, api_url: str) -> Collector:
@@ -198,24 +188,78 @@ def test_5xx_on_event_put_fails_the_run_and_the_next_run_loses_nothing(tmp_path,
     assert archived_versions(fake_oci.dump(tmp_path / "bucket")) == truth
 
 
+def assert_failed_as_config_error_storing_nothing(collector: Collector, result, fake: FakeOCIServer, message: str) -> None:
+    """Exit 2 with one clear line; the bucket, the local folder and the API cache are untouched."""
+    assert result.returncode == 2, result.stdout[-800:]
+    errors = [line for line in result.stdout.splitlines() if "configuration error" in line]
+    assert len(errors) == 1 and message in errors[0], result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+    assert fake.objects() == {}
+    assert not [r for r in fake.requests if r.method in ("PUT", "POST", "DELETE")]
+    assert not collector.data_dir.exists() and not (collector.log_dir / "api-cache.json").exists()
+    assert collector.health()["status"] == "failed"
+
+
 @pytest.mark.parametrize(("setting", "value", "message"), [
     ("OCI_BUCKET_NAME", "no-such-bucket", "bucket not found or not authorized (BucketNotFound); check OCI_BUCKET_NAME"),
     ("OCI_NAMESPACE", "wrongnamespace", "bucket not found or not authorized (NamespaceNotFound)"),
 ])
-def test_wrong_bucket_or_namespace_is_a_config_error_before_any_fetch(fake_api, oci_run, setting, value, message):
+def test_wrong_bucket_or_namespace_is_a_config_error_at_the_state_read_storing_nothing(
+        tmp_path, fake_api, fake_oci, oci_run, snapshot_bodies, setting, value, message):
+    fake_api.serve(0)
     result = oci_run.run(env={setting: value})
-    assert result.returncode == 2
+    assert_failed_as_config_error_storing_nothing(oci_run, result, fake_oci, f"reading {STATE} in OCI bucket")
     assert message in result.stdout
-    assert fake_api.requests == []
+    reads = [r for r in fake_oci.requests if r.path.startswith("/n/") and "/b/" in r.path]
+    assert [(r.method, r.status) for r in reads] == [("GET", 404)], "the state read is the check; a 404 is not retried"
+    assert len(fake_api.requests) == 1, "the API fetch runs alongside the state read, once"
+
+    fixed = oci_run.run()
+    assert fixed.returncode == 0, fixed.stdout[-800:]
+    assert archived_versions(fake_oci.dump(tmp_path / "bucket")) == versions_in_snapshots(snapshot_bodies[:1])
 
 
-def test_unknown_api_key_is_401_and_exit_2_before_any_fetch(tmp_path, fake_api, fake_oci, oci_run):
+@pytest.mark.parametrize("namespace", [None, "testnamespace"])
+def test_unknown_api_key_is_401_and_exit_2_at_the_first_request(tmp_path, fake_api, fake_oci, oci_run, namespace):
     stranger = ApiKey.generate()
-    result = oci_run.run(env={"OCI_CONFIG_FILE": str(write_oci_config(tmp_path / "stranger", stranger))})
-    assert result.returncode == 2
-    assert "looking up the namespace" in result.stdout and "OCI refused the credentials" in result.stdout
+    env = {"OCI_CONFIG_FILE": str(write_oci_config(tmp_path / "stranger", stranger))}
+    if namespace:
+        env["OCI_NAMESPACE"] = namespace
+    result = oci_run.run(env=env)
+    first = "looking up the namespace" if namespace is None else f"reading {STATE} in OCI bucket"
+    assert_failed_as_config_error_storing_nothing(oci_run, result, fake_oci, first)
+    assert "OCI refused the credentials (API key of profile DEFAULT" in result.stdout
     assert [r.status for r in fake_oci.requests] == [401], "a 401 is not retried"
-    assert fake_api.requests == []
+    assert len(fake_api.requests) == (0 if namespace is None else 1), "only the state read runs alongside the fetch"
+
+
+def test_a_run_costs_only_the_round_trips_it_needs(fake_api, fake_oci, oci_run):
+    """With OCI_NAMESPACE set: API fetch and state read at once, then the event writes, then the state write."""
+    oci_run.env["OCI_NAMESPACE"] = "testnamespace"
+    fake_api.serve(0)
+    assert oci_run.run().returncode == 0
+    fake_api.state.latency = fake_oci.state.latency = 0.2
+    for log in (fake_api.requests, fake_oci.requests):
+        log.clear()
+    fake_api.serve(1)
+    assert oci_run.run().returncode == 0
+    calls = [(r.method, unquote(r.path.split("/o/")[1])) for r in fake_oci.requests]
+    assert calls[0] == ("GET", STATE) and calls[-1] == ("PUT", STATE)
+    writes = calls[1:-1]
+    assert writes and all(method == "PUT" and name.startswith("events/") for method, name in writes)
+    assert len({name.rsplit("/", 1)[0] for _, name in writes}) == len(writes), "one object per event date"
+    (fetch,) = fake_api.requests
+    offset = time.time() - time.monotonic()
+    state_read = fake_oci.requests[0]
+    assert fetch.time < state_read.end + offset and state_read.time + offset < fetch.end, "fetch and state read overlap"
+
+    stored = fake_oci.objects()
+    for log in (fake_api.requests, fake_oci.requests):
+        log.clear()
+    assert oci_run.run().returncode == 0
+    assert [r.status for r in fake_api.requests] == [304]
+    assert [(r.method, r.status) for r in fake_oci.requests] == [("GET", 200)], "nothing new: one state read, no write"
+    assert fake_oci.objects() == stored
 
 
 @pytest.mark.parametrize(("env", "message"), [
