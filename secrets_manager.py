@@ -113,7 +113,9 @@ def _config_file(settings: Settings, region: str) -> OciAuth:
     try:
         config = oci.config.from_file(location, settings.oci_profile)
     except oci.exceptions.ConfigFileNotFound:
-        raise ConfigError(f"OCI_CONFIG_FILE={location!r} does not exist (OCI_AUTH=config_file needs an OCI config file)") from None
+        raise ConfigError(
+            f"OCI_CONFIG_FILE={location!r} does not exist (OCI_AUTH=config_file needs an OCI config file)"
+        ) from None
     except oci.exceptions.ProfileNotFound:
         raise ConfigError(f"OCI_PROFILE={settings.oci_profile!r} is not a profile in {location}") from None
     except oci.exceptions.InvalidConfig as error:
@@ -185,7 +187,7 @@ def vault_credentials(settings: Settings) -> OciAuth:
         return _fetch_secret(client, names[secret.field], vault_id, reach.description)
 
     with ThreadPoolExecutor(max_workers=len(VAULT_SECRETS)) as pool:
-        values = dict(zip((s.field for s in VAULT_SECRETS), pool.map(fetch, VAULT_SECRETS)))
+        values = dict(zip((s.field for s in VAULT_SECRETS), pool.map(fetch, VAULT_SECRETS), strict=True))
     problems = []
     for secret in VAULT_SECRETS:
         value = values[secret.field]

@@ -11,6 +11,7 @@ Tests queue faults (`fail`), slow some requests down (`delay`) and read the requ
 from __future__ import annotations
 
 import base64
+import contextlib
 import email.utils
 import fnmatch
 import json
@@ -227,7 +228,8 @@ class _Handler(BaseHTTPRequestHandler):
         if self.fake.latency:
             time.sleep(self.fake.latency)
         if not self._signed():
-            return self._error(401, "NotAuthenticated", "The required information to complete authentication was not provided or was incorrect.")
+            return self._error(401, "NotAuthenticated",
+                               "The required information to complete authentication was not provided or was incorrect.")
         segments = parts.path.split("/")
         if parts.path.startswith("/20190301/secretbundles/actions/getByName") and self.command == "POST":
             return self._secret()
@@ -243,9 +245,13 @@ class _Handler(BaseHTTPRequestHandler):
         if self._injected(name or parts.path):
             return None
         if namespace != self.fake.namespace:
-            return self._error(404, "NamespaceNotFound", f"You do not have authorization to perform this request, or the requested resource could not be found. Namespace {namespace} not found.")
+            return self._error(404, "NamespaceNotFound",
+                               "You do not have authorization to perform this request, or the requested resource "
+                               f"could not be found. Namespace {namespace} not found.")
         if bucket not in self.fake.buckets:
-            return self._error(404, "BucketNotFound", f"Either the bucket named '{bucket}' does not exist in the namespace '{namespace}' or you are not authorized to access it")
+            return self._error(404, "BucketNotFound",
+                               f"Either the bucket named '{bucket}' does not exist in the namespace '{namespace}' "
+                               "or you are not authorized to access it")
         objects = self.fake.buckets[bucket]
         if len(segments) == 5 or (len(segments) == 6 and segments[5] == ""):
             return self._bucket(namespace, bucket)
@@ -291,10 +297,8 @@ class _Handler(BaseHTTPRequestHandler):
         if hook:
             hook[2]()
         if meeting:
-            try:
+            with contextlib.suppress(threading.BrokenBarrierError):
                 meeting[2].wait()
-            except threading.BrokenBarrierError:
-                pass
         seconds = next((s for m, p, s in self.fake.delays if m == self.command and fnmatch.fnmatchcase(name, p)), 0)
         if seconds:
             time.sleep(seconds)
@@ -334,9 +338,11 @@ class _Handler(BaseHTTPRequestHandler):
                 current = objects.get(name)
                 if_match = self.headers.get("if-match")
                 if self.headers.get("if-none-match") == "*" and current is not None:
-                    return self._error(412, "IfNoneMatchFailed", f"The If-None-Match header is '*' but there is an existing entity for {name}")
+                    return self._error(412, "IfNoneMatchFailed",
+                                       f"The If-None-Match header is '*' but there is an existing entity for {name}")
                 if if_match is not None and (current is None or current.etag != if_match):
-                    return self._error(412, "IfMatchFailed", f"The If-Match header '{if_match}' does not match the current entity tag")
+                    return self._error(412, "IfMatchFailed",
+                                       f"The If-Match header '{if_match}' does not match the current entity tag")
                 blob = StoredBlob(self.body, uuid.uuid4().hex, self.headers.get("Content-Type", "application/octet-stream"))
                 objects[name] = blob
             return self._send(200, b"", etag=blob.etag, extra={"last-modified": email.utils.formatdate(usegmt=True)})

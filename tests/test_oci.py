@@ -110,7 +110,8 @@ def test_listing_pages_through_next_start_with(tmp_path, fake_oci, oci_run):
         "storage = oci_storage.open_oci_storage(load_settings(env_file=None))\n"
         "print('\\n'.join(storage.list('events/2026/05/')))"
     )
-    result = subprocess.run([sys.executable, "-c", script, str(REPO)], env=oci_run.env, capture_output=True, text=True, timeout=60, check=False)
+    result = subprocess.run([sys.executable, "-c", script, str(REPO)], env=oci_run.env,
+                            capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == [f"events/2026/05/{day:02d}/events-x.jsonl" for day in range(1, 26)]
     pages = requests_to(fake_oci, "GET", "/o?")
