@@ -14,7 +14,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from archive import new_run_id
-from backfill import BackfillReport, backfill_on_demand, heal_gaps, load_progress
+from backfill import BackfillReport, Progress, backfill_on_demand, heal_gaps, load_progress
 from collector import ApiCache, RunReport, collect, utc_today
 from config import ConfigError, Settings
 from health_file import write_health
@@ -27,6 +27,10 @@ from storage import LocalStorage, StorageError, open_storage
 log = logging.getLogger("polisen.collect")
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_LOCKED = 0, 1, 2, 3
+
+# Present while this host has backfill days queued in the store: only then does a run read
+# the queue, so a run that finds nothing new costs one API request and one state read.
+BACKFILL_MARKER = "backfill-pending"
 
 
 def api_options(settings: Settings) -> ApiOptions:
@@ -90,6 +94,7 @@ def _run_locked(settings: Settings, run_id: str, metrics: RunMetrics, dry_run: b
     if not settings.contact_email:
         log.warning("API_CONTACT_EMAIL is not set: the API's usage rules ask for a contact in the User-Agent")
     report = RunReport()
+    marker = settings.log_dir / BACKFILL_MARKER
     backfilled: BackfillReport | None = None
     error: BaseException | None = None
     exit_code = EXIT_OK
@@ -98,7 +103,7 @@ def _run_locked(settings: Settings, run_id: str, metrics: RunMetrics, dry_run: b
         client = PolisenClient(api_options(settings), limiter=_limiter(settings))
         try:
             with ThreadPoolExecutor(max_workers=1) as pool:
-                pending_backfill = pool.submit(load_progress, storage)
+                pending_backfill = pool.submit(load_progress, storage) if marker.exists() else None
                 report = collect(
                     storage, client, metrics, run_id=run_id,
                     retention_days=settings.state_retention_days,
@@ -108,9 +113,13 @@ def _run_locked(settings: Settings, run_id: str, metrics: RunMetrics, dry_run: b
             if dry_run and report.gap:
                 log.warning("possible gap from %s to %s: %s", report.gap.first_day, report.gap.last_day, report.gap.reason)
             elif not dry_run:
+                if report.gap:
+                    marker.touch()
                 backfilled = heal_gaps(storage, client, metrics, report.gap, max_days=settings.backfill_max_days,
                                        retention_days=settings.state_retention_days,
-                                       progress=pending_backfill.result())
+                                       progress=pending_backfill.result() if pending_backfill else Progress({}))
+                if not (backfilled and backfilled.pending):
+                    marker.unlink(missing_ok=True)
         finally:
             client.close()
     except ConfigError as failure:
@@ -142,13 +151,17 @@ def _run_locked(settings: Settings, run_id: str, metrics: RunMetrics, dry_run: b
 
 def _backfill_locked(settings: Settings, metrics: RunMetrics, days: list[str]) -> int:
     error: BaseException | None = None
+    marker = settings.log_dir / BACKFILL_MARKER
     try:
         storage = open_storage(settings)
         client = PolisenClient(api_options(settings), limiter=_limiter(settings))
+        marker.touch()
         try:
             report = backfill_on_demand(storage, client, metrics, days, retention_days=settings.state_retention_days)
         finally:
             client.close()
+        if not report.pending:
+            marker.unlink(missing_ok=True)
         if report.stopped:
             error = ApiError(f"backfill stopped: {report.stopped}")
     except (ConfigError, ApiError, StorageError) as failure:
