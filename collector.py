@@ -213,6 +213,7 @@ def collect(
     api_cache: ApiCache | None = None,
     dry_run: bool = False,
 ) -> RunReport:
+    """One collection: fetch and read the state in parallel, store what is new, then the state."""
     report = RunReport()
     cached = api_cache.load() if api_cache else {}
     if cached.get("url") != client.options.url:
