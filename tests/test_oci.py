@@ -418,6 +418,8 @@ def test_vault_looked_up_by_name_once_then_its_secrets_fetched(tmp_path, fake_ap
 @pytest.mark.parametrize(("vaults", "env", "message"), [
     ([("ACTIVE", VAULT_NAME)], {"OCI_COMPARTMENT_ID": ""},
      f"OCI_COMPARTMENT_ID is empty: OCI_VAULT_NAME='{VAULT_NAME}' is looked up in a compartment"),
+    ([("ACTIVE", VAULT_NAME)], {"OCI_COMPARTMENT_ID": "ocid1.vault.oc1..notacompartment"},
+     "OCI_COMPARTMENT_ID='ocid1.vault.oc1..notacompartment' is invalid: must be an OCID starting with ocid1.compartment."),
     ([("ACTIVE", "other-team")], {},
      f"looking up OCI_VAULT_NAME='{VAULT_NAME}' in compartment {COMPARTMENT}: no vault of that name"),
     ([("ACTIVE", VAULT_NAME), ("ACTIVE", VAULT_NAME)], {},
@@ -436,5 +438,5 @@ def test_vault_name_that_finds_no_single_active_vault_is_one_line_and_exit_2(
     assert_failed_as_config_error_storing_nothing(oci_run, result, fake_oci, message.format(*ids))
     assert fake_api.requests == []
     assert not requests_to(fake_oci, "POST", "getByName")
-    expected_lookups = 0 if env.get("OCI_COMPARTMENT_ID") == "" else 1
+    expected_lookups = 0 if message.startswith("OCI_COMPARTMENT_ID") else 1
     assert len(requests_to(fake_oci, "GET", "/20180608/vaults")) == expected_lookups, "a 404 is not retried"
