@@ -159,7 +159,8 @@ SETTINGS: list[Setting] = [
     Setting("OCI_REGION", "oci_region", "eu-stockholm-1", _text,
             "OCI region."),
     Setting("OCI_COMPARTMENT_ID", "oci_compartment_id", "", _optional_text,
-            "Compartment OCID, where a lookup needs one (vault by name)."),
+            "Compartment OCID (ocid1.compartment. or the tenancy OCID for the root compartment) "
+            "where OCI_VAULT_NAME is looked up; needed only for that lookup."),
     Setting("OCI_ENDPOINT", "oci_endpoint", "", _any_url,
             "Object Storage endpoint override (private endpoints, tests)."),
     Setting("OCI_AUTH", "oci_auth", "config_file",
@@ -170,7 +171,11 @@ SETTINGS: list[Setting] = [
     Setting("OCI_PROFILE", "oci_profile", "DEFAULT", _text,
             "Profile in the OCI config file."),
     Setting("OCI_VAULT_ID", "oci_vault_id", "", _optional_text,
-            "Vault OCID holding the API-key secrets (OCI_AUTH=vault)."),
+            "Vault OCID holding the API-key secrets (OCI_AUTH=vault); wins over OCI_VAULT_NAME and "
+            "saves its lookup."),
+    Setting("OCI_VAULT_NAME", "oci_vault_name", "", _optional_text,
+            "Display name of that vault, used when OCI_VAULT_ID is unset: the ACTIVE vault of this name in "
+            "OCI_COMPARTMENT_ID, looked up once per run with ListVaults (a round trip that OCI_VAULT_ID saves)."),
     Setting("OCI_VAULT_AUTH", "oci_vault_auth", "config_file", _choice("config_file", "instance_principal"),
             "How OCI_AUTH=vault reaches the vault: a minimal config file (OCI_CONFIG_FILE, "
             "OCI_PROFILE) or the instance principal."),
@@ -179,6 +184,8 @@ SETTINGS: list[Setting] = [
             "private-key and the optional region."),
     Setting("OCI_SECRETS_ENDPOINT", "oci_secrets_endpoint", "", _any_url,
             "Vault Secrets endpoint override (private endpoints, tests)."),
+    Setting("OCI_KMS_ENDPOINT", "oci_kms_endpoint", "", _any_url,
+            "KMS vault management endpoint override for the OCI_VAULT_NAME lookup (private endpoints, tests)."),
     Setting("OCI_RETRY_ATTEMPTS", "oci_retry_attempts", "5", _positive_int,
             "Attempts of an OCI call that fails with a timeout, connection error, 429 or 5xx (1 = no retry)."),
     Setting("OCI_RETRY_BASE_SECONDS", "oci_retry_base_seconds", "1", _non_negative_float,
@@ -233,9 +240,11 @@ class Settings:
     oci_config_file: str | None
     oci_profile: str
     oci_vault_id: str | None
+    oci_vault_name: str | None
     oci_vault_auth: str
     oci_vault_secret_prefix: str
     oci_secrets_endpoint: str | None
+    oci_kms_endpoint: str | None
     oci_retry_attempts: int
     oci_retry_base_seconds: float
     log_dir: Path

@@ -1,15 +1,17 @@
 """OCI credentials for the bucket: a config file, an instance or resource principal, or OCI Vault.
 
 With OCI_AUTH=vault the API-key credentials (user OCID, tenancy OCID, fingerprint, private
-key, optional region) are secrets in a vault, fetched by name in parallel and checked before
-use. They live in memory only: never written to disk, logged, or put in an error message
-(errors name the secret, never its value). Imported only when STORAGE=oci.
+key, optional region) are secrets in a vault (OCI_VAULT_ID, or found by OCI_VAULT_NAME),
+fetched by name in parallel and checked before use. They live in memory only: never written
+to disk, logged, or put in an error message (errors name the secret, never its value).
+Imported only when STORAGE=oci.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +25,7 @@ from storage import StorageError
 
 FINGERPRINT = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){15}$")
 REGION = re.compile(r"^[a-z]+(-[a-z]+)+-\d+$")
+log = logging.getLogger("polisen.oci")
 KEY_ERRORS = (oci.exceptions.InvalidPrivateKey, oci.exceptions.MissingPrivateKeyPassphrase, ValueError, TypeError)
 
 
@@ -167,16 +170,17 @@ def secret_names(settings: Settings) -> dict[str, str]:
 
 
 def vault_credentials(settings: Settings) -> OciAuth:
-    """The API key kept in OCI Vault: every secret fetched by name at once, then checked."""
-    vault_id = settings.oci_vault_id
-    if not vault_id:
-        raise ConfigError("OCI_VAULT_ID is empty: OCI_AUTH=vault needs the OCID of the vault holding the API-key secrets")
-    if not vault_id.startswith("ocid1.vault."):
-        raise ConfigError(f"OCI_VAULT_ID={vault_id!r} is invalid: must be an OCID starting with ocid1.vault.")
+    """The API key kept in OCI Vault: every secret fetched by name at once, then checked.
+
+    The vault is OCI_VAULT_ID, or the vault named OCI_VAULT_NAME, found first with one more
+    round trip that setting OCI_VAULT_ID saves.
+    """
+    _check_vault_settings(settings)
     if settings.oci_vault_auth == "instance_principal":
         reach = _instance_principal(settings.oci_region)
     else:
         reach = _config_file(settings, settings.oci_region)
+    vault_id = settings.oci_vault_id or find_vault(settings, reach)
     client = oci.secrets.SecretsClient(
         reach.config, signer=reach.signer, service_endpoint=settings.oci_secrets_endpoint,
         retry_strategy=retry_strategy(settings), circuit_breaker_strategy=oci.circuit_breaker.NoCircuitBreakerStrategy(),
@@ -205,6 +209,62 @@ def vault_credentials(settings: Settings) -> OciAuth:
     config.setdefault("region", settings.oci_region)
     where = f"the API key in vault {vault_id}"
     return OciAuth(config, _api_key_signer(config, where), where)
+
+
+def _check_vault_settings(settings: Settings) -> None:
+    """Which vault, checked before any credential is read or any request made."""
+    vault_id, name, compartment = settings.oci_vault_id, settings.oci_vault_name, settings.oci_compartment_id
+    if vault_id:
+        if not vault_id.startswith("ocid1.vault."):
+            raise ConfigError(f"OCI_VAULT_ID={vault_id!r} is invalid: must be an OCID starting with ocid1.vault.")
+        return
+    if not name:
+        raise ConfigError("OCI_VAULT_ID and OCI_VAULT_NAME are both empty: OCI_AUTH=vault needs the vault holding "
+                          "the API-key secrets, by OCID or by display name")
+    if not compartment:
+        raise ConfigError(f"OCI_COMPARTMENT_ID is empty: OCI_VAULT_NAME={name!r} is looked up in a compartment; "
+                          "set OCI_COMPARTMENT_ID, or OCI_VAULT_ID instead of the name")
+    if not compartment.startswith(("ocid1.compartment.", "ocid1.tenancy.")):
+        raise ConfigError(f"OCI_COMPARTMENT_ID={compartment!r} is invalid: must be an OCID starting with "
+                          "ocid1.compartment. (or ocid1.tenancy. for the root compartment)")
+
+
+def find_vault(settings: Settings, reach: OciAuth) -> str:
+    """The OCID of the one ACTIVE vault named OCI_VAULT_NAME in OCI_COMPARTMENT_ID.
+
+    Vaults of that name being deleted (or deleted) are passed over, so a vault recreated
+    under its old name is found; two ACTIVE ones are ambiguous and refused.
+    """
+    name, compartment = settings.oci_vault_name, settings.oci_compartment_id
+    client = oci.key_management.KmsVaultClient(
+        reach.config, signer=reach.signer, service_endpoint=settings.oci_kms_endpoint,
+        retry_strategy=retry_strategy(settings), circuit_breaker_strategy=oci.circuit_breaker.NoCircuitBreakerStrategy(),
+    )
+    where = f"looking up OCI_VAULT_NAME={name!r} in compartment {compartment}"
+    try:
+        vaults = oci.pagination.list_call_get_all_results(client.list_vaults, compartment_id=compartment).data
+    except oci.exceptions.ServiceError as error:
+        if error.status == 401:
+            raise ConfigError(f"{where}: OCI refused the credentials ({reach.description}): not authenticated") from None
+        if error.status in (403, 404):
+            raise ConfigError(f"{where}: compartment not found or not authorized ({error.code}); check "
+                              "OCI_COMPARTMENT_ID and an IAM policy allowing 'inspect vaults' there") from None
+        raise StorageError(f"{where} failed: HTTP {error.status} {error.code}") from None
+    except (oci.exceptions.RequestException, oci.exceptions.ConnectTimeout) as error:
+        raise StorageError(f"{where} failed: OCI KMS endpoint {client.base_client.endpoint} unreachable or timed out "
+                           f"({type(error).__name__}); check the network, a proxy, or OCI_KMS_ENDPOINT") from None
+    named = [vault for vault in vaults if vault.display_name == name]
+    active = [vault.id for vault in named if vault.lifecycle_state == "ACTIVE"]
+    if len(active) == 1:
+        log.info("OCI_VAULT_NAME=%r is vault %s; setting OCI_VAULT_ID to it saves this lookup", name, active[0])
+        return active[0]
+    if active:
+        raise ConfigError(f"{where}: {len(active)} ACTIVE vaults have that name ({', '.join(active)}); "
+                          "set OCI_VAULT_ID to the one holding the secrets")
+    if named:
+        states = ", ".join(f"{vault.id} is {vault.lifecycle_state}" for vault in named)
+        raise ConfigError(f"{where}: no ACTIVE vault of that name ({states})")
+    raise ConfigError(f"{where}: no vault of that name; check OCI_VAULT_NAME and OCI_COMPARTMENT_ID")
 
 
 def _fetch_secret(client: Any, name: str, vault_id: str, reached_with: str) -> str | None:

@@ -1,8 +1,8 @@
-"""A local stand-in for OCI Object Storage and the Vault Secrets service, driven by the real `oci` SDK.
+"""A local stand-in for OCI Object Storage, the Vault Secrets service and KMS vault listing, driven by the real `oci` SDK.
 
 It speaks the few REST calls the collector makes (namespace, bucket head/get, object
 PUT/GET/HEAD/DELETE with ETag and if-match / if-none-match, list with prefix/start/limit,
-secret bundle by name) and verifies each request's OCI signature (draft-cavage HTTP
+secret bundle by name, vaults of a compartment paged by limit/page) and verifies each request's OCI signature (draft-cavage HTTP
 signatures, RSA-SHA256) against the public keys it was given: anything else is a 401.
 Tests queue faults (`fail`), slow some requests down (`delay`) and read the request log;
 `state.latency` adds the same network latency to every request (for bench/bench_run.py).
@@ -111,6 +111,9 @@ class FakeOCIState:
     buckets: dict[str, dict[str, StoredBlob]]
     keys: dict[str, rsa.RSAPublicKey] = field(default_factory=dict)
     secrets: dict[tuple[str, str], bytes] = field(default_factory=dict)
+    vaults: list[dict] = field(default_factory=list)
+    compartments: set[str] = field(default_factory=set)
+    vault_page_size: int = 1000
     faults: list[Fault] = field(default_factory=list)
     delays: list[tuple[str, str, float]] = field(default_factory=list)
     latency: float = 0.0
@@ -128,7 +131,7 @@ class _QuietServer(ThreadingHTTPServer):
 
 
 class FakeOCIServer:
-    """Object Storage at `url` (namespace `namespace`) and Secrets at `url` + /20190301."""
+    """Object Storage at `url` (namespace `namespace`), Secrets at `url` + /20190301, KMS vaults at `url` + /20180608."""
 
     def __init__(self, namespace: str = "testnamespace", buckets: tuple[str, ...] = ("polisen-events-collector",)):
         self.state = FakeOCIState(namespace=namespace, buckets={name: {} for name in buckets})
@@ -154,6 +157,19 @@ class FakeOCIServer:
 
     def add_secret(self, vault_id: str, name: str, value: str) -> None:
         self.state.secrets[(vault_id, name)] = value.encode("utf-8")
+
+    def add_vault(self, compartment: str, display_name: str, lifecycle_state: str = "ACTIVE") -> str:
+        """A vault in `compartment` (which then exists); its new OCID is returned."""
+        vault_id = f"ocid1.vault.oc1.eu-stockholm-1.{uuid.uuid4().hex[:12]}"
+        endpoint = f"https://{vault_id[-12:]}-management.kms.eu-stockholm-1.oraclecloud.com"
+        self.state.compartments.add(compartment)
+        self.state.vaults.append({
+            "id": vault_id, "displayName": display_name, "lifecycleState": lifecycle_state,
+            "compartmentId": compartment, "managementEndpoint": endpoint,
+            "cryptoEndpoint": endpoint.replace("-management", "-crypto"),
+            "timeCreated": "2026-01-15T10:00:00.000Z", "vaultType": "DEFAULT",
+        })
+        return vault_id
 
     def fail(self, method: str, pattern: str, status: int, times: int | None = None,
              code: str = "InternalServerError") -> None:
@@ -233,6 +249,8 @@ class _Handler(BaseHTTPRequestHandler):
         segments = parts.path.split("/")
         if parts.path.startswith("/20190301/secretbundles/actions/getByName") and self.command == "POST":
             return self._secret()
+        if parts.path == "/20180608/vaults" and self.command == "GET":
+            return self._vaults()
         if segments[1:2] != ["n"]:
             return self._error(404, "NotFound", "Not found")
         if len(segments) <= 3 and self.command == "GET":
@@ -372,6 +390,18 @@ class _Handler(BaseHTTPRequestHandler):
             "secretBundleContent": {"contentType": "BASE64", "content": base64.b64encode(value).decode("ascii")},
         }
         self._send(200, json.dumps(document).encode())
+
+    def _vaults(self) -> None:
+        compartment = self.query.get("compartmentId")
+        if not compartment:
+            return self._error(400, "MissingParameter", "compartmentId is required")
+        if compartment not in self.fake.compartments:
+            return self._error(404, "NotAuthorizedOrNotFound", "Authorization failed or requested resource not found.")
+        vaults = [vault for vault in self.fake.vaults if vault["compartmentId"] == compartment]
+        start = int(self.query.get("page", "0"))
+        end = start + min(int(self.query.get("limit", self.fake.vault_page_size)), self.fake.vault_page_size)
+        more = {"opc-next-page": str(end)} if end < len(vaults) else None
+        self._send(200, json.dumps(vaults[start:end]).encode(), extra=more)
 
     def _error(self, status: int, code: str, message: str) -> None:
         self._send(status, json.dumps({"code": code, "message": message}).encode())

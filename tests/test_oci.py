@@ -267,7 +267,7 @@ def test_a_run_costs_only_the_round_trips_it_needs(fake_api, fake_oci, oci_run):
     ({"OCI_CONFIG_FILE": "/nonexistent/oci-config"}, "OCI_CONFIG_FILE='/nonexistent/oci-config' does not exist"),
     ({"OCI_PROFILE": "NOPE"}, "OCI_PROFILE='NOPE' is not a profile in"),
     ({"OCI_AUTH": "resource_principal"}, "OCI_AUTH=resource_principal: no resource principal available"),
-    ({"OCI_AUTH": "vault"}, "OCI_VAULT_ID is empty"),
+    ({"OCI_AUTH": "vault"}, "OCI_VAULT_ID and OCI_VAULT_NAME are both empty"),
 ])
 def test_missing_credentials_are_one_line_and_exit_2(fake_api, oci_run, env, message):
     result = oci_run.run(env=env)
@@ -298,11 +298,15 @@ def test_local_run_never_imports_oci(collector):
 # --- OCI Vault ------------------------------------------------------------------------------
 
 CANARY_TENANCY = "ocid1.tenancy.oc1..canaryCANARY7f3a9d"
+VAULT_READER = "ocid1.user.oc1..vaultreader"
+COMPARTMENT = "ocid1.compartment.oc1..testcompartment"
+VAULT_NAME = "polisen-secrets"
 
 
-def vault_setup(tmp_path: Path, fake: FakeOCIServer, bucket_key: ApiKey, **overrides: str | None) -> dict[str, str]:
+def vault_setup(tmp_path: Path, fake: FakeOCIServer, bucket_key: ApiKey, vault: str = VAULT,
+                **overrides: str | None) -> dict[str, str]:
     """A vault holding `bucket_key`, reached with a second key in a minimal config file."""
-    reader = ApiKey.generate(user="ocid1.user.oc1..vaultreader")
+    reader = ApiKey.generate(user=VAULT_READER)
     fake.trust(reader)
     secrets = {
         "polisen-collector-user-ocid": bucket_key.user,
@@ -314,10 +318,10 @@ def vault_setup(tmp_path: Path, fake: FakeOCIServer, bucket_key: ApiKey, **overr
     secrets.update(overrides)
     for name, value in secrets.items():
         if value is not None:
-            fake.add_secret(VAULT, name, value)
+            fake.add_secret(vault, name, value)
     return {
         "OCI_AUTH": "vault",
-        "OCI_VAULT_ID": VAULT,
+        "OCI_VAULT_ID": vault,
         "OCI_SECRETS_ENDPOINT": fake.url,
         "OCI_CONFIG_FILE": str(write_oci_config(tmp_path / "vault-reader", reader)),
     }
@@ -343,6 +347,7 @@ def test_vault_credentials_fetched_in_parallel_and_never_written(tmp_path, fake_
         "polisen-collector-tenancy-ocid", "polisen-collector-user-ocid",
     ]
     assert max(r.time for r in reads) - min(r.time for r in reads) < 0.2, "the five secrets are fetched at once"
+    assert not requests_to(fake_oci, "GET", "/20180608/vaults"), "OCI_VAULT_ID given: no vault lookup"
     bucket_requests = [r for r in fake_oci.requests if r.path.startswith("/n")]
     assert bucket_requests and all(secret_key.fingerprint in r.headers["authorization"] for r in bucket_requests)
     assert len(fake_oci.objects()) > 1
@@ -375,3 +380,63 @@ def test_vault_missing_or_malformed_secret_is_named_without_its_value(tmp_path, 
     written = everything_written(oci_run, result)
     assert "CANARY" not in written.upper()
     assert not any(line in written for line in api_key.pem.splitlines()[1:-1])
+
+
+def by_name(env: dict[str, str], fake: FakeOCIServer) -> dict[str, str]:
+    """`env` with the vault given by display name in COMPARTMENT instead of by OCID."""
+    named = {key: value for key, value in env.items() if key != "OCI_VAULT_ID"}
+    return {**named, "OCI_VAULT_NAME": VAULT_NAME, "OCI_COMPARTMENT_ID": COMPARTMENT, "OCI_KMS_ENDPOINT": fake.url}
+
+
+def test_vault_looked_up_by_name_once_then_its_secrets_fetched(tmp_path, fake_api, fake_oci, api_key, oci_run,
+                                                                snapshot_bodies):
+    fake_oci.state.vault_page_size = 2
+    fake_oci.add_vault(COMPARTMENT, "other-team")
+    fake_oci.add_vault(COMPARTMENT, VAULT_NAME, "PENDING_DELETION")
+    fake_oci.add_vault(COMPARTMENT, "polisen-secrets-old")
+    fake_oci.add_vault("ocid1.compartment.oc1..elsewhere", VAULT_NAME)
+    vault = fake_oci.add_vault(COMPARTMENT, VAULT_NAME)
+    fake_oci.add_vault(COMPARTMENT, "zz-last")
+    fake_api.serve(0)
+    result = oci_run.run(env=by_name(vault_setup(tmp_path, fake_oci, api_key, vault=vault), fake_oci))
+    assert result.returncode == 0, result.stdout[-1500:]
+    assert f"OCI_VAULT_NAME='{VAULT_NAME}' is vault {vault}; setting OCI_VAULT_ID to it saves this lookup" in result.stdout
+
+    listing = requests_to(fake_oci, "GET", "/20180608/vaults")
+    assert [(r.status, "compartmentId=ocid1.compartment.oc1..testcompartment" in r.path) for r in listing] == \
+        [(200, True)] * 3, "five vaults in the compartment, two a page: three pages, paged by the SDK"
+    reads = requests_to(fake_oci, "POST", "getByName")
+    assert len(reads) == 5 and all(f"vaultId={vault}&" in r.path or r.path.endswith(f"vaultId={vault}") for r in reads)
+    assert max(r.end for r in listing) <= min(r.time for r in reads), "the lookup comes first, then the secrets"
+    assert max(r.time for r in reads) - min(r.time for r in reads) < 0.2, "the five secrets are still fetched at once"
+    assert all(VAULT_READER in r.headers["authorization"] for r in listing + reads), "the vault is reached with the reader key"
+    bucket_requests = [r for r in fake_oci.requests if r.path.startswith("/n")]
+    assert bucket_requests and all(api_key.fingerprint in r.headers["authorization"] for r in bucket_requests)
+    assert archived_versions(fake_oci.dump(tmp_path / "bucket")) == versions_in_snapshots(snapshot_bodies[:1])
+
+
+@pytest.mark.parametrize(("vaults", "env", "message"), [
+    ([("ACTIVE", VAULT_NAME)], {"OCI_COMPARTMENT_ID": ""},
+     f"OCI_COMPARTMENT_ID is empty: OCI_VAULT_NAME='{VAULT_NAME}' is looked up in a compartment"),
+    ([("ACTIVE", VAULT_NAME)], {"OCI_COMPARTMENT_ID": "ocid1.vault.oc1..notacompartment"},
+     "OCI_COMPARTMENT_ID='ocid1.vault.oc1..notacompartment' is invalid: must be an OCID starting with ocid1.compartment."),
+    ([("ACTIVE", "other-team")], {},
+     f"looking up OCI_VAULT_NAME='{VAULT_NAME}' in compartment {COMPARTMENT}: no vault of that name"),
+    ([("ACTIVE", VAULT_NAME), ("ACTIVE", VAULT_NAME)], {},
+     "2 ACTIVE vaults have that name ({0}, {1}); set OCI_VAULT_ID to the one holding the secrets"),
+    ([("PENDING_DELETION", VAULT_NAME), ("CREATING", VAULT_NAME)], {},
+     "no ACTIVE vault of that name ({0} is PENDING_DELETION, {1} is CREATING)"),
+    ([("ACTIVE", VAULT_NAME)], {"OCI_COMPARTMENT_ID": "ocid1.compartment.oc1..nosuch"},
+     "compartment not found or not authorized (NotAuthorizedOrNotFound); check OCI_COMPARTMENT_ID"),
+])
+def test_vault_name_that_finds_no_single_active_vault_is_one_line_and_exit_2(
+        tmp_path, fake_api, fake_oci, api_key, oci_run, vaults, env, message):
+    ids = [fake_oci.add_vault(COMPARTMENT, name, lifecycle_state) for lifecycle_state, name in vaults]
+    fake_api.serve(0)
+    settings = {**by_name(vault_setup(tmp_path, fake_oci, api_key, vault=ids[0]), fake_oci), **env}
+    result = oci_run.run(env=settings)
+    assert_failed_as_config_error_storing_nothing(oci_run, result, fake_oci, message.format(*ids))
+    assert fake_api.requests == []
+    assert not requests_to(fake_oci, "POST", "getByName")
+    expected_lookups = 0 if message.startswith("OCI_COMPARTMENT_ID") else 1
+    assert len(requests_to(fake_oci, "GET", "/20180608/vaults")) == expected_lookups, "a 404 is not retried"
