@@ -25,4 +25,7 @@ def setup_logging(log_dir: Path, level: str, max_bytes: int, backup_count: int) 
         handler.setFormatter(formatter)
         root.addHandler(handler)
     root.setLevel(level)
-    logging.getLogger("urllib3").setLevel(max(logging.getLevelName(level), logging.WARNING))
+    quiet = max(logging.getLevelName(level), logging.WARNING)
+    logging.getLogger("urllib3").setLevel(quiet)
+    # The oci SDK prints request headers at DEBUG and chatter at INFO, from its import on.
+    logging.getLogger("oci").setLevel(quiet)

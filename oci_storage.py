@@ -141,9 +141,7 @@ def open_oci_storage(settings: Settings) -> OCIStorage:
     so a run costs no extra round trip. Wrong credentials, namespace or bucket then raise
     ConfigError (exit 2) before anything is stored; an unreachable or failing endpoint
     raises StorageError (the run fails, the next one tries again).
-    The SDK's own loggers are kept at WARNING: at DEBUG they print request headers.
     """
-    logging.getLogger("oci").setLevel(max(log.getEffectiveLevel(), logging.WARNING))
     auth = oci_credentials(settings)
     try:
         client = oci.object_storage.ObjectStorageClient(
