@@ -46,3 +46,19 @@ def archived_versions(data_dir: Path) -> dict[int, list[str]]:
 
 def digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def assert_archive_complete(data_dir: Path, bodies: list[bytes], *, copies_allowed: bool = True) -> None:
+    """Every version served is archived and each id's latest version was stored last.
+
+    After a crash an identical copy may stand in a later object (readers drop it); without
+    crashes, `copies_allowed=False` demands each distinct version exactly once.
+    """
+    truth = versions_in_snapshots(bodies)
+    archived = archived_versions(data_dir)
+    assert set(archived) == set(truth)
+    for event_id, versions in truth.items():
+        assert set(archived[event_id]) == set(versions), event_id
+        assert archived[event_id][-1] == versions[-1], event_id
+        if not copies_allowed:
+            assert len(archived[event_id]) == len(versions), event_id

@@ -7,7 +7,7 @@ import shutil
 import signal
 
 import pytest
-from archive_truth import archived_lines, canonical, versions_in_snapshots
+from archive_truth import assert_archive_complete
 
 # Snapshot 1 stores a few new events; at snapshot 48 event 636277 has just been edited
 # (name, summary, type and url changed), so that crash hits a run storing an updated version.
@@ -16,14 +16,7 @@ SCENARIOS = [1, 48]
 
 def assert_complete(collector, bodies: list[bytes]) -> None:
     """Every version served so far is archived, the latest last, and the state knows each id."""
-    truth = versions_in_snapshots(bodies)
-    archived: dict[int, list[str]] = {}
-    for _, event in archived_lines(collector.data_dir):
-        archived.setdefault(event["id"], []).append(canonical(event))
-    assert set(archived) == set(truth)
-    for event_id, versions in truth.items():
-        assert set(archived[event_id]) == set(versions), event_id
-        assert archived[event_id][-1] == versions[-1], event_id
+    assert_archive_complete(collector.data_dir, bodies)
     state = {int(event_id): entry for event_id, entry in collector.state()["seen"].items()}
     assert {event["id"] for event in json.loads(bodies[-1])} <= set(state)
 
