@@ -14,7 +14,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from archive import new_run_id
-from backfill import BackfillReport, backfill_on_demand, heal_gaps, load_progress
+from backfill import BackfillReport, backfill_on_demand, heal_gaps, load_progress, queue_gap
 from collector import ApiCache, RunReport, collect, utc_today
 from config import ConfigError, Settings
 from health_file import write_health
@@ -104,13 +104,14 @@ def _run_locked(settings: Settings, run_id: str, metrics: RunMetrics, dry_run: b
                     retention_days=settings.state_retention_days,
                     api_cache=None if dry_run else ApiCache(settings.log_dir / "api-cache.json"),
                     dry_run=dry_run,
+                    on_gap=lambda gap: queue_gap(storage, metrics, gap, max_days=settings.backfill_max_days),
                 )
             if dry_run and report.gap:
                 log.warning("possible gap from %s to %s: %s", report.gap.first_day, report.gap.last_day, report.gap.reason)
             elif not dry_run:
-                backfilled = heal_gaps(storage, client, metrics, report.gap, max_days=settings.backfill_max_days,
+                backfilled = heal_gaps(storage, client, metrics, max_days=settings.backfill_max_days,
                                        retention_days=settings.state_retention_days,
-                                       progress=pending_backfill.result())
+                                       progress=None if report.gap_queued else pending_backfill.result())
         finally:
             client.close()
     except ConfigError as failure:
