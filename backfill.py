@@ -208,28 +208,36 @@ def run_backfill(
     return report
 
 
+def queue_gap(storage: Storage, metrics: RunMetrics, gap: Gap, *, max_days: int) -> bool:
+    """Report a gap and queue its newest max_days days; True when days were queued.
+
+    Called before the run stores the answer: once the state knows the answer's events the
+    next run sees no gap, so a crash between the state write and the queue write would
+    lose the gap's days for good.
+    """
+    log.warning("possible gap in the archive from %s to %s: %s", gap.first_day, gap.last_day, gap.reason)
+    metrics.info["gap"] = gap.as_dict()
+    metrics.count(gap_days=len(gap.days()))
+    days = gap.days()
+    queued, skipped = (days[-max_days:], days[:-max_days]) if max_days else ([], days)
+    if skipped:
+        log.warning("not backfilling %s..%s automatically (BACKFILL_MAX_DAYS=%d); run "
+                    "collect_events.py --backfill %s..%s", skipped[0], skipped[-1], max_days,
+                    skipped[0], skipped[-1])
+    if queued:
+        queue_days(storage, queued)
+    return bool(queued)
+
+
 def heal_gaps(
-    storage: Storage, client: PolisenClient, metrics: RunMetrics, gap: Gap | None, *,
+    storage: Storage, client: PolisenClient, metrics: RunMetrics, *,
     max_days: int, retention_days: int, progress: Progress | None = None,
 ) -> BackfillReport | None:
-    """After a regular run: report a new gap, queue its newest max_days days, work off the queue.
+    """After a regular run: work off the queue of days to backfill (see queue_gap).
 
     `progress` is the queue as read during the run (in parallel with it, so a run with
-    nothing pending pays no extra round trip); it is read again once this run queues days.
+    nothing pending pays no extra round trip); pass None to read it again (a gap was queued).
     """
-    if gap is not None:
-        log.warning("possible gap in the archive from %s to %s: %s", gap.first_day, gap.last_day, gap.reason)
-        metrics.info["gap"] = gap.as_dict()
-        metrics.count(gap_days=len(gap.days()))
-        days = gap.days()
-        queued, skipped = (days[-max_days:], days[:-max_days]) if max_days else ([], days)
-        if skipped:
-            log.warning("not backfilling %s..%s automatically (BACKFILL_MAX_DAYS=%d); run "
-                        "collect_events.py --backfill %s..%s", skipped[0], skipped[-1], max_days,
-                        skipped[0], skipped[-1])
-        if queued:
-            queue_days(storage, queued)
-            progress = None
     if not max_days:
         return None
     pending = sorted((progress or load_progress(storage)).pending)

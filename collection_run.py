@@ -14,7 +14,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from archive import new_run_id
-from backfill import BackfillReport, Progress, backfill_on_demand, heal_gaps, load_progress
+from backfill import BackfillReport, Progress, backfill_on_demand, heal_gaps, load_progress, queue_gap
 from collector import ApiCache, RunReport, collect, utc_today
 from config import ConfigError, Settings
 from health_file import write_health
@@ -109,15 +109,15 @@ def _run_locked(settings: Settings, run_id: str, metrics: RunMetrics, dry_run: b
                     retention_days=settings.state_retention_days,
                     api_cache=None if dry_run else ApiCache(settings.log_dir / "api-cache.json"),
                     dry_run=dry_run,
+                    on_gap=lambda gap: _queue_gap(settings, storage, metrics, gap),
                 )
             if dry_run and report.gap:
                 log.warning("possible gap from %s to %s: %s", report.gap.first_day, report.gap.last_day, report.gap.reason)
             elif not dry_run:
-                if report.gap:
-                    marker.touch()
-                backfilled = heal_gaps(storage, client, metrics, report.gap, max_days=settings.backfill_max_days,
+                queue = pending_backfill.result() if pending_backfill else Progress({})
+                backfilled = heal_gaps(storage, client, metrics, max_days=settings.backfill_max_days,
                                        retention_days=settings.state_retention_days,
-                                       progress=pending_backfill.result() if pending_backfill else Progress({}))
+                                       progress=None if report.gap_queued else queue)
                 if not (backfilled and backfilled.pending):
                     marker.unlink(missing_ok=True)
         finally:
@@ -175,6 +175,12 @@ def _backfill_locked(settings: Settings, metrics: RunMetrics, days: list[str]) -
     if isinstance(error, ConfigError):
         return EXIT_CONFIG
     return EXIT_FAILED if error else EXIT_OK
+
+
+def _queue_gap(settings: Settings, storage, metrics: RunMetrics, gap) -> bool:
+    """Mark this host as having backfill work before the days are queued in the store."""
+    (settings.log_dir / BACKFILL_MARKER).touch()
+    return queue_gap(storage, metrics, gap, max_days=settings.backfill_max_days)
 
 
 def _limiter(settings: Settings) -> RateLimiter | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -61,6 +62,7 @@ class RunReport:
     not_modified: bool = False
     objects_written: list[str] = field(default_factory=list)
     gap: Gap | None = None
+    gap_queued: bool = False
 
     @property
     def events_processed(self) -> int:
@@ -212,6 +214,7 @@ def collect(
     retention_days: int,
     api_cache: ApiCache | None = None,
     dry_run: bool = False,
+    on_gap: Callable[[Gap], bool] | None = None,
 ) -> RunReport:
     """One collection: fetch and read the state in parallel, store what is new, then the state."""
     report = RunReport()
@@ -265,6 +268,8 @@ def collect(
         log.info("event %d was edited since it was stored; storing the new version", event.id)
     if dry_run:
         return report
+    if report.gap and on_gap is not None:
+        report.gap_queued = on_gap(report.gap)  # before the state learns the answer: see backfill.queue_gap
 
     with metrics.step("save_events"):
         report.objects_written = write_events(storage, changes.stored, run_id)

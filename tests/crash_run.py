@@ -4,7 +4,8 @@
 
 CRASH_POINT is `before-put` (kill just before the Nth object write), `mid-put` (the Nth write's
 temp file is on disk, not yet renamed into place) or `after-put` (right after the Nth write);
-CRASH_AT is N.
+CRASH_AT is N (0: never). With CRASH_LOG=FILE each write's number and object name is appended
+to FILE before the write starts, so a test knows which object the kill hit.
 The process dies exactly as under `kill -9`: no cleanup, no finally blocks.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -27,19 +29,26 @@ def die() -> None:
 
 def main() -> int:
     point, nth = os.environ["CRASH_POINT"], int(os.environ["CRASH_AT"])
+    log_path = os.environ.get("CRASH_LOG")
     calls = {"put": 0}
+    counting = threading.Lock()
     original_put = storage.LocalStorage.put
     original_replace = os.replace
 
     def put(self, name, data, **kwargs):
-        calls["put"] += 1
-        if calls["put"] == nth and point == "before-put":
+        with counting:  # the collector writes event objects in parallel
+            calls["put"] += 1
+            number = calls["put"]
+            if log_path:
+                with open(log_path, "a", encoding="utf-8") as log:
+                    log.write(f"{number} {name}\n")
+        if number == nth and point == "before-put":
             die()
-        if calls["put"] == nth and point == "mid-put":
+        if number == nth and point == "mid-put":
             os.replace = lambda *a, **k: die()
         result = original_put(self, name, data, **kwargs)
         os.replace = original_replace
-        if calls["put"] == nth and point == "after-put":
+        if number == nth and point == "after-put":
             die()
         return result
 

@@ -62,7 +62,7 @@ def test_long_backfill_with_retries_keeps_to_the_rules_across_runs(fake_api, tmp
     while report.pending:
         clock.now += 1800
         client = new_client(fake_api.url, storage, clock)
-        report = heal_gaps(storage, client, RunMetrics(f"run{runs}"), None, max_days=31, retention_days=30)
+        report = heal_gaps(storage, client, RunMetrics(f"run{runs}"), max_days=31, retention_days=30)
         client.close()
         runs += 1
     assert runs >= 2

@@ -1,0 +1,122 @@
+"""The README's ways of reading the archive and the export (DuckDB, pandas) give the right rows and types."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+
+import duckdb
+import pandas as pd
+import pytest
+from archive_truth import versions_in_snapshots
+from conftest import REPO, Collector
+from fake_polisen import FakePolisenServer
+
+from events import parse_event_datetime
+
+SNAPSHOTS = range(40, 51)  # event 636277 is edited in these
+
+
+def readme_blocks(section: str, language: str) -> list[str]:
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    body = text.split(f"\n## {section}\n", 1)[1].split("\n## ", 1)[0]
+    return re.findall(rf"```{language}\n(.*?)```", body, re.S)
+
+
+@pytest.fixture(scope="module")
+def latest(snapshot_bodies) -> dict[int, dict]:
+    return {event_id: json.loads(contents[-1])
+            for event_id, contents in versions_in_snapshots([snapshot_bodies[i] for i in SNAPSHOTS]).items()}
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory, snapshot_bodies, latest) -> Collector:
+    with FakePolisenServer(snapshot_bodies) as server:
+        collector = Collector(tmp_path_factory.mktemp("reading"), server.url)
+        for index in SNAPSHOTS:
+            server.serve(index)
+            assert collector.run().returncode == 0
+    assert sum(len(c) > 1 for c in versions_in_snapshots([snapshot_bodies[i] for i in SNAPSHOTS]).values()) >= 1
+    return collector
+
+
+@pytest.fixture(params=["per-run objects", "compacted"])
+def workspace(request, tmp_path, archive) -> Collector:
+    copy = Collector(tmp_path, "http://127.0.0.1:9/api/events")
+    shutil.copytree(archive.data_dir, copy.data_dir)
+    if request.param == "compacted":
+        result = copy.run("--compact")
+        assert result.returncode == 0 and " 0 days compacted" not in result.stdout, result.stdout[-500:]
+        assert list(copy.data_dir.glob("events/2026/05/25/compacted-*.jsonl"))
+    return copy
+
+
+def test_readme_duckdb_query_gives_the_latest_version_of_each_id(workspace, latest, monkeypatch):
+    [query] = readme_blocks("Storage layout and reading the archive", "sql")
+    monkeypatch.chdir(workspace.workdir)
+    relation = duckdb.sql(query.strip().rstrip(";"))
+    rows = [dict(zip(relation.columns, values, strict=True)) for values in relation.fetchall()]
+    assert sorted(row["id"] for row in rows) == sorted(latest)
+    for row in rows:
+        want = latest[row["id"]]
+        assert {key: row[key] for key in want} == want, row["id"]
+
+
+def test_readme_pandas_snippet_gives_the_latest_version_of_each_id(workspace, latest, monkeypatch):
+    [snippet] = readme_blocks("Storage layout and reading the archive", "python")
+    monkeypatch.chdir(workspace.workdir)
+    namespace: dict = {}
+    exec(snippet, namespace)
+    df = namespace["df"]
+    assert str(df["id"].dtype) == "int64"
+    assert isinstance(df["datetime"].dtype, pd.DatetimeTZDtype) and str(df["datetime"].dt.tz) == "Europe/Stockholm"
+    assert sorted(df["id"]) == sorted(latest)
+    for row in df.to_dict("records"):
+        want = latest[row["id"]]
+        assert row["datetime"] == parse_event_datetime(want["datetime"]), row["id"]
+        assert {key: row[key] for key in want if key != "datetime"} == \
+            {key: value for key, value in want.items() if key != "datetime"}, row["id"]
+
+
+def expected_export(latest: dict[int, dict], versions: dict[int, list[str]]) -> list[dict]:
+    rows = []
+    for event_id in sorted(latest):
+        event = latest[event_id]
+        latitude, longitude = (float(x) for x in event["location"]["gps"].split(","))
+        rows.append({"id": event_id, "datetime": parse_event_datetime(event["datetime"]), "name": event["name"],
+                     "summary": event["summary"], "url": event["url"], "type": event["type"],
+                     "location_name": event["location"]["name"], "latitude": latitude, "longitude": longitude,
+                     "versions": len(versions[event_id])})
+    return rows
+
+
+def test_readme_pandas_reads_the_csv_and_parquet_export_with_types(archive, tmp_path, latest, snapshot_bodies,
+                                                                   monkeypatch):
+    for name in ("events.csv", "events.parquet"):
+        result = archive.run("-o", str(tmp_path / name), script="export_events.py")
+        assert result.returncode == 0, result.stderr
+    [snippet] = readme_blocks("Export and compaction", "python")
+    read_parquet, read_csv = snippet.splitlines()[1], "\n".join(snippet.splitlines()[2:])
+    assert "read_parquet" in read_parquet and "read_csv" in read_csv
+    monkeypatch.chdir(tmp_path)
+    frames = {}
+    for name, code in (("parquet", read_parquet), ("csv", read_csv)):
+        namespace: dict = {"pd": pd}
+        exec(code, namespace)
+        frames[name] = namespace["df"]
+
+    want = expected_export(latest, versions_in_snapshots([snapshot_bodies[i] for i in SNAPSHOTS]))
+    for name, df in frames.items():
+        dtypes = {column: str(dtype) for column, dtype in df.dtypes.items()}
+        assert {c: dtypes[c] for c in ("id", "latitude", "longitude", "versions")} == {
+            "id": "int64", "latitude": "float64", "longitude": "float64", "versions": "int64"}, name
+        for column in ("name", "summary", "url", "type", "location_name"):
+            assert pd.api.types.is_string_dtype(df[column]), (name, column)
+        for column, tz in (("datetime", "Europe/Stockholm"), ("first_collected", "UTC"), ("last_collected", "UTC")):
+            assert isinstance(df[column].dtype, pd.DatetimeTZDtype), (name, column, dtypes[column])
+            assert str(df[column].dt.tz) == tz, (name, column, dtypes[column])
+        rows = df.sort_values("id").to_dict("records")
+        assert [{key: row[key] for key in want[0]} for row in rows] == want, name
+        assert all(row["first_collected"] <= row["last_collected"] for row in rows)
+    assert frames["parquet"]["first_collected"].tolist() == frames["csv"]["first_collected"].tolist()
