@@ -34,6 +34,13 @@ def main() -> int:
     counting = threading.Lock()
     original_put = storage.LocalStorage.put
     original_replace = os.replace
+    doomed = {"thread": None}
+
+    def replace(*args, **kwargs):
+        """Die at the rename of the chosen write only, not of another thread's write."""
+        if doomed["thread"] == threading.get_ident():
+            die()
+        return original_replace(*args, **kwargs)
 
     def put(self, name, data, **kwargs):
         with counting:  # the collector writes event objects in parallel
@@ -45,14 +52,14 @@ def main() -> int:
         if number == nth and point == "before-put":
             die()
         if number == nth and point == "mid-put":
-            os.replace = lambda *a, **k: die()
+            doomed["thread"] = threading.get_ident()
         result = original_put(self, name, data, **kwargs)
-        os.replace = original_replace
         if number == nth and point == "after-put":
             die()
         return result
 
     storage.LocalStorage.put = put
+    os.replace = replace
     return collect_events.main(sys.argv[1:])
 
 
