@@ -161,8 +161,8 @@ SETTINGS: list[Setting] = [
     Setting("OCI_COMPARTMENT_ID", "oci_compartment_id", "", _optional_text,
             "Compartment OCID (ocid1.compartment. or the tenancy OCID for the root compartment) "
             "where OCI_VAULT_NAME is looked up; needed only for that lookup."),
-    Setting("OCI_ENDPOINT", "oci_endpoint", "", _any_url,
-            "Object Storage endpoint override (private endpoints, tests)."),
+    Setting("OCI_ENDPOINT", "oci_endpoint", "", _optional_url,
+            "Object Storage endpoint override (private endpoints, tests); https, http only for loopback."),
     Setting("OCI_AUTH", "oci_auth", "config_file",
             _choice("config_file", "instance_principal", "resource_principal", "vault"),
             "How to authenticate to OCI."),
@@ -182,9 +182,9 @@ SETTINGS: list[Setting] = [
     Setting("OCI_VAULT_SECRET_PREFIX", "oci_vault_secret_prefix", "polisen-collector-", _text,
             "Prefix of the vault secret names: <prefix>user-ocid, tenancy-ocid, fingerprint, "
             "private-key and the optional region."),
-    Setting("OCI_SECRETS_ENDPOINT", "oci_secrets_endpoint", "", _any_url,
+    Setting("OCI_SECRETS_ENDPOINT", "oci_secrets_endpoint", "", _optional_url,
             "Vault Secrets endpoint override (private endpoints, tests)."),
-    Setting("OCI_KMS_ENDPOINT", "oci_kms_endpoint", "", _any_url,
+    Setting("OCI_KMS_ENDPOINT", "oci_kms_endpoint", "", _optional_url,
             "KMS vault management endpoint override for the OCI_VAULT_NAME lookup (private endpoints, tests)."),
     Setting("OCI_RETRY_ATTEMPTS", "oci_retry_attempts", "5", _positive_int,
             "Attempts of an OCI call that fails with a timeout, connection error, 429 or 5xx (1 = no retry)."),

@@ -180,6 +180,8 @@ def test_overlapping_cron_runs_store_each_event_once(collector, fake_api):
     ({"API_MAX_RETRIES": "-1"}, "API_MAX_RETRIES='-1' is invalid: must not be negative"),
     ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL='LOUD' is invalid"),
     ({"API_RATE_LIMIT": "off", "POLISEN_API_URL": "https://polisen.se/api/events"}, "API_RATE_LIMIT=off is refused"),
+    ({"STORAGE": "oci", "OCI_ENDPOINT": "http://objectstorage.example.com"},
+     "OCI_ENDPOINT='http://objectstorage.example.com' is invalid: must use https"),
 ])
 def test_bad_configuration_is_one_line_and_exit_2_before_any_request(collector, fake_api, env, message):
     result = collector.run(env=env)
