@@ -134,9 +134,9 @@ def load_or_recover_state(storage: Storage, run_id: str, retention_days: int) ->
         state = load_state(storage)
     except CorruptState as error:
         keep = f"{STATE_OBJECT}.corrupt-{run_id}"
-        storage.put(keep, error.data)  # type: ignore[attr-defined]
+        storage.put(keep, error.data)
         log.error("%s; kept it as %s and rebuilding the state from the archive", error, keep)
-        return State(seen=rebuild_from_archive(storage, today, retention_days), etag=error.etag, exists=True,  # type: ignore[attr-defined]
+        return State(seen=rebuild_from_archive(storage, today, retention_days), etag=error.etag, exists=True,
                      rebuilt=True)
     if not state.exists and any(True for _ in list_event_objects(storage)):
         log.warning("%s is missing but the archive has events: rebuilding the state from it", STATE_OBJECT)

@@ -24,7 +24,12 @@ STATE_FORMAT = 1
 
 
 class CorruptState(StorageError):
-    """The state object exists but cannot be read as a state."""
+    """The state object exists but cannot be read as a state; carries it for safekeeping."""
+
+    def __init__(self, message: str, data: bytes = b"", etag: str | None = None) -> None:
+        super().__init__(message)
+        self.data = data
+        self.etag = etag
 
 
 Entry = tuple[str, str, str]
@@ -79,9 +84,7 @@ def load_state(storage: Storage) -> State:
     try:
         seen = decode_state(stored.data)
     except CorruptState as error:
-        error.etag = stored.etag  # type: ignore[attr-defined]
-        error.data = stored.data  # type: ignore[attr-defined]
-        raise
+        raise CorruptState(str(error), data=stored.data, etag=stored.etag) from None
     return State(seen=seen, etag=stored.etag, exists=True)
 
 

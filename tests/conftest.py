@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -59,6 +61,19 @@ class Collector:
             self.command(*args, script=script), cwd=self.workdir, env={**self.env, **(env or {})},
             capture_output=True, text=True, timeout=timeout,
         )
+
+    def checkpoint(self) -> Callable[[], None]:
+        """Copy data/ and logs/ now; the returned function puts that copy back."""
+        saved = self.workdir.parent / f"{self.workdir.name}-checkpoint"
+        for folder in ("data", "logs"):
+            shutil.copytree(self.workdir / folder, saved / folder)
+
+        def restore() -> None:
+            for folder in ("data", "logs"):
+                shutil.rmtree(self.workdir / folder)
+                shutil.copytree(saved / folder, self.workdir / folder)
+
+        return restore
 
     def state(self) -> dict:
         return json.loads((self.data_dir / "metadata" / "last_seen.json").read_text())

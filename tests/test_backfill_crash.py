@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import signal
 
 import pytest
@@ -41,16 +40,7 @@ def outage(fake_api, collector):
         fake_api.serve(index)
         assert collector.run().returncode == 0
     fake_api.serve(RESUME)
-    baseline = collector.workdir.parent / f"{collector.workdir.name}-baseline"
-    for folder in ("data", "logs"):
-        shutil.copytree(collector.workdir / folder, baseline / folder)
-
-    def restore() -> None:
-        for folder in ("data", "logs"):
-            shutil.rmtree(collector.workdir / folder)
-            shutil.copytree(baseline / folder, collector.workdir / folder)
-
-    return restore
+    return collector.checkpoint()
 
 
 def crash_run(collector, point: str, at: int):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import signal
 
 import pytest
@@ -28,15 +27,11 @@ def test_kill_at_each_write_then_rerun_loses_nothing(fake_api, collector, snapsh
         fake_api.serve(earlier)
         assert collector.run().returncode == 0
     fake_api.serve(index)
-    baseline = collector.workdir.parent / f"{collector.workdir.name}-baseline"
-    for folder in ("data", "logs"):
-        shutil.copytree(collector.workdir / folder, baseline / folder)
+    restore = collector.checkpoint()
     killed_at = []
     nth = 1
     while True:
-        for folder in ("data", "logs"):
-            shutil.rmtree(collector.workdir / folder)
-            shutil.copytree(baseline / folder, collector.workdir / folder)
+        restore()
         crashed = collector.run(script="tests/crash_run.py", env={"CRASH_POINT": point, "CRASH_AT": str(nth)})
         if crashed.returncode != -signal.SIGKILL:
             assert crashed.returncode == 0, crashed.stdout + crashed.stderr
