@@ -3,7 +3,8 @@
     CRASH_POINT=after-put CRASH_AT=2 crash_run.py [collect_events.py arguments...]
 
 CRASH_POINT is `before-put` (kill just before the Nth object write), `mid-put` (the Nth write's
-temp file is on disk, not yet renamed into place) or `after-put` (right after the Nth write);
+temp file is on disk, not yet renamed into place), `after-put` (right after the Nth write) or
+`error-put` (the Nth write raises StorageError, as a failing store would);
 CRASH_AT is N (0: never). With CRASH_LOG=FILE each write's number and object name is appended
 to FILE before the write starts, so a test knows which object the kill hit.
 The process dies exactly as under `kill -9`: no cleanup, no finally blocks.
@@ -51,6 +52,8 @@ def main() -> int:
                     log.write(f"{number} {name}\n")
         if number == nth and point == "before-put":
             die()
+        if number == nth and point == "error-put":
+            raise storage.StorageError(f"injected failure writing {name}")
         if number == nth and point == "mid-put":
             doomed["thread"] = threading.get_ident()
         result = original_put(self, name, data, **kwargs)

@@ -16,7 +16,7 @@ from archive_truth import assert_archive_complete
 SEED = 6_2026
 API_FAULTS = ["status:500", "status:502", "status:503", "status:504", "429:0", "empty", "truncated",
               "reset", "cut", "object", "short:60", "slow:0.2"]
-STORE_FAULTS = ["error", "kill-before", "kill-after"]
+STORE_FAULTS = ["error-put", "before-put", "after-put"]
 ATTEMPTS = 6
 
 
@@ -31,14 +31,14 @@ def test_soak_with_api_and_storage_faults_loses_nothing(fake_api, collector, sna
             fake_api.state.faults.clear()
             if not last and rng.random() < 0.5:
                 fake_api.add_faults(*rng.choices(API_FAULTS, k=rng.randint(1, 4)))
-            store_fault = ""
+            store_fault = {"CRASH_POINT": "before-put", "CRASH_AT": "0"}
             if not last and rng.random() < 0.5:
-                store_fault = f"{rng.randint(1, 4)}:{rng.choice(STORE_FAULTS)}"
+                at = rng.randint(1, 4)
+                store_fault = {"CRASH_POINT": rng.choice(STORE_FAULTS), "CRASH_AT": str(at)}
             # A short read timeout turns the `slow` fault into a timeout; the last attempt, free of
             # faults, keeps the default so a busy machine cannot make it fail.
             timeout = "30" if last else "0.1"
-            result = collector.run(script="tests/faulty_collect.py", env={"FAULT_PUT": store_fault,
-                                                                          "API_READ_TIMEOUT": timeout})
+            result = collector.run(script="tests/crash_run.py", env={**store_fault, "API_READ_TIMEOUT": timeout})
             if result.returncode == -signal.SIGKILL:
                 outcomes["killed"] += 1
             elif result.returncode == 0:
