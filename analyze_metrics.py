@@ -13,7 +13,8 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from config import ConfigError, load_settings
+from polisen_collector.clock import utc_now
+from polisen_collector.config import ConfigError, load_settings
 
 
 def parse_since(value: str) -> datetime:
@@ -67,9 +68,9 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
             return 2
 
-    from metrics_analysis import analyze, format_report, load_runs, plot
+    from polisen_collector.analysis import analyze, format_report, load_runs, plot
 
-    since = args.since or (datetime.now(UTC) - timedelta(days=args.days) if args.days else None)
+    since = args.since or (utc_now() - timedelta(days=args.days) if args.days else None)
     loaded = load_runs(settings.metrics_dir, since)
     if loaded.skipped:
         print(f"warning: skipped {len(loaded.skipped)} unreadable or partial metrics files:", file=sys.stderr)

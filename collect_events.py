@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 
-from config import ConfigError, Settings, check_writable_dir, load_settings
+from polisen_collector.config import ConfigError, Settings, check_writable_dir, load_settings
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -56,7 +55,7 @@ def build_settings(args: argparse.Namespace) -> Settings:
 def parse_backfill(text: str | None) -> list[str] | None:
     if text is None:
         return None
-    from gaps import parse_day_range
+    from polisen_collector.recovery.gaps import parse_day_range
 
     try:
         return parse_day_range(text)
@@ -74,10 +73,10 @@ def main(argv: list[str] | None = None) -> int:
         record_config_failure(args, error)
         return 2
 
-    from log_setup import setup_logging
+    from polisen_collector.logging_setup import setup_logging
 
     setup_logging(settings.log_dir, settings.log_level, settings.log_max_bytes, settings.log_backup_count)
-    from collection_run import run_compaction, run_once
+    from polisen_collector.run.collection import run_compaction, run_once
 
     if args.compact:
         return run_compaction(settings)
@@ -86,8 +85,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def record_config_failure(args: argparse.Namespace, error: ConfigError) -> None:
     """Record the failure in the health file (and ping /fail) when the settings saying where still parse."""
-    from config import health_path_of, load_some
-    from health_file import write_health
+    from polisen_collector.clock import utc_now
+    from polisen_collector.config import health_path_of, load_some
+    from polisen_collector.health.file import write_health
 
     try:
         some = load_some(("health_file", "log_dir", "healthcheck_ping_url"),
@@ -97,12 +97,12 @@ def record_config_failure(args: argparse.Namespace, error: ConfigError) -> None:
         return
     path = health_path_of(some.get("health_file"), some["log_dir"])
     try:
-        write_health(path, finished_at=datetime.now(UTC), success=False,
+        write_health(path, finished_at=utc_now(), success=False,
                      events_processed=0, execution_time=0.0, error=error)
     except OSError as failure:
         print(f"could not record the configuration error in {path}: {failure}", file=sys.stderr)
     if some.get("healthcheck_ping_url"):
-        from healthcheck_ping import ping
+        from polisen_collector.health.ping import ping
 
         ping(some["healthcheck_ping_url"], success=False)
 

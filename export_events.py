@@ -14,7 +14,7 @@ import tempfile
 from datetime import date
 from pathlib import Path
 
-from config import ConfigError, load_settings
+from polisen_collector.config import ConfigError, load_settings
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -64,7 +64,7 @@ def report_bad(line) -> None:
 
 def write_output(fmt: str, rows, output: str | None) -> None:
     """To stdout, or to a temp file renamed over -o at the end, so a failed export leaves no half file."""
-    from exporter import WRITERS
+    from polisen_collector.export import WRITERS
 
     writer = WRITERS[fmt]
     if output is None:
@@ -104,8 +104,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"configuration error: DATA_DIR={str(settings.data_dir)!r} is not a folder", file=sys.stderr)
         return 2
 
-    from exporter import ExportError, ExportOptions, ExportSummary, iter_rows
-    from storage import StorageError, open_storage
+    from polisen_collector.export import ExportError, ExportOptions, ExportSummary, iter_rows
+    from polisen_collector.storage import open_storage
+    from polisen_collector.storage.base import StorageError
 
     options = ExportOptions(all_versions=args.all_versions, date_from=args.date_from, date_to=args.date_to,
                             types=names(args.type), locations=names(args.location))

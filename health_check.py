@@ -13,7 +13,7 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
-from health_verdict import NAGIOS_EXIT, UNKNOWN, Verdict, assess
+from polisen_collector.health.verdict import NAGIOS_EXIT, UNKNOWN, Verdict, assess
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -57,7 +57,7 @@ def health_path(args: argparse.Namespace) -> Path:
     """--health-file, else the collector's own rule (HEALTH_FILE, else LOG_DIR/health.json)."""
     if args.health_file:
         return Path(args.health_file)
-    from config import health_path_of, load_some
+    from polisen_collector.config import health_path_of, load_some
 
     some = load_some(("health_file", "log_dir"), env_file=Path(args.env_file))
     return health_path_of(some.get("health_file"), some["log_dir"])
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as error:  # e.g. an unreadable .env
         return report(Verdict(UNKNOWN, f"cannot tell where the health file is: {error}", Path(".")), args)
     if args.serve:
-        from health_server import serve
+        from polisen_collector.health.server import serve
 
         return serve(path, host=args.host, port=args.port, max_age=timedelta(minutes=args.max_age_minutes))
     return report(assess(path, **limits(args)), args)

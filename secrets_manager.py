@@ -1,286 +1,53 @@
-"""OCI credentials for the bucket: a config file, an instance or resource principal, or OCI Vault.
+#!/usr/bin/env python3
+"""Check the OCI credentials the collector would use (OCI_AUTH), without printing any secret.
 
-With OCI_AUTH=vault the API-key credentials (user OCID, tenancy OCID, fingerprint, private
-key, optional region) are secrets in a vault (OCI_VAULT_ID, or found by OCI_VAULT_NAME),
-fetched by name in parallel and checked before use. They live in memory only: never written
-to disk, logged, or put in an error message (errors name the secret, never its value).
-Imported only when STORAGE=oci.
+It builds the credentials exactly as a run does (config file, instance or resource
+principal, or API-key secrets in OCI Vault) and reads the bucket's state object once.
+Exit codes: 0 the credentials reach the bucket, 1 OCI could not be reached, 2 bad
+configuration or credentials.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import logging
-import re
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any
+import argparse
+import sys
+from pathlib import Path
 
-import oci
-
-from config import ConfigError, Settings
-from storage import StorageError
-
-FINGERPRINT = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){15}$")
-REGION = re.compile(r"^[a-z]+(-[a-z]+)+-\d+$")
-log = logging.getLogger("polisen.oci")
-KEY_ERRORS = (oci.exceptions.InvalidPrivateKey, oci.exceptions.MissingPrivateKeyPassphrase, ValueError, TypeError)
+from polisen_collector import __version__
+from polisen_collector.config import ConfigError, load_settings
+from polisen_collector.exit_codes import EXIT_CONFIG, EXIT_FAILED, EXIT_OK
 
 
-@dataclass(frozen=True)
-class VaultSecret:
-    field: str
-    suffix: str
-    label: str
-    required: bool
-    check: Callable[[str], str | None]
-
-
-def _ocid(kind: str) -> Callable[[str], str | None]:
-    prefix = f"ocid1.{kind}."
-    return lambda value: None if value.startswith(prefix) else f"must be an OCID starting with {prefix}"
-
-
-def _fingerprint(value: str) -> str | None:
-    return None if FINGERPRINT.match(value.lower()) else "must be 16 hex pairs separated by colons"
-
-
-def _region(value: str) -> str | None:
-    return None if REGION.match(value) else "must be a region identifier like eu-stockholm-1"
-
-
-def _private_key(value: str) -> str | None:
-    if "-----BEGIN" not in value or "PRIVATE KEY-----" not in value:
-        return "must be a PEM private key (-----BEGIN PRIVATE KEY-----)"
-    try:
-        oci.signer.load_private_key(value, None)
-    except KEY_ERRORS:
-        return "is not a readable unencrypted PEM private key"
-    return None
-
-
-VAULT_SECRETS = (
-    VaultSecret("user", "user-ocid", "user OCID", True, _ocid("user")),
-    VaultSecret("tenancy", "tenancy-ocid", "tenancy OCID", True, _ocid("tenancy")),
-    VaultSecret("fingerprint", "fingerprint", "API key fingerprint", True, _fingerprint),
-    VaultSecret("key_content", "private-key", "API private key", True, _private_key),
-    VaultSecret("region", "region", "region", False, _region),
-)
-
-
-@dataclass(frozen=True)
-class OciAuth:
-    """What an OCI client needs: a config dict and a signer, plus words for errors."""
-
-    config: dict[str, Any]
-    signer: Any
-    description: str
-
-
-def retry_strategy(settings: Settings) -> Any:
-    """The SDK's own retry (timeouts, connection errors, 429, 5xx), sized by the settings.
-
-    A 412 of a conditional write is never retried: the SDK does not count it transient.
-    Clients get no circuit breaker: a run makes a few dozen calls, and a breaker opened by
-    parallel retries would hide the real error behind a CircuitBreakerError.
-    """
-    if settings.oci_retry_attempts == 1:
-        return oci.retry.NoneRetryStrategy()
-    return oci.retry.RetryStrategyBuilder(
-        max_attempts=settings.oci_retry_attempts,
-        retry_base_sleep_time_seconds=settings.oci_retry_base_seconds,
-        retry_max_wait_between_calls_seconds=30,
-        total_elapsed_time_seconds=300,
-        service_error_retry_config=oci.retry.retry_checkers.RETRYABLE_STATUSES_AND_CODES,
-        service_error_retry_on_any_5xx=True,
-        backoff_type=oci.retry.BACKOFF_FULL_JITTER_VALUE,
-    ).get_retry_strategy()
-
-
-def oci_credentials(settings: Settings) -> OciAuth:
-    """Credentials for Object Storage as OCI_AUTH says; ConfigError with one line when unusable."""
-    if settings.oci_auth == "instance_principal":
-        return _instance_principal(settings.oci_region)
-    if settings.oci_auth == "resource_principal":
-        return _resource_principal(settings.oci_region)
-    if settings.oci_auth == "vault":
-        return vault_credentials(settings)
-    return _config_file(settings, settings.oci_region)
-
-
-def _config_file(settings: Settings, region: str) -> OciAuth:
-    location = settings.oci_config_file or oci.config.DEFAULT_LOCATION
-    where = f"profile {settings.oci_profile} of OCI config file {location}"
-    try:
-        config = oci.config.from_file(location, settings.oci_profile)
-    except oci.exceptions.ConfigFileNotFound:
-        raise ConfigError(
-            f"OCI_CONFIG_FILE={location!r} does not exist (OCI_AUTH=config_file needs an OCI config file)"
-        ) from None
-    except oci.exceptions.ProfileNotFound:
-        raise ConfigError(f"OCI_PROFILE={settings.oci_profile!r} is not a profile in {location}") from None
-    except oci.exceptions.InvalidConfig as error:
-        problems = ", ".join(f"{key} {problem}" for key, problem in sorted(error.errors.items()))
-        raise ConfigError(f"{where} is invalid: {problems}") from None
-    except (OSError, ValueError) as error:
-        raise ConfigError(f"cannot read {where}: {type(error).__name__}") from None
-    config["region"] = region
-    return OciAuth(config, _api_key_signer(config, where), f"API key of {where}")
-
-
-def _api_key_signer(config: dict[str, Any], where: str) -> Any:
-    try:
-        return oci.signer.Signer(
-            tenancy=config["tenancy"], user=config["user"], fingerprint=config["fingerprint"],
-            private_key_file_location=config.get("key_file"), pass_phrase=config.get("pass_phrase"),
-            private_key_content=config.get("key_content"),
-        )
-    except oci.exceptions.MissingPrivateKeyPassphrase:
-        raise ConfigError(f"the private key of {where} needs a pass_phrase") from None
-    except OSError as error:
-        raise ConfigError(f"cannot read the key_file of {where}: {error.strerror}") from None
-    except KEY_ERRORS:
-        raise ConfigError(f"the private key of {where} is not a readable PEM private key") from None
-
-
-def _principal(kind: str, region: str, make: Callable[[], Any], hint: str) -> OciAuth:
-    try:
-        signer = make()
-    except Exception as error:  # noqa: BLE001 - the SDK's principal signers fail in many ways, all of them "unavailable"
-        reason = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
-        raise ConfigError(f"OCI_AUTH={kind}: no {kind.replace('_', ' ')} available ({hint}): {reason}") from None
-    return OciAuth({"region": region}, signer, kind.replace("_", " "))
-
-
-def _instance_principal(region: str) -> OciAuth:
-    return _principal("instance_principal", region, oci.auth.signers.InstancePrincipalsSecurityTokenSigner,
-                      "is this an OCI compute instance in a dynamic group?")
-
-
-def _resource_principal(region: str) -> OciAuth:
-    return _principal("resource_principal", region, oci.auth.signers.get_resource_principals_signer,
-                      "is this an OCI Function or job with OCI_RESOURCE_PRINCIPAL_* set?")
-
-
-def secret_names(settings: Settings) -> dict[str, str]:
-    """The vault secret name of each credential field."""
-    return {secret.field: settings.oci_vault_secret_prefix + secret.suffix for secret in VAULT_SECRETS}
-
-
-def vault_credentials(settings: Settings) -> OciAuth:
-    """The API key kept in OCI Vault: every secret fetched by name at once, then checked.
-
-    The vault is OCI_VAULT_ID, or the vault named OCI_VAULT_NAME, found first with one more
-    round trip that setting OCI_VAULT_ID saves.
-    """
-    _check_vault_settings(settings)
-    if settings.oci_vault_auth == "instance_principal":
-        reach = _instance_principal(settings.oci_region)
-    else:
-        reach = _config_file(settings, settings.oci_region)
-    vault_id = settings.oci_vault_id or find_vault(settings, reach)
-    client = oci.secrets.SecretsClient(
-        reach.config, signer=reach.signer, service_endpoint=settings.oci_secrets_endpoint,
-        retry_strategy=retry_strategy(settings), circuit_breaker_strategy=oci.circuit_breaker.NoCircuitBreakerStrategy(),
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Check that the OCI credentials (OCI_AUTH: config file, principals or OCI Vault) reach the bucket.",
+        epilog="Settings come from the environment or a .env file; see README.md.",
     )
-    names = secret_names(settings)
-
-    def fetch(secret: VaultSecret) -> str | None:
-        return _fetch_secret(client, names[secret.field], vault_id, reach.description)
-
-    with ThreadPoolExecutor(max_workers=len(VAULT_SECRETS)) as pool:
-        values = dict(zip((s.field for s in VAULT_SECRETS), pool.map(fetch, VAULT_SECRETS), strict=True))
-    problems = []
-    for secret in VAULT_SECRETS:
-        value = values[secret.field]
-        if value is None:
-            if secret.required:
-                problems.append(f"secret {names[secret.field]!r} ({secret.label}) is missing or not readable")
-            continue
-        reason = secret.check(value)
-        if reason:
-            problems.append(f"secret {names[secret.field]!r} ({secret.label}) is malformed: {reason}")
-    if problems:
-        raise ConfigError(f"OCI Vault {vault_id}: " + "; ".join(problems))
-    config = {field: value for field, value in values.items() if value is not None}
-    config["fingerprint"] = config["fingerprint"].lower()
-    config.setdefault("region", settings.oci_region)
-    where = f"the API key in vault {vault_id}"
-    return OciAuth(config, _api_key_signer(config, where), where)
+    parser.add_argument("--env-file", default=".env", help="file of KEY=VALUE settings (default .env)")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    return parser.parse_args(argv)
 
 
-def _check_vault_settings(settings: Settings) -> None:
-    """Which vault, checked before any credential is read or any request made."""
-    vault_id, name, compartment = settings.oci_vault_id, settings.oci_vault_name, settings.oci_compartment_id
-    if vault_id:
-        if not vault_id.startswith("ocid1.vault."):
-            raise ConfigError(f"OCI_VAULT_ID={vault_id!r} is invalid: must be an OCID starting with ocid1.vault.")
-        return
-    if not name:
-        raise ConfigError("OCI_VAULT_ID and OCI_VAULT_NAME are both empty: OCI_AUTH=vault needs the vault holding "
-                          "the API-key secrets, by OCID or by display name")
-    if not compartment:
-        raise ConfigError(f"OCI_COMPARTMENT_ID is empty: OCI_VAULT_NAME={name!r} is looked up in a compartment; "
-                          "set OCI_COMPARTMENT_ID, or OCI_VAULT_ID instead of the name")
-    if not compartment.startswith(("ocid1.compartment.", "ocid1.tenancy.")):
-        raise ConfigError(f"OCI_COMPARTMENT_ID={compartment!r} is invalid: must be an OCID starting with "
-                          "ocid1.compartment. (or ocid1.tenancy. for the root compartment)")
-
-
-def find_vault(settings: Settings, reach: OciAuth) -> str:
-    """The OCID of the one ACTIVE vault named OCI_VAULT_NAME in OCI_COMPARTMENT_ID.
-
-    Vaults of that name being deleted (or deleted) are passed over, so a vault recreated
-    under its old name is found; two ACTIVE ones are ambiguous and refused.
-    """
-    name, compartment = settings.oci_vault_name, settings.oci_compartment_id
-    client = oci.key_management.KmsVaultClient(
-        reach.config, signer=reach.signer, service_endpoint=settings.oci_kms_endpoint,
-        retry_strategy=retry_strategy(settings), circuit_breaker_strategy=oci.circuit_breaker.NoCircuitBreakerStrategy(),
-    )
-    where = f"looking up OCI_VAULT_NAME={name!r} in compartment {compartment}"
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     try:
-        vaults = oci.pagination.list_call_get_all_results(client.list_vaults, compartment_id=compartment).data
-    except oci.exceptions.ServiceError as error:
-        if error.status == 401:
-            raise ConfigError(f"{where}: OCI refused the credentials ({reach.description}): not authenticated") from None
-        if error.status in (403, 404):
-            raise ConfigError(f"{where}: compartment not found or not authorized ({error.code}); check "
-                              "OCI_COMPARTMENT_ID and an IAM policy allowing 'inspect vaults' there") from None
-        raise StorageError(f"{where} failed: HTTP {error.status} {error.code}") from None
-    except (oci.exceptions.RequestException, oci.exceptions.ConnectTimeout) as error:
-        raise StorageError(f"{where} failed: OCI KMS endpoint {client.base_client.endpoint} unreachable or timed out "
-                           f"({type(error).__name__}); check the network, a proxy, or OCI_KMS_ENDPOINT") from None
-    named = [vault for vault in vaults if vault.display_name == name]
-    active = [vault.id for vault in named if vault.lifecycle_state == "ACTIVE"]
-    if len(active) == 1:
-        log.info("OCI_VAULT_NAME=%r is vault %s; setting OCI_VAULT_ID to it saves this lookup", name, active[0])
-        return active[0]
-    if active:
-        raise ConfigError(f"{where}: {len(active)} ACTIVE vaults have that name ({', '.join(active)}); "
-                          "set OCI_VAULT_ID to the one holding the secrets")
-    if named:
-        states = ", ".join(f"{vault.id} is {vault.lifecycle_state}" for vault in named)
-        raise ConfigError(f"{where}: no ACTIVE vault of that name ({states})")
-    raise ConfigError(f"{where}: no vault of that name; check OCI_VAULT_NAME and OCI_COMPARTMENT_ID")
+        settings = load_settings(overrides={"STORAGE": "oci"}, env_file=Path(args.env_file))
+        from polisen_collector.archive.state import STATE_OBJECT
+        from polisen_collector.storage import open_storage
+        from polisen_collector.storage.base import StorageError
+
+        storage = open_storage(settings)
+        try:
+            found = storage.get(STATE_OBJECT) is not None
+        except StorageError as error:
+            print(f"OCI could not be reached: {error}", file=sys.stderr)
+            return EXIT_FAILED
+    except ConfigError as error:
+        print(f"configuration error: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    print(f"OK: {storage.description} is readable ({STATE_OBJECT} {'found' if found else 'not there yet'})")
+    return EXIT_OK
 
 
-def _fetch_secret(client: Any, name: str, vault_id: str, reached_with: str) -> str | None:
-    """A secret's current text, None when the vault has no secret of that name."""
-    try:
-        bundle = client.get_secret_bundle_by_name(name, vault_id=vault_id).data
-    except oci.exceptions.ServiceError as error:
-        if error.status == 404:
-            return None
-        if error.status == 401:
-            raise ConfigError(f"OCI Vault refused the credentials ({reached_with}): not authenticated") from None
-        raise StorageError(f"OCI Vault failed reading secret {name!r}: HTTP {error.status} {error.code}") from None
-    except (oci.exceptions.RequestException, oci.exceptions.ConnectTimeout) as error:
-        raise StorageError(f"OCI Vault unreachable reading secret {name!r}: {type(error).__name__}") from None
-    content = bundle.secret_bundle_content
-    try:
-        return base64.b64decode(content.content, validate=True).decode("utf-8").strip()
-    except (binascii.Error, UnicodeDecodeError, TypeError, AttributeError):
-        raise ConfigError(f"OCI Vault secret {name!r} is malformed: its content is not base64-encoded text") from None
+if __name__ == "__main__":
+    sys.exit(main())

@@ -23,8 +23,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from archive import new_run_id
-from performance_metrics import RunMetrics
+from polisen_collector.archive.layout import new_run_id
+from polisen_collector.metrics.run_metrics import RunMetrics
 
 ERRORS = [
     ("ApiError", "HTTP 503 from https://polisen.se/api/events (after 3 retries)"),

@@ -22,10 +22,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from archive import run_object_name
-from compaction import compact
-from events import encode_jsonl
-from storage import LocalStorage
+from polisen_collector.archive.compaction import compact
+from polisen_collector.archive.events import encode_jsonl
+from polisen_collector.archive.layout import run_object_name
+from polisen_collector.storage.local import LocalStorage
 
 RUNS_PER_DAY = 48
 EVENTS_PER_DAY = 71

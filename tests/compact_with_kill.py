@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import storage
+import polisen_collector.storage.local as storage  # noqa: E402
 
 KILL_AT = int(os.environ.get("KILL_AT_CALL", "0"))
 calls: Counter = Counter()

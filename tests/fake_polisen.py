@@ -25,7 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-SNAPSHOT_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "polisen-snapshots"
+SNAPSHOT_DIR = Path(__file__).resolve().parent / "data" / "polisen-snapshots"
 
 
 def snapshot_paths(directory: Path = SNAPSHOT_DIR) -> list[Path]:

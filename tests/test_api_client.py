@@ -7,7 +7,7 @@ import json
 import pytest
 from fake_polisen import FakePolisenServer
 
-from polisen_api import ApiError, ApiOptions, PolisenClient, user_agent
+from polisen_collector.api.client import ApiError, ApiOptions, PolisenClient, user_agent
 
 
 def client_for(url: str, **options) -> PolisenClient:

@@ -11,7 +11,7 @@ from archive_truth import archived_lines, archived_versions, versions_in_snapsho
 from conftest import Collector
 from fake_polisen import FakePolisenServer
 
-from run_lock import RunLock
+from polisen_collector.run.lock import RunLock
 
 
 def event_lines(collector) -> int:

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from config import SETTINGS, settings_table
+from polisen_collector.config import SETTINGS, settings_table
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
 

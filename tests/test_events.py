@@ -2,7 +2,14 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from events import InvalidEvent, content_hash, encode_jsonl, parse_event_datetime, partition_prefix, validate_event
+from polisen_collector.archive.events import (
+    InvalidEvent,
+    content_hash,
+    encode_jsonl,
+    parse_event_datetime,
+    partition_prefix,
+    validate_event,
+)
 
 SAMPLE = {
     "id": 650297, "datetime": "2026-08-22 19:51:41 +02:00", "name": "22 augusti 17.59, Brand, Kävlinge",

@@ -16,10 +16,10 @@ from archive_truth import archived_versions, versions_in_snapshots
 from conftest import Collector
 from fake_polisen import FakePolisenServer
 
-from events import content_hash, parse_event_datetime
-from exporter import ExportOptions, ExportSummary, iter_rows, write_jsonl
-from run_lock import RunLock
-from storage import LocalStorage
+from polisen_collector.archive.events import content_hash, parse_event_datetime
+from polisen_collector.export import ExportOptions, ExportSummary, iter_rows, write_jsonl
+from polisen_collector.run.lock import RunLock
+from polisen_collector.storage.local import LocalStorage
 
 KILL_SCRIPT = "tests/compact_with_kill.py"
 

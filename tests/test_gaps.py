@@ -13,12 +13,12 @@ from archive_truth import (
 )
 from fake_polisen import FakePolisenServer
 
-from backfill import backfill_on_demand
-from events import validate_event
-from gaps import Gap, detect_gap
-from performance_metrics import RunMetrics
-from polisen_api import ApiOptions, PolisenClient
-from storage import LocalStorage
+from polisen_collector.api.client import ApiOptions, PolisenClient
+from polisen_collector.archive.events import validate_event
+from polisen_collector.metrics.run_metrics import RunMetrics
+from polisen_collector.recovery.backfill import backfill_on_demand
+from polisen_collector.recovery.gaps import Gap, detect_gap
+from polisen_collector.storage.local import LocalStorage
 
 LAST_BEFORE_OUTAGE = 30   # 2026-05-23 19:34 UTC
 RESUME = 113              # 2026-06-05 20:54 UTC: 13 days later, the feed then covers 05-30..06-05

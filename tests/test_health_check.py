@@ -16,8 +16,8 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 import health_check
-from health_file import write_health
-from health_server import HealthCollector
+from polisen_collector.health.file import write_health
+from polisen_collector.health.server import HealthCollector
 
 LOG_HINT = "see polisen-collector.log in LOG_DIR"
 STALE_HINT = ("the collector stopped or hangs; check its cron entry or systemd timer, "

@@ -10,8 +10,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from healthcheck_ping import ping, ping_url
-from run_lock import RunLock
+from polisen_collector.health.ping import ping, ping_url
+from polisen_collector.run.lock import RunLock
 
 
 def closed_port() -> int:

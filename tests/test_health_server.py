@@ -16,8 +16,8 @@ from conftest import REPO
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from health_file import write_health
-from health_server import HealthCollector
+from polisen_collector.health.file import write_health
+from polisen_collector.health.server import HealthCollector
 
 
 @pytest.fixture

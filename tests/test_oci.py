@@ -105,8 +105,9 @@ def test_listing_pages_through_next_start_with(tmp_path, fake_oci, oci_run):
         fake_oci.put_object(f"events/2026/05/{day:02d}/events-x.jsonl", b"")
     fake_oci.put_object("metadata/other.json", b"{}")
     script = (
-        "import sys; sys.path.insert(0, sys.argv[1]); import oci_storage; oci_storage.LIST_PAGE_SIZE = 7\n"
-        "from config import load_settings\n"
+        "import sys; sys.path.insert(0, sys.argv[1]); import polisen_collector.storage.oci as oci_storage\n"
+        "oci_storage.LIST_PAGE_SIZE = 7\n"
+        "from polisen_collector.config import load_settings\n"
         "storage = oci_storage.open_oci_storage(load_settings(env_file=None))\n"
         "print('\\n'.join(storage.list('events/2026/05/')))"
     )
@@ -133,7 +134,7 @@ def test_two_collectors_racing_on_one_bucket_lose_nothing(tmp_path, fake_api, fa
     archived = archived_versions(fake_oci.dump(tmp_path / "bucket"))
     assert {event_id: set(versions) for event_id, versions in archived.items()} == \
         {event_id: set(versions) for event_id, versions in truth.items()}
-    from events import validate_event
+    from polisen_collector.archive.events import validate_event
 
     seen = bucket_state(fake_oci)["seen"]
     latest = {event_id: validate_event(json.loads(versions[-1])).hash for event_id, versions in truth.items()}
@@ -291,8 +292,10 @@ def test_local_run_never_imports_oci(collector):
                             env=collector.env, capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stdout
     imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
-    assert "polisen_api" in imported
-    assert not {name for name in imported if name.split(".")[0] in ("oci", "oci_storage", "secrets_manager", "circuitbreaker")}
+    assert "polisen_collector.api.client" in imported
+    assert "polisen_collector.storage.local" in imported
+    assert not {name for name in imported
+                if name.split(".")[0] in ("oci", "circuitbreaker") or name.startswith("polisen_collector.storage.oci")}
 
 
 # --- OCI Vault ------------------------------------------------------------------------------

@@ -10,12 +10,8 @@ import pytest
 from archive_truth import archived_lines
 from prometheus_client.parser import text_string_to_metric_families
 
-from performance_metrics import (
-    STEPS,
-    RunMetrics,
-    prune_metrics,
-    write_prometheus_textfile,
-)
+from polisen_collector.metrics.prometheus import write_prometheus_textfile
+from polisen_collector.metrics.run_metrics import STEPS, RunMetrics, prune_metrics
 
 T0 = datetime(2026, 5, 20, 5, 49, 43, tzinfo=UTC)
 

@@ -6,13 +6,13 @@ import itertools
 
 import pytest
 
-from backfill import backfill_on_demand, heal_gaps
-from config import ConfigError, load_settings
-from gaps import parse_day_range
-from performance_metrics import RunMetrics
-from polisen_api import ApiError, ApiOptions, PolisenClient
-from rate_limit import RateLimited, RateLimiter
-from storage import LocalStorage
+from polisen_collector.api.client import ApiError, ApiOptions, PolisenClient
+from polisen_collector.api.rate_limit import RateLimited, RateLimiter
+from polisen_collector.config import ConfigError, load_settings
+from polisen_collector.metrics.run_metrics import RunMetrics
+from polisen_collector.recovery.backfill import backfill_on_demand, heal_gaps
+from polisen_collector.recovery.gaps import parse_day_range
+from polisen_collector.storage.local import LocalStorage
 
 START = 1_780_000_000.0
 

@@ -13,7 +13,7 @@ from archive_truth import versions_in_snapshots
 from conftest import REPO, Collector
 from fake_polisen import FakePolisenServer
 
-from events import parse_event_datetime
+from polisen_collector.archive.events import parse_event_datetime
 
 SNAPSHOTS = range(40, 51)  # event 636277 is edited in these
 

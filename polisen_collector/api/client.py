@@ -1,0 +1,317 @@
+"""HTTP client of the Polisen events API: polite, compressed, retried, bounded.
+
+Transport retries (connection errors, read timeouts, 429, 5xx) are urllib3's Retry on a
+requests Session. A 200 with an empty or non-JSON body, which the real API has served, is
+retried from the same budget by fetch_events.
+
+Every request actually sent passes `_before_request`, where the optional rate limiter
+(rate_limit.py) may hold it back: first attempts and requests-level redirects through the
+adapter's `send`, urllib3's own retries through `Retry.sleep`, which urllib3 calls right
+before each retry, in place of its own time.sleep.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import HTTPError as Urllib3HTTPError
+from urllib3.util.retry import Retry
+
+from polisen_collector import __version__
+
+log = logging.getLogger("polisen.api")
+
+RETRY_STATUSES = (429, 500, 502, 503, 504)
+CHUNK_BYTES = 64 * 1024
+
+
+class ApiError(Exception):
+    """The API could not give a usable answer; the message is meant for an operator.
+
+    `retries` and `requests` say what the failed fetch cost, for the run's metrics.
+    """
+
+    retries: int = 0
+    requests: int = 0
+
+
+@dataclass
+class ApiOptions:
+    url: str
+    contact_email: str = ""
+    connect_timeout: float = 5.0
+    read_timeout: float = 30.0
+    max_retries: int = 3
+    backoff_factor: float = 1.0
+    retry_after_max: float = 120.0
+    max_body_bytes: int = 20_000_000
+
+
+@dataclass
+class FetchResult:
+    """One answer of the API. `events` is None when the server said 304 Not Modified."""
+
+    events: list[Any] | None
+    status: int
+    bytes_wire: int = 0
+    bytes_decoded: int = 0
+    etag: str | None = None
+    last_modified: str | None = None
+    retries: int = 0
+    requests: int = 0
+
+
+@dataclass
+class _RetryLog:
+    """Counts retries across urllib3's immutable Retry copies."""
+
+    count: int = 0
+    reasons: list[str] = field(default_factory=list)
+
+
+def user_agent(contact_email: str) -> str:
+    contact = contact_email or "no contact configured"
+    return f"polisen-events-collector/{__version__} (+{contact}) python-requests/{requests.__version__}"
+
+
+class PolisenClient:
+    """Fetches the events feed. One instance per run; not thread-safe."""
+
+    def __init__(self, options: ApiOptions, sleep: Callable[[float], None] = time.sleep, limiter: Any = None) -> None:
+        parts = urlsplit(options.url)
+        if parts.scheme != "https" and parts.scheme != "http":
+            raise ApiError(f"unsupported URL scheme in {options.url}")
+        self.options = options
+        self._sleep = sleep
+        self.limiter = limiter
+        self._headroom = 0
+        self._pending_wait = 0.0
+        self._retry_log = _RetryLog()
+        self.session = requests.Session()
+        self.session.headers.update(
+            {
+                "User-Agent": user_agent(options.contact_email),
+                "Accept": "application/json",
+                "Accept-Encoding": "gzip, deflate",
+            }
+        )
+
+    def _before_request(self, min_wait: float) -> None:
+        """Wait for the backoff and, when rate limited, for a free slot in the ledger."""
+        min_wait = max(min_wait, self._pending_wait)
+        self._pending_wait = 0.0
+        if self.limiter is not None:
+            self.limiter.acquire(min_wait, headroom=self._headroom)
+        elif min_wait > 0:
+            self._sleep(min_wait)
+
+    def _retry(self, budget: int) -> Retry:
+        retry_log = self._retry_log
+        client = self
+
+        class LoggedRetry(Retry):
+            def sleep(self, response=None) -> None:  # type: ignore[override]
+                wait = self.get_retry_after(response) if response is not None else None
+                client._before_request(wait if wait is not None else self.get_backoff_time())
+
+            def increment(self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None):  # type: ignore[override]
+                new = super().increment(method, url, response, error, _pool, _stacktrace)
+                reason = f"HTTP {response.status}" if response is not None else type(error).__name__
+                retry_log.count += 1
+                retry_log.reasons.append(reason)
+                wait = new.get_retry_after(response) if response is not None else None
+                log.warning(
+                    "API request failed (%s); retry %d of %d in %.1f s",
+                    reason, len(new.history), self.total + len(self.history),
+                    wait if wait is not None else new.get_backoff_time(),
+                )
+                return new
+
+        return LoggedRetry(
+            total=budget,
+            connect=budget,
+            read=budget,
+            status=budget,
+            other=0,
+            redirect=3,
+            allowed_methods=frozenset({"GET"}),
+            status_forcelist=RETRY_STATUSES,
+            backoff_factor=self.options.backoff_factor,
+            respect_retry_after_header=True,
+            retry_after_max=int(self.options.retry_after_max),
+            raise_on_status=False,
+        )
+
+    def close(self) -> None:
+        self.session.close()
+
+    def fetch_events(
+        self,
+        params: dict[str, str] | None = None,
+        etag: str | None = None,
+        last_modified: str | None = None,
+        headroom: int = 0,
+    ) -> FetchResult:
+        """GET the feed and return its JSON array, retrying bad bodies like failed requests.
+
+        `headroom` requests of the hourly and daily budgets are left untouched (backfill).
+        """
+        headers = {}
+        self._headroom = headroom
+        if etag:
+            headers["If-None-Match"] = etag
+        if last_modified:
+            headers["If-Modified-Since"] = last_modified
+        self._retry_log = _RetryLog()
+        body_failures = 0
+        requests_sent = 0
+        while True:
+            budget = self.options.max_retries - self._retry_log.count
+            self._mount(budget)
+            before = self._retry_log.count
+            try:
+                result = self._get_once(params, headers)
+            except ApiError as error:
+                error.retries = self._retry_log.count
+                error.requests = requests_sent + 1 + self._retry_log.count - before
+                raise
+            except _BadBody as bad:
+                requests_sent += 1 + self._retry_log.count - before
+                if self._retry_log.count >= self.options.max_retries:
+                    error = ApiError(f"{bad} (after {self._retry_log.count} retries)")
+                    error.retries, error.requests = self._retry_log.count, requests_sent
+                    raise error from None
+                self._retry_log.count += 1
+                body_failures += 1
+                wait = self.options.backoff_factor * (2 ** (self._retry_log.count - 1))
+                log.warning(
+                    "API response unusable (%s); retry %d of %d in %.1f s",
+                    bad, self._retry_log.count, self.options.max_retries, wait,
+                )
+                self._pending_wait = wait
+                continue
+            requests_sent += 1 + self._retry_log.count - before
+            result.retries = self._retry_log.count
+            result.requests = requests_sent
+            return result
+
+    def _mount(self, budget: int) -> None:
+        adapter = _PoliteAdapter(self._before_request, max_retries=self._retry(max(budget, 0)))
+        self.session.mount("https://", adapter)
+        self.session.mount("http://", adapter)
+
+    def _get_once(self, params: dict[str, str] | None, headers: dict[str, str]) -> FetchResult:
+        url = self.options.url
+        try:
+            response = self.session.get(
+                url,
+                params=params,
+                headers=headers,
+                stream=True,
+                timeout=(self.options.connect_timeout, self.options.read_timeout),
+            )
+        except requests.exceptions.RetryError as error:
+            raise ApiError(f"{url} kept failing: {_last_reason(error)}") from None
+        except requests.exceptions.ConnectTimeout:
+            raise ApiError(f"cannot connect to {url}: connection timed out") from None
+        except requests.exceptions.ConnectionError as error:
+            raise ApiError(f"cannot reach {url}: {_last_reason(error)}") from None
+        except requests.exceptions.Timeout:
+            raise ApiError(f"{url} did not answer within {self.options.read_timeout} s") from None
+        except requests.exceptions.RequestException as error:
+            raise ApiError(f"request to {url} failed: {error}") from None
+        with response:
+            if response.status_code == 304:
+                return FetchResult(events=None, status=304, bytes_wire=response.raw.tell(),
+                                   etag=response.headers.get("ETag") or headers.get("If-None-Match"),
+                                   last_modified=response.headers.get("Last-Modified"))
+            if response.status_code == 429 and self.limiter is not None:
+                self.limiter.defer(_retry_after_seconds(response.headers.get("Retry-After")))
+            if response.status_code != 200:
+                hint = " (the API asks us to slow down)" if response.status_code == 429 else ""
+                tries = f" after {self._retry_log.count} retries" if self._retry_log.count else ""
+                raise ApiError(f"{url} answered HTTP {response.status_code} {response.reason}{hint}{tries}")
+            body = self._read_body(response)
+            events = _decode(body)
+            return FetchResult(
+                events=events,
+                status=200,
+                bytes_wire=response.raw.tell(),
+                bytes_decoded=len(body),
+                etag=response.headers.get("ETag"),
+                last_modified=response.headers.get("Last-Modified"),
+            )
+
+    def _read_body(self, response: requests.Response) -> bytes:
+        limit = self.options.max_body_bytes
+        declared = response.headers.get("Content-Length")
+        if declared and declared.isdigit() and "Content-Encoding" not in response.headers and int(declared) > limit:
+            raise ApiError(f"response of {declared} bytes is larger than API_MAX_BODY_BYTES={limit}")
+        chunks = []
+        size = 0
+        try:
+            for chunk in response.raw.stream(CHUNK_BYTES, decode_content=True):
+                size += len(chunk)
+                if size > limit:
+                    raise ApiError(
+                        f"response body exceeds API_MAX_BODY_BYTES={limit} once decompressed; refused"
+                    )
+                chunks.append(chunk)
+        except (Urllib3HTTPError, OSError) as error:
+            raise _BadBody(f"body broken off after {size} bytes: {type(error).__name__}") from None
+        return b"".join(chunks)
+
+
+class _PoliteAdapter(HTTPAdapter):
+    """An adapter that lets the client hold back each request it sends."""
+
+    def __init__(self, before_request: Callable[[float], None], **kwargs: Any) -> None:
+        self._before_request = before_request
+        super().__init__(**kwargs)
+
+    def send(self, request, **kwargs):  # type: ignore[override]
+        self._before_request(0.0)
+        return super().send(request, **kwargs)
+
+
+def _retry_after_seconds(value: str | None) -> float:
+    """Seconds of a Retry-After header; a date or garbage counts as a minute."""
+    return float(value) if value and value.strip().isdigit() else 60.0
+
+
+class _BadBody(Exception):
+    """A 200 whose body is not an events array: worth retrying."""
+
+
+def _decode(body: bytes) -> list[Any]:
+    if not body.strip():
+        raise _BadBody("empty body")
+    try:
+        document = json.loads(body)
+    except ValueError as error:
+        raise _BadBody(f"invalid JSON ({error.msg} at byte {error.pos} of {len(body)})") from None
+    if not isinstance(document, list):
+        raise _BadBody(f"JSON is a {type(document).__name__}, not an array of events")
+    return document
+
+
+def _last_reason(error: Exception) -> str:
+    """The innermost cause of a requests/urllib3 error, in a few words."""
+    reason: BaseException = error
+    while True:
+        inner = getattr(reason, "reason", None)
+        if inner is None and reason.args and isinstance(reason.args[0], BaseException):
+            inner = reason.args[0]
+        if not isinstance(inner, BaseException) or inner is reason:
+            break
+        reason = inner
+    text = str(reason)
+    return text if len(text) < 200 else text[:200] + "..."

@@ -1,0 +1,151 @@
+"""The API's usage rules, kept across runs and hosts: a ledger of recent request times.
+
+polisen.se asks for at least 10 s between calls, at most 60 an hour and 1440 a day.
+Every request (first attempts, urllib3 retries, backfill days) asks `acquire()` first,
+and is written to the ledger *before* it is sent, with a conditional write, so two
+processes cannot take the same slot. The ledger lives in LOG_DIR (`api-requests.json`),
+the host's own folder: checking it costs no network round trip on the run's critical
+path, which a ledger in a remote bucket would (a read and a write before every request).
+The rules bind each client; every host keeps its own ledger.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from polisen_collector.api.client import ApiError
+from polisen_collector.storage.base import PreconditionFailed, Storage, StorageError
+
+log = logging.getLogger("polisen.rate_limit")
+
+LEDGER_OBJECT = "api-requests.json"
+LEDGER_FORMAT = 1
+MIN_INTERVAL = 10.0
+PER_HOUR = 60
+PER_DAY = 1440
+HOUR, DAY = 3600.0, 86400.0
+MAX_WAIT = 60.0
+WRITE_ATTEMPTS = 5
+
+
+class RateLimited(ApiError):
+    """The next request would break the API's usage rules unless we waited too long."""
+
+    def __init__(self, wait: float, reason: str) -> None:
+        super().__init__(f"API rate limit: {reason}; the next request is allowed in {wait:.0f} s")
+        self.wait = wait
+
+
+@dataclass
+class Ledger:
+    times: list[float] = field(default_factory=list)
+    not_before: float = 0.0
+    etag: str | None = None
+    exists: bool = False
+
+
+def decode_ledger(data: bytes) -> tuple[list[float], float]:
+    """Request times and the Retry-After deadline; an unreadable ledger counts as empty."""
+    try:
+        document = json.loads(data)
+        times = sorted(float(t) for t in document["requests"])
+        not_before = float(document.get("not_before", 0.0))
+    except (ValueError, TypeError, KeyError) as error:
+        log.warning("%s is unreadable (%s); starting a new ledger", LEDGER_OBJECT, error)
+        return [], 0.0
+    return times, not_before
+
+
+def encode_ledger(times: list[float], not_before: float) -> bytes:
+    document = {"format": LEDGER_FORMAT, "not_before": not_before, "requests": times}
+    return json.dumps(document, separators=(",", ":")).encode("utf-8")
+
+
+def next_allowed(times: list[float], not_before: float, now: float, headroom: int = 0) -> tuple[float, str]:
+    """The earliest moment the next request may go out, and which rule sets it.
+
+    `headroom` requests of each hourly and daily budget are left for others (the regular
+    runs), so a long backfill never starves the collection itself.
+    """
+    candidates = [(not_before, "the API asked us to wait (Retry-After)")]
+    if times:
+        candidates.append((times[-1] + MIN_INTERVAL, f"at least {MIN_INTERVAL:.0f} s between requests"))
+    for window, limit, label in ((HOUR, PER_HOUR, "an hour"), (DAY, PER_DAY, "a day")):
+        allowed = limit - headroom
+        recent = [t for t in times if t > now - window]
+        if len(recent) >= allowed:
+            candidates.append((recent[len(recent) - allowed] + window, f"at most {allowed} requests {label}"))
+    return max(candidates)
+
+
+class RateLimiter:
+    """Waits for a free slot (up to max_wait) and records each request in the ledger."""
+
+    def __init__(
+        self, storage: Storage, *, clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep, max_wait: float = MAX_WAIT,
+    ) -> None:
+        self.storage = storage
+        self.clock = clock
+        self.sleep = sleep
+        self.max_wait = max_wait
+        self.sent: list[float] = []
+
+    def load(self) -> Ledger:
+        stored = self.storage.get(LEDGER_OBJECT)
+        if stored is None:
+            return Ledger()
+        times, not_before = decode_ledger(stored.data)
+        return Ledger(times=times, not_before=not_before, etag=stored.etag, exists=True)
+
+    def _save(self, ledger: Ledger, now: float) -> None:
+        times = [t for t in ledger.times if t > now - DAY]
+        self.storage.put(
+            LEDGER_OBJECT, encode_ledger(times, ledger.not_before), content_type="application/json",
+            if_match=ledger.etag if ledger.exists else None, if_none_match=not ledger.exists,
+        )
+
+    def acquire(self, min_wait: float = 0.0, headroom: int = 0) -> float:
+        """Block until a request may be sent, record it, and return the time it was taken.
+
+        Waits at least `min_wait` (a retry's backoff or Retry-After) and whatever the rules
+        add; raises RateLimited instead when that wait would exceed max_wait.
+        """
+        earliest = self.clock() + min_wait
+        for _ in range(WRITE_ATTEMPTS):
+            ledger = self.load()
+            now = self.clock()
+            allowed, reason = next_allowed(ledger.times, ledger.not_before, now, headroom)
+            start = max(allowed, earliest, now)
+            if start - now > self.max_wait:
+                raise RateLimited(start - now, reason if allowed >= earliest else "a retry must wait (backoff or Retry-After)")
+            if start > now:
+                if allowed > earliest:
+                    log.info("waiting %.1f s: %s", start - now, reason)
+                self.sleep(start - now)
+            taken = max(self.clock(), start)
+            ledger.times.append(taken)
+            try:
+                self._save(ledger, taken)
+            except PreconditionFailed:
+                log.info("%s changed under us (another collector?); checking again", LEDGER_OBJECT)
+                continue
+            self.sent.append(taken)
+            return taken
+        raise StorageError(f"could not record a request in {LEDGER_OBJECT}: it kept changing")
+
+    def defer(self, seconds: float) -> None:
+        """Remember a server's Retry-After so the next run honours it too."""
+        for _ in range(WRITE_ATTEMPTS):
+            ledger = self.load()
+            now = self.clock()
+            ledger.not_before = max(ledger.not_before, now + seconds)
+            try:
+                self._save(ledger, now)
+                return
+            except PreconditionFailed:
+                continue

@@ -1,0 +1,228 @@
+"""Reading the archive back: which objects hold which day, and the events in them.
+
+Object names carry the run that wrote them (`events-<run id>.jsonl`, run ids sort by
+time), so the order of names within a day is the order in which versions were collected.
+Compaction (compaction.py) merges a day's per-run objects into `compacted-YYYYMMDD.jsonl`,
+still one raw API object per line, beside `compacted-YYYYMMDD.collected.json`, which keeps
+the runs that first and last stored each version. `read_versions` reads both kinds alike.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from functools import lru_cache
+from itertools import groupby
+from typing import Any
+
+from polisen_collector.archive.events import Event, InvalidEvent, encode_jsonl, partition_prefix, validate_event
+from polisen_collector.clock import utc_now
+from polisen_collector.storage.base import Storage
+
+log = logging.getLogger("polisen.archive")
+
+EVENTS_PREFIX = "events/"
+COMPACTED_PREFIX = "compacted-"
+COLLECTED_TIMES_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class BadLine:
+    """A line of an archive object that is not an event object."""
+
+    object_name: str
+    line_number: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.object_name} line {self.line_number}: {self.reason}"
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    """A run id that sorts by time: `20260520T054943.123Z-1a2b3c`."""
+    import secrets
+
+    now = now or utc_now()
+    return now.strftime("%Y%m%dT%H%M%S.") + f"{now.microsecond // 1000:03d}Z-" + secrets.token_hex(3)
+
+
+def run_object_name(day: str, run_id: str) -> str:
+    return f"{partition_prefix(day)}events-{run_id}.jsonl"
+
+
+def day_of_object(name: str) -> date | None:
+    """`events/2026/05/20/x.jsonl` -> date(2026, 5, 20); None for anything else."""
+    parts = name.split("/")
+    if len(parts) != 5 or parts[0] != "events" or not parts[4].endswith(".jsonl"):
+        return None
+    try:
+        return date(int(parts[1]), int(parts[2]), int(parts[3]))
+    except ValueError:
+        return None
+
+
+def collection_order_key(name: str) -> tuple[str, int, str]:
+    """Sort key of a day's objects: compacted objects (older versions) before per-run ones."""
+    filename = name.rsplit("/", 1)[-1]
+    return (name.rsplit("/", 1)[0], 0 if filename.startswith("compacted") else 1, filename)
+
+
+def list_event_objects(storage: Storage, prefix: str = EVENTS_PREFIX) -> list[str]:
+    """Event objects under prefix, in collection order within each day."""
+    return sorted((n for n in storage.list(prefix) if day_of_object(n) is not None), key=collection_order_key)
+
+
+def iter_object_lines(storage: Storage, name: str) -> Iterator[dict[str, Any] | BadLine]:
+    """The JSON objects of one archive object, with a BadLine for each unusable line."""
+    for _, item in iter_numbered_lines(storage, name):
+        yield item
+
+
+def iter_numbered_lines(storage: Storage, name: str) -> Iterator[tuple[int, dict[str, Any] | BadLine]]:
+    """Like iter_object_lines, with the line number of each object."""
+    stored = storage.get(name)
+    if stored is None:
+        return
+    for number, line in enumerate(stored.data.split(b"\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except ValueError as error:
+            yield number, BadLine(name, number, f"invalid JSON: {error}")
+            continue
+        if not isinstance(value, dict):
+            yield number, BadLine(name, number, f"not an object but {type(value).__name__}")
+            continue
+        yield number, value
+
+
+def is_compacted(name: str) -> bool:
+    return name.rsplit("/", 1)[-1].startswith(COMPACTED_PREFIX)
+
+
+def compacted_object_name(day: date) -> str:
+    """The one deterministic name of a day's compacted object, so reruns find it."""
+    return f"{partition_prefix(day.isoformat())}{COMPACTED_PREFIX}{day:%Y%m%d}.jsonl"
+
+
+def collected_times_name(compacted_name: str) -> str:
+    """The sidecar of a compacted object; not `*.jsonl`, so raw readers never see it."""
+    return compacted_name.removesuffix(".jsonl") + ".collected.json"
+
+
+def run_id_of_object(name: str) -> str | None:
+    """`events/2026/05/20/events-<run id>.jsonl` -> the run id; None for other objects."""
+    filename = name.rsplit("/", 1)[-1]
+    if not filename.startswith("events-") or not filename.endswith(".jsonl"):
+        return None
+    return filename[len("events-"):-len(".jsonl")]
+
+
+@lru_cache(maxsize=4096)
+def collection_time(run_id: str) -> datetime | None:
+    """When a run collected its events: the timestamp its id starts with (cached: export asks per row)."""
+    try:
+        return datetime.strptime(run_id.split("-", 1)[0], "%Y%m%dT%H%M%S.%fZ").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def group_by_day(names: list[str]) -> Iterator[tuple[date, list[str]]]:
+    """(day, its objects in collection order) from a list_event_objects listing."""
+    for day, group in groupby(names, key=day_of_object):
+        yield day, list(group)
+
+
+@dataclass
+class Version:
+    """One distinct content of an event, with the runs that first and last stored it."""
+
+    event: Event
+    first_run: str
+    last_run: str
+
+    @property
+    def key(self) -> str:
+        return version_key(self.event)
+
+
+def version_key(event: Event) -> str:
+    return f"{event.id}:{event.hash}"
+
+
+def encode_collected_times(versions: list[Version]) -> bytes:
+    document = {
+        "format": COLLECTED_TIMES_FORMAT,
+        "collected": {v.key: [v.first_run, v.last_run] for v in versions},
+    }
+    return json.dumps(document, separators=(",", ":")).encode("utf-8")
+
+
+def encode_compacted(versions: list[Version]) -> bytes:
+    return encode_jsonl([v.event.raw for v in versions])
+
+
+def read_collected_times(storage: Storage, compacted_name: str) -> dict[str, tuple[str, str]] | None:
+    """The sidecar of a compacted object; None when it is missing or unreadable."""
+    stored = storage.get(collected_times_name(compacted_name))
+    if stored is None:
+        return None
+    try:
+        document = json.loads(stored.data)
+        return {key: (str(first), str(last)) for key, (first, last) in document["collected"].items()}
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+@dataclass
+class DayVersions:
+    """What read_versions found in a day's objects."""
+
+    versions: list[Version]
+    bad: list[BadLine]
+    copies: int
+
+
+def read_versions(storage: Storage, names: list[str]) -> DayVersions:
+    """The distinct versions in a day's objects, in collection order (last stored last).
+
+    Identical copies (a crash between the event and the state write, or objects that a
+    killed compaction left beside the compacted one) are merged: earliest first run,
+    latest last run. So a day reads the same before, during and after compaction.
+    """
+    merged: dict[str, Version] = {}
+    bad: list[BadLine] = []
+    copies = 0
+    for name in names:
+        times: dict[str, tuple[str, str]] = {}
+        run = run_id_of_object(name) or ""
+        if is_compacted(name):
+            times = read_collected_times(storage, name) or {}
+            if not times:
+                bad.append(BadLine(name, 0, f"{collected_times_name(name)} is missing or unreadable: "
+                                            "collection times unknown"))
+        for number, item in iter_numbered_lines(storage, name):
+            if isinstance(item, BadLine):
+                bad.append(item)
+                continue
+            try:
+                event = validate_event(item)
+            except InvalidEvent as error:
+                bad.append(BadLine(name, number, f"invalid event: {error}"))
+                continue
+            key = version_key(event)
+            first, last = times.get(key, (run, run))
+            known = merged.get(key)
+            if known is None:
+                merged[key] = Version(event, first, last)
+                continue
+            copies += 1
+            known.first_run = min((r for r in (known.first_run, first) if r), default="")
+            known.last_run = max(known.last_run, last)
+    order = {key: index for index, key in enumerate(merged)}
+    versions = sorted(merged.values(), key=lambda v: (v.last_run, order[v.key]))
+    return DayVersions(versions, bad, copies)

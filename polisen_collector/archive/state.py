@@ -1,0 +1,125 @@
+"""The state object `metadata/last_seen.json`: which event versions the archive holds.
+
+It maps each remembered id to the hash of the version stored last, the event's own date,
+and the last day (UTC) an API answer contained it. An id is forgotten only when no answer
+has shown it for STATE_RETENTION_DAYS: not by its event date (old events do reappear in
+the feed, one from March was served in late May) and not because one short answer lacked
+it, so the state stays bounded without forgetting anything the API can still serve.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+from polisen_collector.archive.layout import collection_time, group_by_day, list_event_objects, read_versions
+from polisen_collector.clock import utc_now
+from polisen_collector.storage.base import Storage, StorageError
+
+log = logging.getLogger("polisen.state")
+
+STATE_OBJECT = "metadata/last_seen.json"
+STATE_FORMAT = 1
+
+
+class CorruptState(StorageError):
+    """The state object exists but cannot be read as a state; carries it for safekeeping."""
+
+    def __init__(self, message: str, data: bytes = b"", etag: str | None = None) -> None:
+        super().__init__(message)
+        self.data = data
+        self.etag = etag
+
+
+Entry = tuple[str, str, str]
+"""(content hash of the version stored last, event date, last day seen in an answer)."""
+
+
+@dataclass
+class State:
+    seen: dict[int, Entry] = field(default_factory=dict)
+    etag: str | None = None
+    exists: bool = False
+    rebuilt: bool = False
+
+
+def decode_state(data: bytes) -> dict[int, Entry]:
+    try:
+        document = json.loads(data)
+    except ValueError as error:
+        raise CorruptState(f"{STATE_OBJECT} is not valid JSON: {error}") from None
+    if not isinstance(document, dict) or document.get("format") != STATE_FORMAT:
+        raise CorruptState(f"{STATE_OBJECT} is not a format-{STATE_FORMAT} state object")
+    seen = document.get("seen")
+    if not isinstance(seen, dict):
+        raise CorruptState(f"{STATE_OBJECT} has no 'seen' mapping")
+    try:
+        result = {}
+        for key, value in seen.items():
+            content_hash, day, last_seen = value
+            date.fromisoformat(day)
+            date.fromisoformat(last_seen)
+            result[int(key)] = (str(content_hash), day, last_seen)
+        return result
+    except (TypeError, ValueError) as error:
+        raise CorruptState(f"{STATE_OBJECT} has a malformed entry: {error}") from None
+
+
+def encode_state(seen: dict[int, Entry], run_id: str) -> bytes:
+    document = {
+        "format": STATE_FORMAT,
+        "updated_at": utc_now().isoformat(timespec="seconds"),
+        "updated_by_run": run_id,
+        "seen": {str(event_id): list(seen[event_id]) for event_id in sorted(seen)},
+    }
+    return json.dumps(document, separators=(",", ":")).encode("utf-8")
+
+
+def load_state(storage: Storage) -> State:
+    """Read the state; CorruptState if it exists but is unusable."""
+    stored = storage.get(STATE_OBJECT)
+    if stored is None:
+        return State()
+    try:
+        seen = decode_state(stored.data)
+    except CorruptState as error:
+        raise CorruptState(str(error), data=stored.data, etag=stored.etag) from None
+    return State(seen=seen, etag=stored.etag, exists=True)
+
+
+def prune(seen: dict[int, Entry], today: date, retention_days: int) -> dict[int, Entry]:
+    """Forget ids that no answer has shown for more than retention_days."""
+    cutoff = (today - timedelta(days=retention_days)).isoformat()
+    return {event_id: entry for event_id, entry in seen.items() if entry[2] >= cutoff}
+
+
+def rebuild_from_archive(storage: Storage, today: date, retention_days: int) -> dict[int, Entry]:
+    """Recreate the state by reading the whole archive, the latest version of each id winning.
+
+    The whole archive, because an event's date says nothing about when it was stored.
+    An id's last-seen day becomes the day its latest version was collected (or its event date).
+    """
+    names = list_event_objects(storage)
+    seen: dict[int, Entry] = {}
+    latest_run: dict[int, str] = {}
+    bad = 0
+    for day, day_names in group_by_day(names):
+        found = read_versions(storage, day_names)
+        for line in found.bad:
+            log.warning("skipping unreadable archive line: %s", line)
+        bad += len(found.bad)
+        for version in found.versions:
+            event = version.event
+            collected = collection_time(version.last_run)
+            written = collected.date().isoformat() if collected else day.isoformat()
+            last_seen = max(written, seen.get(event.id, ("", "", ""))[2])
+            if version.last_run >= latest_run.get(event.id, ""):
+                latest_run[event.id] = version.last_run
+                seen[event.id] = (event.hash, event.day, last_seen)
+            else:
+                seen[event.id] = (*seen[event.id][:2], last_seen)
+    log.warning("rebuilt the state from the archive: %d ids from %d objects (%d bad lines)",
+                len(seen), len(names), bad)
+    return prune(seen, today, retention_days)

@@ -1,0 +1,377 @@
+"""Settings: environment variables (and an optional `.env` file), overridden by CLI flags.
+
+Every setting is declared once in SETTINGS with its default and how it is checked, so a
+bad value is reported as one line naming the variable before any work is done.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+DEFAULT_API_URL = "https://polisen.se/api/events"
+
+
+class ConfigError(Exception):
+    """A setting is wrong; str() is one line that names it."""
+
+
+def is_loopback_host(host: str | None) -> bool:
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http(s) URL with a host")
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+        raise ValueError("must use https (plain http is allowed only for loopback hosts)")
+    return value
+
+
+def _optional_url(value: str) -> str | None:
+    return _url(value) if value else None
+
+
+def _any_url(value: str) -> str | None:
+    """A URL of any scheme http(s), for endpoints the operator controls."""
+    if not value:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http(s) URL with a host")
+    return value
+
+
+def _positive_float(value: str) -> float:
+    number = float(value)
+    if not number > 0:
+        raise ValueError("must be greater than 0")
+    return number
+
+
+def _non_negative_float(value: str) -> float:
+    number = float(value)
+    if number < 0:
+        raise ValueError("must not be negative")
+    return number
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise ValueError("must be at least 1")
+    return number
+
+
+def _non_negative_int(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise ValueError("must not be negative")
+    return number
+
+
+def _choice(*allowed: str) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        lowered = value.strip().lower()
+        if lowered not in allowed:
+            raise ValueError(f"must be one of {', '.join(allowed)}")
+        return lowered
+
+    return parse
+
+
+def _on_off(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("on", "true", "1", "yes"):
+        return True
+    if lowered in ("off", "false", "0", "no"):
+        return False
+    raise ValueError("must be on or off")
+
+
+def _log_level(value: str) -> str:
+    level = value.strip().upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise ValueError("must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+    return level
+
+
+def _text(value: str) -> str:
+    return value.strip()
+
+
+def _optional_text(value: str) -> str | None:
+    return value.strip() or None
+
+
+@dataclass(frozen=True)
+class Setting:
+    env: str
+    field: str
+    default: str
+    parse: Callable[[str], Any]
+    help: str
+
+
+SETTINGS: list[Setting] = [
+    Setting("POLISEN_API_URL", "api_url", DEFAULT_API_URL, _url,
+            "The events endpoint. http:// only for loopback hosts."),
+    Setting("API_CONTACT_EMAIL", "contact_email", "", _text,
+            "Contact put in the User-Agent, as the API's usage rules ask."),
+    Setting("API_CONNECT_TIMEOUT", "connect_timeout", "5", _positive_float,
+            "Seconds to wait for a connection."),
+    Setting("API_READ_TIMEOUT", "read_timeout", "30", _positive_float,
+            "Seconds to wait for data on an open connection."),
+    Setting("API_MAX_RETRIES", "max_retries", "3", _non_negative_int,
+            "Retries of a failed request (connection error, timeout, 429, 5xx, bad body)."),
+    Setting("API_BACKOFF_FACTOR", "backoff_factor", "1", _non_negative_float,
+            "Backoff base in seconds: waits of factor x 1, 2, 4 ..."),
+    Setting("API_RETRY_AFTER_MAX", "retry_after_max", "120", _non_negative_float,
+            "Longest Retry-After (seconds) slept within a run; a longer one is cut to this."),
+    Setting("API_MAX_BODY_BYTES", "max_body_bytes", "20000000", _positive_int,
+            "Largest decompressed response accepted."),
+    Setting("API_RATE_LIMIT", "rate_limit", "on", _on_off,
+            "Enforce the API's usage rules across runs; off only for loopback hosts."),
+    Setting("STORAGE", "storage", "local", _choice("local", "oci"),
+            "Where the archive lives: local or oci."),
+    Setting("DATA_DIR", "data_dir", "./data", Path,
+            "Root folder of the local archive (STORAGE=local)."),
+    Setting("STATE_RETENTION_DAYS", "state_retention_days", "30", _positive_int,
+            "Days of event ids the state remembers, counted back from the newest event."),
+    Setting("OCI_NAMESPACE", "oci_namespace", "", _optional_text,
+            "Object Storage namespace; looked up when unset."),
+    Setting("OCI_BUCKET_NAME", "oci_bucket", "polisen-events-collector", _text,
+            "Bucket of the archive."),
+    Setting("OCI_REGION", "oci_region", "eu-stockholm-1", _text,
+            "OCI region."),
+    Setting("OCI_COMPARTMENT_ID", "oci_compartment_id", "", _optional_text,
+            "Compartment OCID (ocid1.compartment. or the tenancy OCID for the root compartment) "
+            "where OCI_VAULT_NAME is looked up; needed only for that lookup."),
+    Setting("OCI_ENDPOINT", "oci_endpoint", "", _optional_url,
+            "Object Storage endpoint override (private endpoints, tests); https, http only for loopback."),
+    Setting("OCI_AUTH", "oci_auth", "config_file",
+            _choice("config_file", "instance_principal", "resource_principal", "vault"),
+            "How to authenticate to OCI."),
+    Setting("OCI_CONFIG_FILE", "oci_config_file", "", _optional_text,
+            "OCI config file (the SDK's default ~/.oci/config when unset)."),
+    Setting("OCI_PROFILE", "oci_profile", "DEFAULT", _text,
+            "Profile in the OCI config file."),
+    Setting("OCI_VAULT_ID", "oci_vault_id", "", _optional_text,
+            "Vault OCID holding the API-key secrets (OCI_AUTH=vault); wins over OCI_VAULT_NAME and "
+            "saves its lookup."),
+    Setting("OCI_VAULT_NAME", "oci_vault_name", "", _optional_text,
+            "Display name of that vault, used when OCI_VAULT_ID is unset: the ACTIVE vault of this name in "
+            "OCI_COMPARTMENT_ID, looked up once per run with ListVaults (a round trip that OCI_VAULT_ID saves)."),
+    Setting("OCI_VAULT_AUTH", "oci_vault_auth", "config_file", _choice("config_file", "instance_principal"),
+            "How OCI_AUTH=vault reaches the vault: a minimal config file (OCI_CONFIG_FILE, "
+            "OCI_PROFILE) or the instance principal."),
+    Setting("OCI_VAULT_SECRET_PREFIX", "oci_vault_secret_prefix", "polisen-collector-", _text,
+            "Prefix of the vault secret names: <prefix>user-ocid, tenancy-ocid, fingerprint, "
+            "private-key and the optional region."),
+    Setting("OCI_SECRETS_ENDPOINT", "oci_secrets_endpoint", "", _optional_url,
+            "Vault Secrets endpoint override (private endpoints, tests)."),
+    Setting("OCI_KMS_ENDPOINT", "oci_kms_endpoint", "", _optional_url,
+            "KMS vault management endpoint override for the OCI_VAULT_NAME lookup (private endpoints, tests)."),
+    Setting("OCI_RETRY_ATTEMPTS", "oci_retry_attempts", "5", _positive_int,
+            "Attempts of an OCI call that fails with a timeout, connection error, 429 or 5xx (1 = no retry)."),
+    Setting("OCI_RETRY_BASE_SECONDS", "oci_retry_base_seconds", "1", _non_negative_float,
+            "Backoff base of OCI retries: random waits up to base x 2, 4, 8 ... (at most 30 s)."),
+    Setting("LOG_DIR", "log_dir", "./logs", Path,
+            "Folder of the rotating log, the lock and the API cache."),
+    Setting("LOG_LEVEL", "log_level", "INFO", _log_level,
+            "DEBUG, INFO, WARNING or ERROR."),
+    Setting("LOG_MAX_BYTES", "log_max_bytes", "5000000", _positive_int,
+            "Size at which the log file rotates."),
+    Setting("LOG_BACKUP_COUNT", "log_backup_count", "5", _non_negative_int,
+            "Rotated log files kept."),
+    Setting("METRICS_DIR", "metrics_dir", "./metrics", Path,
+            "Folder of the per-run metrics JSON files."),
+    Setting("METRICS_RETENTION_DAYS", "metrics_retention_days", "90", _positive_int,
+            "Metrics files older than this are deleted."),
+    Setting("PROMETHEUS_TEXTFILE_DIR", "prometheus_textfile_dir", "", _optional_text,
+            "When set, write polisen_collector.prom there for node_exporter."),
+    Setting("HEALTH_FILE", "health_file", "", _optional_text,
+            "Health JSON written by every run (default: LOG_DIR/health.json)."),
+    Setting("HEALTHCHECK_PING_URL", "healthcheck_ping_url", "", _any_url,
+            "Dead-man's switch URL pinged on success, <url>/fail on failure."),
+    Setting("RUN_INTERVAL_MINUTES", "run_interval_minutes", "30", _positive_int,
+            "How often cron runs the collector (gap detection, analysis)."),
+    Setting("BACKFILL_MAX_DAYS", "backfill_max_days", "31", _non_negative_int,
+            "Most days a detected gap is backfilled automatically (the newest ones); 0 only reports gaps."),
+    Setting("COMPACT_AFTER_DAYS", "compact_after_days", "2", _positive_int,
+            "Days older than this are compacted into one object per day."),
+]
+
+
+@dataclass(frozen=True)
+class Settings:
+    api_url: str
+    contact_email: str
+    connect_timeout: float
+    read_timeout: float
+    max_retries: int
+    backoff_factor: float
+    retry_after_max: float
+    max_body_bytes: int
+    rate_limit: bool
+    storage: str
+    data_dir: Path
+    state_retention_days: int
+    oci_namespace: str | None
+    oci_bucket: str
+    oci_region: str
+    oci_compartment_id: str | None
+    oci_endpoint: str | None
+    oci_auth: str
+    oci_config_file: str | None
+    oci_profile: str
+    oci_vault_id: str | None
+    oci_vault_name: str | None
+    oci_vault_auth: str
+    oci_vault_secret_prefix: str
+    oci_secrets_endpoint: str | None
+    oci_kms_endpoint: str | None
+    oci_retry_attempts: int
+    oci_retry_base_seconds: float
+    log_dir: Path
+    log_level: str
+    log_max_bytes: int
+    log_backup_count: int
+    metrics_dir: Path
+    metrics_retention_days: int
+    prometheus_textfile_dir: str | None
+    health_file: str | None
+    healthcheck_ping_url: str | None
+    run_interval_minutes: int
+    backfill_max_days: int
+    compact_after_days: int
+
+    @property
+    def api_is_loopback(self) -> bool:
+        return is_loopback_host(urlsplit(self.api_url).hostname)
+
+    @property
+    def health_path(self) -> Path:
+        return health_path_of(self.health_file, self.log_dir)
+
+    @property
+    def lock_path(self) -> Path:
+        return self.log_dir / "collect_events.lock"
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """Values from a `.env` file; missing file means none."""
+    if not path.is_file():
+        return {}
+    from dotenv import dotenv_values
+
+    return {key: value for key, value in dotenv_values(path).items() if value is not None}
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, str | None] | None = None,
+    env_file: Path | None = Path(".env"),
+) -> Settings:
+    """Settings from `.env`, then the environment, then `overrides` (CLI flags by env name)."""
+    values = _raw_values(environ, overrides, env_file)
+    parsed: dict[str, Any] = {}
+    for setting in SETTINGS:
+        raw = values.get(setting.env, setting.default)
+        try:
+            parsed[setting.field] = setting.parse(raw)
+        except ValueError as error:
+            raise ConfigError(f"{setting.env}={raw!r} is invalid: {error}") from None
+    settings = Settings(**parsed)
+    _check_together(settings)
+    return settings
+
+
+def _raw_values(
+    environ: Mapping[str, str] | None, overrides: Mapping[str, str | None] | None, env_file: Path | None
+) -> dict[str, str]:
+    values: dict[str, str] = {}
+    if env_file is not None:
+        values.update(read_env_file(env_file))
+    values.update(os.environ if environ is None else environ)
+    values.update({key: value for key, value in (overrides or {}).items() if value is not None})
+    return values
+
+
+def load_some(
+    fields: tuple[str, ...],
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, str | None] | None = None,
+    env_file: Path | None = Path(".env"),
+    strict: bool = False,
+) -> dict[str, Any]:
+    """The named settings (by field) that parse, leaving out bad ones (or, strict, refusing them).
+
+    For recording a failure when the full settings are bad, and for tools that need only
+    a few settings (health_check.py needs only where the health file is), so a setting a
+    tool does not read never stops it.
+    """
+    values = _raw_values(environ, overrides, env_file)
+    parsed: dict[str, Any] = {}
+    for setting in SETTINGS:
+        if setting.field in fields:
+            raw = values.get(setting.env, setting.default)
+            try:
+                parsed[setting.field] = setting.parse(raw)
+            except ValueError as error:
+                if strict:
+                    raise ConfigError(f"{setting.env}={raw!r} is invalid: {error}") from None
+    return parsed
+
+
+def health_path_of(health_file: str | None, log_dir: Path) -> Path:
+    """HEALTH_FILE when set, else health.json in LOG_DIR (writable without root)."""
+    return Path(health_file) if health_file else Path(log_dir) / "health.json"
+
+
+def _check_together(settings: Settings) -> None:
+    if not settings.rate_limit and not settings.api_is_loopback:
+        raise ConfigError(
+            "API_RATE_LIMIT=off is refused: the usage rules of the API protect polisen.se; "
+            "it is allowed only for a loopback POLISEN_API_URL"
+        )
+    if settings.storage == "oci" and not settings.oci_bucket:
+        raise ConfigError("OCI_BUCKET_NAME is empty: STORAGE=oci needs a bucket")
+
+
+def check_writable_dir(path: Path, setting: str) -> None:
+    """Create the folder if needed and prove it is writable, or raise ConfigError."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise ConfigError(f"{setting}={str(path)!r} is not a writable folder: {error.strerror}") from None
+
+
+
+def settings_table() -> str:
+    """The README's table of settings, generated so it cannot drift from SETTINGS."""
+    rows = ["| Variable | Default | Meaning |", "| --- | --- | --- |"]
+    for setting in SETTINGS:
+        default = f"`{setting.default}`" if setting.default else "(unset)"
+        rows.append(f"| `{setting.env}` | {default} | {setting.help} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(settings_table())

@@ -1,0 +1,87 @@
+"""The health file every run leaves behind, read by health_check.py and monitoring."""
+
+from __future__ import annotations
+
+import json
+import socket
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from polisen_collector import __version__
+from polisen_collector.files import atomic_write
+
+REQUIRED_FIELDS = ("last_run", "status", "events_processed", "execution_time")
+MAX_BYTES = 1_000_000
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+class HealthFileError(Exception):
+    """The health file is missing or unusable; the message says which."""
+
+
+def read_health(path: Path) -> dict[str, Any]:
+    """The health document, or HealthFileError saying in one line why there is none."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_BYTES + 1)
+    except FileNotFoundError:
+        raise HealthFileError(f"health file {path} does not exist (has the collector ever run?)") from None
+    except OSError as error:
+        raise HealthFileError(f"health file {path} cannot be read: {error.strerror or error}") from None
+    if len(data) > MAX_BYTES:
+        raise HealthFileError(f"health file {path} is larger than {MAX_BYTES} bytes")
+    try:
+        document = json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
+    except UnicodeDecodeError as error:
+        raise HealthFileError(f"health file {path} is not UTF-8 text: {error}") from None
+    except (ValueError, RecursionError) as error:
+        raise HealthFileError(f"health file {path} is not valid JSON: {error}") from None
+    if not isinstance(document, dict):
+        raise HealthFileError(f"health file {path} does not hold a JSON object")
+    missing = [name for name in REQUIRED_FIELDS if name not in document]
+    if missing:
+        raise HealthFileError(f"health file {path} lacks {', '.join(missing)}")
+    return document
+
+
+def write_health(
+    path: Path,
+    *,
+    finished_at: datetime,
+    success: bool,
+    events_processed: int,
+    execution_time: float,
+    error: BaseException | None = None,
+    run_id: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Write this run's verdict, carrying last_success and the failure streak forward."""
+    try:
+        previous = read_health(path)
+    except HealthFileError:
+        previous = {}
+    previous_failures = previous.get("consecutive_failures")
+    if not isinstance(previous_failures, int) or isinstance(previous_failures, bool) or previous_failures < 0:
+        previous_failures = 0
+    previous_success = previous.get("last_success")
+    if not isinstance(previous_success, str):
+        previous_success = None
+    document: dict[str, Any] = {
+        "last_run": finished_at.isoformat(),
+        "status": "success" if success else "failed",
+        "events_processed": events_processed,
+        "execution_time": round(execution_time, 3),
+        "error": None if error is None else {"type": type(error).__name__, "message": str(error)},
+        "last_success": finished_at.isoformat() if success else previous_success,
+        "consecutive_failures": 0 if success else previous_failures + 1,
+        "version": __version__,
+        "host": socket.gethostname(),
+        "run_id": run_id,
+        **(extra or {}),
+    }
+    atomic_write(Path(path), json.dumps(document, indent=2, ensure_ascii=False).encode("utf-8"), durable=False)
+    return document

@@ -1,0 +1,206 @@
+"""Judge the health file: healthy or not, and one line saying why, whatever the file holds.
+
+States follow the monitoring-plugin convention (OK, WARNING, CRITICAL, UNKNOWN); the plain
+health check maps OK to healthy and everything else to unhealthy.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from polisen_collector.clock import utc_now
+from polisen_collector.exit_codes import NAGIOS_CRITICAL, NAGIOS_OK, NAGIOS_UNKNOWN, NAGIOS_WARNING
+from polisen_collector.health.file import HealthFileError, read_health
+
+OK, WARNING, CRITICAL, UNKNOWN = "OK", "WARNING", "CRITICAL", "UNKNOWN"
+NAGIOS_EXIT = {OK: NAGIOS_OK, WARNING: NAGIOS_WARNING, CRITICAL: NAGIOS_CRITICAL, UNKNOWN: NAGIOS_UNKNOWN}
+# A last_run this little in the future is clock skew between hosts, read as "just now".
+CLOCK_SKEW_TOLERANCE = timedelta(minutes=5)
+LOG_HINT = "see polisen-collector.log in LOG_DIR"
+
+
+@dataclass
+class Verdict:
+    state: str
+    message: str
+    path: Path
+    details: list[str] = field(default_factory=list)
+    age_seconds: float | None = None
+    health: dict[str, Any] | None = None
+    last_run: datetime | None = None
+    last_success: datetime | None = None
+
+    @property
+    def healthy(self) -> bool:
+        return self.state == OK
+
+    def perfdata(self, warning: timedelta | None = None, critical: timedelta | None = None) -> str:
+        """Monitoring-plugin performance data: `age=720s;2700;5400;0 events=5;;;0 duration=1.2s;;;0`.
+
+        None when the file is unusable: figures from a file that is wrong elsewhere are not trusted.
+        """
+        if self.state == UNKNOWN:
+            return ""
+        parts = []
+        if self.age_seconds is not None:
+            thresholds = ";".join(
+                "" if limit is None else str(int(limit.total_seconds())) for limit in (warning, critical)
+            )
+            parts.append(f"age={self.age_seconds:.0f}s;{thresholds};0")
+        events = _count(self.health, "events_processed")
+        if events is not None:
+            parts.append(f"events={events};;;0")
+        duration = _seconds(self.health, "execution_time")
+        if duration is not None:
+            parts.append(f"duration={duration:.3f}s;;;0")
+        return " ".join(parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "state": self.state,
+            "healthy": self.healthy,
+            "message": self.message,
+            "details": self.details,
+            "age_seconds": None if self.age_seconds is None else round(self.age_seconds, 3),
+            "health_file": str(self.path),
+            "health": self.health,
+        }
+
+
+class _Unusable(Exception):
+    """A field of the health file is unusable; the message says which and why."""
+
+
+def assess(path: Path, *, warning: timedelta, critical: timedelta, now: datetime | None = None) -> Verdict:
+    """Read the health file at `path` and judge it; never raises for any content."""
+    now = now or utc_now()
+    try:
+        health = read_health(path)
+    except HealthFileError as error:
+        return Verdict(UNKNOWN, str(error), Path(path))
+    try:
+        return _judge(health, Path(path), warning, critical, now)
+    except _Unusable as error:
+        return Verdict(UNKNOWN, f"health file {path}: {error}", Path(path), health=health)
+
+
+def _judge(health: dict[str, Any], path: Path, warning: timedelta, critical: timedelta, now: datetime) -> Verdict:
+    last_run = _timestamp(health, "last_run")
+    status = health["status"]
+    if status not in ("success", "failed"):
+        raise _Unusable(f"status {_quote(status)} is neither 'success' nor 'failed'")
+    events = _count(health, "events_processed")
+    duration = _seconds(health, "execution_time")
+    if events is None:
+        raise _Unusable(f"events_processed {_quote(health['events_processed'])} is not a count")
+    if duration is None:
+        raise _Unusable(f"execution_time {_quote(health['execution_time'])} is not a number of seconds")
+    last_success = _timestamp(health, "last_success") if health.get("last_success") is not None else None
+    failures = _count(health, "consecutive_failures") if health.get("consecutive_failures") is not None else None
+    if "consecutive_failures" in health and health["consecutive_failures"] is not None and failures is None:
+        raise _Unusable(f"consecutive_failures {_quote(health['consecutive_failures'])} is not a count")
+
+    age = now - last_run
+    details = []
+    if age < -CLOCK_SKEW_TOLERANCE:
+        return Verdict(
+            UNKNOWN,
+            f"last run is stamped {_ago(-age)} in the future ({last_run.isoformat()}): the clocks of the "
+            f"collector's host and this one disagree, so its age is unknown; check NTP",
+            path, health=health,
+        )
+    if age < timedelta(0):
+        details.append(f"clock skew: last run stamped {-age.total_seconds():.0f} s in the future, read as now")
+        age = timedelta(0)
+    since_success = "no successful run on record" if last_success is None else (
+        f"last successful run {_ago(now - last_success)} ago"
+    )
+    details += [
+        f"last run: {last_run.isoformat()} ({_ago(age)} ago), {status}",
+        f"last success: {'never' if last_success is None else last_success.isoformat()}",
+        f"events processed: {events}, execution time: {duration:.2f} s",
+        f"consecutive failures: {'unknown' if failures is None else failures}",
+        f"version {_show(health.get('version'))} on host {_show(health.get('host'))}",
+        f"run id {_show(health.get('run_id'))}, health file {path}",
+    ]
+    verdict = Verdict(OK, "", path, details, age.total_seconds(), health, last_run, last_success)
+    if status == "failed":
+        streak = "" if failures is None else f"; {failures} consecutive failure{'s' if failures != 1 else ''}"
+        verdict.state = CRITICAL
+        verdict.message = (
+            f"last run {_ago(age)} ago failed: {_error_text(health.get('error'))}; {since_success}{streak}; {LOG_HINT}"
+        )
+    elif age > warning:
+        limit = critical if age > critical else warning
+        verdict.state = CRITICAL if age > critical else WARNING
+        verdict.message = (
+            f"no run for {_ago(age)} (limit {_ago(limit)}): the collector stopped or hangs; "
+            f"check its cron entry or systemd timer, and for a run stuck holding collect_events.lock"
+        )
+    else:
+        verdict.message = f"last run {_ago(age)} ago succeeded: {events} events processed in {duration:.2f} s"
+    return verdict
+
+
+def _timestamp(health: dict[str, Any], name: str) -> datetime:
+    value = health[name]
+    if not isinstance(value, str):
+        raise _Unusable(f"{name} {_quote(value)} is not a timestamp")
+    try:
+        stamp = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise _Unusable(f"{name} {_quote(value)} is not an ISO 8601 timestamp") from None
+    if stamp.tzinfo is None or stamp.utcoffset() is None:
+        raise _Unusable(f"{name} {_quote(value)} has no UTC offset, so its age is unknown")
+    return stamp
+
+
+def _count(health: dict[str, Any] | None, name: str) -> int | None:
+    value = (health or {}).get(name)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**53:
+        return value
+    return None
+
+
+def _seconds(health: dict[str, Any] | None, name: str) -> float | None:
+    value = (health or {}).get(name)
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0:
+        return float(value)
+    return None
+
+
+def _error_text(error: Any) -> str:
+    if isinstance(error, dict):
+        text = f"{_show(error.get('type'), 60)}: {_show(error.get('message'), 300)}"
+    elif error is None:
+        text = "no error recorded"
+    else:
+        text = _show(error, 300)
+    return text
+
+
+def _quote(value: Any) -> str:
+    return _show(repr(value))
+
+
+def _show(value: Any, limit: int = 80) -> str:
+    """A value from the file as one short line, whatever it is."""
+    text = value if isinstance(value, str) else repr(value)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _ago(delta: timedelta) -> str:
+    """A duration as people say it: 45 s, 12 min, 3 h, 5 d."""
+    seconds = abs(delta.total_seconds())
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 120 * 60:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:.0f} h"
+    return f"{seconds / 86400:.0f} d"

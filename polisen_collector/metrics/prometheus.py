@@ -1,0 +1,107 @@
+"""The last run as a node_exporter textfile (`polisen_collector.prom`), for Prometheus.
+
+Run counters and the last success time carry over from the previous file.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from polisen_collector import __version__
+from polisen_collector.clock import utc_now
+from polisen_collector.files import atomic_write
+from polisen_collector.metrics.run_metrics import RunMetrics
+
+log = logging.getLogger("polisen.metrics")
+
+TEXTFILE_NAME = "polisen_collector.prom"
+
+_COUNT_GAUGES = {
+    "api_events": ("polisen_collector_last_run_api_events", "Events in the API answer of the last run."),
+    "new_events": ("polisen_collector_last_run_new_events", "New events stored by the last run."),
+    "updated_events": ("polisen_collector_last_run_updated_events", "Edited events stored again by the last run."),
+    "invalid_events": ("polisen_collector_last_run_invalid_events", "Invalid events skipped by the last run."),
+    "retries": ("polisen_collector_last_run_retries", "API retries of the last run."),
+    "http_status": ("polisen_collector_last_run_http_status", "HTTP status of the last run's API answer."),
+    "bytes_wire": ("polisen_collector_last_run_wire_bytes", "Bytes of the API answer on the wire (compressed)."),
+    "bytes_decoded": ("polisen_collector_last_run_decoded_bytes", "Bytes of the API answer decoded."),
+    "objects_written": ("polisen_collector_last_run_objects_written", "Archive objects written by the last run."),
+    "state_ids": ("polisen_collector_state_ids", "Event ids remembered in the state after the last run."),
+}
+
+
+def write_prometheus_textfile(directory: Path, metrics: RunMetrics) -> Path:
+    """Write polisen_collector.prom for node_exporter's textfile collector, atomically.
+
+    The run counters and the last success time carry over from the previous file, so a
+    failed run does not hide when the collector last succeeded.
+    """
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+    path = Path(directory) / TEXTFILE_NAME
+    runs, last_success = _previous_textfile(path)
+    runs[metrics.outcome] = runs.get(metrics.outcome, 0.0) + 1
+    finished = (metrics.finished_at or utc_now()).timestamp()
+    if metrics.outcome == "success":
+        last_success = finished
+
+    families: list[Any] = []
+
+    def gauge(name: str, help_text: str, value: float) -> None:
+        families.append(GaugeMetricFamily(name, help_text, value=value))
+
+    info = GaugeMetricFamily("polisen_collector_info", "Version of the collector.", labels=["version"])
+    info.add_metric([__version__], 1)
+    families.append(info)
+    gauge("polisen_collector_last_run_timestamp_seconds", "When the last run finished (Unix time).", finished)
+    gauge("polisen_collector_last_run_success", "1 if the last run succeeded, else 0.", float(metrics.outcome == "success"))
+    if last_success is not None:
+        gauge("polisen_collector_last_success_timestamp_seconds", "When a run last succeeded (Unix time).", last_success)
+    gauge("polisen_collector_last_run_errors", "Errors recorded by the last run.", len(metrics.errors))
+    steps = GaugeMetricFamily("polisen_collector_last_run_step_seconds", "Duration of each step of the last run.",
+                              labels=["step"])
+    for step, seconds in sorted(metrics.timings.items()):
+        steps.add_metric([step], seconds)
+    families.append(steps)
+    for key, (name, help_text) in _COUNT_GAUGES.items():
+        if key in metrics.counts:
+            gauge(name, help_text, metrics.counts[key])
+    counter = CounterMetricFamily("polisen_collector_runs", "Runs by outcome, since this file was created.",
+                                  labels=["outcome"])
+    for outcome, value in sorted(runs.items()):
+        counter.add_metric([outcome], value)
+    families.append(counter)
+
+    class _Families:
+        def collect(self) -> list[Any]:
+            return families
+
+    registry = CollectorRegistry()
+    registry.register(_Families())
+    atomic_write(path, generate_latest(registry), durable=False)
+    return path
+
+
+def _previous_textfile(path: Path) -> tuple[dict[str, float], float | None]:
+    """Run counters and last success time of the previous textfile; nothing if unreadable."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    runs: dict[str, float] = {}
+    last_success = None
+    try:
+        text = path.read_text(encoding="utf-8")
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == "polisen_collector_runs_total" and "outcome" in sample.labels:
+                    runs[sample.labels["outcome"]] = sample.value
+                elif sample.name == "polisen_collector_last_success_timestamp_seconds":
+                    last_success = sample.value
+    except FileNotFoundError:
+        pass
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        log.warning("ignoring unreadable %s (its run counters restart): %s", path, error)
+        return {}, None
+    return runs, last_success

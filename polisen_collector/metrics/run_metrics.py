@@ -1,0 +1,162 @@
+"""Per-run metrics: how long each step took, what was counted, what went wrong.
+
+One JSON file per run in METRICS_DIR, named `run-<run id>.json` so names sort by time;
+old files are pruned by name alone. Optionally the last run is also exposed as a
+node_exporter textfile (`polisen_collector.prom`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from polisen_collector import __version__
+from polisen_collector.clock import utc_now
+from polisen_collector.files import atomic_write
+
+log = logging.getLogger("polisen.metrics")
+
+STEPS = ("api_fetch", "metadata_fetch", "deduplication", "save_events", "metadata_update", "total")
+METRICS_FILE = re.compile(r"\.?run-(\d{8}T\d{6})")
+
+
+class RunMetrics:
+    """Timings, counts and errors of one run; safe to use from the run's worker threads."""
+
+    def __init__(self, run_id: str, clock=time.perf_counter, now=utc_now) -> None:
+        self.run_id = run_id
+        self._clock = clock
+        self._now = now
+        self._lock = threading.Lock()
+        self._started = clock()
+        self.started_at = now()
+        self.finished_at: datetime | None = None
+        self.outcome = "running"
+        self.timings: dict[str, float] = {}
+        self.counts: dict[str, int] = {}
+        self.errors: list[dict[str, str]] = []
+        self.info: dict[str, Any] = {}
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        """Time a step; if it raises, record the error and let it propagate."""
+        start = self._clock()
+        try:
+            yield
+        except BaseException as error:
+            self.record_error(error, step=name)
+            raise
+        finally:
+            with self._lock:
+                self.timings[name] = round(self.timings.get(name, 0.0) + self._clock() - start, 6)
+
+    def record_error(self, error: BaseException, step: str | None = None) -> None:
+        entry = {"type": type(error).__name__, "message": str(error), "time": self._now().isoformat()}
+        if step:
+            entry["step"] = step
+        with self._lock:
+            if not any(e["type"] == entry["type"] and e["message"] == entry["message"] for e in self.errors):
+                self.errors.append(entry)
+
+    def count(self, **counts: int) -> None:
+        with self._lock:
+            self.counts.update(counts)
+
+    def add(self, name: str, amount: int) -> None:
+        with self._lock:
+            self.counts[name] = self.counts.get(name, 0) + amount
+
+    def finish(self, outcome: str) -> None:
+        self.outcome = outcome
+        self.finished_at = self._now()
+        self.timings["total"] = round(self._clock() - self._started, 6)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "version": __version__,
+            "started_at": self.started_at.isoformat(),
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            "outcome": self.outcome,
+            "timings": dict(self.timings),
+            "counts": dict(self.counts),
+            "errors": list(self.errors),
+            **self.info,
+        }
+
+    def save(self, directory: Path) -> Path:
+        path = Path(directory) / f"run-{self.run_id}.json"
+        atomic_write(path, json.dumps(self.to_dict(), indent=2, ensure_ascii=False).encode("utf-8"), durable=False)
+        return path
+
+    def summary(self) -> str:
+        return summary_line(self.to_dict())
+
+
+def summary_line(document: dict[str, Any]) -> str:
+    """The one-line summary of a run, from its metrics document (live or read from a file)."""
+    c = document.get("counts") or {}
+    total = (document.get("timings") or {}).get("total", 0.0)
+    return (
+        f"run {document.get('run_id')} {document.get('outcome')}: fetched {c.get('api_events', 0)}, "
+        f"new {c.get('new_events', 0)}, updated {c.get('updated_events', 0)}, "
+        f"unchanged {c.get('unchanged_events', 0)}, invalid {c.get('invalid_events', 0)}, "
+        f"{c.get('bytes_wire', 0)} bytes on the wire ({c.get('bytes_decoded', 0)} decoded), "
+        f"{c.get('retries', 0)} retries, {total:.2f} s"
+    )
+
+
+class MetricsFileError(Exception):
+    """No metrics file to show, or it is unreadable; the message says which."""
+
+
+def latest_run(directory: Path) -> dict[str, Any]:
+    """The metrics document of the newest run in `directory` (names sort by time)."""
+    try:
+        names = sorted(entry.name for entry in os.scandir(directory)
+                       if entry.name.startswith("run-") and entry.name.endswith(".json"))
+    except OSError as error:
+        raise MetricsFileError(f"cannot read the metrics folder {directory}: {error.strerror}") from None
+    if not names:
+        raise MetricsFileError(f"no run-*.json metrics file in {directory} yet")
+    path = Path(directory) / names[-1]
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise MetricsFileError(f"{path} is unreadable: {error}") from None
+    if not isinstance(document, dict):
+        raise MetricsFileError(f"{path} is not a metrics document (a JSON object)")
+    return document
+
+
+def prune_metrics(directory: Path, retention_days: int, now: datetime | None = None) -> int:
+    """Delete metrics files (and leftover temp files) older than retention_days; returns how many.
+
+    Run ids start with their UTC time, so the age is read from the name: no file is opened.
+    """
+    cutoff = ((now or utc_now()) - timedelta(days=retention_days)).strftime("%Y%m%dT%H%M%S")
+    deleted = 0
+    try:
+        entries = list(os.scandir(directory))
+    except FileNotFoundError:
+        return 0
+    for entry in entries:
+        match = METRICS_FILE.match(entry.name)
+        if match and match.group(1) < cutoff:
+            try:
+                os.unlink(entry.path)
+                deleted += 1
+            except FileNotFoundError:
+                pass
+    if deleted:
+        log.info("deleted %d metrics files older than %d days from %s", deleted, retention_days, directory)
+    return deleted

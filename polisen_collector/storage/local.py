@@ -1,0 +1,98 @@
+"""The default store: a local folder laid out like the bucket."""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from polisen_collector.files import atomic_write
+from polisen_collector.storage.base import PreconditionFailed, StorageError, StoredObject
+
+
+def _etag(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:32]
+
+
+class LocalStorage:
+    """A folder laid out like the bucket. Writes are atomic and durable (fsync + rename)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.description = f"local folder {self.root}"
+
+    def _path(self, name: str) -> Path:
+        parts = name.split("/")
+        if not name or name.startswith("/") or any(p in ("", ".", "..") for p in parts):
+            raise StorageError(f"invalid object name {name!r}")
+        return self.root.joinpath(*parts)
+
+    def get(self, name: str) -> StoredObject | None:
+        try:
+            data = self._path(name).read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as error:
+            raise StorageError(f"cannot read {name} in {self.description}: {error}") from error
+        return StoredObject(data=data, etag=_etag(data))
+
+    @contextmanager
+    def _guard(self) -> Iterator[None]:
+        """Serialise conditional writes between processes sharing the folder."""
+        lock_path = self.root / ".write.lock"
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(lock_path, "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            yield
+
+    def put(
+        self,
+        name: str,
+        data: bytes,
+        *,
+        content_type: str = "application/octet-stream",
+        if_match: str | None = None,
+        if_none_match: bool = False,
+    ) -> str:
+        path = self._path(name)
+        try:
+            if if_match is None and not if_none_match:
+                atomic_write(path, data)
+                return _etag(data)
+            with self._guard():
+                current = self.get(name)
+                if if_none_match and current is not None:
+                    raise PreconditionFailed(f"{name} already exists")
+                if if_match is not None and (current is None or current.etag != if_match):
+                    raise PreconditionFailed(f"{name} changed since it was read")
+                atomic_write(path, data)
+                return _etag(data)
+        except OSError as error:
+            raise StorageError(f"cannot write {name} in {self.description}: {error}") from error
+
+    def list(self, prefix: str) -> Iterator[str]:
+        """Names under `prefix`, sorted; walks only the folder the prefix points into and skips temp files."""
+        folder = prefix.rpartition("/")[0]
+        start = self.root.joinpath(*folder.split("/")) if folder else self.root
+        names = []
+        for dirpath, dirnames, filenames in os.walk(start):
+            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+            rel_dir = Path(dirpath).relative_to(self.root).as_posix()
+            for filename in filenames:
+                if filename.startswith("."):
+                    continue
+                name = filename if rel_dir == "." else f"{rel_dir}/{filename}"
+                if name.startswith(prefix):
+                    names.append(name)
+        return iter(sorted(names))
+
+    def delete(self, name: str) -> None:
+        try:
+            self._path(name).unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as error:
+            raise StorageError(f"cannot delete {name} in {self.description}: {error}") from error

@@ -1,0 +1,168 @@
+"""The archive in an OCI Object Storage bucket, same layout as the local folder.
+
+Imported only when STORAGE=oci, so a local run never loads the `oci` SDK. Conditional
+writes use the bucket's ETags (`if-match`, `if-none-match: *`); a lost race is a 412,
+reported as PreconditionFailed and never retried. Transient failures (timeouts, 429, 5xx)
+are retried by the SDK's own retry strategy; what remains becomes one actionable line.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import oci
+
+from polisen_collector.config import ConfigError, Settings
+from polisen_collector.storage.base import PreconditionFailed, StorageError, StoredObject
+from polisen_collector.storage.oci_auth import OciAuth, oci_credentials, retry_strategy
+
+log = logging.getLogger("polisen.oci")
+
+LIST_PAGE_SIZE = 1000
+
+
+def _transport_errors() -> tuple[type[BaseException], ...]:
+    return (oci.exceptions.RequestException, oci.exceptions.ConnectTimeout)
+
+
+class OCIStorage:
+    """One bucket through an ObjectStorageClient.
+
+    Every failure becomes a StorageError, or a ConfigError when OCI says the credentials,
+    namespace or bucket are wrong: the first request of a run is the check of the settings.
+    """
+
+    def __init__(self, client: Any, namespace: str, bucket: str, auth: str = "the configured credentials") -> None:
+        self.client = client
+        self.namespace = namespace
+        self.bucket = bucket
+        self.auth = auth
+        self.endpoint = client.base_client.endpoint
+        self.description = f"OCI bucket {bucket} (namespace {namespace}, endpoint {self.endpoint})"
+
+    def _fail(self, action: str, error: BaseException) -> StorageError | ConfigError:
+        """The error to raise; wrong credentials, namespace or bucket are a ConfigError (exit 2)."""
+        if isinstance(error, oci.exceptions.ServiceError):
+            return service_error(f"{action} in {self.description}", error, self.auth)
+        return StorageError(
+            f"{action} in {self.description} failed: endpoint unreachable or timed out "
+            f"({type(error).__name__}); check the network, a proxy, or OCI_ENDPOINT"
+        )
+
+    def get(self, name: str) -> StoredObject | None:
+        try:
+            response = self.client.get_object(self.namespace, self.bucket, name)
+            data = response.data.content
+        except oci.exceptions.ServiceError as error:
+            if error.status == 404 and error.code == "ObjectNotFound":
+                return None
+            raise self._fail(f"reading {name}", error) from None
+        except _transport_errors() as error:
+            raise self._fail(f"reading {name}", error) from None
+        return StoredObject(data=data, etag=response.headers["etag"])
+
+    def put(
+        self,
+        name: str,
+        data: bytes,
+        *,
+        content_type: str = "application/octet-stream",
+        if_match: str | None = None,
+        if_none_match: bool = False,
+    ) -> str:
+        try:
+            response = self.client.put_object(
+                self.namespace, self.bucket, name, data, content_type=content_type,
+                if_match=if_match, if_none_match="*" if if_none_match else None,
+            )
+        except oci.exceptions.ServiceError as error:
+            conditional = if_match is not None or if_none_match
+            if conditional and (error.status == 412 or (error.status == 409 and error.code == "IfNoneMatchFailed")):
+                raise PreconditionFailed(f"{name} changed since it was read ({error.code})") from None
+            raise self._fail(f"writing {name}", error) from None
+        except _transport_errors() as error:
+            raise self._fail(f"writing {name}", error) from None
+        return response.headers["etag"]
+
+    def list(self, prefix: str) -> Iterator[str]:
+        """Names under `prefix` in name order, one page of LIST_PAGE_SIZE at a time."""
+        start = None
+        while True:
+            try:
+                page = self.client.list_objects(
+                    self.namespace, self.bucket, prefix=prefix, start=start, limit=LIST_PAGE_SIZE, fields="name",
+                ).data
+            except (oci.exceptions.ServiceError, *_transport_errors()) as error:
+                raise self._fail(f"listing {prefix or 'all objects'}", error) from None
+            for summary in page.objects:
+                yield summary.name
+            if not page.next_start_with:
+                return
+            start = page.next_start_with
+
+    def delete(self, name: str) -> None:
+        try:
+            self.client.delete_object(self.namespace, self.bucket, name)
+        except oci.exceptions.ServiceError as error:
+            if error.status == 404 and error.code == "ObjectNotFound":
+                return
+            raise self._fail(f"deleting {name}", error) from None
+        except _transport_errors() as error:
+            raise self._fail(f"deleting {name}", error) from None
+
+
+def service_error(where: str, error: Any, auth: str) -> StorageError | ConfigError:
+    """An OCI service error in words an operator can act on.
+
+    Refused credentials and a missing bucket or namespace are configuration (exit 2);
+    throttling and 5xx, which the SDK has already retried, fail the run.
+    """
+    status, code = error.status, error.code
+    if status == 401:
+        return ConfigError(f"{where}: OCI refused the credentials ({auth}): not authenticated; "
+                           "check the user, tenancy, fingerprint and key, and the clock")
+    if status == 403 or (status == 404 and code != "ObjectNotFound"):
+        return ConfigError(f"{where}: bucket not found or not authorized ({code}); check OCI_BUCKET_NAME, "
+                           "OCI_NAMESPACE and the IAM policy")
+    if status == 429:
+        return StorageError(f"{where} failed: throttled by OCI (HTTP 429) after the SDK's retries; try again later")
+    if status >= 500:
+        return StorageError(f"{where} failed: OCI service error (HTTP {status} {code}) after the SDK's retries; "
+                            "try again later")
+    return StorageError(f"{where} failed: HTTP {status} {code}")
+
+
+def open_oci_storage(settings: Settings) -> OCIStorage:
+    """A client for the configured bucket, without a network call when OCI_NAMESPACE is set.
+
+    Nothing is checked ahead of the run: its first request (the state read) is the check,
+    so a run costs no extra round trip. Wrong credentials, namespace or bucket then raise
+    ConfigError (exit 2) before anything is stored; an unreachable or failing endpoint
+    raises StorageError (the run fails, the next one tries again).
+    """
+    auth = oci_credentials(settings)
+    try:
+        client = oci.object_storage.ObjectStorageClient(
+            auth.config, signer=auth.signer, service_endpoint=settings.oci_endpoint,
+            retry_strategy=retry_strategy(settings), circuit_breaker_strategy=oci.circuit_breaker.NoCircuitBreakerStrategy(),
+        )
+    except (ValueError, oci.exceptions.ClientError) as error:
+        raise ConfigError(f"cannot build the OCI Object Storage client: {type(error).__name__}") from None
+    namespace = settings.oci_namespace or _look_up_namespace(client, auth)
+    storage = OCIStorage(client, namespace, settings.oci_bucket, auth.description)
+    log.debug("using %s with %s", storage.description, auth.description)
+    return storage
+
+
+def _look_up_namespace(client: Any, auth: OciAuth) -> str:
+    """The tenancy's namespace: one round trip that setting OCI_NAMESPACE saves."""
+    endpoint = client.base_client.endpoint
+    try:
+        return client.get_namespace().data
+    except oci.exceptions.ServiceError as error:
+        raise service_error(f"looking up the namespace at {endpoint}", error, auth.description) from None
+    except _transport_errors() as error:
+        raise StorageError(f"looking up the namespace failed: OCI endpoint {endpoint} unreachable or timed out "
+                           f"({type(error).__name__}); check the network, a proxy, or OCI_ENDPOINT") from None
