@@ -17,5 +17,5 @@ def test_readme_settings_table_is_current():
 
 def test_ci_runs_the_readme_test_command():
     ci = (Path(__file__).resolve().parent.parent / ".ci" / "run").read_text()
-    assert "python3 -m pytest" in README and "python3 -m pytest" in ci
+    assert ".venv/bin/python -m pytest" in README and "python3 -m pytest" in ci
     assert "requirements-dev.txt" in ci

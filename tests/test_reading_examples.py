@@ -1,4 +1,4 @@
-"""The README's ways of reading the archive and the export (DuckDB, pandas) give the right rows and types."""
+"""The documented ways of reading the archive and the export (DuckDB, pandas) give the right rows and types."""
 
 from __future__ import annotations
 
@@ -18,10 +18,12 @@ from polisen_collector.archive.events import parse_event_datetime
 SNAPSHOTS = range(40, 51)  # event 636277 is edited in these
 
 
-def readme_blocks(section: str, language: str) -> list[str]:
-    text = (REPO / "README.md").read_text(encoding="utf-8")
-    body = text.split(f"\n## {section}\n", 1)[1].split("\n## ", 1)[0]
-    return re.findall(rf"```{language}\n(.*?)```", body, re.S)
+def doc_blocks(doc: str, language: str) -> list[str]:
+    """The code blocks of a language in docs/<doc>; the README's DuckDB query must be the storage one."""
+    blocks = re.findall(rf"```{language}\n(.*?)```", (REPO / "docs" / doc).read_text(encoding="utf-8"), re.S)
+    if doc == "storage.md" and language == "sql":
+        assert blocks and blocks[0] in (REPO / "README.md").read_text(encoding="utf-8")
+    return blocks
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +55,7 @@ def workspace(request, tmp_path, archive) -> Collector:
 
 
 def test_readme_duckdb_query_gives_the_latest_version_of_each_id(workspace, latest, monkeypatch):
-    [query] = readme_blocks("Storage layout and reading the archive", "sql")
+    [query] = doc_blocks("storage.md", "sql")
     monkeypatch.chdir(workspace.workdir)
     relation = duckdb.sql(query.strip().rstrip(";"))
     rows = [dict(zip(relation.columns, values, strict=True)) for values in relation.fetchall()]
@@ -64,7 +66,7 @@ def test_readme_duckdb_query_gives_the_latest_version_of_each_id(workspace, late
 
 
 def test_readme_pandas_snippet_gives_the_latest_version_of_each_id(workspace, latest, monkeypatch):
-    [snippet] = readme_blocks("Storage layout and reading the archive", "python")
+    [snippet] = doc_blocks("storage.md", "python")
     monkeypatch.chdir(workspace.workdir)
     namespace: dict = {}
     exec(snippet, namespace)
@@ -96,7 +98,7 @@ def test_readme_pandas_reads_the_csv_and_parquet_export_with_types(archive, tmp_
     for name in ("events.csv", "events.parquet"):
         result = archive.run("-o", str(tmp_path / name), script="export_events.py")
         assert result.returncode == 0, result.stderr
-    [snippet] = readme_blocks("Export and compaction", "python")
+    [snippet] = doc_blocks("export.md", "python")
     read_parquet, read_csv = snippet.splitlines()[1], "\n".join(snippet.splitlines()[2:])
     assert "read_parquet" in read_parquet and "read_csv" in read_csv
     monkeypatch.chdir(tmp_path)

@@ -15,10 +15,9 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from polisen_collector.api.client import ApiError
-from polisen_collector.storage.base import PreconditionFailed, Storage, StorageError
+from polisen_collector.storage.base import Storage, StoredObject, update_object
 
 log = logging.getLogger("polisen.rate_limit")
 
@@ -29,7 +28,6 @@ PER_HOUR = 60
 PER_DAY = 1440
 HOUR, DAY = 3600.0, 86400.0
 MAX_WAIT = 60.0
-WRITE_ATTEMPTS = 5
 
 
 class RateLimited(ApiError):
@@ -38,14 +36,6 @@ class RateLimited(ApiError):
     def __init__(self, wait: float, reason: str) -> None:
         super().__init__(f"API rate limit: {reason}; the next request is allowed in {wait:.0f} s")
         self.wait = wait
-
-
-@dataclass
-class Ledger:
-    times: list[float] = field(default_factory=list)
-    not_before: float = 0.0
-    etag: str | None = None
-    exists: bool = False
 
 
 def decode_ledger(data: bytes) -> tuple[list[float], float]:
@@ -95,19 +85,15 @@ class RateLimiter:
         self.max_wait = max_wait
         self.sent: list[float] = []
 
-    def load(self) -> Ledger:
-        stored = self.storage.get(LEDGER_OBJECT)
-        if stored is None:
-            return Ledger()
-        times, not_before = decode_ledger(stored.data)
-        return Ledger(times=times, not_before=not_before, etag=stored.etag, exists=True)
+    def _update(self, change: Callable[[list[float], float], tuple[list[float], float]]) -> None:
+        """Change the ledger (request times, Retry-After deadline) with a conditional write."""
 
-    def _save(self, ledger: Ledger, now: float) -> None:
-        times = [t for t in ledger.times if t > now - DAY]
-        self.storage.put(
-            LEDGER_OBJECT, encode_ledger(times, ledger.not_before), content_type="application/json",
-            if_match=ledger.etag if ledger.exists else None, if_none_match=not ledger.exists,
-        )
+        def changed(stored: StoredObject | None) -> bytes:
+            times, not_before = decode_ledger(stored.data) if stored else ([], 0.0)
+            times, not_before = change(times, not_before)
+            return encode_ledger([t for t in times if t > self.clock() - DAY], not_before)
+
+        update_object(self.storage, LEDGER_OBJECT, changed)
 
     def acquire(self, min_wait: float = 0.0, headroom: int = 0) -> float:
         """Block until a request may be sent, record it, and return the time it was taken.
@@ -116,10 +102,12 @@ class RateLimiter:
         add; raises RateLimited instead when that wait would exceed max_wait.
         """
         earliest = self.clock() + min_wait
-        for _ in range(WRITE_ATTEMPTS):
-            ledger = self.load()
+        taken = 0.0
+
+        def take_slot(times: list[float], not_before: float) -> tuple[list[float], float]:
+            nonlocal taken
             now = self.clock()
-            allowed, reason = next_allowed(ledger.times, ledger.not_before, now, headroom)
+            allowed, reason = next_allowed(times, not_before, now, headroom)
             start = max(allowed, earliest, now)
             if start - now > self.max_wait:
                 raise RateLimited(start - now, reason if allowed >= earliest else "a retry must wait (backoff or Retry-After)")
@@ -128,24 +116,12 @@ class RateLimiter:
                     log.info("waiting %.1f s: %s", start - now, reason)
                 self.sleep(start - now)
             taken = max(self.clock(), start)
-            ledger.times.append(taken)
-            try:
-                self._save(ledger, taken)
-            except PreconditionFailed:
-                log.info("%s changed under us (another collector?); checking again", LEDGER_OBJECT)
-                continue
-            self.sent.append(taken)
-            return taken
-        raise StorageError(f"could not record a request in {LEDGER_OBJECT}: it kept changing")
+            return [*times, taken], not_before
+
+        self._update(take_slot)
+        self.sent.append(taken)
+        return taken
 
     def defer(self, seconds: float) -> None:
         """Remember a server's Retry-After so the next run honours it too."""
-        for _ in range(WRITE_ATTEMPTS):
-            ledger = self.load()
-            now = self.clock()
-            ledger.not_before = max(ledger.not_before, now + seconds)
-            try:
-                self._save(ledger, now)
-                return
-            except PreconditionFailed:
-                continue
+        self._update(lambda times, not_before: (times, max(not_before, self.clock() + seconds)))

@@ -16,7 +16,7 @@ from datetime import date, timedelta
 
 from polisen_collector.archive.layout import collection_time, group_by_day, list_event_objects, read_versions
 from polisen_collector.clock import utc_now
-from polisen_collector.storage.base import Storage, StorageError
+from polisen_collector.storage.base import Storage, StorageError, StoredObject
 
 log = logging.getLogger("polisen.state")
 
@@ -39,10 +39,19 @@ Entry = tuple[str, str, str]
 
 @dataclass
 class State:
+    """The remembered versions, and the stored object they were read from (None: there was none)."""
+
     seen: dict[int, Entry] = field(default_factory=dict)
-    etag: str | None = None
-    exists: bool = False
+    source: StoredObject | None = None
     rebuilt: bool = False
+
+    @property
+    def etag(self) -> str | None:
+        return self.source.etag if self.source else None
+
+    @property
+    def exists(self) -> bool:
+        return self.source is not None
 
 
 def decode_state(data: bytes) -> dict[int, Entry]:
@@ -77,16 +86,15 @@ def encode_state(seen: dict[int, Entry], run_id: str) -> bytes:
     return json.dumps(document, separators=(",", ":")).encode("utf-8")
 
 
-def load_state(storage: Storage) -> State:
-    """Read the state; CorruptState if it exists but is unusable."""
-    stored = storage.get(STATE_OBJECT)
+def read_state(stored: StoredObject | None) -> State:
+    """The state in a stored object (None: no state yet); CorruptState if it is unusable."""
     if stored is None:
         return State()
     try:
         seen = decode_state(stored.data)
     except CorruptState as error:
         raise CorruptState(str(error), data=stored.data, etag=stored.etag) from None
-    return State(seen=seen, etag=stored.etag, exists=True)
+    return State(seen=seen, source=stored)
 
 
 def prune(seen: dict[int, Entry], today: date, retention_days: int) -> dict[int, Entry]:

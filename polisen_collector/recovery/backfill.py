@@ -20,12 +20,12 @@ from typing import Any
 from polisen_collector.api.client import ApiError, PolisenClient
 from polisen_collector.api.rate_limit import RateLimited
 from polisen_collector.archive.events import InvalidEvent, partition_prefix, validate_event
+from polisen_collector.archive.ingest import commit_state, find_changes, load_or_recover_state, validate_all, write_events
 from polisen_collector.archive.layout import BadLine, iter_object_lines, list_event_objects, new_run_id
 from polisen_collector.clock import utc_now
 from polisen_collector.metrics.run_metrics import RunMetrics
 from polisen_collector.recovery.gaps import Gap
-from polisen_collector.run.feed import commit_state, find_changes, load_or_recover_state, validate_all, write_events
-from polisen_collector.storage.base import PreconditionFailed, Storage, StorageError
+from polisen_collector.storage.base import Storage, StoredObject, update_object
 
 log = logging.getLogger("polisen.backfill")
 
@@ -34,7 +34,6 @@ PROGRESS_FORMAT = 1
 DAY_CAP = 500
 HEADROOM = 10
 """Requests of each hourly and daily budget a backfill leaves to the regular runs."""
-WRITE_ATTEMPTS = 5
 DAY_ATTEMPTS = 3
 
 
@@ -62,12 +61,14 @@ class Progress:
     """Pending days, each with the number of runs that failed on it so far."""
 
     pending: dict[str, int]
-    etag: str | None = None
     exists: bool = False
 
 
 def load_progress(storage: Storage) -> Progress:
-    stored = storage.get(PROGRESS_OBJECT)
+    return read_progress(storage.get(PROGRESS_OBJECT))
+
+
+def read_progress(stored: StoredObject | None) -> Progress:
     if stored is None:
         return Progress(pending={})
     try:
@@ -76,31 +77,29 @@ def load_progress(storage: Storage) -> Progress:
     except (ValueError, TypeError, KeyError, AttributeError) as error:
         log.error("%s is unreadable (%s); starting it afresh", PROGRESS_OBJECT, error)
         pending = {}
-    return Progress(pending=pending, etag=stored.etag, exists=True)
+    return Progress(pending=pending, exists=True)
 
 
 def update_progress(storage: Storage, change: Callable[[dict[str, int]], None]) -> dict[str, int]:
     """Apply `change` to the pending days with a conditional write, merging on a lost race."""
-    for _ in range(WRITE_ATTEMPTS):
-        progress = load_progress(storage)
-        pending = dict(progress.pending)
-        change(pending)
-        if progress.exists and pending == progress.pending:
-            return pending
+    result: dict[str, int] = {}
+
+    def changed(stored: StoredObject | None) -> bytes | None:
+        nonlocal result
+        progress = read_progress(stored)
+        result = dict(progress.pending)
+        change(result)
+        if progress.exists and result == progress.pending:
+            return None
         document = {
             "format": PROGRESS_FORMAT,
             "updated_at": utc_now().isoformat(timespec="seconds"),
-            "pending": dict(sorted(pending.items())),
+            "pending": dict(sorted(result.items())),
         }
-        try:
-            storage.put(
-                PROGRESS_OBJECT, json.dumps(document, indent=1).encode("utf-8"), content_type="application/json",
-                if_match=progress.etag if progress.exists else None, if_none_match=not progress.exists,
-            )
-            return pending
-        except PreconditionFailed:
-            log.info("%s changed under us; merging", PROGRESS_OBJECT)
-    raise StorageError(f"could not write {PROGRESS_OBJECT}: it kept changing")
+        return json.dumps(document, indent=1).encode("utf-8")
+
+    update_object(storage, PROGRESS_OBJECT, changed)
+    return result
 
 
 def queue_days(storage: Storage, days: list[str]) -> None:

@@ -6,9 +6,12 @@ Both backends (storage/local.py, storage/oci.py) hold the same layout
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
+
+log = logging.getLogger("polisen.storage")
 
 
 class StorageError(Exception):
@@ -49,3 +52,39 @@ class Storage(Protocol):
     def list(self, prefix: str) -> Iterator[str]: ...
 
     def delete(self, name: str) -> None: ...
+
+
+WRITE_ATTEMPTS = 5
+UNREAD = object()
+"""`update_object`'s default for `current`: read the object first."""
+
+
+def update_object(
+    storage: Storage,
+    name: str,
+    change: Callable[[StoredObject | None], bytes | None],
+    *,
+    current: StoredObject | None | object = UNREAD,
+    content_type: str = "application/json",
+    attempts: int = WRITE_ATTEMPTS,
+) -> str | None:
+    """Read-change-write a shared object with a conditional write, again on a lost race.
+
+    `change` gets the object as it is (None when absent) and returns its new bytes, or
+    None when nothing needs writing. `current` passes an object already read, which
+    `change` then gets back as the very same object on the first attempt. Returns the etag
+    of what is stored; StorageError when the object kept changing for `attempts` tries.
+    """
+    stored = storage.get(name) if current is UNREAD else current
+    for _ in range(attempts):
+        data = change(stored)  # type: ignore[arg-type]
+        if data is None:
+            return stored.etag if isinstance(stored, StoredObject) else None
+        exists = isinstance(stored, StoredObject)
+        try:
+            return storage.put(name, data, content_type=content_type,
+                               if_match=stored.etag if exists else None, if_none_match=not exists)
+        except PreconditionFailed:
+            log.info("%s changed under us (another collector?); reading it again", name)
+            stored = storage.get(name)
+    raise StorageError(f"could not write {name}: it kept changing during {attempts} attempts")

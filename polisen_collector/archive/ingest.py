@@ -1,0 +1,159 @@
+"""Storing events in the archive: validate, find new and edited versions, write them, then the state.
+
+Events are written before the state that remembers them, so a crash at any point loses
+nothing: the next run sees the same events as new and stores them again. The price is
+that a crash between the two writes can leave an identical copy (same id and content)
+in the archive; readers drop it (export_events.py does). The feed run, backfill and the
+audit all store events through these steps.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from polisen_collector.archive.events import Event, InvalidEvent, encode_jsonl, validate_event
+from polisen_collector.archive.layout import list_event_objects, run_object_name
+from polisen_collector.archive.state import (
+    STATE_OBJECT,
+    CorruptState,
+    Entry,
+    State,
+    encode_state,
+    prune,
+    read_state,
+    rebuild_from_archive,
+)
+from polisen_collector.clock import utc_today
+from polisen_collector.metrics.run_metrics import RunMetrics
+from polisen_collector.storage.base import Storage, StoredObject, update_object
+
+log = logging.getLogger("polisen.ingest")
+
+PARALLEL_WRITES = 8
+
+
+@dataclass
+class Changes:
+    new: list[Event] = field(default_factory=list)
+    updated: list[Event] = field(default_factory=list)
+    unchanged: int = 0
+
+    @property
+    def stored(self) -> list[Event]:
+        return self.new + self.updated
+
+
+
+def validate_all(raws: list[Any], metrics: RunMetrics) -> list[Event]:
+    """Valid events of an answer; each invalid one is logged with its id and skipped."""
+    valid = []
+    invalid = 0
+    for raw in raws:
+        try:
+            valid.append(validate_event(raw))
+        except InvalidEvent as error:
+            invalid += 1
+            log.warning("skipping invalid event: %s", error)
+    metrics.add("invalid_events", invalid)
+    return valid
+
+
+def find_changes(events: list[Event], seen: dict[int, Entry]) -> Changes:
+    """Split events into new ids, edited versions, and versions already stored."""
+    changes = Changes()
+    batch: set[tuple[int, str]] = set()
+    for event in events:
+        if (event.id, event.hash) in batch:
+            continue
+        batch.add((event.id, event.hash))
+        known = seen.get(event.id)
+        if known is None:
+            changes.new.append(event)
+        elif known[0] != event.hash:
+            changes.updated.append(event)
+        else:
+            changes.unchanged += 1
+    return changes
+
+
+def load_or_recover_state(storage: Storage, run_id: str, retention_days: int) -> State:
+    """The state, rebuilt from the archive when it is missing or corrupt but events exist."""
+    return recover_state(storage, storage.get(STATE_OBJECT), run_id, retention_days)
+
+
+def recover_state(storage: Storage, stored: StoredObject | None, run_id: str, retention_days: int) -> State:
+    """The state in `stored`; a corrupt one is kept aside and, like a missing one, rebuilt from the archive."""
+    today = utc_today()
+    try:
+        state = read_state(stored)
+    except CorruptState as error:
+        keep = f"{STATE_OBJECT}.corrupt-{run_id}"
+        storage.put(keep, error.data)
+        log.error("%s; kept it as %s and rebuilding the state from the archive", error, keep)
+        return State(seen=rebuild_from_archive(storage, today, retention_days), source=stored, rebuilt=True)
+    if not state.exists and any(True for _ in list_event_objects(storage)):
+        log.warning("%s is missing but the archive has events: rebuilding the state from it", STATE_OBJECT)
+        state.seen = rebuild_from_archive(storage, today, retention_days)
+        state.rebuilt = True
+    return state
+
+
+def write_events(storage: Storage, events: list[Event], run_id: str) -> list[str]:
+    """One object per event date, written in parallel; any failure fails the run."""
+    by_day: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for event in events:
+        by_day[event.day].append(event.raw)
+    jobs = {run_object_name(day, run_id): encode_jsonl(raws) for day, raws in sorted(by_day.items())}
+    if not jobs:
+        return []
+    with ThreadPoolExecutor(max_workers=min(PARALLEL_WRITES, len(jobs))) as pool:
+        futures = [
+            pool.submit(storage.put, name, data, content_type="application/x-ndjson")
+            for name, data in jobs.items()
+        ]
+        for future in futures:
+            future.result()
+    return list(jobs)
+
+
+def updated_state(seen: dict[int, Entry], stored: list[Event], answered: list[Event], today: date) -> dict[int, Entry]:
+    """The state after this run: stored versions recorded, every answered id marked seen today."""
+    result = dict(seen)
+    for event in stored:
+        result[event.id] = (event.hash, event.day, today.isoformat())
+    for event in answered:
+        entry = result.get(event.id)
+        if entry is not None and entry[2] != today.isoformat():
+            result[event.id] = (entry[0], entry[1], today.isoformat())
+    return result
+
+
+def commit_state(
+    storage: Storage, state: State, stored: list[Event], answered: list[Event], run_id: str,
+    retention_days: int, metrics: RunMetrics,
+) -> str:
+    """Record the stored versions with a conditional write; on a lost race merge into the new state.
+
+    Returns the etag of the state written.
+    """
+    today = utc_today()
+
+    def change(current: StoredObject | None) -> bytes:
+        nonlocal state
+        if current is not state.source:
+            metrics.add("state_conflicts", 1)
+            log.warning("state changed under us (another collector?); merging into it")
+            state = recover_state(storage, current, run_id, retention_days)
+        seen = prune(updated_state(state.seen, stored, answered, today), today, retention_days)
+        data = encode_state(seen, run_id)
+        metrics.count(state_ids=len(seen), state_bytes=len(data))
+        return data
+
+    etag = update_object(storage, STATE_OBJECT, change, current=state.source)
+    assert etag is not None  # change always returns bytes
+    return etag
