@@ -153,6 +153,9 @@ def test_without_time_zone_data_the_sites_own_offset_is_kept(monkeypatch):
         ("29 mars 2026 03.00", None, "2026-03-29T03:00:00+02:00"),
         ("25 oktober 2026 01.59", None, "2026-10-25T01:59:00+02:00"),
         ("25 oktober 2026 03.00", None, "2026-10-25T03:00:00+01:00"),
+        # The hour that does not exist, and the one that repeats, take the offset before the change.
+        ("29 mars 2026 02.30", None, "2026-03-29T02:30:00+01:00"),
+        ("25 oktober 2026 02.30", None, "2026-10-25T02:30:00+02:00"),
         ("17 mars 10.34", None, None),
         ("31 februari 2026 10.00", None, None),
         ("17 mars 25.00", date(2026, 3, 17), None),

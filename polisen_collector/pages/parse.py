@@ -72,7 +72,8 @@ def swedish_datetime(text: str, after: date | None = None) -> datetime | None:
     """A time as the site writes it ("17 mars 10.34", "5 juni 2026 23.10") in Stockholm time.
 
     Without a year in the text, the year is that of the first such day on or after `after`
-    (an event is published on or after its own date). None if unreadable or the year unknown.
+    (an event is published on or after its own date). None if unreadable, the year unknown or
+    the system has no time zone data.
     """
     zone = _stockholm_zone()
     match = _SWEDISH_TIME.fullmatch(" ".join(text.split()).lower())
@@ -109,7 +110,7 @@ def parse_page(html: bytes) -> ParsedPage:
     reader = _EventPageReader()
     try:
         # No close(): everything we read lies well before </html>, and close()'s end-of-file
-        # handling is quadratic on crafted unclosed tags in Python before 3.11.13.
+        # handling is quadratic on unclosed tags in older Pythons (48 KB of "<a " took 13 s on 3.11.7).
         reader.feed(html.decode("utf-8", errors="replace"))
     except AssertionError as error:  # html.parser's verdict on malformed <! declarations
         return _unparsed(f"malformed HTML: {error}")
