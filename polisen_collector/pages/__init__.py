@@ -1,0 +1,1 @@
+"""Reading the pages of events on polisen.se."""
