@@ -46,6 +46,7 @@ def setup_logging(log_dir: Path, level: str, max_bytes: int, backup_count: int, 
     last_error = LastError()
     root.addHandler(last_error)
     root.setLevel(level)
+    logging.captureWarnings(True)  # a library's DeprecationWarning goes to the log, not to cron's mail
     quiet = max(logging.getLevelName(level), logging.WARNING)
     logging.getLogger("urllib3").setLevel(quiet)
     # The oci SDK prints request headers at DEBUG and chatter at INFO, from its import on.

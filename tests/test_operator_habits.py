@@ -48,6 +48,7 @@ def umask():
 def quiet_root_logger():
     """An in-process run points the root logger at its log file; undo that afterwards."""
     yield
+    logging.captureWarnings(False)
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
@@ -412,3 +413,16 @@ def test_under_systemd_the_failure_line_has_journald_error_priority(collector, f
     monkeypatch.setenv("STORAGE", "s3")
     assert collect_events.main(args) == 2
     assert capfd.readouterr().err == "configuration error: STORAGE='s3' is invalid: must be one of local, oci\n"
+
+
+def test_python_warnings_go_to_the_log_file_not_stderr(tmp_path, capfd, quiet_root_logger):
+    import warnings
+
+    from polisen_collector.logging_setup import setup_logging
+
+    setup_logging(tmp_path, "INFO", 100_000, 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.warn("old API in some library", DeprecationWarning, stacklevel=1)
+    assert capfd.readouterr() == ("", "")
+    assert "WARNING py.warnings: " in (tmp_path / "polisen-collector.log").read_text()
