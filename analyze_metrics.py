@@ -13,6 +13,8 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from polisen_collector import __version__
+from polisen_collector.cli import quiet_on_closed_pipe
 from polisen_collector.clock import utc_now
 from polisen_collector.config import ConfigError, load_settings
 
@@ -46,16 +48,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of text")
     parser.add_argument("--plot", metavar="FILE.png", type=Path, help="also draw the trends into a PNG (matplotlib)")
     parser.add_argument("--env-file", default=".env", help="file of KEY=VALUE settings (default .env)")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser.parse_args(argv)
 
 
+@quiet_on_closed_pipe
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         settings = load_settings(
             overrides={"METRICS_DIR": args.metrics_dir,
                        "RUN_INTERVAL_MINUTES": str(args.interval) if args.interval else None},
-            env_file=Path(args.env_file),
+            env_file=Path(args.env_file), only=("metrics_dir", "run_interval_minutes"),
         )
     except ConfigError as error:
         print(f"configuration error: {error}", file=sys.stderr)
@@ -89,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         print(format_report(doc, settings.metrics_dir))
     if args.plot and loaded.runs:
         try:
-            plot(loaded.runs, args.plot)
+            plot(loaded.runs, args.plot, settings.run_interval_minutes)
         except OSError as error:
             print(f"could not write the plot {args.plot}: {error.strerror or error}", file=sys.stderr)
             return 1

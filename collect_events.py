@@ -2,7 +2,8 @@
 """Cron entry point: run one collection of the Polisen events feed and exit.
 
 Exit codes: 0 success (also when nothing was new), 1 the run failed, 2 bad configuration
-or credentials, 3 another run holds the lock.
+or credentials, 3 another run holds the lock. Cron's convention: a successful run prints
+nothing; any other exit leaves exactly one line on stderr saying why; the rest is in the log.
 """
 
 from __future__ import annotations
@@ -11,11 +12,19 @@ import argparse
 import sys
 from pathlib import Path
 
+from polisen_collector import __version__
+from polisen_collector.cli import quiet_on_closed_pipe
 from polisen_collector.config import ConfigError, Settings, check_writable_dir, load_settings
+from polisen_collector.exit_codes import EXIT_CONFIG, EXIT_OK
+
+
+class OneLineParser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # cron mails one line, not the whole usage
+        self.exit(EXIT_CONFIG, f"{self.prog}: error: {message} (see --help)\n")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         description="Collect new and edited events from the Polisen API into the archive.",
         epilog="Every setting can also come from the environment or a .env file; see README.md.",
     )
@@ -30,6 +39,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="do not fetch: merge the per-run objects of days older than COMPACT_AFTER_DAYS")
     parser.add_argument("--backfill", metavar="FIRST..LAST",
                         help="fetch these days with ?DateTime= (e.g. 2026-05-01..2026-05-20) instead of the feed")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="also print the log to stderr (a run by hand; cron wants silence)")
+    parser.add_argument("-V", "--version", action="version", version=f"%(prog)s {__version__}")
     return parser.parse_args(argv)
 
 
@@ -63,28 +75,40 @@ def parse_backfill(text: str | None) -> list[str] | None:
         raise ConfigError(f"--backfill: {error}") from None
 
 
+@quiet_on_closed_pipe
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         settings = build_settings(args)
         backfill_days = parse_backfill(args.backfill)
     except ConfigError as error:
-        print(f"configuration error: {error}", file=sys.stderr)
-        record_config_failure(args, error)
-        return 2
+        from polisen_collector.logging_setup import print_failure, silence_logging
 
-    from polisen_collector.logging_setup import setup_logging
+        silence_logging()
+        problem = record_config_failure(args, error)
+        print_failure(f"configuration error: {error}" + (f" ({problem})" if problem else ""))
+        return EXIT_CONFIG
 
-    setup_logging(settings.log_dir, settings.log_level, settings.log_max_bytes, settings.log_backup_count)
+    from polisen_collector.logging_setup import LOG_FILE_NAME, print_failure, setup_logging
+
+    echo = args.verbose or args.dry_run  # a dry run is for reading what it would do
+    last_error = setup_logging(settings.log_dir, settings.log_level, settings.log_max_bytes,
+                               settings.log_backup_count, echo=echo)
     from polisen_collector.run.collection import run_compaction, run_once
 
-    if args.compact:
-        return run_compaction(settings)
-    return run_once(settings, dry_run=args.dry_run, backfill_days=backfill_days)
+    code = (run_compaction(settings) if args.compact
+            else run_once(settings, dry_run=args.dry_run, backfill_days=backfill_days))
+    if code != EXIT_OK and not echo:
+        reason = last_error.message or f"collect_events.py exited {code}"
+        print_failure(f"{reason} (log: {settings.log_dir / LOG_FILE_NAME})")
+    return code
 
 
-def record_config_failure(args: argparse.Namespace, error: ConfigError) -> None:
-    """Record the failure in the health file (and ping /fail) when the settings saying where still parse."""
+def record_config_failure(args: argparse.Namespace, error: ConfigError) -> str | None:
+    """Record the failure in the health file (and ping /fail) when the settings saying where still parse.
+
+    Returns what went wrong doing so, for the one stderr line, or None.
+    """
     from polisen_collector.clock import utc_now
     from polisen_collector.config import health_path_of, load_some
     from polisen_collector.health.file import write_health
@@ -93,18 +117,19 @@ def record_config_failure(args: argparse.Namespace, error: ConfigError) -> None:
         some = load_some(("health_file", "log_dir", "healthcheck_ping_url"),
                          overrides=cli_overrides(args), env_file=Path(args.env_file))
     except (OSError, ValueError) as failure:  # e.g. an unreadable .env: the config error is what matters
-        print(f"could not record the configuration error: {failure}", file=sys.stderr)
-        return
+        return f"not recorded in the health file: {failure}"
     path = health_path_of(some.get("health_file"), some["log_dir"])
     try:
         write_health(path, finished_at=utc_now(), success=False,
                      events_processed=0, execution_time=0.0, error=error)
+        problem = None
     except OSError as failure:
-        print(f"could not record the configuration error in {path}: {failure}", file=sys.stderr)
+        problem = f"not recorded in {path}: {failure}"
     if some.get("healthcheck_ping_url"):
         from polisen_collector.health.ping import ping
 
         ping(some["healthcheck_ping_url"], success=False)
+    return problem
 
 
 if __name__ == "__main__":

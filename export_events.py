@@ -10,11 +10,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 from datetime import date
 from pathlib import Path
 
-from polisen_collector.config import ConfigError, load_settings
+from polisen_collector import __version__
+from polisen_collector.cli import quiet_on_closed_pipe
+from polisen_collector.config import STORAGE_FIELDS, ConfigError, load_settings
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -37,6 +38,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--data-dir", help="local archive folder (DATA_DIR)")
     parser.add_argument("--storage", choices=("local", "oci"), help="archive backend (STORAGE)")
     parser.add_argument("--env-file", default=".env", help="file of KEY=VALUE settings (default .env)")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser.parse_args(argv)
 
 
@@ -65,13 +67,14 @@ def report_bad(line) -> None:
 def write_output(fmt: str, rows, output: str | None) -> None:
     """To stdout, or to a temp file renamed over -o at the end, so a failed export leaves no half file."""
     from polisen_collector.export import WRITERS
+    from polisen_collector.files import temp_file_beside
 
     writer = WRITERS[fmt]
     if output is None:
         writer(rows, sys.stdout)
         return
     path = Path(output)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = temp_file_beside(path)  # follows the umask, as the file it replaces would
     try:
         if fmt == "parquet":
             os.close(fd)
@@ -85,6 +88,7 @@ def write_output(fmt: str, rows, output: str | None) -> None:
         raise
 
 
+@quiet_on_closed_pipe
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     fmt = output_format(args)
@@ -96,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         settings = load_settings(overrides={"DATA_DIR": args.data_dir, "STORAGE": args.storage},
-                                 env_file=Path(args.env_file))
+                                 env_file=Path(args.env_file), only=STORAGE_FIELDS)
     except ConfigError as error:
         print(f"configuration error: {error}", file=sys.stderr)
         return 2

@@ -2,18 +2,22 @@
 """Is the collector healthy? Reads the health file every run leaves, for cron, Nagios or Prometheus.
 
 Exit codes: 0 healthy, 1 unhealthy (missing, unreadable or odd file, stale, last run failed).
-With --nagios: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN. --serve runs an HTTP endpoint instead.
+With --nagios: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN, with the plugin options -w -c -t -v -V
+(docs/monitoring.md says what the thresholds mean). --serve runs an HTTP endpoint instead.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from datetime import timedelta
 from pathlib import Path
 
-from polisen_collector.health.verdict import NAGIOS_EXIT, UNKNOWN, Verdict, assess
+from polisen_collector import __version__
+from polisen_collector.cli import quiet_on_closed_pipe
+from polisen_collector.health.verdict import CRITICAL_FAILURES, NAGIOS_EXIT, UNKNOWN, Verdict, assess
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -35,8 +39,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", action="store_true", help="print the verdict and the health data as JSON")
     parser.add_argument("--nagios", action="store_true",
                         help="monitoring-plugin output and exit codes (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN)")
-    parser.add_argument("--warning", type=_minutes, default=45.0, help="--nagios: WARNING age in minutes (45)")
-    parser.add_argument("--critical", type=_minutes, default=90.0, help="--nagios: CRITICAL age in minutes (90)")
+    parser.add_argument("-w", "--warning", type=_minutes, default=45.0, metavar="MINUTES",
+                        help="--nagios: WARNING when the last run is older than this (default 45)")
+    parser.add_argument("-c", "--critical", type=_minutes, default=90.0, metavar="MINUTES",
+                        help="--nagios: CRITICAL when the last run is older than this (default 90)")
+    parser.add_argument("--critical-failures", type=_count, default=CRITICAL_FAILURES, metavar="N",
+                        help="a failed last run is WARNING, CRITICAL from N failures in a row "
+                             f"(default {CRITICAL_FAILURES}, as deploy/prometheus-alerts.yml)")
+    parser.add_argument("-t", "--timeout", type=_seconds, default=10.0, metavar="SECONDS",
+                        help="give up reading the health file after this long: UNKNOWN (default 10)")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="print the details after the status line, also when unhealthy")
+    parser.add_argument("-V", "--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--serve", action="store_true", help="serve GET /healthz and GET /metrics over HTTP")
     parser.add_argument("--host", default="127.0.0.1", help="--serve: address to bind (default loopback)")
     parser.add_argument("--port", type=int, default=9108, help="--serve: port (default 9108; 0 picks a free one)")
@@ -53,6 +67,19 @@ def _minutes(text: str) -> float:
     return value
 
 
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not 0 < value < 10**6:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+    return value
+
+
+def _count(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return int(text)
+
+
 def health_path(args: argparse.Namespace) -> Path:
     """--health-file, else the collector's own rule (HEALTH_FILE, else LOG_DIR/health.json)."""
     if args.health_file:
@@ -67,7 +94,7 @@ def report(verdict: Verdict, args: argparse.Namespace) -> int:
     if args.nagios:
         warning, critical = timedelta(minutes=args.warning), timedelta(minutes=args.critical)
         code = NAGIOS_EXIT[verdict.state]
-        perfdata = verdict.perfdata(warning, critical)
+        perfdata = verdict.perfdata(warning, critical, args.critical_failures)
         line = f"POLISEN_COLLECTOR {verdict.state}: {verdict.message}" + (f" | {perfdata}" if perfdata else "")
     else:
         code = 0 if verdict.healthy else 1
@@ -76,7 +103,7 @@ def report(verdict: Verdict, args: argparse.Namespace) -> int:
         print(json.dumps(verdict.to_dict(), indent=2, ensure_ascii=False))
     else:
         print(line)
-        if verdict.healthy:
+        if (verdict.healthy or args.verbose) and verdict.details:
             print("\n".join(verdict.details))
     return code
 
@@ -88,6 +115,29 @@ def limits(args: argparse.Namespace) -> dict[str, timedelta]:
     return {"warning": timedelta(minutes=args.max_age_minutes), "critical": timedelta(minutes=args.max_age_minutes)}
 
 
+class _TimedOut(Exception):
+    pass
+
+
+def assess_within(path: Path, args: argparse.Namespace) -> Verdict:
+    """assess() under -t: a health file on a hung disk or network mount is UNKNOWN, not a hung check."""
+
+    def give_up(signum: int, frame: object) -> None:
+        raise _TimedOut
+
+    previous = signal.signal(signal.SIGALRM, give_up)
+    signal.setitimer(signal.ITIMER_REAL, args.timeout)
+    try:
+        return assess(path, critical_failures=args.critical_failures, **limits(args))
+    except _TimedOut:
+        return Verdict(UNKNOWN, f"no answer within {args.timeout:g} s reading the health file {path} "
+                                "(a hung disk or network file system?)", path)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@quiet_on_closed_pipe
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
@@ -98,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         from polisen_collector.health.server import serve
 
         return serve(path, host=args.host, port=args.port, max_age=timedelta(minutes=args.max_age_minutes))
-    return report(assess(path, **limits(args)), args)
+    return report(assess_within(path, args), args)
 
 
 if __name__ == "__main__":

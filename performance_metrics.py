@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from polisen_collector import __version__
+from polisen_collector.cli import quiet_on_closed_pipe
 from polisen_collector.config import ConfigError, load_some
 from polisen_collector.exit_codes import EXIT_CONFIG, EXIT_FAILED, EXIT_OK
 
@@ -27,6 +28,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+@quiet_on_closed_pipe
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:

@@ -14,7 +14,8 @@ import sys
 from pathlib import Path
 
 from polisen_collector import __version__
-from polisen_collector.config import ConfigError, load_settings
+from polisen_collector.cli import quiet_on_closed_pipe
+from polisen_collector.config import STORAGE_FIELDS, ConfigError, load_settings
 from polisen_collector.exit_codes import EXIT_CONFIG, EXIT_FAILED, EXIT_OK
 
 
@@ -28,10 +29,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+@quiet_on_closed_pipe
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        settings = load_settings(overrides={"STORAGE": "oci"}, env_file=Path(args.env_file))
+        settings = load_settings(overrides={"STORAGE": "oci"}, env_file=Path(args.env_file), only=STORAGE_FIELDS)
         from polisen_collector.archive.state import STATE_OBJECT
         from polisen_collector.storage import open_storage
         from polisen_collector.storage.base import StorageError

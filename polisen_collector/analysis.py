@@ -336,46 +336,92 @@ def format_report(doc: dict[str, Any], metrics_dir: Path) -> str:
     return "\n".join(lines)
 
 
-def plot(runs: list[Run], path: Path) -> None:
-    """Daily trends (step timings, events per run, failures, bytes) drawn into a PNG."""
+# A history shorter than this (a first day) is drawn run by run, a longer one day by day.
+PER_RUN_SPAN = timedelta(days=3)
+# Fewer points than this get markers, so a single run or day still shows as a dot.
+SPARSE_POINTS = 60
+
+
+def plot(runs: list[Run], path: Path, interval_minutes: int = 30) -> None:
+    """The trends drawn into a PNG (see trend_figure)."""
+    import matplotlib.pyplot as plt
+
+    figure = trend_figure(runs, interval_minutes)
+    figure.savefig(path, format="png", dpi=80)
+    plt.close(figure)
+
+
+def trend_figure(runs: list[Run], interval_minutes: int):
+    """Step timings, events per run, failures and bytes over time (UTC), missed runs shaded grey."""
     import matplotlib
 
     matplotlib.use("Agg")
+    import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
+    from matplotlib import ticker
+    from matplotlib.patches import Patch
 
-    days: dict[datetime, dict[str, Series]] = defaultdict(lambda: defaultdict(Series))
+    runs = sorted(runs, key=lambda run: run.started_at)
+    per_run = runs[-1].started_at - runs[0].started_at < PER_RUN_SPAN
+    buckets: dict[datetime, dict[str, Series]] = defaultdict(lambda: defaultdict(Series))
     for run in runs:
-        day = days[run.started_at.replace(hour=0, minute=0, second=0, microsecond=0)]
-        day["failed"].add(run.outcome == "failed", 0)
+        bucket = buckets[run.started_at if per_run else run.started_at.replace(hour=0, minute=0, second=0,
+                                                                                microsecond=0)]
+        bucket["failed"].add(run.outcome == "failed", 0)
         if run.outcome != "locked":
             for step, seconds in run.timings.items():
-                day[step].add(seconds, 0)
+                bucket[step].add(seconds, 0)
         for name in ("new_events", "updated_events") if run.outcome == "success" else ():
             if name in run.counts:
-                day[name].add(run.counts[name], 0)
+                bucket[name].add(run.counts[name], 0)
         if "bytes_wire" in run.counts:
-            day["bytes_wire"].add(run.counts["bytes_wire"] / 1000, 0)
-    x = sorted(days)
+            bucket["bytes_wire"].add(run.counts["bytes_wire"] / 1000, 0)
+    x = sorted(buckets)
 
-    def daily(name: str, total: bool = False) -> list[float | None]:
-        values = [days[day][name].values if name in days[day] else [] for day in x]
-        return [sum(v) if total else (statistics.fmean(v) if v else None) for v in values]
+    def series(name: str, total: bool = False) -> list[float]:
+        values = [buckets[when][name].values if name in buckets[when] else [] for when in x]
+        return [sum(v) if total else (statistics.fmean(v) if v else math.nan) for v in values]
 
+    line = {"linewidth": 1, **({"marker": "o", "markersize": 4} if len(x) < SPARSE_POINTS else {})}
+    each = "per run" if per_run else "daily mean"
     figure, axes = plt.subplots(4, 1, figsize=(11, 11), sharex=True)
-    steps = {step for day in days.values() for step in day} & set(STEPS)
+    steps = {step for bucket in buckets.values() for step in bucket} & set(STEPS)
     for step in (s for s in STEPS if s in steps):
-        axes[0].plot(x, daily(step), label=step, linewidth=1)
-    axes[0].set(title="Step timings", ylabel="seconds (daily mean)", yscale="log")
-    axes[0].legend(fontsize="small", ncol=3)
+        axes[0].plot(x, series(step), label=step, **line)
+    axes[0].set(title="Step timings", ylabel=f"seconds ({each})", yscale="log")
     for name in ("new_events", "updated_events"):
-        axes[1].plot(x, daily(name), label=name.replace("_", " "), linewidth=1)
-    axes[1].set(title="Events per successful run", ylabel="daily mean")
-    axes[1].legend(fontsize="small")
-    axes[2].bar(x, daily("failed", total=True), color="tab:red")
-    axes[2].set(title="Failures", ylabel="failed runs per day")
-    axes[3].plot(x, daily("bytes_wire"), linewidth=1)
-    axes[3].set(title="Bytes on the wire", ylabel="kB per run (daily mean)")
-    figure.autofmt_xdate()
+        axes[1].plot(x, series(name), label=name.replace("_", " "), **line)
+    axes[1].set(title="Events per successful run", ylabel=each)
+    width = interval_minutes / 1440 * 0.8 if per_run else 0.8  # date units are days
+    failed = series("failed", total=True)
+    axes[2].bar(x, failed, width=width, color="tab:red")
+    axes[2].set_ylim(0, max(1, *failed) * 1.1)
+    axes[2].set(title="Failures", ylabel="failed runs" + ("" if per_run else " per day"))
+    axes[3].plot(x, series("bytes_wire"), **line)
+    axes[3].set(title="Bytes on the wire", ylabel=f"kB per run ({each})")
+
+    schedule = schedule_gaps(runs, interval_minutes)
+    for gap in schedule["gaps"]:
+        for axis in axes:
+            axis.axvspan(datetime.fromisoformat(gap["after"]), datetime.fromisoformat(gap["before"]),
+                         color="0.88", zorder=0)
+    missed = [Patch(color="0.88", label=f"missed runs ({schedule['missed_runs']})")] if schedule["gaps"] else []
+    for axis, extra in ((axes[0], missed), (axes[1], [])):
+        handles, _ = axis.get_legend_handles_labels()
+        axis.legend(handles=handles + extra, fontsize="small", ncol=3)
+    seconds = ticker.FuncFormatter(lambda value, _: f"{value:g}")  # 0.01, 1, 2 rather than 10^-2
+    low, high = axes[0].get_ylim()
+    axes[0].yaxis.set_major_formatter(seconds)
+    axes[0].yaxis.set_minor_formatter(seconds if high < 10 * low else ticker.NullFormatter())
+    axes[2].yaxis.set_major_locator(ticker.MaxNLocator(integer=True))
+    if len(x) == 1:  # one point: give the axis a span, or matplotlib draws a zero-width one
+        axes[-1].set_xlim(x[0] - timedelta(hours=1), x[0] + timedelta(hours=1))
+    locator = mdates.AutoDateLocator(tz=UTC)
+    axes[-1].xaxis.set_major_locator(locator)
+    axes[-1].xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz=UTC))
+    axes[-1].set_xlabel("time (UTC)")
+    first, last = runs[0].started_at.astimezone(UTC), runs[-1].started_at.astimezone(UTC)
+    figure.suptitle(f"Polisen events collector: {len(runs)} run{'s' if len(runs) != 1 else ''}, {first:%Y-%m-%d %H:%M} to "
+                    f"{last:%Y-%m-%d %H:%M} UTC, {schedule['missed_runs']} missed ({each})")
     figure.tight_layout()
-    figure.savefig(path, format="png", dpi=80)
-    plt.close(figure)
+    return figure

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -281,16 +281,26 @@ def read_env_file(path: Path) -> dict[str, str]:
     return {key: value for key, value in dotenv_values(path).items() if value is not None}
 
 
+# What a tool that only reads the archive needs: the backend and how to reach it.
+STORAGE_FIELDS = ("storage", "data_dir", *(setting.field for setting in SETTINGS if setting.field.startswith("oci_")))
+
+
 def load_settings(
     environ: Mapping[str, str] | None = None,
     overrides: Mapping[str, str | None] | None = None,
     env_file: Path | None = Path(".env"),
+    only: Collection[str] | None = None,
 ) -> Settings:
-    """Settings from `.env`, then the environment, then `overrides` (CLI flags by env name)."""
+    """Settings from `.env`, then the environment, then `overrides` (CLI flags by env name).
+
+    With `only` (field names) a tool checks just the settings it reads and the others keep
+    their defaults, so a value meant for another tool (LOG_LEVEL, API_RATE_LIMIT) never stops it.
+    """
     values = _raw_values(environ, overrides, env_file)
     parsed: dict[str, Any] = {}
     for setting in SETTINGS:
-        raw = values.get(setting.env, setting.default)
+        read = only is None or setting.field in only
+        raw = values.get(setting.env, setting.default) if read else setting.default
         try:
             parsed[setting.field] = setting.parse(raw)
         except ValueError as error:

@@ -57,10 +57,15 @@ class Collector:
 
     def run(self, *args: str, env: dict[str, str] | None = None, timeout: float = 60,
             script: str = "collect_events.py") -> subprocess.CompletedProcess:
-        return subprocess.run(
+        """Run a tool; `.log` of the result holds what this run added to the log file."""
+        log_file = self.log_dir / "polisen-collector.log"
+        start = log_file.stat().st_size if log_file.exists() else 0
+        result = subprocess.run(
             self.command(*args, script=script), cwd=self.workdir, env={**self.env, **(env or {})},
             capture_output=True, text=True, timeout=timeout,
         )
+        result.log = log_file.read_bytes()[start:].decode("utf-8") if log_file.exists() else ""
+        return result
 
     def checkpoint(self) -> Callable[[], None]:
         """Copy data/ and logs/ now; the returned function puts that copy back."""

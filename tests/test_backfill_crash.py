@@ -66,8 +66,8 @@ def test_the_uninterrupted_backfill_run_and_its_writes(outage, collector, snapsh
     """Pins what the kills below hit: the gap queued first, the window's 7 days, the state, then per day event, state, queue."""
     outage()
     result, writes = crash_run(collector, "before-put", 0)
-    assert result.returncode == 0, result.stdout[-2000:]
-    assert "possible gap in the archive from 2026-05-23 to 2026-05-30" in result.stdout
+    assert result.returncode == 0, result.log[-2000:]
+    assert "possible gap in the archive from 2026-05-23 to 2026-05-30" in result.log
     kinds = [kind(writes[str(n)]) for n in range(1, len(writes) + 1)]
     assert kinds == ["queue"] + ["event"] * 7 + ["state"] + ["event", "state", "queue"] * 8
     assert_healed(collector, snapshot_bodies)
@@ -81,13 +81,13 @@ def test_kill_at_the_writes_of_a_backfilling_run_then_normal_runs_heal_the_gap(
     for at in sorted({*range(1, total + 1, EVERY), total}):
         outage()
         crashed, writes = crash_run(collector, point, at)
-        assert crashed.returncode == -signal.SIGKILL, crashed.stdout[-2000:]
+        assert crashed.returncode == -signal.SIGKILL, crashed.log[-2000:]
         hit[at] = writes[str(at)]
         for _ in range(3):
             recovered = collector.run()
             if recovered.returncode == 0:
                 break
-        assert recovered.returncode == 0, recovered.stdout[-2000:]
+        assert recovered.returncode == 0, recovered.log[-2000:]
         try:
             assert_healed(collector, snapshot_bodies)
         except AssertionError as error:

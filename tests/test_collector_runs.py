@@ -20,7 +20,7 @@ def event_lines(collector) -> int:
 
 def test_first_run_writes_one_object_per_local_date_and_the_state(collector, snapshot_bodies):
     result = collector.run()
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.returncode == 0, result.log + result.stderr
     events = json.loads(snapshot_bodies[0])
     lines = archived_lines(collector.data_dir)
     assert sorted(json.dumps(e, sort_keys=True) for _, e in lines) == sorted(
@@ -34,8 +34,15 @@ def test_first_run_writes_one_object_per_local_date_and_the_state(collector, sna
     state = collector.state()
     assert state["format"] == 1
     assert set(map(int, state["seen"])) == {e["id"] for e in events}
-    summary = result.stdout.strip().splitlines()[-1]
+    summary = result.log.strip().splitlines()[-1]
     assert "fetched 500, new 500, updated 0, unchanged 0, invalid 0" in summary
+    assert (result.stdout, result.stderr) == ("", ""), "cron mails any output of a successful run"
+
+
+def test_a_run_without_contact_email_warns_in_the_log_only(collector):
+    result = collector.run(env={"API_CONTACT_EMAIL": ""})
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+    assert "WARNING polisen.collect: API_CONTACT_EMAIL is not set" in result.log
 
 
 def test_same_answer_again_stores_nothing(collector, fake_api):
@@ -43,7 +50,7 @@ def test_same_answer_again_stores_nothing(collector, fake_api):
     fake_api.state.support_etag = False
     second = collector.run()
     assert second.returncode == 0
-    assert "new 0, updated 0, unchanged 500" in second.stdout
+    assert "new 0, updated 0, unchanged 500" in second.log
     assert event_lines(collector) == 500
 
 
@@ -52,7 +59,7 @@ def test_unchanged_feed_costs_one_conditional_request_and_no_write(collector, fa
     state_before = (collector.data_dir / "metadata" / "last_seen.json").stat().st_mtime_ns
     second = collector.run()
     assert second.returncode == 0
-    assert "304 Not Modified" in second.stdout
+    assert "304 Not Modified" in second.log
     assert [r.status for r in fake_api.requests] == [200, 304]
     assert (collector.data_dir / "metadata" / "last_seen.json").stat().st_mtime_ns == state_before
 
@@ -80,9 +87,9 @@ def test_invalid_events_are_skipped_counted_and_logged(tmp_path, snapshot_bodies
     with FakePolisenServer([body]) as server:
         collector = Collector(tmp_path, server.url)
         result = collector.run()
-    assert result.returncode == 0, result.stdout
-    assert "fetched 6, new 3, updated 0, unchanged 0, invalid 3" in result.stdout
-    assert f"id {events[1]['id']}: unparseable datetime 'igår'" in result.stdout
+    assert result.returncode == 0, result.log
+    assert "fetched 6, new 3, updated 0, unchanged 0, invalid 3" in result.log
+    assert f"id {events[1]['id']}: unparseable datetime 'igår'" in result.log
     assert sorted(e["id"] for _, e in archived_lines(collector.data_dir)) == sorted(e["id"] for e in events[2:5])
 
 
@@ -117,8 +124,8 @@ def test_corrupt_state_is_kept_and_rebuilt_from_the_archive(collector, fake_api,
     state_path.write_bytes(damage)
     fake_api.serve(3)
     result = collector.run()
-    assert result.returncode == 0, result.stdout
-    assert "rebuilding the state from the archive" in result.stdout
+    assert result.returncode == 0, result.log
+    assert "rebuilding the state from the archive" in result.log
     kept = list((collector.data_dir / "metadata").glob("last_seen.json.corrupt-*"))
     assert [path.read_bytes() for path in kept] == [damage]
     new_events = {e["id"] for e in fake_api.current_events()} - set(map(int, good))
@@ -135,15 +142,15 @@ def test_missing_state_with_an_archive_is_rebuilt_not_restarted(collector, fake_
     (collector.data_dir / "metadata" / "last_seen.json").unlink()
     result = collector.run()
     assert result.returncode == 0
-    assert "is missing but the archive has events" in result.stdout
+    assert "is missing but the archive has events" in result.log
     assert event_lines(collector) == lines_before
     assert collector.state()["seen"] == good
 
 
 def test_dry_run_fetches_and_reports_but_writes_nothing(collector):
     result = collector.run("--dry-run")
-    assert result.returncode == 0, result.stdout
-    assert "dry run: would store 500 new and 0 updated events" in result.stdout
+    assert result.returncode == 0, result.log
+    assert "dry run: would store 500 new and 0 updated events" in result.log
     assert not (collector.data_dir / "events").exists()
     assert not (collector.data_dir / "metadata" / "last_seen.json").exists()
     assert collector.metrics_files() == []
@@ -154,7 +161,9 @@ def test_a_run_while_another_holds_the_lock_exits_3(collector, fake_api):
     with RunLock(collector.log_dir / "collect_events.lock"):
         result = collector.run()
     assert result.returncode == 3
-    assert "another run" in result.stdout and "holds" in result.stdout
+    [line] = result.stderr.splitlines()
+    assert line.startswith("another run (pid ") and "holds" in line and "polisen-collector.log" in line
+    assert result.stdout == ""
     assert fake_api.requests == []
     assert not (collector.data_dir / "events").exists()
 
@@ -207,7 +216,7 @@ def test_env_file_settings_are_read_and_flags_override_them(collector, fake_api,
     env = {key: value for key, value in collector.env.items() if key != "DATA_DIR"}
     result = subprocess.run(collector.command()[:2] + ["--env-file", str(env_file)], cwd=collector.workdir,
                             env=env, capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.returncode == 0, result.log + result.stderr
     assert (tmp_path / "from-env-file" / "metadata" / "last_seen.json").exists()
     flags = ["--env-file", str(env_file), "--data-dir", str(tmp_path / "flag")]
     flagged = subprocess.run(collector.command()[:2] + flags,
@@ -230,9 +239,20 @@ def test_a_failed_fetch_records_its_retries_in_the_metrics(collector, fake_api):
     fake_api.add_faults(*["status:503"] * 4)
     result = collector.run()
     assert result.returncode == 1
-    assert "run failed: " in result.stdout and "HTTP 503 Service Unavailable after 3 retries" in result.stdout
+    [line] = result.stderr.splitlines()
+    assert line.startswith("run failed: ") and "HTTP 503 Service Unavailable after 3 retries" in line
+    assert line.endswith(f"(log: {collector.log_dir / 'polisen-collector.log'})")
+    assert result.stdout == ""
+    assert "API request failed (HTTP 503); retry 3 of 3" in result.log, "retries go to the log file, not stderr"
     [metrics_file] = collector.metrics_files()
     metrics = json.loads(metrics_file.read_text())
     assert metrics["outcome"] == "failed"
     assert (metrics["counts"]["retries"], metrics["counts"]["api_requests"]) == (3, 4)
     assert metrics["errors"][0]["type"] == "ApiError"
+
+
+def test_a_configuration_error_with_a_failing_ping_is_still_one_stderr_line(collector, fake_api):
+    result = collector.run(env={"STORAGE": "s3", "HEALTHCHECK_PING_URL": "http://127.0.0.1:9/ping"})
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == ["configuration error: STORAGE='s3' is invalid: must be one of local, oci"]
+    assert collector.health()["error"]["type"] == "ConfigError"

@@ -34,11 +34,11 @@ def test_kill_at_each_write_then_rerun_loses_nothing(fake_api, collector, snapsh
         restore()
         crashed = collector.run(script="tests/crash_run.py", env={"CRASH_POINT": point, "CRASH_AT": str(nth)})
         if crashed.returncode != -signal.SIGKILL:
-            assert crashed.returncode == 0, crashed.stdout + crashed.stderr
+            assert crashed.returncode == 0, crashed.log + crashed.stderr
             break
         killed_at.append(nth)
         recovered = collector.run()
-        assert recovered.returncode == 0, recovered.stdout + recovered.stderr
+        assert recovered.returncode == 0, recovered.log + recovered.stderr
         assert_complete(collector, snapshot_bodies[: index + 1])
         nth += 1
     assert len(killed_at) >= 2, "the run must have been killed at an event write and at the state write"

@@ -28,7 +28,7 @@ def replay(server: FakePolisenServer, collector: Collector, indexes) -> None:
     for index in indexes:
         server.serve(index)
         result = collector.run()
-        assert result.returncode in (0, 1), result.stdout[-500:]
+        assert result.returncode in (0, 1), result.log[-500:]
 
 
 @pytest.fixture(scope="module")
@@ -213,7 +213,7 @@ def test_compaction_killed_at_a_step_then_rerun_exports_the_same(workspace, kill
 
     for step in (kill_at, 2):  # the rerun is killed too, after merging into an existing compacted object
         result = compact(workspace, kill_at=step)
-        assert result.returncode == -signal.SIGKILL, result.stdout[-500:]
+        assert result.returncode == -signal.SIGKILL, result.log[-500:]
         assert export_in_process(workspace.data_dir) == latest
         assert export_in_process(workspace.data_dir, True) == every
 
@@ -229,7 +229,7 @@ def test_compaction_killed_at_a_step_then_rerun_exports_the_same(workspace, kill
     calls_file = tmp_path / "calls.json"
     result = compact(workspace, calls_file=calls_file)
     assert result.returncode == 0
-    assert "compaction: 0 days compacted" in result.stdout
+    assert "compaction: 0 days compacted" in result.log
     assert json.loads(calls_file.read_text()) == {"list": 1}
     assert layout(workspace.data_dir) == after
 
@@ -263,8 +263,8 @@ def test_collecting_into_compacted_days_and_rebuilding_the_state(tmp_path, snaps
 
         (collector.data_dir / "metadata" / "last_seen.json").unlink()
         result = collector.run()
-    assert result.returncode == 0, result.stdout[-500:]
-    assert f"rebuilt the state from the archive: {len(truth)} ids" in result.stdout
+    assert result.returncode == 0, result.log[-500:]
+    assert f"rebuilt the state from the archive: {len(truth)} ids" in result.log
     assert archived_versions(collector.data_dir) == truth
     assert {int(k): v[0] for k, v in collector.state()["seen"].items()} == {
         event_id: content_hash(json.loads(contents[-1])) for event_id, contents in truth.items()
@@ -284,7 +284,7 @@ def test_compaction_leaves_a_day_with_an_unreadable_line_and_waits_for_the_lock(
     assert sorted(p.name for p in folder.iterdir()) == before
 
     result = compact(workspace)
-    assert result.returncode == 0, result.stdout[-500:]
-    assert f"not compacting 2026-05-25: unreadable line events/2026/05/25/{before[0]} line" in result.stdout
-    assert "27 days compacted" in result.stdout
+    assert result.returncode == 0, result.log[-500:]
+    assert f"not compacting 2026-05-25: unreadable line events/2026/05/25/{before[0]} line" in result.log
+    assert "27 days compacted" in result.log
     assert sorted(p.name for p in folder.iterdir()) == before

@@ -51,9 +51,9 @@ def test_downtime_longer_than_the_window_is_reported_and_backfilled(fake_api, co
     fake_api.serve(RESUME)
     before = len(fake_api.requests)
     result = collector.run()
-    assert result.returncode == 0, result.stdout[-2000:]
+    assert result.returncode == 0, result.log[-2000:]
 
-    assert "possible gap in the archive from 2026-05-23 to 2026-05-30" in result.stdout
+    assert "possible gap in the archive from 2026-05-23 to 2026-05-30" in result.log
     gap = {"from": "2026-05-23", "to": "2026-05-30",
            "reason": "the answer was full (500 events) and none of its events were known"}
     assert collector.health()["gap"] == gap
@@ -73,7 +73,7 @@ def test_downtime_longer_than_the_window_is_reported_and_backfilled(fake_api, co
 
     again = collector.run()
     assert again.returncode == 0 and collector.health()["gap"] is None
-    assert "new 0, updated 0" in again.stdout
+    assert "new 0, updated 0" in again.log
 
 
 def test_interrupted_backfill_resumes_next_run(fake_api, collector):
@@ -83,7 +83,7 @@ def test_interrupted_backfill_resumes_next_run(fake_api, collector):
     fake_api.serve(RESUME)
     fake_api.add_faults("none", "none", "none", "status:503", "status:503", "status:503", "status:503")
     first = collector.run()
-    assert first.returncode == 0, first.stdout[-2000:]
+    assert first.returncode == 0, first.log[-2000:]
     backfill = collector.health()["backfill"]
     assert backfill["days_done"] == 2 and backfill["pending_days"] == 6
     assert backfill["next_pending_day"] == "2026-05-25" and "HTTP 503" in backfill["stopped"]
@@ -94,17 +94,17 @@ def test_interrupted_backfill_resumes_next_run(fake_api, collector):
     assert second.returncode == 0
     assert collector.health()["backfill"]["days_done"] == 6
     assert json.loads((collector.data_dir / "metadata" / "backfill.json").read_text())["pending"] == {}
-    assert [line for line in second.stdout.splitlines() if "backfill 2026-05-25 (1/6)" in line]
+    assert [line for line in second.log.splitlines() if "backfill 2026-05-25 (1/6)" in line]
 
 
 def test_backfill_on_demand_prints_progress_and_never_duplicates(fake_api, collector, snapshot_bodies):
     fake_api.serve(RESUME)
     result = collector.run("--backfill", "2026-05-25..2026-05-27")
-    assert result.returncode == 0, result.stdout[-2000:]
-    progress = [line.split("polisen.backfill: ")[1] for line in result.stdout.splitlines() if "backfill 2026-05-2" in line]
+    assert result.returncode == 0, result.log[-2000:]
+    progress = [line.split("polisen.backfill: ")[1] for line in result.log.splitlines() if "backfill 2026-05-2" in line]
     assert [line.split(":")[0] for line in progress] == [
         "backfill 2026-05-25 (1/3)", "backfill 2026-05-26 (2/3)", "backfill 2026-05-27 (3/3)"]
-    assert "backfill summary: 3 of 3 days done" in result.stdout
+    assert "backfill summary: 3 of 3 days done" in result.log
     assert not (collector.log_dir / "health.json").exists(), "an on-demand backfill is not a cron run"
 
     newest = {}
@@ -121,7 +121,7 @@ def test_backfill_on_demand_prints_progress_and_never_duplicates(fake_api, colle
     state_path.write_text(json.dumps(state))
     again = collector.run("--backfill", "2026-05-25..2026-05-27")
     assert again.returncode == 0
-    assert f"{len(newest)} events, 0 new, 0 updated" in again.stdout
+    assert f"{len(newest)} events, 0 new, 0 updated" in again.log
     assert len(archived_lines(collector.data_dir)) == len(newest)
 
 

@@ -57,7 +57,7 @@ def test_fresh_success_is_healthy_with_details(capsys, health):
     assert code == 0
     assert re.fullmatch(
         r"POLISEN_COLLECTOR OK: last run 10 min ago succeeded: 7 events processed in 1\.50 s "
-        r"\| age=60[01]s;2700;5400;0 events=7;;;0 duration=1\.500s;;;0", lines[0]), lines[0]
+        r"\| age=60[01]s;2700;5400;0 events=7;;;0 duration=1\.500s;;;0 failures=0;0;2;0", lines[0]), lines[0]
 
 
 def test_stale_is_unhealthy_then_warning_then_critical(capsys, health):
@@ -73,7 +73,7 @@ def test_stale_is_unhealthy_then_warning_then_critical(capsys, health):
     assert code == 2
     assert lines[0].startswith(f"POLISEN_COLLECTOR CRITICAL: no run for 100 min (limit 90 min): {STALE_HINT} |")
     code, lines = check(capsys, health, "--nagios", "--warning", "120", "--critical", "180")
-    assert code == 0 and lines[0].endswith(";7200;10800;0 events=7;;;0 duration=1.500s;;;0")
+    assert code == 0 and lines[0].endswith(";7200;10800;0 events=7;;;0 duration=1.500s;;;0 failures=0;0;2;0")
 
 
 def test_failed_last_run_says_since_when_and_why(capsys, health):
@@ -87,7 +87,7 @@ def test_failed_last_run_says_since_when_and_why(capsys, health):
     code, lines = check(capsys, health, "--nagios")
     assert code == 2
     assert re.fullmatch(re.escape(f"POLISEN_COLLECTOR CRITICAL: {message} | age=60") + r"[01]"
-                        + re.escape("s;2700;5400;0 events=0;;;0 duration=0.250s;;;0"), lines[0]), lines[0]
+                        + re.escape("s;2700;5400;0 events=0;;;0 duration=0.250s;;;0 failures=3;0;2;0"), lines[0]), lines[0]
 
 
 def test_failure_without_any_success_on_record(capsys, health):

@@ -87,7 +87,7 @@ def test_replay_through_oci_stores_the_same_archive_as_local(tmp_path, fake_api,
         fake_api.serve(index)
         for collector in (local, oci_run):
             result = collector.run()
-            assert result.returncode == 0, result.stdout[-800:] + result.stderr[-800:]
+            assert result.returncode == 0, result.log[-800:] + result.stderr[-800:]
 
     bucket = fake_oci.dump(tmp_path / "bucket")
     assert by_day(archived_lines(bucket)) == by_day(archived_lines(local.data_dir))
@@ -158,8 +158,8 @@ def test_state_write_412_reloads_merges_and_retries(fake_api, fake_oci, oci_run)
     fake_oci.before("PUT", STATE, another_collector_writes_the_state)
     fake_api.serve(5)
     result = oci_run.run()
-    assert result.returncode == 0, result.stdout
-    assert "state changed under us" in result.stdout
+    assert result.returncode == 0, result.log
+    assert "state changed under us" in result.log
     statuses = [r.status for r in requests_to(fake_oci, "PUT", "metadata%2Flast_seen.json")]
     assert statuses == [200, 412, 200], "the 412 is not retried by the SDK: the run reloads and merges"
     after = bucket_state(fake_oci)["seen"]
@@ -178,7 +178,7 @@ def test_5xx_on_event_put_fails_the_run_and_the_next_run_loses_nothing(tmp_path,
     fake_api.serve(20)
     failed = oci_run.run()
     assert failed.returncode == 1
-    assert "OCI service error (HTTP 503 ServiceUnavailable) after the SDK's retries" in failed.stdout, failed.stdout
+    assert "OCI service error (HTTP 503 ServiceUnavailable) after the SDK's retries" in failed.log, failed.log
     assert oci_run.health()["status"] == "failed"
     assert fake_oci.objects()[STATE] == state_before, "the state must not move past unstored events"
     refused = [r.path for r in requests_to(fake_oci, "PUT", "/o/events%2F") if r.status == 503]
@@ -192,10 +192,10 @@ def test_5xx_on_event_put_fails_the_run_and_the_next_run_loses_nothing(tmp_path,
 
 def assert_failed_as_config_error_storing_nothing(collector: Collector, result, fake: FakeOCIServer, message: str) -> None:
     """Exit 2 with one clear line; the bucket, the local folder and the API cache are untouched."""
-    assert result.returncode == 2, result.stdout[-800:]
-    errors = [line for line in result.stdout.splitlines() if "configuration error" in line]
-    assert len(errors) == 1 and message in errors[0], result.stdout
-    assert "Traceback" not in result.stdout + result.stderr
+    assert result.returncode == 2, result.log[-800:]
+    [line] = result.stderr.splitlines()
+    assert line.startswith("configuration error: ") and message in line, result.stderr
+    assert "Traceback" not in result.stdout + result.stderr + result.log
     assert fake.objects() == {}
     assert not [r for r in fake.requests if r.method in ("PUT", "POST", "DELETE")]
     assert not collector.data_dir.exists() and not (collector.log_dir / "api-cache.json").exists()
@@ -211,13 +211,13 @@ def test_wrong_bucket_or_namespace_is_a_config_error_at_the_state_read_storing_n
     fake_api.serve(0)
     result = oci_run.run(env={setting: value})
     assert_failed_as_config_error_storing_nothing(oci_run, result, fake_oci, f"reading {STATE} in OCI bucket")
-    assert message in result.stdout
+    assert message in result.log
     reads = [r for r in fake_oci.requests if r.path.startswith("/n/") and "/b/" in r.path]
     assert [(r.method, r.status) for r in reads] == [("GET", 404)], "the state read is the check; a 404 is not retried"
     assert len(fake_api.requests) == 1, "the API fetch runs alongside the state read, once"
 
     fixed = oci_run.run()
-    assert fixed.returncode == 0, fixed.stdout[-800:]
+    assert fixed.returncode == 0, fixed.log[-800:]
     assert archived_versions(fake_oci.dump(tmp_path / "bucket")) == versions_in_snapshots(snapshot_bodies[:1])
 
 
@@ -230,7 +230,7 @@ def test_unknown_api_key_is_401_and_exit_2_at_the_first_request(tmp_path, fake_a
     result = oci_run.run(env=env)
     first = "looking up the namespace" if namespace is None else f"reading {STATE} in OCI bucket"
     assert_failed_as_config_error_storing_nothing(oci_run, result, fake_oci, first)
-    assert "OCI refused the credentials (API key of profile DEFAULT" in result.stdout
+    assert "OCI refused the credentials (API key of profile DEFAULT" in result.log
     assert [r.status for r in fake_oci.requests] == [401], "a 401 is not retried"
     assert len(fake_api.requests) == (0 if namespace is None else 1), "only the state read runs alongside the fetch"
 
@@ -273,8 +273,8 @@ def test_a_run_costs_only_the_round_trips_it_needs(fake_api, fake_oci, oci_run):
 def test_missing_credentials_are_one_line_and_exit_2(fake_api, oci_run, env, message):
     result = oci_run.run(env=env)
     assert result.returncode == 2
-    assert message in result.stdout
-    assert "Traceback" not in result.stdout + result.stderr
+    assert message in result.log
+    assert "Traceback" not in result.stdout + result.stderr + result.log
     assert fake_api.requests == []
 
 
@@ -284,13 +284,13 @@ def test_unreachable_endpoint_fails_the_run_with_an_actionable_line(fake_api, oc
         closed_port = probe.getsockname()[1]
     result = oci_run.run(env={"OCI_ENDPOINT": f"http://127.0.0.1:{closed_port}"})
     assert result.returncode == 1
-    assert f"OCI endpoint http://127.0.0.1:{closed_port} unreachable or timed out" in result.stdout
+    assert f"OCI endpoint http://127.0.0.1:{closed_port} unreachable or timed out" in result.log
 
 
 def test_local_run_never_imports_oci(collector):
     result = subprocess.run([sys.executable, "-X", "importtime", *collector.command()[1:]], cwd=collector.workdir,
                             env=collector.env, capture_output=True, text=True, timeout=60, check=False)
-    assert result.returncode == 0, result.stdout
+    assert result.returncode == 0, result.log
     imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
     assert "polisen_collector.api.client" in imported
     assert "polisen_collector.storage.local" in imported
@@ -343,7 +343,7 @@ def test_vault_credentials_fetched_in_parallel_and_never_written(tmp_path, fake_
     fake_oci.delay("POST", "/20190301/secretbundles/*", 0.3)
     fake_api.serve(0)
     result = oci_run.run(env={**vault_setup(tmp_path, fake_oci, secret_key), "LOG_LEVEL": "DEBUG"})
-    assert result.returncode == 0, result.stdout[-1500:]
+    assert result.returncode == 0, result.log[-1500:]
     reads = requests_to(fake_oci, "POST", "getByName")
     assert sorted(r.path.split("secretName=")[1].split("&")[0] for r in reads) == [
         "polisen-collector-fingerprint", "polisen-collector-private-key", "polisen-collector-region",
@@ -378,7 +378,7 @@ def test_vault_missing_or_malformed_secret_is_named_without_its_value(tmp_path, 
                                                                      overrides, message):
     result = oci_run.run(env={**vault_setup(tmp_path, fake_oci, api_key, **overrides), "LOG_LEVEL": "DEBUG"})
     assert result.returncode == 2
-    assert message in result.stdout
+    assert message in result.log
     assert fake_api.requests == []
     written = everything_written(oci_run, result)
     assert "CANARY" not in written.upper()
@@ -402,8 +402,8 @@ def test_vault_looked_up_by_name_once_then_its_secrets_fetched(tmp_path, fake_ap
     fake_oci.add_vault(COMPARTMENT, "zz-last")
     fake_api.serve(0)
     result = oci_run.run(env=by_name(vault_setup(tmp_path, fake_oci, api_key, vault=vault), fake_oci))
-    assert result.returncode == 0, result.stdout[-1500:]
-    assert f"OCI_VAULT_NAME='{VAULT_NAME}' is vault {vault}; setting OCI_VAULT_ID to it saves this lookup" in result.stdout
+    assert result.returncode == 0, result.log[-1500:]
+    assert f"OCI_VAULT_NAME='{VAULT_NAME}' is vault {vault}; setting OCI_VAULT_ID to it saves this lookup" in result.log
 
     listing = requests_to(fake_oci, "GET", "/20180608/vaults")
     assert [(r.status, "compartmentId=ocid1.compartment.oc1..testcompartment" in r.path) for r in listing] == \

@@ -49,7 +49,7 @@ def workspace(request, tmp_path, archive) -> Collector:
     shutil.copytree(archive.data_dir, copy.data_dir)
     if request.param == "compacted":
         result = copy.run("--compact")
-        assert result.returncode == 0 and " 0 days compacted" not in result.stdout, result.stdout[-500:]
+        assert result.returncode == 0 and " 0 days compacted" not in result.log, result.log[-500:]
         assert list(copy.data_dir.glob("events/2026/05/25/compacted-*.jsonl"))
     return copy
 

@@ -22,8 +22,8 @@ def test_full_replay_archives_every_version_exactly_once(fake_api, collector, sn
 
     empty_index = next(i for i, body in enumerate(snapshot_bodies) if not body.strip())
     failed = [i for i, r in enumerate(results) if r.returncode != 0]
-    assert failed == [empty_index], [results[i].stdout[-500:] for i in failed]
-    assert "empty body" in results[empty_index].stdout
+    assert failed == [empty_index], [results[i].log[-500:] for i in failed]
+    assert "empty body" in results[empty_index].log
 
     truth = versions_in_snapshots(snapshot_bodies)
     assert archived_versions(collector.data_dir) == truth

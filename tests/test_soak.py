@@ -46,8 +46,9 @@ def test_soak_with_api_and_storage_faults_loses_nothing(fake_api, collector, sna
                 gaps.append(json.loads((collector.log_dir / "health.json").read_text())["gap"])
                 break
             else:
-                assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-2000:]
-                assert "Traceback" not in result.stdout + result.stderr, result.stdout[-2000:]
+                assert result.returncode == 1, result.log[-2000:] + result.stderr[-2000:]
+                assert "Traceback" not in result.stdout + result.stderr + result.log, result.log[-2000:]
+                assert len(result.stderr.splitlines()) == 1, result.stderr
                 outcomes["failed"] += 1
             if not body.strip():
                 break

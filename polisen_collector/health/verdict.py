@@ -18,6 +18,10 @@ from polisen_collector.health.file import HealthFileError, read_health
 
 OK, WARNING, CRITICAL, UNKNOWN = "OK", "WARNING", "CRITICAL", "UNKNOWN"
 NAGIOS_EXIT = {OK: NAGIOS_OK, WARNING: NAGIOS_WARNING, CRITICAL: NAGIOS_CRITICAL, UNKNOWN: NAGIOS_UNKNOWN}
+_SEVERITY = {OK: 0, WARNING: 1, CRITICAL: 2}
+# One failed run is a WARNING (the next run usually catches up); this many in a row are
+# CRITICAL, as PolisenCollectorFailingRepeatedly in deploy/prometheus-alerts.yml.
+CRITICAL_FAILURES = 3
 # A last_run this little in the future is clock skew between hosts, read as "just now".
 CLOCK_SKEW_TOLERANCE = timedelta(minutes=5)
 LOG_HINT = "see polisen-collector.log in LOG_DIR"
@@ -38,8 +42,11 @@ class Verdict:
     def healthy(self) -> bool:
         return self.state == OK
 
-    def perfdata(self, warning: timedelta | None = None, critical: timedelta | None = None) -> str:
+    def perfdata(self, warning: timedelta | None = None, critical: timedelta | None = None,
+                 critical_failures: int | None = None) -> str:
         """Monitoring-plugin performance data: `age=720s;2700;5400;0 events=5;;;0 duration=1.2s;;;0`.
+
+        With critical_failures also `failures=N;0;C-1;0` (plugin ranges: alert above the value).
 
         None when the file is unusable: figures from a file that is wrong elsewhere are not trusted.
         """
@@ -57,6 +64,9 @@ class Verdict:
         duration = _seconds(self.health, "execution_time")
         if duration is not None:
             parts.append(f"duration={duration:.3f}s;;;0")
+        failures = _count(self.health, "consecutive_failures")
+        if failures is not None and critical_failures is not None:
+            parts.append(f"failures={failures};0;{critical_failures - 1};0")
         return " ".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
@@ -75,20 +85,27 @@ class _Unusable(Exception):
     """A field of the health file is unusable; the message says which and why."""
 
 
-def assess(path: Path, *, warning: timedelta, critical: timedelta, now: datetime | None = None) -> Verdict:
-    """Read the health file at `path` and judge it; never raises for any content."""
+def assess(path: Path, *, warning: timedelta, critical: timedelta, critical_failures: int = CRITICAL_FAILURES,
+           now: datetime | None = None) -> Verdict:
+    """Read the health file at `path` and judge it; never raises for any content.
+
+    Age: older than `warning` is WARNING, older than `critical` CRITICAL. A failed last run is
+    WARNING, and CRITICAL from `critical_failures` failures in a row (or when the file does not
+    say how many); the worse of the two counts.
+    """
     now = now or utc_now()
     try:
         health = read_health(path)
     except HealthFileError as error:
         return Verdict(UNKNOWN, str(error), Path(path))
     try:
-        return _judge(health, Path(path), warning, critical, now)
+        return _judge(health, Path(path), warning, critical, critical_failures, now)
     except _Unusable as error:
         return Verdict(UNKNOWN, f"health file {path}: {error}", Path(path), health=health)
 
 
-def _judge(health: dict[str, Any], path: Path, warning: timedelta, critical: timedelta, now: datetime) -> Verdict:
+def _judge(health: dict[str, Any], path: Path, warning: timedelta, critical: timedelta, critical_failures: int,
+           now: datetime) -> Verdict:
     last_run = _timestamp(health, "last_run")
     status = health["status"]
     if status not in ("success", "failed"):
@@ -128,15 +145,17 @@ def _judge(health: dict[str, Any], path: Path, warning: timedelta, critical: tim
         f"run id {_show(health.get('run_id'))}, health file {path}",
     ]
     verdict = Verdict(OK, "", path, details, age.total_seconds(), health, last_run, last_success)
+    age_state = CRITICAL if age > critical else WARNING if age > warning else OK
     if status == "failed":
         streak = "" if failures is None else f"; {failures} consecutive failure{'s' if failures != 1 else ''}"
-        verdict.state = CRITICAL
+        failure_state = CRITICAL if failures is None or failures >= critical_failures else WARNING
+        verdict.state = max(failure_state, age_state, key=_SEVERITY.__getitem__)
         verdict.message = (
             f"last run {_ago(age)} ago failed: {_error_text(health.get('error'))}; {since_success}{streak}; {LOG_HINT}"
         )
-    elif age > warning:
+    elif age_state != OK:
         limit = critical if age > critical else warning
-        verdict.state = CRITICAL if age > critical else WARNING
+        verdict.state = age_state
         verdict.message = (
             f"no run for {_ago(age)} (limit {_ago(limit)}): the collector stopped or hangs; "
             f"check its cron entry or systemd timer, and for a run stuck holding collect_events.lock"

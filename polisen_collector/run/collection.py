@@ -133,7 +133,7 @@ def _run_locked(settings: Settings, run_id: str, metrics: RunMetrics, dry_run: b
         log.error("run failed: %s", failure)
     except Exception as failure:
         error, exit_code = failure, EXIT_FAILED
-        log.exception("run failed with an unexpected error")
+        log.exception("run failed with an unexpected error: %s: %s", type(failure).__name__, failure)
     if error is not None:
         metrics.record_error(error)
     metrics.finish("failed" if error else ("dry_run" if dry_run else "success"))
