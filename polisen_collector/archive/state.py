@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 from polisen_collector.archive.layout import collection_time, group_by_day, list_event_objects, read_versions
 from polisen_collector.clock import utc_now
@@ -44,6 +44,8 @@ class State:
     seen: dict[int, Entry] = field(default_factory=dict)
     source: StoredObject | None = None
     rebuilt: bool = False
+    last_answer_at: datetime | None = None
+    """When the feed answer stored last was served (gaps.py judges outages by it); None: unknown."""
 
     @property
     def etag(self) -> str | None:
@@ -76,11 +78,12 @@ def decode_state(data: bytes) -> dict[int, Entry]:
         raise CorruptState(f"{STATE_OBJECT} has a malformed entry: {error}") from None
 
 
-def encode_state(seen: dict[int, Entry], run_id: str) -> bytes:
+def encode_state(seen: dict[int, Entry], run_id: str, last_answer_at: datetime | None = None) -> bytes:
     document = {
         "format": STATE_FORMAT,
         "updated_at": utc_now().isoformat(timespec="seconds"),
         "updated_by_run": run_id,
+        LAST_ANSWER_KEY: last_answer_at.isoformat(timespec="seconds") if last_answer_at else None,
         "seen": {str(event_id): list(seen[event_id]) for event_id in sorted(seen)},
     }
     return json.dumps(document, separators=(",", ":")).encode("utf-8")
@@ -94,7 +97,23 @@ def read_state(stored: StoredObject | None) -> State:
         seen = decode_state(stored.data)
     except CorruptState as error:
         raise CorruptState(str(error), data=stored.data, etag=stored.etag) from None
-    return State(seen=seen, source=stored)
+    return State(seen=seen, source=stored, last_answer_at=decode_last_answer_at(stored.data))
+
+
+LAST_ANSWER_KEY = "last_answer_at"
+
+
+def decode_last_answer_at(data: bytes) -> datetime | None:
+    """The state's `last_answer_at`; None when absent (a state written before it existed) or unreadable.
+
+    Kept apart from decode_state so the state's encoding can change without touching it.
+    """
+    try:
+        value = json.loads(data).get(LAST_ANSWER_KEY)
+        stamp = datetime.fromisoformat(value) if isinstance(value, str) else None
+    except (ValueError, AttributeError):
+        return None
+    return stamp if stamp is not None and stamp.tzinfo is not None else None
 
 
 def prune(seen: dict[int, Entry], today: date, retention_days: int) -> dict[int, Entry]:
