@@ -28,9 +28,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--dry-run", action="store_true", help="fetch and report, write nothing")
     parser.add_argument("--compact", action="store_true",
                         help="do not fetch: merge the per-run objects of days older than COMPACT_AFTER_DAYS")
+    parser.add_argument("--audit", action="store_true",
+                        help="one tick of the rolling audit: re-read the past days due now with ?DateTime=, then exit")
     parser.add_argument("--backfill", metavar="FIRST..LAST",
                         help="fetch these days with ?DateTime= (e.g. 2026-05-01..2026-05-20) instead of the feed")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    chosen = [flag for flag, on in (("--compact", args.compact), ("--audit", args.audit),
+                                    ("--backfill", args.backfill is not None)) if on]
+    if len(chosen) > 1:
+        parser.error(f"{' and '.join(chosen)} are separate jobs: give one of them")
+    return args
 
 
 def cli_overrides(args: argparse.Namespace) -> dict[str, str | None]:
@@ -80,6 +87,10 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.compact:
         return run_compaction(settings)
+    if args.audit:
+        from polisen_collector.run.audit_tick import audit_once
+
+        return audit_once(settings)
     return run_once(settings, dry_run=args.dry_run, backfill_days=backfill_days)
 
 

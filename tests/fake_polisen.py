@@ -76,6 +76,7 @@ class FakePolisenState:
     clock: Callable[[], float] = time.time
     lock: threading.Lock = field(default_factory=threading.Lock)
     parsed: dict[int, list[dict]] = field(default_factory=dict)
+    dated: dict[tuple[str, int], bytes] = field(default_factory=dict)
 
     def events_of(self, index: int) -> list[dict]:
         if index not in self.parsed:
@@ -85,6 +86,11 @@ class FakePolisenState:
 
     def events_dated(self, prefix: str, upto: int) -> bytes:
         """The newest version of each event whose date starts with prefix, newest id first."""
+        if (prefix, upto) not in self.dated:
+            self.dated[prefix, upto] = self._events_dated(prefix, upto)
+        return self.dated[prefix, upto]
+
+    def _events_dated(self, prefix: str, upto: int) -> bytes:
         latest: dict[int, dict] = {}
         for index in range(upto + 1):
             for event in self.events_of(index):
