@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from fake_polisen import FakePolisenServer
@@ -27,6 +28,7 @@ from polisen_collector.recovery.backfill import queue_days
 from polisen_collector.storage.base import StoredObject
 from polisen_collector.storage.local import LocalStorage
 
+REPO = Path(__file__).resolve().parent.parent
 NOW = datetime(2026, 6, 5, 20, 0, tzinfo=UTC)
 DEFAULT = Budget(horizon_days=200, per_tick=4, per_day=96)
 
@@ -173,3 +175,18 @@ def test_two_jobs_at_once_are_refused(capsys):
         collect_events.main(["--audit", "--compact"])
     assert exit_.value.code == 2
     assert "--compact and --audit are separate jobs" in capsys.readouterr().err
+
+
+def test_the_default_install_runs_the_audit_between_the_collections():
+    deploy = REPO / "deploy"
+    cron = [line.split() for line in (deploy / "crontab.example").read_text().splitlines()
+            if line.strip() and not line.startswith("#")]
+    minutes = {" ".join(line[5:]).endswith("--audit >/dev/null"): line[0] for line in cron}
+    assert minutes == {False: "7,37", True: "22"}
+    timer = (deploy / "polisen-audit.timer").read_text()
+    assert "OnCalendar=*:22\n" in timer and "OnCalendar=*:07,37" in (deploy / "polisen-collector.timer").read_text()
+    service = (deploy / "polisen-audit.service").read_text()
+    assert "ExecStart=/usr/bin/python3 collect_events.py --audit\n" in service
+    hardening = [line for line in (deploy / "polisen-collector.service").read_text().splitlines()
+                 if line.startswith(("NoNewPrivileges", "Protect", "ReadWritePaths", "PrivateTmp", "User="))]
+    assert hardening and all(line in service.splitlines() for line in hardening)
