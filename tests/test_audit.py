@@ -190,3 +190,23 @@ def test_the_default_install_runs_the_audit_between_the_collections():
     hardening = [line for line in (deploy / "polisen-collector.service").read_text().splitlines()
                  if line.startswith(("NoNewPrivileges", "Protect", "ReadWritePaths", "PrivateTmp", "User="))]
     assert hardening and all(line in service.splitlines() for line in hardening)
+
+
+def test_a_failing_tick_exits_1_counts_its_requests_and_keeps_the_sweep(tmp_path, monkeypatch, fake_api):
+    for key in ("POLISEN_API_URL", "DATA_DIR", "LOG_DIR", "METRICS_DIR", "HEALTH_FILE"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("API_RATE_LIMIT", "off")
+    monkeypatch.setenv("API_BACKOFF_FACTOR", "0.01")
+    args = ["--env-file", str(tmp_path / "none.env"), "--api-url", fake_api.url, "--data-dir", str(tmp_path / "data"),
+            "--log-dir", str(tmp_path / "logs"), "--metrics-dir", str(tmp_path / "metrics"), "--audit"]
+    assert collect_events.main(args) == 0
+    sweep = read_progress(LocalStorage(tmp_path / "data").get("metadata/audit.json"))
+    fake_api.add_faults(*["status:503"] * 4)
+    assert collect_events.main(args) == 1
+    audit = json.loads((tmp_path / "logs" / "health-audit.json").read_text())
+    assert audit["status"] == "failed" and "HTTP 503" in audit["error"]["message"]
+    assert audit["days_audited"] == [] and audit["sweep_position"] == sweep.cursor
+    after = read_progress(LocalStorage(tmp_path / "data").get("metadata/audit.json"))
+    assert len(after.spent) == len(sweep.spent) + 4, "the failed day's 4 requests count against the day's budget"
+    assert after.cursor == sweep.cursor and after.recent == sweep.recent
+    assert "audit stopped at" in (tmp_path / "logs" / "polisen-collector.log").read_text()

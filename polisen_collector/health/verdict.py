@@ -127,8 +127,9 @@ def _with_audit(verdict: Verdict, health: dict[str, Any], audit_path: Path, now:
         return verdict
     if verdict.state == OK:
         verdict.state = WARNING
-        verdict.message = "; ".join(problems) + f" (last run {_ago(now - verdict.last_run)} ago succeeded)" \
-            if verdict.last_run else "; ".join(problems)
+        verdict.message = "; ".join(problems)
+        if verdict.last_run is not None:
+            verdict.message += f" (last run {_ago(now - verdict.last_run)} ago succeeded)"
     else:
         verdict.details.extend(problems)
     return verdict
