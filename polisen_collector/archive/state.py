@@ -56,7 +56,8 @@ class State:
         return self.source is not None
 
 
-def decode_state(data: bytes) -> dict[int, Entry]:
+def decode_state(data: bytes) -> tuple[dict[int, Entry], datetime | None]:
+    """The remembered versions and `last_answer_at`, or CorruptState."""
     try:
         document = json.loads(data)
     except ValueError as error:
@@ -73,7 +74,7 @@ def decode_state(data: bytes) -> dict[int, Entry]:
             date.fromisoformat(day)
             date.fromisoformat(last_seen)
             result[int(key)] = (str(content_hash), day, last_seen)
-        return result
+        return result, last_answer_of(document)
     except (TypeError, ValueError) as error:
         raise CorruptState(f"{STATE_OBJECT} has a malformed entry: {error}") from None
 
@@ -94,24 +95,21 @@ def read_state(stored: StoredObject | None) -> State:
     if stored is None:
         return State()
     try:
-        seen = decode_state(stored.data)
+        seen, last_answer_at = decode_state(stored.data)
     except CorruptState as error:
         raise CorruptState(str(error), data=stored.data, etag=stored.etag) from None
-    return State(seen=seen, source=stored, last_answer_at=decode_last_answer_at(stored.data))
+    return State(seen=seen, source=stored, last_answer_at=last_answer_at)
 
 
 LAST_ANSWER_KEY = "last_answer_at"
 
 
-def decode_last_answer_at(data: bytes) -> datetime | None:
-    """The state's `last_answer_at`; None when absent (a state written before it existed) or unreadable.
-
-    Kept apart from decode_state so the state's encoding can change without touching it.
-    """
+def last_answer_of(document: dict) -> datetime | None:
+    """The state's `last_answer_at`; None when absent (a state written before it existed) or unusable."""
+    value = document.get(LAST_ANSWER_KEY)
     try:
-        value = json.loads(data).get(LAST_ANSWER_KEY)
         stamp = datetime.fromisoformat(value) if isinstance(value, str) else None
-    except (ValueError, AttributeError):
+    except ValueError:
         return None
     return stamp if stamp is not None and stamp.tzinfo is not None else None
 
