@@ -210,3 +210,21 @@ def test_a_failing_tick_exits_1_counts_its_requests_and_keeps_the_sweep(tmp_path
     assert len(after.spent) == len(sweep.spent) + 4, "the failed day's 4 requests count against the day's budget"
     assert after.cursor == sweep.cursor and after.recent == sweep.recent
     assert "audit stopped at" in (tmp_path / "logs" / "polisen-collector.log").read_text()
+
+
+def test_a_gap_the_last_run_left_pending_is_a_warning_until_the_audit_says_otherwise(tmp_path, capsys):
+    health = tmp_path / "health.json"
+    now = datetime.now(UTC)
+    document = {"last_run": (now - timedelta(minutes=5)).isoformat(), "status": "success", "events_processed": 3,
+                "execution_time": 1.0, "backfill": {"pending_days": 2, "next_pending_day": "2026-05-29"}}
+    health.write_text(json.dumps(document))
+    check = ["--env-file", str(tmp_path / "none.env"), "--health-file", str(health), "--nagios"]
+    assert health_check.main(check) == 1
+    assert "WARNING: unhealed gap: 2 days from 2026-05-29 still to backfill" in capsys.readouterr().out
+    audit = {"last_tick": now.isoformat(), "status": "success", "unhealed_gap": None,
+             "sweep_due_by": (now + timedelta(days=2)).isoformat(), "oldest_day_audited": "2026-01-01"}
+    (tmp_path / "health-audit.json").write_text(json.dumps(audit))
+    assert health_check.main(check) == 0, "the newer audit tick healed it"
+    capsys.readouterr()
+    assert health_check.main([*check[:-1], "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["audit"]["oldest_day_audited"] == "2026-01-01"

@@ -33,6 +33,8 @@ class Verdict:
     health: dict[str, Any] | None = None
     last_run: datetime | None = None
     last_success: datetime | None = None
+    audit: dict[str, Any] | None = None
+    """The audit tick's health file (health-audit.json), when there is one."""
 
     @property
     def healthy(self) -> bool:
@@ -68,6 +70,7 @@ class Verdict:
             "age_seconds": None if self.age_seconds is None else round(self.age_seconds, 3),
             "health_file": str(self.path),
             "health": self.health,
+            **({"audit": self.audit} if self.audit is not None else {}),
         }
 
 
@@ -102,6 +105,7 @@ def _with_audit(verdict: Verdict, health: dict[str, Any], audit_path: Path, now:
         audit = None
         if audit_path.exists():
             problems.append(str(error))
+    verdict.audit = audit
     audit_time = _optional_time(audit, "last_tick")
     if audit is not None and audit_time is not None and (verdict.last_run is None or audit_time >= verdict.last_run):
         gap = audit.get("unhealed_gap")  # the newer of the two files says whether a gap is still open
