@@ -37,12 +37,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--dry-run", action="store_true", help="fetch and report, write nothing")
     parser.add_argument("--compact", action="store_true",
                         help="do not fetch: merge the per-run objects of days older than COMPACT_AFTER_DAYS")
+    parser.add_argument("--audit", action="store_true",
+                        help="one tick of the rolling audit: re-read the past days due now with ?DateTime=, then exit")
     parser.add_argument("--backfill", metavar="FIRST..LAST",
                         help="fetch these days with ?DateTime= (e.g. 2026-05-01..2026-05-20) instead of the feed")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="also print the log to stderr (a run by hand; cron wants silence)")
     parser.add_argument("-V", "--version", action="version", version=f"%(prog)s {__version__}")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    chosen = [flag for flag, on in (("--compact", args.compact), ("--audit", args.audit),
+                                    ("--backfill", args.backfill is not None)) if on]
+    if len(chosen) > 1:
+        parser.error(f"{' and '.join(chosen)} are separate jobs: give one of them")
+    return args
 
 
 def cli_overrides(args: argparse.Namespace) -> dict[str, str | None]:
@@ -96,8 +103,14 @@ def main(argv: list[str] | None = None) -> int:
                                settings.log_backup_count, echo=echo)
     from polisen_collector.run.collection import run_compaction, run_once
 
-    code = (run_compaction(settings) if args.compact
-            else run_once(settings, dry_run=args.dry_run, backfill_days=backfill_days))
+    if args.compact:
+        code = run_compaction(settings)
+    elif args.audit:
+        from polisen_collector.run.audit_tick import audit_once
+
+        code = audit_once(settings)
+    else:
+        code = run_once(settings, dry_run=args.dry_run, backfill_days=backfill_days)
     if code != EXIT_OK and not echo:
         reason = last_error.message or f"collect_events.py exited {code}"
         print_failure(f"{reason} (log: {settings.log_dir / LOG_FILE_NAME})")

@@ -83,6 +83,23 @@ def _non_negative_int(value: str) -> int:
     return number
 
 
+def _audit_horizon(value: str) -> int:
+    number = int(value)
+    if not 7 <= number <= 3660:
+        raise ValueError("must be between 7 and 3660 days")
+    return number
+
+
+AUDIT_MAX_PER_DAY = 480
+
+
+def _audit_budget(value: str) -> int:
+    number = int(value)
+    if not 1 <= number <= AUDIT_MAX_PER_DAY:
+        raise ValueError(f"must be between 1 and {AUDIT_MAX_PER_DAY} (the API allows 1440 requests a day in all)")
+    return number
+
+
 def _choice(*allowed: str) -> Callable[[str], str]:
     def parse(value: str) -> str:
         lowered = value.strip().lower()
@@ -211,6 +228,12 @@ SETTINGS: list[Setting] = [
             "How often cron runs the collector (gap detection, analysis)."),
     Setting("BACKFILL_MAX_DAYS", "backfill_max_days", "31", _non_negative_int,
             "Most days a detected gap is backfilled automatically (the newest ones); 0 only reports gaps."),
+    Setting("AUDIT_HORIZON_DAYS", "audit_horizon_days", "200", _audit_horizon,
+            "How far back (days) the rolling audit (`--audit`) re-reads past days, round-robin."),
+    Setting("AUDIT_REQUESTS_PER_TICK", "audit_requests_per_tick", "4", _positive_int,
+            "Most days one audit tick fetches (deploy/ runs the tick hourly)."),
+    Setting("AUDIT_REQUESTS_PER_DAY", "audit_requests_per_day", "96", _audit_budget,
+            "Most audit requests in any 24 hours, however often the tick runs (at most 480, a third of the API's 1440)."),
     Setting("COMPACT_AFTER_DAYS", "compact_after_days", "2", _positive_int,
             "Days older than this are compacted into one object per day."),
 ]
@@ -257,6 +280,9 @@ class Settings:
     healthcheck_ping_url: str | None
     run_interval_minutes: int
     backfill_max_days: int
+    audit_horizon_days: int
+    audit_requests_per_tick: int
+    audit_requests_per_day: int
     compact_after_days: int
 
     @property

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from fake_polisen import FakePolisenServer, load_snapshot, snapshot_paths
+from fake_polisen import FakePolisenServer, load_snapshot, snapshot_paths, snapshot_time
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -22,6 +22,12 @@ def snapshot_bodies() -> list[bytes]:
     paths = snapshot_paths()
     assert len(paths) == 114, f"expected the 114 recorded snapshots, found {len(paths)}"
     return [load_snapshot(path) for path in paths]
+
+
+@pytest.fixture(scope="session")
+def snapshot_times() -> list[float]:
+    """The recorded UTC time (epoch seconds) of each snapshot."""
+    return [snapshot_time(path) for path in snapshot_paths()]
 
 
 @pytest.fixture

@@ -6,7 +6,11 @@ the collector sent and when (by `clock`, which a test may replace with its own).
 gzip and ETag/If-None-Match work like a real server's. `?DateTime=YYYY-MM-DD` (or
 `YYYY-MM`) serves the events of that date from every snapshot up to the current one,
 fetched or not, the newest version of each id, at most 500: what the real API had
-published by then.
+published by then. Each answer's `Date` header is read from `clock`; `follow_snapshots()`
+sets that clock to the recorded time of the snapshot being served, so a collector that
+judges outages by the server's time sees the recorded timeline. `with_late_publications()`
+builds bodies in which chosen events (dated months back) ride in the feed for a few
+snapshots only, as the real API published old-dated events late and withdrew them again.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -34,6 +39,20 @@ def snapshot_paths(directory: Path = SNAPSHOT_DIR) -> list[Path]:
 
 def load_snapshot(path: Path) -> bytes:
     return gzip.decompress(path.read_bytes())
+
+
+def snapshot_time(path: Path) -> float:
+    """The recorded UTC time of a snapshot, from its name (`20260520T054943Z.json.gz`)."""
+    return datetime.strptime(path.name[:16], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC).timestamp()
+
+
+def with_late_publications(bodies: list[bytes], events: list[dict], served: range) -> list[bytes]:
+    """`bodies` with `events` appended at the end of the answers in `served` (and only there)."""
+    result = list(bodies)
+    for index in served:
+        answer = json.loads(result[index]) if result[index].strip() else []
+        result[index] = json.dumps(answer + events, ensure_ascii=False).encode("utf-8")
+    return result
 
 
 @dataclass
@@ -57,6 +76,7 @@ class FakePolisenState:
     clock: Callable[[], float] = time.time
     lock: threading.Lock = field(default_factory=threading.Lock)
     parsed: dict[int, list[dict]] = field(default_factory=dict)
+    dated: dict[tuple[str, int], bytes] = field(default_factory=dict)
 
     def events_of(self, index: int) -> list[dict]:
         if index not in self.parsed:
@@ -66,6 +86,11 @@ class FakePolisenState:
 
     def events_dated(self, prefix: str, upto: int) -> bytes:
         """The newest version of each event whose date starts with prefix, newest id first."""
+        if (prefix, upto) not in self.dated:
+            self.dated[prefix, upto] = self._events_dated(prefix, upto)
+        return self.dated[prefix, upto]
+
+    def _events_dated(self, prefix: str, upto: int) -> bytes:
         latest: dict[int, dict] = {}
         for index in range(upto + 1):
             for event in self.events_of(index):
@@ -116,6 +141,10 @@ class FakePolisenServer:
     def serve(self, index: int) -> None:
         self.state.index = index
 
+    def follow_snapshots(self, times: list[float]) -> None:
+        """Serve each snapshot as of its recorded time (`Date` header, request log)."""
+        self.state.clock = lambda: times[min(self.state.index, len(times) - 1)]
+
     def add_faults(self, *faults: str) -> None:
         """Queue faults, one per coming request (`none` lets one pass): see _Handler._fault."""
         self.state.faults.extend(faults)
@@ -135,6 +164,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:
         pass
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        return super().date_time_string(self.fake.clock() if timestamp is None else timestamp)
 
     def do_GET(self) -> None:  # noqa: N802
         parts = urlsplit(self.path)

@@ -34,8 +34,9 @@ def newest(bodies: list[bytes]) -> dict[int, str]:
 
 
 @pytest.fixture
-def outage(fake_api, collector):
+def outage(fake_api, collector, snapshot_times):
     """The workspace after snapshots 0..30, the feed at 113, a copy of data/ and logs/ to restore."""
+    fake_api.follow_snapshots(snapshot_times)
     for index in range(LAST_BEFORE_OUTAGE + 1):
         fake_api.serve(index)
         assert collector.run().returncode == 0

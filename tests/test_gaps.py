@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from datetime import UTC, datetime, timedelta, timezone
 
 from archive_truth import (
     archived_lines,
@@ -17,7 +18,7 @@ from polisen_collector.api.client import ApiOptions, PolisenClient
 from polisen_collector.archive.events import validate_event
 from polisen_collector.metrics.run_metrics import RunMetrics
 from polisen_collector.recovery.backfill import backfill_on_demand
-from polisen_collector.recovery.gaps import Gap, detect_gap
+from polisen_collector.recovery.gaps import Gap, coverage_start, detect_gap
 from polisen_collector.storage.local import LocalStorage
 
 LAST_BEFORE_OUTAGE = 30   # 2026-05-23 19:34 UTC
@@ -29,22 +30,29 @@ def event(event_id: int, when: str) -> dict:
             "url": "/u", "type": "Brand", "location": {"name": "Skåne län", "gps": "55.9,13.5"}}
 
 
-def test_detect_gap_only_when_the_window_does_not_overlap_what_we_know():
-    window = [validate_event(event(1000 - n, "2026-06-05" if n < 250 else "2026-05-30")) for n in range(500)]
-    oldest = window[-1].id
-    known_before = {1: ("h", "2026-05-23", "2026-05-23")}
-    assert detect_gap(500, window, {}) is None
-    assert detect_gap(500, window, {**known_before, oldest: ("h", "2026-05-30", "2026-06-04")}) is None
-    assert detect_gap(500, window, {**known_before, window[10].id: ("h", "2026-06-05", "2026-06-05")}) is None
-    assert detect_gap(500, window, known_before) == Gap(
-        "2026-05-23", "2026-05-30", "the answer was full (500 events) and none of its events were known")
-    short = window[:60]
-    assert detect_gap(60, short, {1: ("h", "2026-06-04", "2026-06-05")}) is None
-    assert detect_gap(60, short, known_before) == Gap(
-        "2026-05-23", "2026-06-05", "the last answer we stored (2026-05-23) is older than the feed's window")
+def test_a_gap_is_judged_by_time_not_by_a_known_id():
+    window = [validate_event(event(1000 - n, "2026-06-05" if n < 250 else "2026-05-30")) for n in range(490)]
+    stragglers = [validate_event(event(10 - n, "2026-05-20")) for n in range(10)]
+    answer = window + stragglers
+    assert coverage_start(answer) == datetime(2026, 5, 30, 12, tzinfo=timezone(timedelta(hours=2)))
+    known = {straggler.id: ("h", "2026-05-20", "2026-05-23") for straggler in stragglers}
+    last_answer = datetime(2026, 5, 23, 17, 34, tzinfo=UTC)
+    gap = detect_gap(answer, last_answer, known)
+    assert gap == Gap("2026-05-23", "2026-05-30",
+                      "the feed's answer reaches back to 2026-05-30T12:00+02:00, after the last answer we "
+                      "stored (2026-05-23T17:34+00:00): events published in between may have scrolled out")
+    assert gap.days()[0] == "2026-05-23" and len(gap.days()) == 8
+    assert detect_gap(answer, datetime(2026, 5, 30, 22, tzinfo=UTC), {}) is None, "12 h inside the window"
+    assert detect_gap(answer, datetime(2026, 5, 30, 21, tzinfo=UTC), {}) is not None, "within the margin"
+    assert detect_gap(answer, None, {}) is None, "a fresh archive has nothing to miss"
+    assert detect_gap(answer, None, {1: ("h", "2026-05-20", "2026-05-31")}) is None, "a state without the key"
+    assert detect_gap(answer, None, {1: ("h", "2026-05-20", "2026-05-29")}).first_day == "2026-05-28"
+    assert detect_gap([], last_answer, known) is None
 
 
-def test_downtime_longer_than_the_window_is_reported_and_backfilled(fake_api, collector, snapshot_bodies):
+def test_downtime_longer_than_the_window_is_reported_and_backfilled(fake_api, collector, snapshot_bodies,
+                                                                    snapshot_times):
+    fake_api.follow_snapshots(snapshot_times)
     for index in range(LAST_BEFORE_OUTAGE + 1):
         fake_api.serve(index)
         assert collector.run().returncode == 0
@@ -55,7 +63,8 @@ def test_downtime_longer_than_the_window_is_reported_and_backfilled(fake_api, co
 
     assert "possible gap in the archive from 2026-05-23 to 2026-05-30" in result.log
     gap = {"from": "2026-05-23", "to": "2026-05-30",
-           "reason": "the answer was full (500 events) and none of its events were known"}
+           "reason": "the feed's answer reaches back to 2026-05-30T12:02+02:00, after the last answer we stored "
+                     "(2026-05-23T19:34+00:00): events published in between may have scrolled out"}
     assert collector.health()["gap"] == gap
     metrics = json.loads(collector.metrics_files()[-1].read_text())
     assert metrics["gap"] == gap and metrics["counts"]["gap_days"] == 8
@@ -76,7 +85,8 @@ def test_downtime_longer_than_the_window_is_reported_and_backfilled(fake_api, co
     assert "new 0, updated 0" in again.log
 
 
-def test_interrupted_backfill_resumes_next_run(fake_api, collector):
+def test_interrupted_backfill_resumes_next_run(fake_api, collector, snapshot_times):
+    fake_api.follow_snapshots(snapshot_times)
     for index in range(LAST_BEFORE_OUTAGE + 1):
         fake_api.serve(index)
         assert collector.run().returncode == 0

@@ -17,6 +17,8 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -67,6 +69,8 @@ class FetchResult:
     last_modified: str | None = None
     retries: int = 0
     requests: int = 0
+    served_at: datetime | None = None
+    """The server's `Date`: when the answer was current, on the clock the events' times use."""
 
 
 @dataclass
@@ -248,6 +252,7 @@ class PolisenClient:
                 bytes_decoded=len(body),
                 etag=response.headers.get("ETag"),
                 last_modified=response.headers.get("Last-Modified"),
+                served_at=_http_date(response.headers.get("Date")),
             )
 
     def _read_body(self, response: requests.Response) -> bytes:
@@ -280,6 +285,15 @@ class _PoliteAdapter(HTTPAdapter):
     def send(self, request, **kwargs):  # type: ignore[override]
         self._before_request(0.0)
         return super().send(request, **kwargs)
+
+
+def _http_date(value: str | None) -> datetime | None:
+    """An HTTP date header as an aware datetime; None when absent or unreadable."""
+    try:
+        stamp = parsedate_to_datetime(value) if value else None
+    except (TypeError, ValueError):
+        return None
+    return stamp if stamp is not None and stamp.tzinfo is not None else None
 
 
 def _retry_after_seconds(value: str | None) -> float:

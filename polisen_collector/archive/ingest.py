@@ -13,7 +13,7 @@ import logging
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from polisen_collector.archive.events import Event, InvalidEvent, encode_jsonl, validate_event
@@ -135,11 +135,12 @@ def updated_state(seen: dict[int, Entry], stored: list[Event], answered: list[Ev
 
 def commit_state(
     storage: Storage, state: State, stored: list[Event], answered: list[Event], run_id: str,
-    retention_days: int, metrics: RunMetrics,
+    retention_days: int, metrics: RunMetrics, answered_at: datetime | None = None,
 ) -> str:
     """Record the stored versions with a conditional write; on a lost race merge into the new state.
 
-    Returns the etag of the state written.
+    `answered_at` is when the feed served `answered` (the state's last_answer_at); a backfill
+    or audit passes None and leaves it as it is. Returns the etag of the state written.
     """
     today = utc_today()
 
@@ -150,7 +151,7 @@ def commit_state(
             log.warning("state changed under us (another collector?); merging into it")
             state = recover_state(storage, current, run_id, retention_days)
         seen = prune(updated_state(state.seen, stored, answered, today), today, retention_days)
-        data = encode_state(seen, run_id)
+        data = encode_state(seen, run_id, answered_at or state.last_answer_at)
         metrics.count(state_ids=len(seen), state_bytes=len(data))
         return data
 

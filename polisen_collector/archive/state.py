@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 from polisen_collector.archive.layout import collection_time, group_by_day, list_event_objects, read_versions
 from polisen_collector.clock import utc_now
@@ -44,6 +44,8 @@ class State:
     seen: dict[int, Entry] = field(default_factory=dict)
     source: StoredObject | None = None
     rebuilt: bool = False
+    last_answer_at: datetime | None = None
+    """When the feed answer stored last was served (gaps.py judges outages by it); None: unknown."""
 
     @property
     def etag(self) -> str | None:
@@ -54,7 +56,8 @@ class State:
         return self.source is not None
 
 
-def decode_state(data: bytes) -> dict[int, Entry]:
+def decode_state(data: bytes) -> tuple[dict[int, Entry], datetime | None]:
+    """The remembered versions and `last_answer_at`, or CorruptState."""
     try:
         document = json.loads(data)
     except ValueError as error:
@@ -71,16 +74,17 @@ def decode_state(data: bytes) -> dict[int, Entry]:
             date.fromisoformat(day)
             date.fromisoformat(last_seen)
             result[int(key)] = (str(content_hash), day, last_seen)
-        return result
+        return result, last_answer_of(document)
     except (TypeError, ValueError) as error:
         raise CorruptState(f"{STATE_OBJECT} has a malformed entry: {error}") from None
 
 
-def encode_state(seen: dict[int, Entry], run_id: str) -> bytes:
+def encode_state(seen: dict[int, Entry], run_id: str, last_answer_at: datetime | None = None) -> bytes:
     document = {
         "format": STATE_FORMAT,
         "updated_at": utc_now().isoformat(timespec="seconds"),
         "updated_by_run": run_id,
+        LAST_ANSWER_KEY: last_answer_at.isoformat(timespec="seconds") if last_answer_at else None,
         "seen": {str(event_id): list(seen[event_id]) for event_id in sorted(seen)},
     }
     return json.dumps(document, separators=(",", ":")).encode("utf-8")
@@ -91,10 +95,23 @@ def read_state(stored: StoredObject | None) -> State:
     if stored is None:
         return State()
     try:
-        seen = decode_state(stored.data)
+        seen, last_answer_at = decode_state(stored.data)
     except CorruptState as error:
         raise CorruptState(str(error), data=stored.data, etag=stored.etag) from None
-    return State(seen=seen, source=stored)
+    return State(seen=seen, source=stored, last_answer_at=last_answer_at)
+
+
+LAST_ANSWER_KEY = "last_answer_at"
+
+
+def last_answer_of(document: dict) -> datetime | None:
+    """The state's `last_answer_at`; None when absent (a state written before it existed) or unusable."""
+    value = document.get(LAST_ANSWER_KEY)
+    try:
+        stamp = datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+    return stamp if stamp is not None and stamp.tzinfo is not None else None
 
 
 def prune(seen: dict[int, Entry], today: date, retention_days: int) -> dict[int, Entry]:

@@ -25,6 +25,15 @@ class HealthFileError(Exception):
 
 def read_health(path: Path) -> dict[str, Any]:
     """The health document, or HealthFileError saying in one line why there is none."""
+    document = read_health_document(path)
+    missing = [name for name in REQUIRED_FIELDS if name not in document]
+    if missing:
+        raise HealthFileError(f"health file {path} lacks {', '.join(missing)}")
+    return document
+
+
+def read_health_document(path: Path) -> dict[str, Any]:
+    """A health JSON object (the collection's or the audit's), or HealthFileError saying why not."""
     try:
         with open(path, "rb") as handle:
             data = handle.read(MAX_BYTES + 1)
@@ -42,9 +51,32 @@ def read_health(path: Path) -> dict[str, Any]:
         raise HealthFileError(f"health file {path} is not valid JSON: {error}") from None
     if not isinstance(document, dict):
         raise HealthFileError(f"health file {path} does not hold a JSON object")
-    missing = [name for name in REQUIRED_FIELDS if name not in document]
-    if missing:
-        raise HealthFileError(f"health file {path} lacks {', '.join(missing)}")
+    return document
+
+
+def audit_health_path(health_path: Path) -> Path:
+    """The audit tick's own health file beside the collector's (`health.json` -> `health-audit.json`).
+
+    A file of its own: the feed run rewrites health.json every 30 minutes and the audit
+    tick runs on its own timer, so sharing one file would let either erase the other's part.
+    health_check.py reads both.
+    """
+    path = Path(health_path)
+    return path.with_name(f"{path.stem}-audit.json")
+
+
+def write_audit_health(path: Path, *, finished_at: datetime, error: BaseException | None,
+                       run_id: str, audit: dict[str, Any]) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "last_tick": finished_at.isoformat(),
+        "status": "failed" if error else "success",
+        "error": None if error is None else {"type": type(error).__name__, "message": str(error)},
+        "run_id": run_id,
+        "version": __version__,
+        "host": socket.gethostname(),
+        **audit,
+    }
+    atomic_write(Path(path), json.dumps(document, indent=2, ensure_ascii=False).encode("utf-8"), durable=False)
     return document
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from polisen_collector.clock import utc_now
 from polisen_collector.exit_codes import NAGIOS_CRITICAL, NAGIOS_OK, NAGIOS_UNKNOWN, NAGIOS_WARNING
-from polisen_collector.health.file import HealthFileError, read_health
+from polisen_collector.health.file import HealthFileError, audit_health_path, read_health, read_health_document
 
 OK, WARNING, CRITICAL, UNKNOWN = "OK", "WARNING", "CRITICAL", "UNKNOWN"
 NAGIOS_EXIT = {OK: NAGIOS_OK, WARNING: NAGIOS_WARNING, CRITICAL: NAGIOS_CRITICAL, UNKNOWN: NAGIOS_UNKNOWN}
@@ -37,6 +37,8 @@ class Verdict:
     health: dict[str, Any] | None = None
     last_run: datetime | None = None
     last_success: datetime | None = None
+    audit: dict[str, Any] | None = None
+    """The audit tick's health file (health-audit.json), when there is one."""
 
     @property
     def healthy(self) -> bool:
@@ -78,6 +80,7 @@ class Verdict:
             "age_seconds": None if self.age_seconds is None else round(self.age_seconds, 3),
             "health_file": str(self.path),
             "health": self.health,
+            **({"audit": self.audit} if self.audit is not None else {}),
         }
 
 
@@ -99,9 +102,64 @@ def assess(path: Path, *, warning: timedelta, critical: timedelta, critical_fail
     except HealthFileError as error:
         return Verdict(UNKNOWN, str(error), Path(path))
     try:
-        return _judge(health, Path(path), warning, critical, critical_failures, now)
+        verdict = _judge(health, Path(path), warning, critical, critical_failures, now)
     except _Unusable as error:
         return Verdict(UNKNOWN, f"health file {path}: {error}", Path(path), health=health)
+    return _with_audit(verdict, health, audit_health_path(Path(path)), now)
+
+
+def _with_audit(verdict: Verdict, health: dict[str, Any], audit_path: Path, now: datetime) -> Verdict:
+    """Recovery's part of the verdict: an unhealed gap or an overdue audit sweep is a WARNING.
+
+    The audit tick writes its own file (health-audit.json, see health/file.py); a missing
+    one means the audit is not installed, which the collection's verdict alone reports on.
+    """
+    problems: list[str] = []
+    try:
+        audit: dict[str, Any] | None = read_health_document(audit_path)
+    except HealthFileError as error:
+        audit = None
+        if audit_path.exists():
+            problems.append(str(error))
+    verdict.audit = audit
+    audit_time = _optional_time(audit, "last_tick")
+    if audit is not None and audit_time is not None and (verdict.last_run is None or audit_time >= verdict.last_run):
+        gap = audit.get("unhealed_gap")  # the newer of the two files says whether a gap is still open
+        gap_days = _count(gap, "days") if isinstance(gap, dict) else None
+        gap_from = gap.get("from") if isinstance(gap, dict) else None
+    else:
+        backfill = health.get("backfill")
+        gap_days = _count(backfill, "pending_days") if isinstance(backfill, dict) else None
+        gap_from = backfill.get("next_pending_day") if isinstance(backfill, dict) else None
+    if gap_days:
+        problems.append(f"unhealed gap: {gap_days} day{'s' if gap_days != 1 else ''} from {_show(gap_from)} "
+                        "still to backfill (they continue each run; see the backfill lines in the log)")
+    if audit is not None:
+        due = _optional_time(audit, "sweep_due_by")
+        last_sweep = _show(audit.get("last_full_sweep") or "never")
+        verdict.details.append(f"audit: last tick {_show(audit.get('last_tick'))}, {_show(audit.get('status'))}; "
+                               f"oldest day audited {_show(audit.get('oldest_day_audited'))}, "
+                               f"last full sweep {last_sweep}")
+        if due is not None and now > due:
+            problems.append(f"audit sweep overdue: last full sweep {last_sweep}, due by {due.isoformat()}; "
+                            "is polisen-audit.timer (or the --audit cron line) running?")
+    if not problems:
+        return verdict
+    if verdict.state == OK:
+        verdict.state = WARNING
+        verdict.message = "; ".join(problems)
+        if verdict.last_run is not None:
+            verdict.message += f" (last run {_ago(now - verdict.last_run)} ago succeeded)"
+    else:
+        verdict.details.extend(problems)
+    return verdict
+
+
+def _optional_time(document: dict[str, Any] | None, name: str) -> datetime | None:
+    try:
+        return _timestamp(document or {}, name)
+    except (_Unusable, KeyError):
+        return None
 
 
 def _judge(health: dict[str, Any], path: Path, warning: timedelta, critical: timedelta, critical_failures: int,

@@ -26,7 +26,8 @@ from polisen_collector.files import atomic_write
 log = logging.getLogger("polisen.metrics")
 
 STEPS = ("api_fetch", "metadata_fetch", "deduplication", "save_events", "metadata_update", "total")
-METRICS_FILE = re.compile(r"\.?run-(\d{8}T\d{6})")
+METRICS_FILE = re.compile(r"\.?(?:run|audit)-(\d{8}T\d{6})")
+"""`run-<id>.json` of collection runs, `audit-<id>.json` of audit ticks (kept apart from the runs' statistics)."""
 
 
 class RunMetrics:
@@ -93,8 +94,8 @@ class RunMetrics:
             **self.info,
         }
 
-    def save(self, directory: Path) -> Path:
-        path = Path(directory) / f"run-{self.run_id}.json"
+    def save(self, directory: Path, kind: str = "run") -> Path:
+        path = Path(directory) / f"{kind}-{self.run_id}.json"
         atomic_write(path, json.dumps(self.to_dict(), indent=2, ensure_ascii=False).encode("utf-8"), durable=False)
         return path
 

@@ -1,19 +1,27 @@
-"""Noticing a gap: the feed's window no longer overlaps what the archive holds.
+"""Noticing a gap: the time since the last stored answer is longer than the feed can cover.
 
-The feed shows only the latest ~500 events (about a week). After a longer outage the
-oldest event of a full answer is one we never saw: everything published between our last
-run and that event may have scrolled out. backfill.py fills such gaps.
+The feed shows only the latest ~500 publications (about a week). The state records when
+the answer stored last was served (`last_answer_at`); a new answer covers the publications
+back to roughly its own oldest events. If that start lies after our last answer, whatever
+was published in between may have scrolled out, and those days are a gap: backfill.py
+fetches them with `?DateTime=`. A known id in the answer proves nothing (real answers carry
+stragglers dated days earlier at their end, and old-dated events are published late), so
+no id is trusted: only times. What a date-based backfill cannot find (late publications
+filed under old dates) the rolling audit (audit.py) finds.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from polisen_collector.archive.events import Event
 from polisen_collector.archive.state import Entry
 
-FULL_WINDOW = 500
+STRAGGLER_SHARE = 0.02
+"""Share of an answer's oldest events taken for stragglers (10 of 500): real answers carry a handful."""
+PUBLICATION_MARGIN = timedelta(hours=12)
+"""Slack for events published hours after their own time (99% within 5 h in recorded data)."""
 
 
 @dataclass(frozen=True)
@@ -50,29 +58,41 @@ def parse_day_range(text: str) -> list[str]:
     return day_range(first, last)
 
 
-def detect_gap(answer_size: int, events: list[Event], seen: dict[int, Entry]) -> Gap | None:
-    """A gap, when the answer does not overlap what we know and more may have scrolled out.
+def coverage_start(events: list[Event]) -> datetime:
+    """Where the answer's dense range of events begins: its oldest times, a few stragglers left out.
 
-    The feed is a contiguous window of the newest publications: if any event of it is
-    known, the answer that taught us that event reached back to where we were, so nothing
-    in between is lost. When none is known and the answer is full (or our last run is
-    older than its oldest event's date), events published in between may be lost: the
-    missing period runs from the newest day we know to the oldest event's day. Looking at
-    the whole answer, not only its oldest event, keeps a state rebuilt after a crash in
-    the middle of a first run (some days stored, others not) from looking like a gap.
-    A fresh archive (empty state) has nothing to be missing from: use --backfill.
+    Real answers end with a handful of events dated days (or months) earlier; the oldest
+    STRAGGLER_SHARE of the answer's times is ignored, so one straggler cannot stretch the
+    window the feed seems to cover.
     """
-    if not seen or not events:
+    times = sorted(event.when for event in events)
+    return times[min(len(times) - 1, int(len(times) * STRAGGLER_SHARE))]
+
+
+def detect_gap(events: list[Event], last_answer_at: datetime | None, seen: dict[int, Entry]) -> Gap | None:
+    """A gap, when this answer may not reach back to the last one we stored.
+
+    The answer holds every publication since about its coverage start plus the time
+    events take to be published (PUBLICATION_MARGIN); when our last answer is older than
+    that, the days from it (less the margin: events are dated before they are published)
+    to the coverage start's day are a gap.
+
+    A state written before `last_answer_at` existed falls back to the newest day an answer
+    showed one of its ids (its start, to err on the side of a backfill). A fresh archive
+    (empty state) has nothing to be missing from: use --backfill.
+    """
+    if not events:
         return None
-    oldest = events[-1]
-    if any(event.id in seen for event in events):
+    if last_answer_at is None:
+        if not seen:
+            return None
+        last_seen = max(entry[2] for entry in seen.values())
+        last_answer_at = datetime.combine(date.fromisoformat(last_seen), datetime.min.time(), UTC)
+    start = coverage_start(events)
+    if start + PUBLICATION_MARGIN <= last_answer_at:
         return None
-    last_run_day = max(entry[2] for entry in seen.values())
-    if answer_size >= FULL_WINDOW:
-        reason = f"the answer was full ({answer_size} events) and none of its events were known"
-    elif last_run_day < oldest.day:
-        reason = f"the last answer we stored ({last_run_day}) is older than the feed's window"
-    else:
-        return None
-    newest_known = max(entry[1] for entry in seen.values())
-    return Gap(min(newest_known, oldest.day), oldest.day, reason)
+    first = min((last_answer_at - PUBLICATION_MARGIN).astimezone(UTC).date(), start.date())
+    reason = (f"the feed's answer reaches back to {start.isoformat(timespec='minutes')}, "
+              f"after the last answer we stored ({last_answer_at.isoformat(timespec='minutes')}): "
+              "events published in between may have scrolled out")
+    return Gap(first.isoformat(), start.date().isoformat(), reason)

@@ -103,7 +103,7 @@ def _run_locked(settings: Settings, run_id: str, metrics: RunMetrics, dry_run: b
     exit_code = EXIT_OK
     try:
         storage = open_storage(settings)
-        client = PolisenClient(api_options(settings), limiter=_limiter(settings))
+        client = open_client(settings)
         try:
             with ThreadPoolExecutor(max_workers=1) as pool:
                 pending_backfill = pool.submit(load_progress, storage) if marker.exists() else None
@@ -157,7 +157,7 @@ def _backfill_locked(settings: Settings, metrics: RunMetrics, days: list[str]) -
     marker = settings.log_dir / BACKFILL_MARKER
     try:
         storage = open_storage(settings)
-        client = PolisenClient(api_options(settings), limiter=_limiter(settings))
+        client = open_client(settings)
         marker.touch()
         try:
             report = backfill_on_demand(storage, client, metrics, days, retention_days=settings.state_retention_days)
@@ -186,8 +186,10 @@ def _queue_gap(settings: Settings, storage, metrics: RunMetrics, gap) -> bool:
     return queue_gap(storage, metrics, gap, max_days=settings.backfill_max_days)
 
 
-def _limiter(settings: Settings) -> RateLimiter | None:
-    return RateLimiter(LocalStorage(settings.log_dir)) if settings.rate_limit else None
+def open_client(settings: Settings) -> PolisenClient:
+    """The API client every job of a host uses: its requests all count in the host's rate-limit ledger."""
+    limiter = RateLimiter(LocalStorage(settings.log_dir)) if settings.rate_limit else None
+    return PolisenClient(api_options(settings), limiter=limiter)
 
 
 def _save_metrics(settings: Settings, metrics: RunMetrics) -> None:

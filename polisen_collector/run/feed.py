@@ -23,7 +23,7 @@ from polisen_collector.archive.ingest import (
     write_events,
 )
 from polisen_collector.archive.state import State
-from polisen_collector.clock import utc_today
+from polisen_collector.clock import utc_now, utc_today
 from polisen_collector.files import atomic_write
 from polisen_collector.metrics.run_metrics import RunMetrics
 from polisen_collector.recovery.gaps import Gap, detect_gap
@@ -128,7 +128,8 @@ def collect(
     with metrics.step("deduplication"):
         events = validate_all(result.events, metrics)
         changes = find_changes(events, state.seen)
-        report.gap = detect_gap(len(result.events), events, state.seen)
+        report.gap = detect_gap(events, state.last_answer_at, state.seen)
+    answered_at = result.served_at or utc_now()  # the server's clock, the one the events' times use
     report.fetched = len(result.events)
     report.invalid = metrics.counts.get("invalid_events", 0)
     report.new, report.updated, report.unchanged = len(changes.new), len(changes.updated), changes.unchanged
@@ -148,7 +149,8 @@ def collect(
     refreshed = updated_state(state.seen, [], events, utc_today()) != state.seen
     if changes.stored or refreshed or not state.exists or state.rebuilt:
         with metrics.step("metadata_update"):
-            state_etag = commit_state(storage, state, changes.stored, events, run_id, retention_days, metrics)
+            state_etag = commit_state(storage, state, changes.stored, events, run_id, retention_days, metrics,
+                                      answered_at=answered_at)
     if api_cache is not None:
         api_cache.save(client.options.url, result, state_etag)
     return report

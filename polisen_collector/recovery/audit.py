@@ -1,0 +1,295 @@
+"""The rolling audit: re-read past days with `?DateTime=` and store what the archive lacks.
+
+No detection is perfect: the API publishes events late under old dates and edits events
+after they left the feed. The audit needs no detection at all. Each tick (`collect_events.py
+--audit`, hourly from deploy/) spends a few requests on the days due now:
+
+1. days of a detected gap still queued for backfill (metadata/backfill.json), oldest first;
+2. yesterday and the day before, each again once RECENT_EVERY has passed since its last audit;
+3. older days round-robin, from 3 days back to AUDIT_HORIZON_DAYS back, newest first.
+   When the oldest day is done the sweep is complete and the next starts again.
+
+A day is fetched and stored exactly as backfill does (backfill_day: compared with the
+archive's own objects of that day, so nothing is stored twice), with the same headroom
+left to the regular runs in the host's rate-limit ledger. The tick's spending is also kept
+in the progress object, so at most AUDIT_REQUESTS_PER_DAY audit requests go out in any
+24 hours however often the tick is started. Progress lives in the store
+(`metadata/audit.json`, changed only through update_object), shared by every host.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from polisen_collector.api.client import ApiError, PolisenClient
+from polisen_collector.api.rate_limit import RateLimited
+from polisen_collector.metrics.run_metrics import RunMetrics
+from polisen_collector.recovery.backfill import BackfillReport, backfill_day, finish_day, load_progress
+from polisen_collector.storage.base import Storage, StoredObject, update_object
+
+log = logging.getLogger("polisen.audit")
+
+PROGRESS_OBJECT = "metadata/audit.json"
+PROGRESS_FORMAT = 1
+RECENT_DAYS = 2
+"""Yesterday and the day before: where late publications and edits are most frequent."""
+RECENT_EVERY = timedelta(hours=4)
+TICK_SLACK = timedelta(minutes=15)
+"""Ticks start a little late or early (timer jitter): a recent day is due this much before RECENT_EVERY."""
+SWEEP_FROM = RECENT_DAYS + 1
+"""The round-robin starts the day before the recent days."""
+SWEEP_GRACE = 2
+"""A full sweep taking longer than this many times its expected duration is overdue."""
+DAY = timedelta(days=1)
+
+
+@dataclass
+class AuditProgress:
+    """What the audit has done: shared by ticks and hosts through `metadata/audit.json`."""
+
+    recent: dict[str, str] = field(default_factory=dict)
+    """Recent day -> when it was audited last (ISO time)."""
+    cursor: str | None = None
+    """The next day of the round-robin sweep; None: the next sweep starts SWEEP_FROM days back."""
+    sweep_started: str | None = None
+    last_full_sweep: str | None = None
+    reach: str | None = None
+    """The oldest day of the last full sweep."""
+    spent: list[float] = field(default_factory=list)
+    """Times (epoch seconds) of the audit's requests of the last 24 hours."""
+
+    def as_document(self, now: datetime) -> dict[str, Any]:
+        return {"format": PROGRESS_FORMAT, "updated_at": now.isoformat(timespec="seconds"),
+                "recent": dict(sorted(self.recent.items())), "cursor": self.cursor,
+                "sweep_started": self.sweep_started, "last_full_sweep": self.last_full_sweep,
+                "reach": self.reach, "spent": self.spent}
+
+
+def read_progress(stored: StoredObject | None) -> AuditProgress:
+    if stored is None:
+        return AuditProgress()
+    try:
+        document = json.loads(stored.data)
+        progress = AuditProgress(
+            recent={date.fromisoformat(day).isoformat(): datetime.fromisoformat(when).isoformat()
+                    for day, when in document["recent"].items()},
+            cursor=_day_or_none(document.get("cursor")),
+            sweep_started=_time_or_none(document.get("sweep_started")),
+            last_full_sweep=_time_or_none(document.get("last_full_sweep")),
+            reach=_day_or_none(document.get("reach")),
+            spent=sorted(float(t) for t in document["spent"]),
+        )
+    except (ValueError, TypeError, KeyError, AttributeError) as error:
+        log.error("%s is unreadable (%s); the audit starts afresh", PROGRESS_OBJECT, error)
+        return AuditProgress()
+    return progress
+
+
+def _day_or_none(value: Any) -> str | None:
+    return None if value is None else date.fromisoformat(value).isoformat()
+
+
+def _time_or_none(value: Any) -> str | None:
+    return None if value is None else datetime.fromisoformat(value).isoformat()
+
+
+@dataclass(frozen=True)
+class Budget:
+    horizon_days: int
+    per_tick: int
+    per_day: int
+
+    def sweep_days(self) -> float:
+        """Expected days a full sweep takes when the tick runs at least hourly."""
+        recent_per_day = RECENT_DAYS * math.ceil(DAY / RECENT_EVERY)
+        old_days = max(1, self.horizon_days - SWEEP_FROM + 1)
+        return old_days / max(1, self.per_day - recent_per_day)
+
+
+def spent_today(progress: AuditProgress, now: datetime) -> int:
+    cutoff = now.timestamp() - DAY.total_seconds()
+    return sum(1 for t in progress.spent if t > cutoff)
+
+
+def plan_tick(progress: AuditProgress, gap_days: list[str], now: datetime, budget: Budget) -> list[tuple[str, str]]:
+    """The (day, why) audits due now, within this tick's and the last 24 hours' budget."""
+    allowed = min(budget.per_tick, budget.per_day - spent_today(progress, now))
+    today = now.date()
+    plan: list[tuple[str, str]] = [(day, "gap") for day in sorted(gap_days)]
+    for back in range(1, RECENT_DAYS + 1):
+        day = (today - back * DAY).isoformat()
+        last = progress.recent.get(day)
+        if last is None or now - datetime.fromisoformat(last) >= RECENT_EVERY - TICK_SLACK:
+            plan.append((day, "recent"))
+    for day in sweep_days(progress.cursor, today, budget.horizon_days, allowed):
+        plan.append((day, "sweep"))
+    unique: list[tuple[str, str]] = []
+    for day, why in plan:
+        if day not in {planned for planned, _ in unique}:
+            unique.append((day, why))
+    return unique[:max(0, allowed)]
+
+
+def sweep_days(cursor: str | None, today: date, horizon_days: int, count: int) -> list[str]:
+    """The next `count` days of the round-robin, newest first, wrapping to a new sweep."""
+    newest, oldest = today - SWEEP_FROM * DAY, today - horizon_days * DAY
+    if newest < oldest:
+        return []
+    day = date.fromisoformat(cursor) if cursor else newest
+    days = []
+    for _ in range(count):
+        if day > newest or day < oldest:
+            day = newest
+        days.append(day.isoformat())
+        day -= DAY
+    return days
+
+
+def record_day(storage: Storage, day: str | None, why: str, now: datetime, requests: int,
+               horizon_days: int) -> AuditProgress:
+    """Record requests spent and tick a day off (None: it failed) with a conditional write, merging on a lost race."""
+    result = AuditProgress()
+
+    def change(stored: StoredObject | None) -> bytes:
+        nonlocal result
+        progress = read_progress(stored)
+        cutoff = now.timestamp() - DAY.total_seconds()
+        progress.spent = [t for t in progress.spent if t > cutoff] + [now.timestamp()] * requests
+        result = progress
+        if day is None:
+            return json.dumps(progress.as_document(now), indent=1).encode("utf-8")
+        if why == "recent" or (now.date() - date.fromisoformat(day)).days <= RECENT_DAYS:
+            progress.recent[day] = now.isoformat(timespec="seconds")
+        oldest_recent = (now.date() - RECENT_DAYS * DAY).isoformat()
+        progress.recent = {d: when for d, when in progress.recent.items() if d >= oldest_recent}
+        if why == "sweep":
+            progress.sweep_started = progress.sweep_started or now.isoformat(timespec="seconds")
+            if date.fromisoformat(day) <= now.date() - horizon_days * DAY:
+                progress.last_full_sweep, progress.reach = now.isoformat(timespec="seconds"), day
+                progress.cursor, progress.sweep_started = None, None
+            else:
+                progress.cursor = (date.fromisoformat(day) - DAY).isoformat()
+        return json.dumps(progress.as_document(now), indent=1).encode("utf-8")
+
+    update_object(storage, PROGRESS_OBJECT, change)
+    return result
+
+
+@dataclass
+class DayAudit:
+    day: str
+    why: str
+    fetched: int
+    new: int
+    updated: int
+
+
+@dataclass
+class AuditReport:
+    audited: list[DayAudit] = field(default_factory=list)
+    requests: int = 0
+    stopped: str | None = None
+    failed: bool = False
+    progress: AuditProgress = field(default_factory=AuditProgress)
+    gap_days: list[str] = field(default_factory=list)
+
+    @property
+    def new(self) -> int:
+        return sum(day.new for day in self.audited)
+
+    @property
+    def updated(self) -> int:
+        return sum(day.updated for day in self.audited)
+
+    def found(self) -> dict[str, dict[str, int]]:
+        """Days where the audit stored something the feed path missed."""
+        return {day.day: {"new": day.new, "updated": day.updated} for day in self.audited if day.new or day.updated}
+
+
+def run_audit(
+    storage: Storage, client: PolisenClient, metrics: RunMetrics, *, budget: Budget, retention_days: int,
+    now: datetime,
+) -> AuditReport:
+    """One audit tick: the days due at `now`, each stored and ticked off; stops on the rate limit or an API error.
+
+    Days are recorded as audited (and requests as spent) at `now`, the tick's start, so
+    the schedule does not drift by the seconds the requests take.
+    """
+    report = AuditReport()
+    started = now
+    report.progress = read_progress(storage.get(PROGRESS_OBJECT))
+    gap_days = sorted(load_progress(storage).pending)
+    plan = plan_tick(report.progress, gap_days, started, budget)
+    counted = BackfillReport()
+    with metrics.step("audit"):
+        for day, why in plan:
+            before = counted.requests
+            try:
+                fetched, new, updated = backfill_day(storage, client, metrics, day, retention_days, counted)
+            except ApiError as error:  # RateLimited too: then no request went out
+                report.stopped, report.failed = str(error), not isinstance(error, RateLimited)
+                report.requests += error.requests
+                if error.requests:
+                    report.progress = record_day(storage, None, why, started, error.requests, budget.horizon_days)
+                log.log(logging.ERROR if report.failed else logging.WARNING,
+                        "audit stopped at %s: %s; it continues next tick", day, error)
+                break
+            report.requests += counted.requests - before
+            report.progress = record_day(storage, day, why, started, counted.requests - before, budget.horizon_days)
+            if why == "gap":
+                finish_day(storage, day)
+            report.audited.append(DayAudit(day, why, fetched, new, updated))
+            log.info("audit %s (%s): %d events, %d new, %d updated", day, why, fetched, new, updated)
+    report.gap_days = sorted(load_progress(storage).pending) if gap_days else []
+    metrics.count(audit_requests=report.requests, audit_days=len(report.audited),
+                  audit_events=sum(day.fetched for day in report.audited), audit_new=report.new,
+                  audit_updated=report.updated, audit_gap_days=len(report.gap_days))
+    found = report.found()
+    if found:
+        log.warning("the audit found %d new and %d edited events the feed path missed, on %s",
+                    report.new, report.updated,
+                    ", ".join(f"{day} ({n['new']} new, {n['updated']} updated)" for day, n in found.items()))
+    log.info("audit tick: %d days, %d requests, %d new, %d updated; %s",
+             len(report.audited), report.requests, report.new, report.updated, describe(report.progress))
+    return report
+
+
+def describe(progress: AuditProgress) -> str:
+    sweep = f"sweep at {progress.cursor}" if progress.cursor else "a new sweep starts next"
+    last = progress.last_full_sweep or "never"
+    return f"{sweep}, last full sweep {last}"
+
+
+def oldest_audited(progress: AuditProgress) -> str | None:
+    """How far back the audit has looked: the last full sweep's reach, or the current sweep's."""
+    current = (date.fromisoformat(progress.cursor) + DAY).isoformat() if progress.cursor else None
+    candidates = [day for day in (progress.reach, current) if day]
+    return min(candidates) if candidates else None
+
+
+def health_section(report: AuditReport, budget: Budget, now: datetime) -> dict[str, Any]:
+    """The audit's part of the health picture (see health/file.py: audit_health_path)."""
+    progress = report.progress
+    base = progress.last_full_sweep or progress.sweep_started
+    due = datetime.fromisoformat(base) + SWEEP_GRACE * budget.sweep_days() * DAY if base else None
+    return {
+        "oldest_day_audited": oldest_audited(progress),
+        "sweep_position": progress.cursor,
+        "last_full_sweep": progress.last_full_sweep,
+        "sweep_due_by": due.isoformat(timespec="seconds") if due else None,
+        "horizon_days": budget.horizon_days,
+        "requests_per_day": budget.per_day,
+        "requests_last_24h": spent_today(progress, now),
+        "days_audited": [day.day for day in report.audited],
+        "audit_new": report.new,
+        "audit_updated": report.updated,
+        "found": report.found(),
+        "unhealed_gap": {"days": len(report.gap_days), "from": report.gap_days[0], "to": report.gap_days[-1]}
+        if report.gap_days else None,
+        "stopped": report.stopped,
+    }
