@@ -181,14 +181,15 @@ def test_the_default_install_runs_the_audit_between_the_collections():
     deploy = REPO / "deploy"
     cron = [line.split() for line in (deploy / "crontab.example").read_text().splitlines()
             if line.strip() and not line.startswith("#")]
-    minutes = {" ".join(line[5:]).endswith("--audit >/dev/null"): line[0] for line in cron}
+    minutes = {" ".join(line[5:]).endswith("--audit"): line[0] for line in cron}
     assert minutes == {False: "7,37", True: "22"}
     timer = (deploy / "polisen-audit.timer").read_text()
     assert "OnCalendar=*:22\n" in timer and "OnCalendar=*:07,37" in (deploy / "polisen-collector.timer").read_text()
     service = (deploy / "polisen-audit.service").read_text()
-    assert "ExecStart=/usr/bin/python3 collect_events.py --audit\n" in service
+    assert "ExecStart=/opt/polisen-events-collector/.venv/bin/python collect_events.py --audit\n" in service
     hardening = [line for line in (deploy / "polisen-collector.service").read_text().splitlines()
-                 if line.startswith(("NoNewPrivileges", "Protect", "ReadWritePaths", "PrivateTmp", "User="))]
+                 if line.startswith(("NoNewPrivileges", "Protect", "ReadWritePaths", "Private", "User=", "Group=", "UMask",
+                                     "Restrict", "Capability", "Ambient", "SystemCall", "Memory", "Lock", "Device"))]
     assert hardening and all(line in service.splitlines() for line in hardening)
 
 

@@ -295,7 +295,7 @@ def unit_service_section(name: str) -> dict[str, str]:
     return values
 
 
-@pytest.mark.parametrize("unit", ["polisen-collector.service", "polisen-health.service"])
+@pytest.mark.parametrize("unit", ["polisen-collector.service", "polisen-audit.service", "polisen-health.service"])
 def test_units_are_hardened_and_use_the_virtual_environment(unit):
     service = unit_service_section(unit)
     assert {key: service.get(key) for key in HARDENING} == HARDENING
@@ -314,7 +314,7 @@ def test_the_collector_may_write_exactly_its_folders_and_the_textfile_dir():
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
-@pytest.mark.parametrize("unit", ["polisen-collector.service", "polisen-health.service"])
+@pytest.mark.parametrize("unit", ["polisen-collector.service", "polisen-audit.service", "polisen-health.service"])
 def test_systemd_analyze_rates_the_units_at_most_2(unit):
     done = subprocess.run(["systemd-analyze", "security", "--offline=yes", str(REPO / "deploy" / unit)],
                           capture_output=True, text=True, timeout=60)
