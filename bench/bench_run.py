@@ -15,6 +15,8 @@ collect_events.py as real processes on each backend, and prints per configuratio
 - CPU time (user + system) and peak RSS of the collector process alone: each run is
   started by bench/launch.py, a tiny parent whose `wait4` sees only the collector.
 
+The package is byte-compiled first (`python -m compileall`), as the deploy steps do.
+
 Scenarios: `new` runs each serve the next snapshot (a few new or edited events each);
 `304` runs serve the same snapshot again (the API answers 304 Not Modified); `same` runs
 serve it again from an API without ETag (a full 200 with nothing new).
@@ -354,6 +356,9 @@ def main() -> None:
         parser.error(f"--compare: the name {THIS!r} is this collector's")
     other_env = dict(item.split("=", 1) for item in args.compare_env)
     latencies = sorted({float(ms) / 1000 for ms in args.latencies.split(",")} | {0.0})
+    # As the deploy steps do (docs/operations.md): with bytecode not writable at run time
+    # (PYTHONDONTWRITEBYTECODE, a read-only code directory) every run would compile the package.
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "polisen_collector")], check=True)
     bodies = [load_snapshot(path) for path in snapshot_paths()]
     key = ApiKey.generate()
     results: Results = {}
