@@ -60,7 +60,7 @@ def test_other_top_level_fields_pass_through_both_ways():
     assert loaded == {**document, "seen": {"3": ["bb", "2026-05-19", "2026-05-21"], "7": ["aa", "2026-05-20", "2026-05-21"]}}
 
 
-def test_a_real_sized_state_is_a_quarter_of_format_1():
+def test_a_real_sized_state_is_a_fraction_of_format_1():
     seen = {600000 + 3 * n: (f"{n * 2654435761 % 2**64:016x}", "2026-05-20", "2026-05-27") for n in range(1000)}
     compact, plain = encode_state(seen, "r"), format_1(seen)
     assert decode_state(compact) == seen
