@@ -12,20 +12,33 @@ collect_events.py as real processes on each backend, and prints per configuratio
   after the previous one ended, taken from the servers' request logs;
 - bytes on the wire to and from the API (headers included) and the gzip size of the body
   (level 6, what `gzip` does by default);
-- peak RSS of the collector process (ru_maxrss from wait4).
+- CPU time (user + system) and peak RSS of the collector process alone: each run is
+  started by bench/launch.py, a tiny parent whose `wait4` sees only the collector.
+
+The package is byte-compiled first (`python -m compileall`), as the deploy steps do.
 
 Scenarios: `new` runs each serve the next snapshot (a few new or edited events each);
 `304` runs serve the same snapshot again (the API answers 304 Not Modified); `same` runs
 serve it again from an API without ETag (a full 200 with nothing new).
 
+Side by side: `--compare NAME=COMMAND` (repeatable) runs another collector command on the
+same servers and snapshots, each in its own workspace and bucket, alternating with this one
+run by run (the order swapped every step), and prints the ratios this / other. The command
+is formatted with {python}, {api_url}, {oci_endpoint}, {namespace}, {bucket}, {workdir} and
+{oci_config}; it also gets this collector's environment variables, pointed at its own
+folders and bucket, plus `--compare-env KEY=VALUE`.
+
     python3 bench/bench_run.py [--runs 15] [--idle 5] [--latencies 0,50,100] [--backends local,oci,vault]
+    python3 bench/bench_run.py --backends oci --compare "main={python} /tmp/main/collect_events.py"
 """
 
 from __future__ import annotations
 
 import argparse
 import gzip
+import json
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -42,6 +55,8 @@ from fake_polisen import FakePolisenServer, load_snapshot, snapshot_paths  # noq
 
 VAULT = "ocid1.vault.oc1.eu-stockholm-1.benchvault"
 NAMESPACE = "testnamespace"
+THIS = "this"
+LAUNCHER = [sys.executable, "-I", "-S", str(REPO / "bench" / "launch.py")]
 
 
 @dataclass
@@ -51,6 +66,7 @@ class RunFigures:
     wall: float
     returncode: int
     rss_kb: int
+    cpu: float
     api_requests: int
     oci_requests: int
     vault_requests: int
@@ -123,28 +139,38 @@ def critical_depth(intervals: list[tuple[float, float]]) -> int:
     return max(depth, default=0)
 
 
-class Bench:
-    """One backend at one latency: fresh servers, a fresh workspace, runs measured one by one."""
+@dataclass
+class Contender:
+    """A collector command with its own workspace and bucket."""
 
-    def __init__(self, backend: str, latency: float, bodies: list[bytes], workdir: Path, key: ApiKey) -> None:
+    name: str
+    command: list[str]
+    env: dict[str, str]
+    workdir: Path
+
+
+class Bench:
+    """One backend at one latency: fresh servers, a workspace per collector, runs measured one by one."""
+
+    def __init__(self, backend: str, latency: float, bodies: list[bytes], workdir: Path, key: ApiKey,
+                 others: dict[str, str], other_env: dict[str, str]) -> None:
         self.backend, self.latency, self.bodies, self.workdir = backend, latency, bodies, workdir
+        names = [THIS, *others]
         self.api = FakePolisenServer(bodies)
         self.api.state.latency = latency
         self.api_bytes = count_bytes(self.api.httpd)
-        self.oci = FakeOCIServer(namespace=NAMESPACE)
+        self.oci = FakeOCIServer(namespace=NAMESPACE, buckets=tuple(f"bench-{name}" for name in names))
         self.oci.state.latency = latency
         self.oci_bytes = count_bytes(self.oci.httpd)
         self.oci.trust(key)
-        self.env = {k: v for k, v in os.environ.items()
-                    if not k.startswith(("POLISEN_", "API_", "OCI_", "STORAGE", "DATA_DIR", "LOG_", "METRICS_", "HEALTH"))}
-        self.env.update({
-            "POLISEN_API_URL": self.api.url, "DATA_DIR": str(workdir / "data"), "LOG_DIR": str(workdir / "logs"),
-            "METRICS_DIR": str(workdir / "metrics"), "API_BACKOFF_FACTOR": "0.01",
-            "API_CONTACT_EMAIL": "bench@example.invalid", "API_RATE_LIMIT": "off",
-        })
+        base = {k: v for k, v in os.environ.items()
+                if not k.startswith(("POLISEN_", "API_", "OCI_", "STORAGE", "DATA_DIR", "LOG_", "METRICS_", "HEALTH"))}
+        base.update({"POLISEN_API_URL": self.api.url, "API_BACKOFF_FACTOR": "0.01",
+                     "API_CONTACT_EMAIL": "bench@example.invalid", "API_RATE_LIMIT": "off"})
+        oci_config = write_oci_config(workdir / "oci", key)
         if backend in ("oci", "vault"):
-            self.env.update({"STORAGE": "oci", "OCI_ENDPOINT": self.oci.url, "OCI_NAMESPACE": NAMESPACE,
-                             "OCI_CONFIG_FILE": str(write_oci_config(workdir / "oci", key))})
+            base.update({"STORAGE": "oci", "OCI_ENDPOINT": self.oci.url, "OCI_NAMESPACE": NAMESPACE,
+                         "OCI_CONFIG_FILE": str(oci_config)})
         if backend == "vault":
             reader = ApiKey.generate(user="ocid1.user.oc1..vaultreader")
             self.oci.trust(reader)
@@ -152,8 +178,21 @@ class Bench:
                        "private-key": key.pem, "region": "eu-stockholm-1"}
             for suffix, value in secrets.items():
                 self.oci.add_secret(VAULT, f"polisen-collector-{suffix}", value)
-            self.env.update({"OCI_AUTH": "vault", "OCI_VAULT_ID": VAULT, "OCI_SECRETS_ENDPOINT": self.oci.url,
-                             "OCI_CONFIG_FILE": str(write_oci_config(workdir / "vault-reader", reader))})
+            base.update({"OCI_AUTH": "vault", "OCI_VAULT_ID": VAULT, "OCI_SECRETS_ENDPOINT": self.oci.url,
+                         "OCI_CONFIG_FILE": str(write_oci_config(workdir / "vault-reader", reader))})
+        templates = {THIS: "{python} " + shlex.quote(str(REPO / "collect_events.py")) + " --env-file none.env", **others}
+        self.contenders = []
+        for name in names:
+            home = workdir / name
+            home.mkdir()
+            env = {**base, "DATA_DIR": str(home / "data"), "LOG_DIR": str(home / "logs"),
+                   "METRICS_DIR": str(home / "metrics"), "OCI_BUCKET_NAME": f"bench-{name}"}
+            if name != THIS:
+                env.update(other_env)
+            command = shlex.split(templates[name].format(
+                python=sys.executable, api_url=self.api.url, oci_endpoint=self.oci.url, namespace=NAMESPACE,
+                bucket=f"bench-{name}", workdir=home, oci_config=oci_config))
+            self.contenders.append(Contender(name, command, env, home))
 
     def __enter__(self) -> Bench:
         self.api.start()
@@ -164,18 +203,16 @@ class Bench:
         self.api.stop()
         self.oci.__exit__()
 
-    def run(self, scenario: str, index: int) -> RunFigures:
+    def run(self, contender: Contender, scenario: str, index: int) -> RunFigures:
         self.api.serve(index)
         api_mark, oci_mark = len(self.api.requests), len(self.oci.requests)
         api_in, api_out, oci_in, oci_out = (self.api_bytes.read, self.api_bytes.written,
                                             self.oci_bytes.read, self.oci_bytes.written)
-        command = [sys.executable, str(REPO / "collect_events.py"), "--env-file", str(self.workdir / "none.env")]
-        started = time.perf_counter()
-        process = subprocess.Popen(command, cwd=self.workdir, env=self.env,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        _, status, usage = os.wait4(process.pid, 0)
-        wall = time.perf_counter() - started
-        process.returncode = os.waitstatus_to_exitcode(status)
+        figures_path = contender.workdir / "launch.json"
+        figures_path.unlink(missing_ok=True)
+        subprocess.run([*LAUNCHER, str(figures_path), *contender.command], cwd=contender.workdir, env=contender.env,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+        launched = json.loads(figures_path.read_text())
         api_requests = self.api.requests[api_mark:]
         oci_requests = self.oci.requests[oci_mark:]
         offset = time.time() - time.monotonic()
@@ -184,7 +221,8 @@ class Bench:
         vault = sum(1 for r in oci_requests if r.path.startswith("/20190301/"))
         body = self.bodies[index]
         return RunFigures(
-            scenario=scenario, index=index, wall=wall, returncode=process.returncode, rss_kb=usage.ru_maxrss,
+            scenario=scenario, index=index, wall=launched["wall"], returncode=launched["returncode"],
+            rss_kb=launched["rss_kb"], cpu=launched["cpu"],
             api_requests=len(api_requests), oci_requests=len(oci_requests) - vault, vault_requests=vault,
             depth=critical_depth(intervals), api_bytes_in=self.api_bytes.read - api_in,
             api_bytes_out=self.api_bytes.written - api_out,
@@ -192,16 +230,33 @@ class Bench:
             gzip_body=len(gzip.compress(body, compresslevel=6)),
         )
 
-    def replay(self, start: int, runs: int, idle: int) -> list[RunFigures]:
-        """A first run to fill the archive (not measured), then `runs` new snapshots, then idle runs."""
-        first = self.run("fill", start)
-        if first.returncode != 0:
-            raise SystemExit(f"{self.backend} at {self.latency * 1000:.0f} ms: the first run failed (exit {first.returncode})")
-        figures = [self.run("new", start + step) for step in range(1, runs + 1)]
+    def step(self, scenario: str, index: int, number: int, figures: dict[str, list[RunFigures]]) -> None:
+        """Every collector once on the same answer, in an order that alternates from step to step."""
+        order = self.contenders if number % 2 == 0 else self.contenders[::-1]
+        for contender in order:
+            figures[contender.name].append(self.run(contender, scenario, index))
+
+    def replay(self, start: int, runs: int, idle: int) -> dict[str, list[RunFigures]]:
+        """A first run to fill each archive (not measured), then `runs` new snapshots, then idle runs."""
+        fill: dict[str, list[RunFigures]] = {c.name: [] for c in self.contenders}
+        self.step("fill", start, 0, fill)
+        for name, (first,) in fill.items():
+            if first.returncode != 0:
+                raise SystemExit(f"{name} on {self.backend} at {self.latency * 1000:.0f} ms: "
+                                 f"the first run failed (exit {first.returncode})")
+        figures: dict[str, list[RunFigures]] = {c.name: [] for c in self.contenders}
+        number = 1
+        for step in range(1, runs + 1):
+            self.step("new", start + step, number, figures)
+            number += 1
         last = start + runs
-        figures += [self.run("304", last) for _ in range(idle)]
+        for _ in range(idle):
+            self.step("304", last, number, figures)
+            number += 1
         self.api.state.support_etag = False
-        figures += [self.run("same", last) for _ in range(idle)]
+        for _ in range(idle):
+            self.step("same", last, number, figures)
+            number += 1
         return figures
 
 
@@ -210,13 +265,19 @@ def p90(values: list[float]) -> float:
     return ordered[min(len(ordered) - 1, round(0.9 * (len(ordered) - 1)))]
 
 
-def report(results: dict[tuple[str, float], list[RunFigures]]) -> None:
-    header = ("backend", "latency", "scenario", "runs", "wall med", "wall p90", "bound med", "wall/bound",
-              "api req", "oci req", "vault req", "crit RTs", "api bytes", "gzip body", "wire/gzip", "oci bytes", "peak RSS")
+Results = dict[tuple[str, str, float], list[RunFigures]]
+"""(collector, backend, latency) -> its measured runs."""
+
+
+def report(results: Results) -> None:
+    header = ("collector", "backend", "latency", "scenario", "runs", "wall med", "wall p90", "cpu med", "bound med",
+              "wall/bound", "api req", "oci req", "vault req", "crit RTs", "api bytes", "gzip body", "wire/gzip",
+              "oci bytes", "peak RSS")
     print(" | ".join(header))
     print(" | ".join("---" for _ in header))
-    for (backend, latency), figures in results.items():
-        base = {(f.scenario, i): f for i, f in enumerate(results[(backend, 0.0)])} if (backend, 0.0) in results else {}
+    for (name, backend, latency), figures in results.items():
+        at_zero = results.get((name, backend, 0.0), [])
+        base = {(f.scenario, i): f for i, f in enumerate(at_zero)}
         for scenario in ("new", "304", "same"):
             runs = [(i, f) for i, f in enumerate(figures) if f.scenario == scenario]
             if not runs:
@@ -228,8 +289,9 @@ def report(results: dict[tuple[str, float], list[RunFigures]]) -> None:
             wire = [f.api_bytes_in + f.api_bytes_out for _, f in runs]
             full = [(f.api_bytes_in + f.api_bytes_out) / f.gzip_body for _, f in runs if f.scenario != "304"]
             row = (
-                backend, f"{latency * 1000:.0f} ms", scenario + (f" ({failed} failed)" if failed else ""), str(len(runs)),
-                f"{statistics.median(walls):.3f} s", f"{p90(walls):.3f} s",
+                name, backend, f"{latency * 1000:.0f} ms", scenario + (f" ({failed} failed)" if failed else ""),
+                str(len(runs)), f"{statistics.median(walls):.3f} s", f"{p90(walls):.3f} s",
+                f"{statistics.median(f.cpu for _, f in runs):.3f} s",
                 f"{statistics.median(bounds):.3f} s" if bounds else "-",
                 f"{statistics.median(ratios):.2f}" if ratios else "-",
                 f"{statistics.mean(f.api_requests for _, f in runs):.1f}",
@@ -244,6 +306,39 @@ def report(results: dict[tuple[str, float], list[RunFigures]]) -> None:
             print(" | ".join(row), flush=True)
 
 
+RATIOS = (
+    ("wall med", lambda runs: statistics.median(f.wall for f in runs), "{:.3f} s"),
+    ("cpu med", lambda runs: statistics.median(f.cpu for f in runs), "{:.3f} s"),
+    ("oci bytes med", lambda runs: statistics.median(f.oci_bytes for f in runs), "{:,.0f}"),
+    ("api bytes med", lambda runs: statistics.median(f.api_bytes_in + f.api_bytes_out for f in runs), "{:,.0f}"),
+    ("peak RSS", lambda runs: max(f.rss_kb for f in runs) / 1024, "{:.0f} MB"),
+)
+
+
+def report_ratios(results: Results) -> None:
+    """For each other collector: this one's figure, the other's, and this / other."""
+    others = sorted({name for name, _, _ in results} - {THIS})
+    if not others:
+        return
+    print()
+    print(" | ".join(("backend", "latency", "scenario", "figure", THIS, *(f"{o} | {THIS} / {o}" for o in others))))
+    print(" | ".join("---" for _ in range(5 + 2 * len(others))))
+    for (name, backend, latency), figures in results.items():
+        if name != THIS:
+            continue
+        for scenario in ("new", "304", "same"):
+            mine = [f for f in figures if f.scenario == scenario]
+            if not mine:
+                continue
+            for label, measure, style in RATIOS:
+                cells = [style.format(measure(mine))]
+                for other in others:
+                    theirs = [f for f in results[(other, backend, latency)] if f.scenario == scenario]
+                    ratio = f"{measure(mine) / measure(theirs):.2f}" if measure(theirs) else "-"
+                    cells += [style.format(measure(theirs)), ratio]
+                print(" | ".join((backend, f"{latency * 1000:.0f} ms", scenario, label, *cells)), flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=15, help="runs with new events (default 15)")
@@ -251,20 +346,33 @@ def main() -> None:
     parser.add_argument("--start", type=int, default=0, help="first snapshot (the fill run)")
     parser.add_argument("--latencies", default="0,50,100", help="milliseconds per request, comma-separated")
     parser.add_argument("--backends", default="local,oci,vault", help="local, oci and/or vault")
+    parser.add_argument("--compare", action="append", default=[], metavar="NAME=COMMAND",
+                        help="another collector command to run side by side (repeatable)")
+    parser.add_argument("--compare-env", action="append", default=[], metavar="KEY=VALUE",
+                        help="an environment variable for the other commands (repeatable)")
     args = parser.parse_args()
+    others = dict(item.split("=", 1) for item in args.compare)
+    if THIS in others:
+        parser.error(f"--compare: the name {THIS!r} is this collector's")
+    other_env = dict(item.split("=", 1) for item in args.compare_env)
     latencies = sorted({float(ms) / 1000 for ms in args.latencies.split(",")} | {0.0})
+    # As the deploy steps do (docs/operations.md): with bytecode not writable at run time
+    # (PYTHONDONTWRITEBYTECODE, a read-only code directory) every run would compile the package.
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "polisen_collector")], check=True)
     bodies = [load_snapshot(path) for path in snapshot_paths()]
     key = ApiKey.generate()
-    results: dict[tuple[str, float], list[RunFigures]] = {}
+    results: Results = {}
     with tempfile.TemporaryDirectory(prefix="bench-run-") as temp:
         for backend in args.backends.split(","):
             for latency in latencies:
                 workdir = Path(temp) / f"{backend}-{latency * 1000:.0f}"
                 workdir.mkdir()
-                with Bench(backend, latency, bodies, workdir, key) as bench:
-                    results[(backend, latency)] = bench.replay(args.start, args.runs, args.idle)
+                with Bench(backend, latency, bodies, workdir, key, others, other_env) as bench:
+                    for name, figures in bench.replay(args.start, args.runs, args.idle).items():
+                        results[(name, backend, latency)] = figures
                 print(f"# {backend} at {latency * 1000:.0f} ms done", file=sys.stderr, flush=True)
     report(results)
+    report_ratios(results)
 
 
 if __name__ == "__main__":

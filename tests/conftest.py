@@ -87,7 +87,10 @@ class Collector:
         return restore
 
     def state(self) -> dict:
-        return json.loads((self.data_dir / "metadata" / "last_seen.json").read_text())
+        """The state document, `seen` as a mapping of id text to entry (whatever its stored format)."""
+        from polisen_collector.archive.state import load_document
+
+        return load_document((self.data_dir / "metadata" / "last_seen.json").read_bytes())
 
     def health(self) -> dict:
         return json.loads((self.log_dir / "health.json").read_text())

@@ -96,6 +96,8 @@ class LoggedRequest:
     headers: dict[str, str]
     time: float = 0.0
     end: float = 0.0
+    body_in: int = 0
+    body_out: int = 0
 
 
 @dataclass
@@ -238,7 +240,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.body = self.rfile.read(length) if length else b""
         parts = urlsplit(self.path)
         self.query = {k: v[0] for k, v in parse_qs(parts.query).items()}
-        self.entry = LoggedRequest(self.command, self.path, 0, {k.lower(): v for k, v in self.headers.items()}, time.monotonic())
+        self.entry = LoggedRequest(self.command, self.path, 0, {k.lower(): v for k, v in self.headers.items()}, time.monotonic(),
+                                   body_in=len(self.body))
         with self.fake.lock:
             self.fake.requests.append(self.entry)
         if self.fake.latency:
@@ -375,6 +378,8 @@ class _Handler(BaseHTTPRequestHandler):
                 blob = objects.get(name)
             if blob is None:
                 return self._error(404, "ObjectNotFound", f"The object '{name}' was not found")
+            if self.headers.get("if-none-match") == blob.etag:
+                return self._send(304, b"", etag=blob.etag)
             return self._send(200, blob.data, etag=blob.etag, content_type=blob.content_type)
         self._error(405, "MethodNotAllowed", "Method not allowed")
 
@@ -418,6 +423,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(key, value)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        if self.command != "HEAD" and status != 204:
+        if self.command != "HEAD" and status not in (204, 304):
             self.wfile.write(body)
+            self.entry.body_out = len(body)
         self.entry.end = time.monotonic()

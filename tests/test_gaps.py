@@ -16,6 +16,7 @@ from fake_polisen import FakePolisenServer
 
 from polisen_collector.api.client import ApiOptions, PolisenClient
 from polisen_collector.archive.events import validate_event
+from polisen_collector.archive.state import dump_document
 from polisen_collector.metrics.run_metrics import RunMetrics
 from polisen_collector.recovery.backfill import backfill_on_demand
 from polisen_collector.recovery.gaps import Gap, coverage_start, detect_gap
@@ -125,10 +126,9 @@ def test_backfill_on_demand_prints_progress_and_never_duplicates(fake_api, colle
     archived = {(event["id"], canonical(event)) for _, event in archived_lines(collector.data_dir)}
     assert archived == set(newest.items())
 
-    state_path = collector.data_dir / "metadata" / "last_seen.json"
-    state = json.loads(state_path.read_text())
+    state = collector.state()
     state["seen"] = {}
-    state_path.write_text(json.dumps(state))
+    (collector.data_dir / "metadata" / "last_seen.json").write_bytes(dump_document(state))
     again = collector.run("--backfill", "2026-05-25..2026-05-27")
     assert again.returncode == 0
     assert f"{len(newest)} events, 0 new, 0 updated" in again.log

@@ -24,6 +24,8 @@ from archive_truth import (
 from conftest import REPO, Collector
 from fake_oci import ApiKey, FakeOCIServer, write_oci_config
 
+from polisen_collector.archive.state import dump_document, load_document
+
 BUCKET = "polisen-events-collector"
 STATE = "metadata/last_seen.json"
 VAULT = "ocid1.vault.oc1.eu-stockholm-1.testvault"
@@ -66,7 +68,7 @@ def oci_run(tmp_path, fake_api, fake_oci, api_key) -> Collector:
 
 
 def bucket_state(fake: FakeOCIServer) -> dict:
-    return json.loads(fake.objects()[STATE].data)
+    return load_document(fake.objects()[STATE].data)
 
 
 def by_day(lines: list[tuple[str, dict]]) -> dict[str, list[str]]:
@@ -92,11 +94,11 @@ def test_replay_through_oci_stores_the_same_archive_as_local(tmp_path, fake_api,
     bucket = fake_oci.dump(tmp_path / "bucket")
     assert by_day(archived_lines(bucket)) == by_day(archived_lines(local.data_dir))
     assert archived_versions(bucket) == versions_in_snapshots(snapshot_bodies[:REPLAY_COUNT])
-    seen = json.loads((bucket / STATE).read_bytes())["seen"]
+    seen = bucket_state(fake_oci)["seen"]
     assert {k: v[:2] for k, v in seen.items()} == {k: v[:2] for k, v in local.state()["seen"].items()}
     objects = fake_oci.objects()
     assert {blob.content_type for name, blob in objects.items() if name.startswith("events/")} == {"application/x-ndjson"}
-    assert objects[STATE].content_type == "application/json"
+    assert objects[STATE].content_type == "application/gzip"
     assert not oci_run.data_dir.exists(), "STORAGE=oci must not write the local archive"
 
 
@@ -153,7 +155,7 @@ def test_state_write_412_reloads_merges_and_retries(fake_api, fake_oci, oci_run)
     def another_collector_writes_the_state() -> None:
         document = bucket_state(fake_oci)
         document["seen"].update(planted)
-        fake_oci.put_object(STATE, json.dumps(document).encode())
+        fake_oci.put_object(STATE, dump_document(document))
 
     fake_oci.before("PUT", STATE, another_collector_writes_the_state)
     fake_api.serve(5)
@@ -260,7 +262,7 @@ def test_a_run_costs_only_the_round_trips_it_needs(fake_api, fake_oci, oci_run):
         log.clear()
     assert oci_run.run().returncode == 0
     assert [r.status for r in fake_api.requests] == [304]
-    assert [(r.method, r.status) for r in fake_oci.requests] == [("GET", 200)], "nothing new: one state read, no write"
+    assert [(r.method, r.status) for r in fake_oci.requests] == [("GET", 304)], "nothing new: one state read, no write"
     assert fake_oci.objects() == stored
 
 
@@ -287,15 +289,87 @@ def test_unreachable_endpoint_fails_the_run_with_an_actionable_line(fake_api, oc
     assert f"OCI endpoint http://127.0.0.1:{closed_port} unreachable or timed out" in result.log
 
 
-def test_local_run_never_imports_oci(collector):
+def imported_modules(collector: Collector) -> set[str]:
+    """The modules one run of `collector` imports, from `python -X importtime`."""
     result = subprocess.run([sys.executable, "-X", "importtime", *collector.command()[1:]], cwd=collector.workdir,
                             env=collector.env, capture_output=True, text=True, timeout=60, check=False)
-    assert result.returncode == 0, result.log
-    imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
+    assert result.returncode == 0, result.stderr[-2000:]
+    return {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
+
+
+def test_local_run_never_imports_oci(collector):
+    imported = imported_modules(collector)
     assert "polisen_collector.api.client" in imported
     assert "polisen_collector.storage.local" in imported
     assert not {name for name in imported
                 if name.split(".")[0] in ("oci", "circuitbreaker") or name.startswith("polisen_collector.storage.oci")}
+
+
+
+NEVER_ON_A_RUN = {"polisen_collector.recovery.backfill", "polisen_collector.archive.compaction",
+                  "polisen_collector.export", "polisen_collector.analysis", "polisen_collector.metrics.prometheus",
+                  "polisen_collector.health.ping"}
+
+
+def test_a_run_imports_only_what_it_uses(fake_api, collector):
+    fake_api.serve(0)
+    first = imported_modules(collector)
+    assert "polisen_collector.recovery.gaps" in first, "an answer with events is checked for a gap"
+    assert not first & NEVER_ON_A_RUN
+    fake_api.serve(1)
+    assert not imported_modules(collector) & NEVER_ON_A_RUN
+    nothing_new = imported_modules(collector)
+    assert not {name for name in nothing_new if name.startswith("polisen_collector.recovery")}, "a 304 checks nothing"
+    assert not nothing_new & NEVER_ON_A_RUN
+
+
+def test_an_oci_run_imports_no_vault_clients_and_no_pkcs11_signer(fake_api, oci_run):
+    fake_api.serve(0)
+    imported = imported_modules(oci_run)
+    assert "oci.object_storage" in imported
+    assert not {name for name in imported if name.startswith("pkcs11.")}, "the SDK's PKCS#11 signer is skipped"
+    assert not imported & {"oci.secrets", "oci.key_management"}
+    assert not imported & NEVER_ON_A_RUN
+
+
+def state_reads(fake: FakeOCIServer) -> list[tuple[int, int]]:
+    """(status, response body bytes) of each read of the state."""
+    return [(r.status, r.body_out) for r in requests_to(fake, "GET", "metadata%2Flast_seen.json")]
+
+
+def test_the_state_travels_only_when_it_changed(tmp_path, fake_api, fake_oci, api_key, oci_run, snapshot_bodies):
+    """Read with If-None-Match and the etag this host last saw; its copy is used only on that 304."""
+    oci_run.env["OCI_NAMESPACE"] = "testnamespace"
+    fake_api.serve(0)
+    assert oci_run.run().returncode == 0
+    assert (oci_run.log_dir / "state-cache").exists()
+    fake_oci.requests.clear()
+    assert oci_run.run().returncode == 0  # nothing new: the API answers 304, and so does the state read
+    assert [(r.method, r.status, r.body_in, r.body_out) for r in fake_oci.requests] == [("GET", 304, 0, 0)]
+
+    fake_api.serve(1)
+    fake_oci.requests.clear()
+    assert oci_run.run().returncode == 0  # new events: the state is still the one this host wrote
+    assert state_reads(fake_oci) == [(304, 0)]
+    (written,) = requests_to(fake_oci, "PUT", "metadata%2Flast_seen.json")
+    assert written.body_in == len(fake_oci.objects()[STATE].data) < 20_000
+
+    other = oci_collector(tmp_path / "host-b", fake_api.url, fake_oci, api_key)
+    fake_api.serve(2)
+    assert other.run().returncode == 0  # another host moves the state on: this host's copy is stale
+    moved = fake_oci.objects()[STATE].data
+    fake_api.serve(3)
+    fake_oci.requests.clear()
+    assert oci_run.run().returncode == 0
+    assert state_reads(fake_oci) == [(200, len(moved))]
+
+    (oci_run.log_dir / "state-cache").write_bytes(b"damaged")
+    fake_api.serve(4)
+    fake_oci.requests.clear()
+    assert oci_run.run().returncode == 0
+    (read,) = requests_to(fake_oci, "GET", "metadata%2Flast_seen.json")
+    assert read.status == 200 and "if-none-match" not in read.headers, "a damaged copy is not even offered"
+    assert archived_versions(fake_oci.dump(tmp_path / "bucket")) == versions_in_snapshots(snapshot_bodies[:5])
 
 
 # --- OCI Vault ------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from typing import Any
 from polisen_collector.archive.events import Event, InvalidEvent, encode_jsonl, validate_event
 from polisen_collector.archive.layout import list_event_objects, run_object_name
 from polisen_collector.archive.state import (
+    STATE_CONTENT_TYPE,
     STATE_OBJECT,
     CorruptState,
     Entry,
@@ -155,6 +156,6 @@ def commit_state(
         metrics.count(state_ids=len(seen), state_bytes=len(data))
         return data
 
-    etag = update_object(storage, STATE_OBJECT, change, current=state.source)
+    etag = update_object(storage, STATE_OBJECT, change, current=state.source, content_type=STATE_CONTENT_TYPE)
     assert etag is not None  # change always returns bytes
     return etag

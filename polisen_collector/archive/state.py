@@ -5,14 +5,22 @@ and the last day (UTC) an API answer contained it. An id is forgotten only when 
 has shown it for STATE_RETENTION_DAYS: not by its event date (old events do reappear in
 the feed, one from March was served in late May) and not because one short answer lacked
 it, so the state stays bounded without forgetting anything the API can still serve.
+
+Format 2 (written since issue 16) is gzip-compressed JSON whose `seen` is held in columns:
+ids ascending, each as its difference from the one before, and the three entry fields as
+parallel lists; every other top-level field is kept as it is. About 11 bytes an id, a
+fifth of format 1 (plain JSON, `seen` a mapping), which is still read.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import logging
+import zlib
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from polisen_collector.archive.layout import collection_time, group_by_day, list_event_objects, read_versions
 from polisen_collector.clock import utc_now
@@ -21,7 +29,9 @@ from polisen_collector.storage.base import Storage, StorageError, StoredObject
 log = logging.getLogger("polisen.state")
 
 STATE_OBJECT = "metadata/last_seen.json"
-STATE_FORMAT = 1
+STATE_FORMAT = 2
+READABLE_FORMATS = (1, 2)
+STATE_CONTENT_TYPE = "application/gzip"
 
 
 class CorruptState(StorageError):
@@ -56,14 +66,49 @@ class State:
         return self.source is not None
 
 
+def load_document(data: bytes) -> dict[str, Any]:
+    """The state document of either format, `seen` as a mapping of id text to entry list (format 1's shape)."""
+    try:
+        document = json.loads(gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data)
+    except (ValueError, EOFError, OSError, zlib.error) as error:
+        raise CorruptState(f"{STATE_OBJECT} is not valid (gzip-compressed) JSON: {error}") from None
+    if not isinstance(document, dict) or document.get("format") not in READABLE_FORMATS:
+        raise CorruptState(f"{STATE_OBJECT} is not a state object of format {' or '.join(map(str, READABLE_FORMATS))}")
+    if document["format"] == 2:
+        columns = document.get("seen")
+        try:
+            deltas, *fields = (columns[key] for key in ("id_deltas", "hash", "day", "last_seen"))
+            if any(len(column) != len(deltas) for column in fields) or any(delta <= 0 for delta in deltas):
+                raise ValueError("columns of different lengths or ids not ascending")
+            seen = {}
+            event_id = 0
+            for delta, *entry in zip(deltas, *fields, strict=True):
+                event_id += delta
+                seen[str(event_id)] = entry
+        except (TypeError, ValueError, KeyError) as error:
+            raise CorruptState(f"{STATE_OBJECT} has malformed columns: {error}") from None
+        document["seen"] = seen
+    return document
+
+
+def dump_document(document: dict[str, Any]) -> bytes:
+    """Format 2 bytes of a document in format 1's shape; fields other than `seen` pass through."""
+    ids = sorted(document["seen"], key=int)
+    entries = [document["seen"][key] for key in ids]
+    numbers = [int(key) for key in ids]
+    columns = {
+        "id_deltas": [b - a for a, b in zip([0, *numbers], numbers, strict=False)],
+        "hash": [entry[0] for entry in entries],
+        "day": [entry[1] for entry in entries],
+        "last_seen": [entry[2] for entry in entries],
+    }
+    compact = {**document, "format": STATE_FORMAT, "seen": columns}
+    return gzip.compress(json.dumps(compact, separators=(",", ":")).encode("utf-8"), compresslevel=9, mtime=0)
+
+
 def decode_state(data: bytes) -> tuple[dict[int, Entry], datetime | None]:
     """The remembered versions and `last_answer_at`, or CorruptState."""
-    try:
-        document = json.loads(data)
-    except ValueError as error:
-        raise CorruptState(f"{STATE_OBJECT} is not valid JSON: {error}") from None
-    if not isinstance(document, dict) or document.get("format") != STATE_FORMAT:
-        raise CorruptState(f"{STATE_OBJECT} is not a format-{STATE_FORMAT} state object")
+    document = load_document(data)
     seen = document.get("seen")
     if not isinstance(seen, dict):
         raise CorruptState(f"{STATE_OBJECT} has no 'seen' mapping")
@@ -87,7 +132,7 @@ def encode_state(seen: dict[int, Entry], run_id: str, last_answer_at: datetime |
         LAST_ANSWER_KEY: last_answer_at.isoformat(timespec="seconds") if last_answer_at else None,
         "seen": {str(event_id): list(seen[event_id]) for event_id in sorted(seen)},
     }
-    return json.dumps(document, separators=(",", ":")).encode("utf-8")
+    return dump_document(document)
 
 
 def read_state(stored: StoredObject | None) -> State:

@@ -11,29 +11,37 @@ from __future__ import annotations
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from polisen_collector.api.client import ApiError, ApiOptions, PolisenClient
 from polisen_collector.api.rate_limit import RateLimiter
 from polisen_collector.archive.layout import new_run_id
+from polisen_collector.archive.state import STATE_OBJECT
 from polisen_collector.clock import utc_today
 from polisen_collector.config import ConfigError, Settings
 from polisen_collector.exit_codes import EXIT_CONFIG, EXIT_FAILED, EXIT_LOCKED, EXIT_OK
 from polisen_collector.health.file import write_health
-from polisen_collector.metrics.prometheus import write_prometheus_textfile
 from polisen_collector.metrics.run_metrics import RunMetrics, prune_metrics
-from polisen_collector.recovery.backfill import BackfillReport, Progress, backfill_on_demand, heal_gaps, load_progress, queue_gap
 from polisen_collector.run.feed import ApiCache, RunReport, collect
 from polisen_collector.run.lock import LockHeld, RunLock
 from polisen_collector.storage import open_storage
-from polisen_collector.storage.base import StorageError
+from polisen_collector.storage.base import Storage, StorageError
 from polisen_collector.storage.local import LocalStorage
+
+if TYPE_CHECKING:
+    from polisen_collector.recovery.backfill import BackfillReport, Progress
+    from polisen_collector.recovery.gaps import Gap
 
 log = logging.getLogger("polisen.collect")
 
 # Present while this host has backfill days queued in the store: only then does a run read
-# the queue, so a run that finds nothing new costs one API request and one state read.
+# the queue (or import the backfill), so a run that finds nothing new costs one API request
+# and one conditional state read.
 BACKFILL_MARKER = "backfill-pending"
+# This host's copy of the state as it last read or wrote it, so that reading the state from a
+# remote store costs no body when it has not changed since (see storage/local_copy.py).
+STATE_COPY = "state-cache"
 
 
 def api_options(settings: Settings) -> ApiOptions:
@@ -47,6 +55,16 @@ def api_options(settings: Settings) -> ApiOptions:
         retry_after_max=settings.retry_after_max,
         max_body_bytes=settings.max_body_bytes,
     )
+
+
+def open_archive(settings: Settings) -> Storage:
+    """The store of the settings; a remote one reads the state conditionally against STATE_COPY."""
+    storage = open_storage(settings)
+    if settings.storage == "local":
+        return storage
+    from polisen_collector.storage.local_copy import LocalCopy
+
+    return LocalCopy(storage, {STATE_OBJECT: settings.log_dir / STATE_COPY})
 
 
 def run_once(settings: Settings, dry_run: bool = False, backfill_days: list[str] | None = None) -> int:
@@ -102,11 +120,11 @@ def _run_locked(settings: Settings, run_id: str, metrics: RunMetrics, dry_run: b
     error: BaseException | None = None
     exit_code = EXIT_OK
     try:
-        storage = open_storage(settings)
+        storage = open_storage(settings) if dry_run else open_archive(settings)
         client = open_client(settings)
         try:
             with ThreadPoolExecutor(max_workers=1) as pool:
-                pending_backfill = pool.submit(load_progress, storage) if marker.exists() else None
+                pending_backfill = pool.submit(_read_backfill_queue, storage) if marker.exists() else None
                 report = collect(
                     storage, client, metrics, run_id=run_id,
                     retention_days=settings.state_retention_days,
@@ -116,11 +134,12 @@ def _run_locked(settings: Settings, run_id: str, metrics: RunMetrics, dry_run: b
                 )
             if dry_run and report.gap:
                 log.warning("possible gap from %s to %s: %s", report.gap.first_day, report.gap.last_day, report.gap.reason)
-            elif not dry_run:
-                queue = pending_backfill.result() if pending_backfill else Progress({})
+            elif not dry_run and marker.exists():
+                from polisen_collector.recovery.backfill import heal_gaps
+
+                queue = None if report.gap_queued or pending_backfill is None else pending_backfill.result()
                 backfilled = heal_gaps(storage, client, metrics, max_days=settings.backfill_max_days,
-                                       retention_days=settings.state_retention_days,
-                                       progress=None if report.gap_queued else queue)
+                                       retention_days=settings.state_retention_days, progress=queue)
                 if not (backfilled and backfilled.pending):
                     marker.unlink(missing_ok=True)
         finally:
@@ -153,10 +172,12 @@ def _run_locked(settings: Settings, run_id: str, metrics: RunMetrics, dry_run: b
 
 
 def _backfill_locked(settings: Settings, metrics: RunMetrics, days: list[str]) -> int:
+    from polisen_collector.recovery.backfill import backfill_on_demand
+
     error: BaseException | None = None
     marker = settings.log_dir / BACKFILL_MARKER
     try:
-        storage = open_storage(settings)
+        storage = open_archive(settings)
         client = open_client(settings)
         marker.touch()
         try:
@@ -180,8 +201,16 @@ def _backfill_locked(settings: Settings, metrics: RunMetrics, days: list[str]) -
     return EXIT_FAILED if error else EXIT_OK
 
 
-def _queue_gap(settings: Settings, storage, metrics: RunMetrics, gap) -> bool:
+def _read_backfill_queue(storage: Storage) -> Progress:
+    from polisen_collector.recovery.backfill import load_progress
+
+    return load_progress(storage)
+
+
+def _queue_gap(settings: Settings, storage: Storage, metrics: RunMetrics, gap: Gap) -> bool:
     """Mark this host as having backfill work before the days are queued in the store."""
+    from polisen_collector.recovery.backfill import queue_gap
+
     (settings.log_dir / BACKFILL_MARKER).touch()
     return queue_gap(storage, metrics, gap, max_days=settings.backfill_max_days)
 
@@ -199,6 +228,8 @@ def _save_metrics(settings: Settings, metrics: RunMetrics) -> None:
     except OSError as error:
         log.warning("could not write the metrics file in %s: %s", settings.metrics_dir, error)
     if settings.prometheus_textfile_dir and metrics.outcome != "locked":
+        from polisen_collector.metrics.prometheus import write_prometheus_textfile
+
         try:
             write_prometheus_textfile(Path(settings.prometheus_textfile_dir), metrics)
         except OSError as error:

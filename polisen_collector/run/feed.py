@@ -12,6 +12,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from polisen_collector.api.client import ApiError, FetchResult, PolisenClient
 from polisen_collector.archive.ingest import (
@@ -26,8 +27,10 @@ from polisen_collector.archive.state import State
 from polisen_collector.clock import utc_now, utc_today
 from polisen_collector.files import atomic_write
 from polisen_collector.metrics.run_metrics import RunMetrics
-from polisen_collector.recovery.gaps import Gap, detect_gap
 from polisen_collector.storage.base import Storage
+
+if TYPE_CHECKING:
+    from polisen_collector.recovery.gaps import Gap
 
 log = logging.getLogger("polisen.collector")
 
@@ -124,6 +127,8 @@ def collect(
                       invalid_events=0, objects_written=0)
         log.info("API answered 304 Not Modified: nothing new since the last stored answer")
         return report
+
+    from polisen_collector.recovery.gaps import detect_gap  # only an answer with events is checked for a gap
 
     with metrics.step("deduplication"):
         events = validate_all(result.events, metrics)

@@ -28,16 +28,27 @@ class StoredObject:
     etag: str
 
 
+@dataclass(frozen=True)
+class NotModified:
+    """A conditional read's answer: the object still has exactly this etag; no body travelled."""
+
+    etag: str
+
+
 class Storage(Protocol):
     """What the collector needs from a store.
 
-    `put` with `if_match` writes only if the object still has that etag; with
-    `if_none_match` only if it does not exist. Either raises PreconditionFailed otherwise.
+    `get_if_changed` reads the object unless it still has `etag` (If-None-Match), then
+    answers NotModified. `put` with `if_match` writes only if the object still has that
+    etag; with `if_none_match` only if it does not exist. Either raises PreconditionFailed
+    otherwise.
     """
 
     description: str
 
     def get(self, name: str) -> StoredObject | None: ...
+
+    def get_if_changed(self, name: str, etag: str) -> StoredObject | NotModified | None: ...
 
     def put(
         self,

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from polisen_collector.files import atomic_write
-from polisen_collector.storage.base import PreconditionFailed, StorageError, StoredObject
+from polisen_collector.storage.base import NotModified, PreconditionFailed, StorageError, StoredObject
 
 
 def _etag(data: bytes) -> str:
@@ -38,6 +38,10 @@ class LocalStorage:
         except OSError as error:
             raise StorageError(f"cannot read {name} in {self.description}: {error}") from error
         return StoredObject(data=data, etag=_etag(data))
+
+    def get_if_changed(self, name: str, etag: str) -> StoredObject | NotModified | None:
+        stored = self.get(name)
+        return NotModified(etag) if stored is not None and stored.etag == etag else stored
 
     @contextmanager
     def _guard(self) -> Iterator[None]:

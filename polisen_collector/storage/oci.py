@@ -12,11 +12,10 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-import oci
-
 from polisen_collector.config import ConfigError, Settings
-from polisen_collector.storage.base import PreconditionFailed, StorageError, StoredObject
+from polisen_collector.storage.base import NotModified, PreconditionFailed, StorageError, StoredObject
 from polisen_collector.storage.oci_auth import OciAuth, oci_credentials, retry_strategy
+from polisen_collector.storage.oci_sdk import oci
 
 log = logging.getLogger("polisen.oci")
 
@@ -52,10 +51,20 @@ class OCIStorage:
         )
 
     def get(self, name: str) -> StoredObject | None:
+        found = self._get(name, if_none_match=None)
+        assert not isinstance(found, NotModified)
+        return found
+
+    def get_if_changed(self, name: str, etag: str) -> StoredObject | NotModified | None:
+        return self._get(name, if_none_match=etag)
+
+    def _get(self, name: str, if_none_match: str | None) -> StoredObject | NotModified | None:
         try:
-            response = self.client.get_object(self.namespace, self.bucket, name)
+            response = self.client.get_object(self.namespace, self.bucket, name, if_none_match=if_none_match)
             data = response.data.content
         except oci.exceptions.ServiceError as error:
+            if error.status == 304 and if_none_match is not None:
+                return NotModified(if_none_match)
             if error.status == 404 and error.code == "ObjectNotFound":
                 return None
             raise self._fail(f"reading {name}", error) from None

@@ -18,10 +18,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-import oci
-
 from polisen_collector.config import ConfigError, Settings
 from polisen_collector.storage.base import StorageError
+from polisen_collector.storage.oci_sdk import oci
 
 FINGERPRINT = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){15}$")
 REGION = re.compile(r"^[a-z]+(-[a-z]+)+-\d+$")

@@ -1,0 +1,93 @@
+"""A store that keeps a local copy of chosen objects, so reading them again costs no body.
+
+The run reads the state at its start and wrote it at the end of the last run. With a copy of
+what was last read or written (bytes and etag, in a file per object, e.g. in LOG_DIR), the
+read becomes a conditional one (If-None-Match): when the object still has that etag the
+store answers 304 and the copy is used. The copy is trusted only then, for exactly that
+etag, and only when its checksum matches; any other answer (changed, deleted, an error)
+goes to the store as before, so a lost or stale copy costs a full read, never an event.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+from polisen_collector.files import atomic_write
+from polisen_collector.storage.base import NotModified, Storage, StoredObject
+
+log = logging.getLogger("polisen.storage")
+
+
+class LocalCopy:
+    """`storage` with the objects named in `copies` (name -> local file) read conditionally."""
+
+    def __init__(self, storage: Storage, copies: Mapping[str, Path]) -> None:
+        self.storage = storage
+        self.copies = dict(copies)
+        self.description = storage.description
+
+    def get(self, name: str) -> StoredObject | None:
+        if name not in self.copies:
+            return self.storage.get(name)
+        kept = self._load(name)
+        found = self.storage.get(name) if kept is None else self.storage.get_if_changed(name, kept.etag)
+        if isinstance(found, NotModified):
+            assert kept is not None and found.etag == kept.etag
+            return kept
+        self._keep(name, found)
+        return found
+
+    def get_if_changed(self, name: str, etag: str) -> StoredObject | NotModified | None:
+        return self.storage.get_if_changed(name, etag)
+
+    def put(
+        self,
+        name: str,
+        data: bytes,
+        *,
+        content_type: str = "application/octet-stream",
+        if_match: str | None = None,
+        if_none_match: bool = False,
+    ) -> str:
+        etag = self.storage.put(name, data, content_type=content_type, if_match=if_match, if_none_match=if_none_match)
+        if name in self.copies:
+            self._keep(name, StoredObject(data=data, etag=etag))
+        return etag
+
+    def list(self, prefix: str) -> Iterator[str]:
+        return self.storage.list(prefix)
+
+    def delete(self, name: str) -> None:
+        self.storage.delete(name)
+        if name in self.copies:
+            self._keep(name, None)
+
+    def _load(self, name: str) -> StoredObject | None:
+        """The copy, if it is intact and of this object in this store."""
+        try:
+            header, _, data = self.copies[name].read_bytes().partition(b"\n")
+            meta = json.loads(header)
+        except (OSError, ValueError):
+            return None
+        if not isinstance(meta, dict) or meta.get("store") != self.description or meta.get("name") != name:
+            return None
+        if meta.get("sha256") != hashlib.sha256(data).hexdigest() or not isinstance(meta.get("etag"), str):
+            return None
+        return StoredObject(data=data, etag=meta["etag"])
+
+    def _keep(self, name: str, stored: StoredObject | None) -> None:
+        """Replace the copy (None: the object is gone); a copy that cannot be written is only a lost saving."""
+        path = self.copies[name]
+        try:
+            if stored is None:
+                path.unlink(missing_ok=True)
+                return
+            meta = {"store": self.description, "name": name, "etag": stored.etag,
+                    "sha256": hashlib.sha256(stored.data).hexdigest()}
+            atomic_write(path, json.dumps(meta).encode("utf-8") + b"\n" + stored.data, durable=False)
+        except OSError as error:
+            log.warning("could not keep a local copy of %s in %s: %s", name, path, error)
