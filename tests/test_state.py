@@ -26,6 +26,11 @@ SEEN = {
 }
 
 
+def seen_of(data: bytes) -> dict:
+    """The remembered versions of a stored state (decode_state also returns last_answer_at)."""
+    return decode_state(data)[0]
+
+
 def format_1(seen: dict) -> bytes:
     """A state as collectors wrote it before format 2."""
     document = {"format": 1, "updated_at": "2026-05-27T10:00:00+00:00", "updated_by_run": "r1",
@@ -45,12 +50,12 @@ def test_round_trip_of_the_compact_format():
         "last_seen": ["2026-05-20", "2026-05-27", "2026-05-27"],
     }
     assert document["updated_by_run"] == "run-1"
-    assert decode_state(data) == SEEN
+    assert seen_of(data) == SEEN
 
 
 def test_format_1_is_still_read_and_rewritten_as_format_2():
-    assert decode_state(format_1(SEEN)) == SEEN
-    assert decode_state(encode_state(decode_state(format_1(SEEN)), "run-2")) == SEEN
+    assert seen_of(format_1(SEEN)) == SEEN
+    assert seen_of(encode_state(seen_of(format_1(SEEN)), "run-2")) == SEEN
 
 
 def test_other_top_level_fields_pass_through_both_ways():
@@ -63,7 +68,7 @@ def test_other_top_level_fields_pass_through_both_ways():
 def test_a_real_sized_state_is_a_fraction_of_format_1():
     seen = {600000 + 3 * n: (f"{n * 2654435761 % 2**64:016x}", "2026-05-20", "2026-05-27") for n in range(1000)}
     compact, plain = encode_state(seen, "r"), format_1(seen)
-    assert decode_state(compact) == seen
+    assert seen_of(compact) == seen
     assert len(compact) < len(plain) / 4
     assert len(compact) < 12 * len(seen), "about 10 bytes an id, most of them the hash"
 
@@ -80,7 +85,7 @@ def test_a_real_sized_state_is_a_fraction_of_format_1():
 ])
 def test_a_damaged_state_is_corrupt_not_empty(data):
     with pytest.raises(CorruptState):
-        decode_state(data)
+        seen_of(data)
 
 
 def test_local_storage_answers_a_conditional_read(tmp_path):
