@@ -18,6 +18,7 @@ from datetime import date, datetime, timedelta
 from typing import Any, TextIO
 
 from polisen_collector.archive.layout import BadLine, Version, collection_time, group_by_day, list_event_objects, read_versions
+from polisen_collector.pages.columns import GEOGRAPHY_COLUMNS, PAGE_COLUMNS, PageColumns, parquet_fields
 from polisen_collector.storage.base import Storage
 
 MERGE_WINDOW_DAYS = 7
@@ -26,7 +27,7 @@ PARQUET_EVENT_TZ = "Europe/Stockholm"
 
 COLUMNS = [
     "id", "datetime", "name", "summary", "url", "type", "location_name", "latitude", "longitude",
-    "first_collected", "last_collected", "versions",
+    "first_collected", "last_collected", "versions", *PAGE_COLUMNS, *GEOGRAPHY_COLUMNS,
 ]
 
 
@@ -126,6 +127,7 @@ def iter_rows(
     ]
     window: OrderedDict[date, dict[int, list[Version]]] = OrderedDict()
     exported: set[int] = set()
+    pages = PageColumns(storage)
 
     def flush(groups: dict[int, list[Version]]) -> Iterator[dict[str, Any]]:
         for event_id in sorted(groups):
@@ -135,6 +137,7 @@ def iter_rows(
             exported.add(event_id)
             rows = rows_of_id(versions, options.all_versions)
             summary.versions_dropped += len(versions) - len(rows)
+            rows = pages.add(rows, options.all_versions)
             for row in rows:
                 if _matches(row, options):
                     summary.rows += 1
@@ -201,6 +204,7 @@ def parquet_schema():
         ("first_collected", pa.timestamp("ms", tz="UTC")),
         ("last_collected", pa.timestamp("ms", tz="UTC")),
         ("versions", pa.int64()),
+        *parquet_fields(PARQUET_EVENT_TZ),
     ])
 
 

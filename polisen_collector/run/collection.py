@@ -9,6 +9,7 @@ ends, and a hung one lets it go stale, which is what monitoring must see.
 from __future__ import annotations
 
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -123,6 +124,7 @@ def _run_locked(settings: Settings, run_id: str, metrics: RunMetrics, dry_run: b
                                        progress=None if report.gap_queued else queue)
                 if not (backfilled and backfilled.pending):
                     marker.unlink(missing_ok=True)
+                _collect_pages(settings, storage, report, metrics)
         finally:
             client.close()
     except ConfigError as failure:
@@ -184,6 +186,34 @@ def _queue_gap(settings: Settings, storage, metrics: RunMetrics, gap) -> bool:
     """Mark this host as having backfill work before the days are queued in the store."""
     (settings.log_dir / BACKFILL_MARKER).touch()
     return queue_gap(storage, metrics, gap, max_days=settings.backfill_max_days)
+
+
+def _collect_pages(settings: Settings, storage, report: RunReport, metrics: RunMetrics) -> None:
+    """Fetch the event pages due, after the run's events and state are stored; never fails the run.
+
+    A page problem is logged and counted (`page_errors`, `pages_failed`), and the pages wait in
+    the queue for the next runs: the run's exit code and health do not depend on it.
+    """
+    if settings.pages_per_run == 0:
+        return
+    from polisen_collector.pages.collect import collect_pages
+    from polisen_collector.pages.fetch import PageClient, PageOptions
+
+    client = PageClient(PageOptions(
+        origin=settings.page_origin, contact_email=settings.contact_email,
+        connect_timeout=settings.connect_timeout, read_timeout=settings.read_timeout,
+        interval=settings.page_interval if settings.rate_limit else 0.0, max_bytes=settings.page_max_bytes,
+    ))
+    start = time.perf_counter()
+    try:
+        collect_pages(storage, client, report.answered, metrics, max_pages=settings.pages_per_run,
+                      keep_days=settings.state_retention_days)
+    except Exception as error:  # whatever goes wrong with pages, the feed run stands
+        metrics.add("page_errors", 1)
+        log.warning("page fetching failed, pages wait for the next run: %s", error)
+    finally:
+        client.close()
+        metrics.timings["pages"] = round(time.perf_counter() - start, 6)
 
 
 def _limiter(settings: Settings) -> RateLimiter | None:

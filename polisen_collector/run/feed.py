@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from polisen_collector.api.client import ApiError, FetchResult, PolisenClient
+from polisen_collector.archive.events import Event
 from polisen_collector.archive.ingest import (
     commit_state,
     find_changes,
@@ -43,6 +44,7 @@ class RunReport:
     objects_written: list[str] = field(default_factory=list)
     gap: Gap | None = None
     gap_queued: bool = False
+    answered: list[Event] = field(default_factory=list)
 
     @property
     def events_processed(self) -> int:
@@ -127,6 +129,7 @@ def collect(
 
     with metrics.step("deduplication"):
         events = validate_all(result.events, metrics)
+        report.answered = events
         changes = find_changes(events, state.seen)
         report.gap = detect_gap(len(result.events), events, state.seen)
     report.fetched = len(result.events)

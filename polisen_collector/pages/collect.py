@@ -1,0 +1,160 @@
+"""The page step of a run: queue the pages of new and edited events, fetch those due, store versions.
+
+It runs after the feed's events and state are stored (run/collection.py) and never fails
+the run. Order of writes, as for events: a page version is written before the queue that
+remembers it, so a kill at any point loses nothing; the queue is rebuilt from the feed's
+answer on every run, so a kill before the queue write only means the page is queued then.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from polisen_collector.archive.events import Event
+from polisen_collector.clock import utc_now
+from polisen_collector.metrics.run_metrics import RunMetrics
+from polisen_collector.pages.fetch import PageClient, PageError
+from polisen_collector.pages.parse import content_fingerprint, parse_page
+from polisen_collector.pages.queue import (
+    QUEUE_OBJECT,
+    PageEntry,
+    backlog,
+    decode_queue,
+    due_ids,
+    encode_queue,
+    enqueue,
+    prune,
+    record_failure,
+    record_fetched,
+)
+from polisen_collector.pages.store import write_page_version
+from polisen_collector.storage.base import Storage, StorageError, StoredObject, update_object
+
+log = logging.getLogger("polisen.pages")
+
+
+@dataclass
+class PagesReport:
+    queued: int = 0
+    requests: int = 0
+    stored: int = 0
+    unchanged: int = 0
+    missing: int = 0
+    gone: int = 0
+    failed: int = 0
+    unparsed: int = 0
+    backlog: int = 0
+    bytes_wire: int = 0
+    stopped: str | None = None
+
+    def as_counts(self) -> dict[str, int]:
+        return {
+            "pages_queued": self.queued, "page_requests": self.requests, "pages_stored": self.stored,
+            "pages_unchanged": self.unchanged, "pages_missing": self.missing, "pages_gone": self.gone,
+            "pages_failed": self.failed, "pages_unparsed": self.unparsed, "pages_backlog": self.backlog,
+            "pages_bytes_wire": self.bytes_wire,
+        }
+
+
+def collect_pages(
+    storage: Storage,
+    client: PageClient,
+    events: list[Event],
+    metrics: RunMetrics,
+    *,
+    max_pages: int,
+    keep_days: int,
+    now: Callable[[], datetime] = utc_now,
+) -> PagesReport:
+    """Queue the pages of `events` (the feed's answer) not yet fetched for their content, then
+    fetch at most `max_pages` due pages. Raises StorageError only when the queue cannot be read
+    or written; the run's caller logs and counts it."""
+    report = PagesReport()
+    started = now()
+    current = storage.get(QUEUE_OBJECT)
+    entries = decode_queue(current.data if current else None)
+    touched = enqueue(entries, events, started)
+    entries.update(touched)
+    report.queued = len(touched)
+    for event_id in due_ids(entries, started)[:max_pages]:
+        entry = replace(entries[event_id])
+        keep_going = _fetch_one(storage, client, event_id, entry, now(), report)
+        entries[event_id] = touched[event_id] = entry
+        if not keep_going:
+            log.warning("page fetching stopped for this run: %s", report.stopped)
+            break
+    report.backlog = backlog(entries, started)
+    if report.backlog:
+        log.info("%d event pages wait for the next runs", report.backlog)
+
+    def change(stored: StoredObject | None) -> bytes | None:
+        merged = decode_queue(stored.data if stored else None)
+        merged.update(touched)
+        data = encode_queue(prune(merged, started.date(), keep_days))
+        return None if stored is not None and stored.data == data else data
+
+    try:
+        update_object(storage, QUEUE_OBJECT, change, current=current)
+    finally:
+        metrics.count(**report.as_counts())
+    return report
+
+
+def _fetch_one(storage: Storage, client: PageClient, event_id: int, entry: PageEntry, now: datetime,
+               report: PagesReport) -> bool:
+    """Fetch one page and record the outcome in `entry`; False when the run should stop fetching."""
+    validators = (entry.etag, entry.last_modified) if entry.fingerprint else (None, None)
+    report.requests += 1
+    try:
+        response = client.fetch(entry.url, *validators)
+    except PageError as error:
+        record_failure(entry, now, missing=False)
+        report.failed += 1
+        report.stopped = str(error)
+        return False
+    report.bytes_wire += response.bytes_wire
+    if response.status == 304 and entry.fingerprint:
+        record_fetched(entry, now, entry.fingerprint, response.etag or entry.etag,
+                       response.last_modified or entry.last_modified)
+        report.unchanged += 1
+        return True
+    if response.status == 200:
+        return _store(storage, event_id, entry, now, response.body, response.etag, response.last_modified, report)
+    if response.status in (404, 410):
+        record_failure(entry, now, missing=True)
+        report.missing += 1
+        if entry.status == "gone":
+            report.gone += 1
+            log.info("page of event %d answered %d %d times: recorded as gone", event_id, response.status, entry.tries)
+        return True
+    if response.status == 429:
+        report.stopped = "the site answered 429 (slow down)"
+        return False
+    record_failure(entry, now, missing=False)
+    report.failed += 1
+    report.stopped = f"page of event {event_id} answered HTTP {response.status}"
+    return False
+
+
+def _store(storage: Storage, event_id: int, entry: PageEntry, now: datetime, html: bytes, etag: str | None,
+           last_modified: str | None, report: PagesReport) -> bool:
+    page = parse_page(html)
+    if page.reason is not None:
+        report.unparsed += 1
+        log.warning("page of event %d does not parse (%s); its bytes are kept", event_id, page.reason)
+    fingerprint = content_fingerprint(page)
+    if fingerprint == entry.fingerprint:
+        report.unchanged += 1
+    else:
+        try:
+            write_page_version(storage, entry.day, event_id, now, fingerprint, html)
+        except StorageError as error:
+            report.failed += 1
+            report.stopped = f"cannot store the page of event {event_id}: {error}"
+            return False
+        report.stored += 1
+    record_fetched(entry, now, fingerprint, etag, last_modified)
+    return True

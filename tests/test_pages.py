@@ -1,0 +1,251 @@
+"""Fetching and archiving event pages, in process, against the fake site serving the real pages."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from fake_polisen import PAGES_DIR, FakePolisenServer, snapshot_paths
+
+from polisen_collector.api.client import ApiOptions, PolisenClient
+from polisen_collector.archive.events import validate_event
+from polisen_collector.archive.layout import new_run_id
+from polisen_collector.export import ExportOptions, ExportSummary, iter_rows
+from polisen_collector.geography import place_event
+from polisen_collector.metrics.run_metrics import RunMetrics
+from polisen_collector.pages.collect import collect_pages
+from polisen_collector.pages.fetch import PageClient, PageError, PageOptions
+from polisen_collector.pages.parse import content_fingerprint, parse_page
+from polisen_collector.pages.queue import QUEUE_OBJECT, decode_queue
+from polisen_collector.pages.store import day_page_versions, read_page_html
+from polisen_collector.run.feed import collect
+from polisen_collector.storage.local import LocalStorage
+
+T0 = datetime(2026, 5, 20, 6, 0, tzinfo=UTC)
+
+
+class FakeClock:
+    """Monotonic time that moves only when the code under test sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def page_bytes(event_id: int) -> bytes:
+    return gzip.decompress((PAGES_DIR / f"{event_id}.html.gz").read_bytes())
+
+
+def events_of(body: bytes) -> list:
+    return [validate_event(raw) for raw in json.loads(body)]
+
+
+def page_client(server: FakePolisenServer, clock: FakeClock | None = None, **options) -> PageClient:
+    clock = clock or FakeClock()
+    options = {"origin": server.site_url, "contact_email": "tests@example.invalid", "interval": 1.0, **options}
+    return PageClient(PageOptions(**options), clock=clock, sleep=clock.sleep)
+
+
+def stored_pages(storage: LocalStorage, events) -> dict[int, list]:
+    found: dict[int, list] = {}
+    for day in sorted({event.day for event in events}):
+        found.update(day_page_versions(storage, day))
+    return found
+
+
+def test_client_is_paced_identified_compressed_and_conditional(fake_api, snapshot_bodies):
+    fake_api.serve(0)
+    events = events_of(snapshot_bodies[0])[:3]
+    clock = FakeClock()
+    client = page_client(fake_api, clock)
+    answers = [client.fetch(event.raw["url"]) for event in events]
+    assert [a.status for a in answers] == [200, 200, 200]
+    assert [a.body for a in answers] == [page_bytes(event.id) for event in events]
+    assert clock.slept == [1.0, 1.0]
+    assert all(a.bytes_wire < len(a.body) / 2 for a in answers)
+    sent = fake_api.page_requests()
+    assert [r.path for r in sent] == [event.raw["url"] for event in events]
+    assert all("tests@example.invalid" in r.headers["User-Agent"] and "gzip" in r.headers["Accept-Encoding"]
+               for r in sent)
+
+    again = client.fetch(events[0].raw["url"], etag=answers[0].etag)
+    assert (again.status, again.body) == (304, b"")
+    assert fake_api.page_requests()[-1].headers["If-None-Match"] == answers[0].etag
+
+
+def test_a_page_is_served_only_once_its_event_is_published(fake_api, snapshot_bodies):
+    first_ids = {event["id"] for event in json.loads(snapshot_bodies[0])}
+    later = next(event for event in json.loads(snapshot_bodies[5]) if event["id"] not in first_ids)
+    client = page_client(fake_api, interval=0.0)
+    fake_api.serve(0)
+    assert client.fetch(later["url"]).status == 404
+    fake_api.serve(5)
+    assert client.fetch(later["url"]).status == 200
+
+
+def test_client_refuses_big_pages_and_other_hosts(fake_api, snapshot_bodies):
+    fake_api.serve(0)
+    url = json.loads(snapshot_bodies[0])[0]["url"]
+    with pytest.raises(PageError, match="PAGE_MAX_BYTES=1000"):
+        page_client(fake_api, max_bytes=1000).fetch(url)
+    for path in ("//evil.example/x", "https://evil.example/x", "aktuellt/x"):
+        with pytest.raises(PageError, match="not a path on the site"):
+            page_client(fake_api).fetch(path)
+    assert [r.path for r in fake_api.page_requests()] == [url]
+
+
+def test_pacing_and_backlog_over_runs(fake_api, snapshot_bodies, tmp_path):
+    """At most max_pages a run, a second apart; the rest waits, the oldest first, and is counted."""
+    fake_api.serve(0)
+    events = events_of(snapshot_bodies[0])
+    storage = LocalStorage(tmp_path)
+    clock = FakeClock()
+    client = page_client(fake_api, clock)
+    fetched: list[str] = []
+    for run in range(3):
+        metrics = RunMetrics("run")
+        report = collect_pages(storage, client, events, metrics, max_pages=4, keep_days=30,
+                               now=lambda run=run: T0 + timedelta(minutes=30 * run))
+        fetched += [r.path for r in fake_api.page_requests()[len(fetched):]]
+        assert (report.requests, report.stored) == (4, 4)
+        assert metrics.counts["pages_backlog"] == len(events) - 4 * (run + 1)
+        assert metrics.counts["pages_queued"] == (len(events) if run == 0 else 0)
+    assert clock.slept == [1.0] * 11
+    by_id = sorted(events, key=lambda e: e.id)
+    assert fetched == [event.raw["url"] for event in by_id[:12]]
+    assert set(stored_pages(storage, events)) == {event.id for event in by_id[:12]}
+
+
+def test_missing_page_is_tried_on_three_runs_then_gone(fake_api, snapshot_bodies, tmp_path):
+    fake_api.serve(0)
+    event = events_of(snapshot_bodies[0])[0]
+    fake_api.state.page_status[event.id] = 404
+    storage = LocalStorage(tmp_path)
+    client = page_client(fake_api, interval=0.0)
+    outcomes = []
+    for hours in (0, 0.5, 1, 2, 8, 48, 200):
+        metrics = RunMetrics("run")
+        collect_pages(storage, client, [event], metrics, max_pages=10, keep_days=30,
+                      now=lambda hours=hours: T0 + timedelta(hours=hours))
+        entry = decode_queue(storage.get(QUEUE_OBJECT).data)[event.id]
+        outcomes.append((metrics.counts["page_requests"], entry.status, entry.tries))
+    assert outcomes == [(1, "new", 1), (0, "new", 1), (1, "new", 2), (0, "new", 2), (1, "gone", 3),
+                        (0, "gone", 3), (0, "gone", 3)]
+    assert len(fake_api.page_requests()) == 3
+    assert stored_pages(storage, [event]) == {}
+
+
+def test_recheck_a_day_later_keeps_an_edited_page_and_a_feed_edit_fetches_again(fake_api, snapshot_bodies, tmp_path):
+    fake_api.serve(0)
+    edited, same = events_of(snapshot_bodies[0])[:2]
+    storage = LocalStorage(tmp_path)
+    client = page_client(fake_api, interval=0.0)
+
+    def run(hours: float, events) -> dict[str, int]:
+        metrics = RunMetrics("run")
+        collect_pages(storage, client, events, metrics, max_pages=10, keep_days=30,
+                      now=lambda: T0 + timedelta(hours=hours))
+        return {key: metrics.counts[key] for key in ("page_requests", "pages_stored", "pages_unchanged")}
+
+    assert run(0, [edited, same]) == {"page_requests": 2, "pages_stored": 2, "pages_unchanged": 0}
+    original = page_bytes(edited.id)
+    fake_api.state.pages[edited.id] = original.replace(b"</h1>", b" (uppdaterad)</h1>", 1)
+    assert run(12, [edited, same]) == {"page_requests": 0, "pages_stored": 0, "pages_unchanged": 0}
+    assert run(25, [edited, same]) == {"page_requests": 2, "pages_stored": 1, "pages_unchanged": 1}
+    assert sorted(r.status for r in fake_api.page_requests()[-2:]) == [200, 304]
+    assert run(60, [edited, same]) == {"page_requests": 0, "pages_stored": 0, "pages_unchanged": 0}
+
+    versions = stored_pages(storage, [edited])[edited.id]
+    assert [read_page_html(storage, v.name) for v in versions] == [original, fake_api.state.pages[edited.id]]
+    assert versions[1].fingerprint == content_fingerprint(parse_page(fake_api.state.pages[edited.id]))[:16]
+
+    changed = validate_event({**edited.raw, "summary": "Ny text."})
+    assert run(61, [changed, same])["page_requests"] == 1
+    assert run(100, [changed, same])["page_requests"] == 0
+
+
+def snapshot_time(path: Path) -> datetime:
+    return datetime.strptime(path.name.split(".")[0], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def replayed(tmp_path_factory, snapshot_bodies):
+    """20 snapshots (about three days) through the feed run and the page step, at the recorded times."""
+    count = 20
+    times = [snapshot_time(path) for path in snapshot_paths()[:count]]
+    storage = LocalStorage(tmp_path_factory.mktemp("replay"))
+    answered: dict[int, list] = {}
+    with FakePolisenServer(snapshot_bodies) as server:
+        api = PolisenClient(ApiOptions(url=server.url, backoff_factor=0.0, max_retries=0))
+        client = page_client(server, interval=0.0)
+        for index in range(count):
+            server.serve(index)
+            metrics = RunMetrics("run")
+            try:
+                report = collect(storage, api, metrics, run_id=new_run_id(times[index]), retention_days=30)
+            except Exception:  # the recorded empty answer fails its run, as it should
+                assert not snapshot_bodies[index].strip()
+                continue
+            for event in report.answered:
+                answered.setdefault(event.id, [])
+                if event.hash not in answered[event.id]:
+                    answered[event.id].append(event.hash)
+            collect_pages(storage, client, report.answered, metrics, max_pages=1000, keep_days=30,
+                          now=lambda index=index: times[index])
+        requests = server.page_requests()
+        published = dict(server.state.published)
+    return storage, answered, requests, published, times
+
+
+@pytest.mark.slow
+def test_replay_fetches_each_page_about_once(replayed, snapshot_bodies):
+    storage, answered, requests, published, times = replayed
+    by_id: dict[int, int] = {}
+    for request in requests:
+        by_id[published[request.path]] = by_id.get(published[request.path], 0) + 1
+    assert set(by_id) == set(answered)
+    for event_id, count in by_id.items():
+        assert 1 <= count <= 1 + 1 + len(answered[event_id]) - 1, event_id
+    rechecked = [event_id for event_id, count in by_id.items() if count == 2 and len(answered[event_id]) == 1]
+    assert len(rechecked) > 300
+    assert sum(r.status == 304 for r in requests) == len(requests) - len(by_id)  # the site's pages never change here
+    assert all(r.status in (200, 304) for r in requests)
+
+    events = [validate_event(raw) for body in snapshot_bodies[:20] if body.strip() for raw in json.loads(body)]
+    stored = stored_pages(storage, events)
+    assert set(stored) == set(answered)
+    assert all(len(versions) == 1 for versions in stored.values())
+    sample = sorted(stored)[::97]
+    assert [read_page_html(storage, stored[i][0].name) for i in sample] == [page_bytes(i) for i in sample]
+
+
+@pytest.mark.slow
+def test_export_has_page_text_and_the_place_of_every_event(replayed):
+    storage = replayed[0]
+    rows = list(iter_rows(storage, ExportOptions(), ExportSummary(), on_bad=lambda line: None))
+    assert len(rows) == len(replayed[1])
+    for row in rows:
+        place = place_event(row["location_name"], row["name"])
+        assert (row["location_level"], row["municipality_code"], row["municipality_name"], row["county_code"],
+                row["county_name"]) == (place.location_level, place.municipality_code, place.municipality_name,
+                                        place.county_code, place.county_name)
+        assert row["county_name"] == row["location_name"]
+        assert row["location_level"] in ("municipality", "county")
+        assert row["page_url"] == "https://polisen.se" + row["url"]
+        assert row["page_title"] and row["page_body"] is not None and row["page_fetched"]
+    for row in rows[::10]:
+        page = parse_page(page_bytes(row["id"]))
+        assert (row["page_title"], row["page_preamble"], row["page_body"], row["page_author"]) == (
+            page.title, page.preamble, page.body, page.author)
+        assert row["page_published"].isoformat() == page.published
+    assert sum(row["location_level"] == "municipality" for row in rows) > len(rows) / 2
