@@ -114,7 +114,7 @@ def test_pacing_and_backlog_over_runs(fake_api, snapshot_bodies, tmp_path):
     fetched: list[str] = []
     for run in range(3):
         metrics = RunMetrics("run")
-        report = collect_pages(storage, client, events, metrics, max_pages=4, keep_days=30,
+        report = collect_pages(storage, client, events, {}, metrics, max_pages=4,
                                now=lambda run=run: T0 + timedelta(minutes=30 * run))
         fetched += [r.path for r in fake_api.page_requests()[len(fetched):]]
         assert (report.requests, report.stored) == (4, 4)
@@ -135,7 +135,7 @@ def test_missing_page_is_tried_on_three_runs_then_gone(fake_api, snapshot_bodies
     outcomes = []
     for hours in (0, 0.5, 1, 2, 8, 48, 200):
         metrics = RunMetrics("run")
-        collect_pages(storage, client, [event], metrics, max_pages=10, keep_days=30,
+        collect_pages(storage, client, [event], {}, metrics, max_pages=10,
                       now=lambda hours=hours: T0 + timedelta(hours=hours))
         entry = decode_queue(storage.get(QUEUE_OBJECT).data)[event.id]
         outcomes.append((metrics.counts["page_requests"], entry.status, entry.tries))
@@ -153,7 +153,7 @@ def test_recheck_a_day_later_keeps_an_edited_page_and_a_feed_edit_fetches_again(
 
     def run(hours: float, events) -> dict[str, int]:
         metrics = RunMetrics("run")
-        collect_pages(storage, client, events, metrics, max_pages=10, keep_days=30,
+        collect_pages(storage, client, events, {}, metrics, max_pages=10,
                       now=lambda: T0 + timedelta(hours=hours))
         return {key: metrics.counts[key] for key in ("page_requests", "pages_stored", "pages_unchanged")}
 
@@ -200,7 +200,7 @@ def replayed(tmp_path_factory, snapshot_bodies):
                 answered.setdefault(event.id, [])
                 if event.hash not in answered[event.id]:
                     answered[event.id].append(event.hash)
-            collect_pages(storage, client, report.answered, metrics, max_pages=1000, keep_days=30,
+            collect_pages(storage, client, report.answered, report.seen, metrics, max_pages=1000,
                           now=lambda index=index: times[index])
         requests = server.page_requests()
         published = dict(server.state.published)
@@ -249,3 +249,25 @@ def test_export_has_page_text_and_the_place_of_every_event(replayed):
             page.title, page.preamble, page.body, page.author)
         assert row["page_published"].isoformat() == page.published
     assert sum(row["location_level"] == "municipality" for row in rows) > len(rows) / 2
+
+
+@pytest.mark.slow
+def test_the_docs_duckdb_examples_group_by_county_and_search_the_text(replayed, tmp_path, monkeypatch):
+    import duckdb
+
+    from polisen_collector.export import write_parquet
+
+    storage = replayed[0]
+    write_parquet(iter_rows(storage, ExportOptions(), ExportSummary(), on_bad=lambda line: None),
+                  str(tmp_path / "events.parquet"))
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "pages-and-geography.md").read_text(encoding="utf-8")
+    sql = docs.split("## Export columns")[1].split("```sql")[1].split("```")[0]
+    by_county, mentions = (statement for statement in sql.split(";") if statement.strip())
+    monkeypatch.chdir(tmp_path)
+    counties = duckdb.sql(by_county).fetchall()
+    assert sum(count for _, _, count in counties) == len(replayed[1])
+    assert all(len(code) == 2 and name.endswith("län") for code, name, _ in counties)
+    found = duckdb.sql(mentions).fetchall()
+    assert found and all(title for _, _, title in found)
+    texts = duckdb.sql("SELECT concat_ws(' ', page_body, page_preamble) FROM 'events.parquet'").fetchall()
+    assert len(found) == sum("kniv" in text.lower() for (text,) in texts if text)

@@ -2,18 +2,23 @@
 
 It runs after the feed's events and state are stored (run/collection.py) and never fails
 the run. Order of writes, as for events: a page version is written before the queue that
-remembers it, so a kill at any point loses nothing; the queue is rebuilt from the feed's
-answer on every run, so a kill before the queue write only means the page is queued then.
+remembers it, so a kill at any point loses nothing. Pages are queued from the feed's answer
+and from the state: an id the state knows in a version the queue does not (a run killed
+between its state write and its queue write, or an archive collected before pages were)
+is queued too, its url read from the archive.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections import defaultdict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from polisen_collector.archive.events import Event
+from polisen_collector.archive.events import Event, partition_prefix
+from polisen_collector.archive.layout import list_event_objects, read_versions
+from polisen_collector.archive.state import Entry
 from polisen_collector.clock import utc_now
 from polisen_collector.metrics.run_metrics import RunMetrics
 from polisen_collector.pages.fetch import PageClient, PageError
@@ -63,20 +68,25 @@ def collect_pages(
     storage: Storage,
     client: PageClient,
     events: list[Event],
+    seen: Mapping[int, Entry],
     metrics: RunMetrics,
     *,
     max_pages: int,
-    keep_days: int,
     now: Callable[[], datetime] = utc_now,
 ) -> PagesReport:
-    """Queue the pages of `events` (the feed's answer) not yet fetched for their content, then
-    fetch at most `max_pages` due pages. Raises StorageError only when the queue cannot be read
-    or written; the run's caller logs and counts it."""
+    """Queue the pages of `events` (the feed's answer) and of `seen` (the state as the run read
+    it) not yet fetched for their content, then fetch at most `max_pages` due pages.
+    Raises StorageError only when the queue or the archive cannot be read, or the queue
+    written; the run's caller logs and counts it."""
     report = PagesReport()
     started = now()
     current = storage.get(QUEUE_OBJECT)
     entries = decode_queue(current.data if current else None)
-    touched = enqueue(entries, events, started)
+    answered = {event.id for event in events}
+    missed = missed_events(storage, seen, entries, answered)
+    if missed:
+        log.info("queueing the pages of %d stored events the page queue does not know", len(missed))
+    touched = enqueue(entries, [*events, *missed], started)
     entries.update(touched)
     report.queued = len(touched)
     for event_id in due_ids(entries, started)[:max_pages]:
@@ -93,7 +103,7 @@ def collect_pages(
     def change(stored: StoredObject | None) -> bytes | None:
         merged = decode_queue(stored.data if stored else None)
         merged.update(touched)
-        data = encode_queue(prune(merged, started.date(), keep_days))
+        data = encode_queue(prune(merged, set(seen) | answered))
         return None if stored is not None and stored.data == data else data
 
     try:
@@ -101,6 +111,23 @@ def collect_pages(
     finally:
         metrics.count(**report.as_counts())
     return report
+
+
+def missed_events(storage: Storage, seen: Mapping[int, Entry], entries: dict[int, PageEntry],
+                  answered: set[int]) -> list[Event]:
+    """Stored versions the state knows and the queue does not, read back from their days' objects."""
+    by_day: dict[str, set[int]] = defaultdict(set)
+    for event_id, (content_hash, day, _) in seen.items():
+        known = entries.get(event_id)
+        if event_id not in answered and (known is None or known.hash != content_hash):
+            by_day[day].add(event_id)
+    found = []
+    for day, ids in sorted(by_day.items()):
+        for version in read_versions(storage, list_event_objects(storage, partition_prefix(day))).versions:
+            event = version.event
+            if event.id in ids and event.hash == seen[event.id][0]:
+                found.append(event)
+    return found
 
 
 def _fetch_one(storage: Storage, client: PageClient, event_id: int, entry: PageEntry, now: datetime,

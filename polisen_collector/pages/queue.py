@@ -8,8 +8,8 @@ failed tries, and the fingerprint and validators of its latest stored version.
 Statuses: `new` (never fetched), `changed` (the feed's content changed), `recheck` (one
 look again RECHECK_AFTER the first fetch) are pending; `done`, `gone` (404/410 on
 GONE_AFTER runs) and `failed` (FAILED_AFTER failures of another kind) are not.
-Entries that are no longer pending are dropped once their event's date is older than the
-state's retention, so the object stays the size of a month of events.
+Entries that are no longer pending are dropped once the feed's state (archive/state.py)
+no longer remembers their id, so the object stays the size of the state.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import asdict, dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 
 from polisen_collector.archive.events import Event
 
@@ -78,7 +78,7 @@ def enqueue(entries: dict[int, PageEntry], events: list[Event], now: datetime) -
         known = entries.get(event.id)
         if known is None:
             queued[event.id] = PageEntry(url=url, day=event.day, hash=event.hash, due=now.isoformat())
-        elif known.hash != event.hash and known.status != "gone":
+        elif known.hash != event.hash:
             queued[event.id] = PageEntry(**{**asdict(known), "url": url, "day": event.day, "hash": event.hash,
                                             "status": "changed", "due": now.isoformat(), "tries": 0})
     return queued
@@ -111,10 +111,9 @@ def record_failure(entry: PageEntry, now: datetime, missing: bool) -> None:
     entry.due = (now + RETRY_AFTER[min(entry.tries, len(RETRY_AFTER)) - 1]).isoformat()
 
 
-def prune(entries: dict[int, PageEntry], today: date, keep_days: int) -> dict[int, PageEntry]:
-    """Drop what is no longer pending once its event is older than keep_days."""
-    oldest = (today - timedelta(days=keep_days)).isoformat()
-    return {event_id: entry for event_id, entry in entries.items() if entry.pending or entry.day >= oldest}
+def prune(entries: dict[int, PageEntry], remembered: set[int]) -> dict[int, PageEntry]:
+    """Drop what is no longer pending once the state forgot the event."""
+    return {event_id: entry for event_id, entry in entries.items() if entry.pending or event_id in remembered}
 
 
 def backlog(entries: dict[int, PageEntry], now: datetime) -> int:

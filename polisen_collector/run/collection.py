@@ -206,8 +206,7 @@ def _collect_pages(settings: Settings, storage, report: RunReport, metrics: RunM
     ))
     start = time.perf_counter()
     try:
-        collect_pages(storage, client, report.answered, metrics, max_pages=settings.pages_per_run,
-                      keep_days=settings.state_retention_days)
+        collect_pages(storage, client, report.answered, report.seen, metrics, max_pages=settings.pages_per_run)
     except Exception as error:  # whatever goes wrong with pages, the feed run stands
         metrics.add("page_errors", 1)
         log.warning("page fetching failed, pages wait for the next run: %s", error)

@@ -23,7 +23,7 @@ from polisen_collector.archive.ingest import (
     validate_all,
     write_events,
 )
-from polisen_collector.archive.state import State
+from polisen_collector.archive.state import Entry, State
 from polisen_collector.clock import utc_today
 from polisen_collector.files import atomic_write
 from polisen_collector.metrics.run_metrics import RunMetrics
@@ -45,6 +45,7 @@ class RunReport:
     gap: Gap | None = None
     gap_queued: bool = False
     answered: list[Event] = field(default_factory=list)
+    seen: dict[int, Entry] = field(default_factory=dict)
 
     @property
     def events_processed(self) -> int:
@@ -112,6 +113,7 @@ def collect(
         reading = pool.submit(read_state)
         state = reading.result()  # first: a wrong bucket or refused credentials (exit 2) outrank an API failure
         result = fetching.result()
+    report.seen = state.seen
     if result.events is None and (state.rebuilt or cached.get("state_etag") != state.etag):
         log.info("the state changed since the cached answer was stored; fetching the feed in full")
         result = fetch(conditional=False)
