@@ -13,6 +13,7 @@ from fake_polisen import PAGES_DIR, FakePolisenServer, snapshot_paths
 from polisen_collector.api.client import ApiOptions, PolisenClient
 from polisen_collector.archive.events import validate_event
 from polisen_collector.archive.layout import new_run_id
+from polisen_collector.config import ConfigError, load_settings
 from polisen_collector.export import ExportOptions, ExportSummary, iter_rows
 from polisen_collector.geography import place_event
 from polisen_collector.metrics.run_metrics import RunMetrics
@@ -271,3 +272,82 @@ def test_the_docs_duckdb_examples_group_by_county_and_search_the_text(replayed, 
     assert found and all(title for _, _, title in found)
     texts = duckdb.sql("SELECT concat_ws(' ', page_body, page_preamble) FROM 'events.parquet'").fetchall()
     assert len(found) == sum("kniv" in text.lower() for (text,) in texts if text)
+
+
+@pytest.mark.parametrize(("environ", "message"), [
+    ({"PAGE_INTERVAL_SECONDS": "0.5"}, "PAGE_INTERVAL_SECONDS=0.5 is refused"),
+    ({"POLISEN_SITE_URL": "http://polisen.se"}, "POLISEN_SITE_URL='http://polisen.se' is invalid: must use https"),
+    ({"PAGES_PER_RUN": "-1"}, "PAGES_PER_RUN='-1' is invalid"),
+    ({"API_RATE_LIMIT": "off", "POLISEN_API_URL": "http://127.0.0.1:9/api/events",
+      "POLISEN_SITE_URL": "https://polisen.se"}, "POLISEN_SITE_URL is not a loopback host"),
+])
+def test_page_settings_are_checked(environ, message):
+    with pytest.raises(ConfigError) as refused:
+        load_settings(environ=environ, env_file=None)
+    assert message in str(refused.value)
+
+
+def test_pages_come_from_the_api_origin_unless_the_site_is_set():
+    assert load_settings(environ={}, env_file=None).page_origin == "https://polisen.se"
+    loopback = {"POLISEN_API_URL": "http://127.0.0.1:8080/api/events", "API_RATE_LIMIT": "off",
+                "PAGE_INTERVAL_SECONDS": "0"}
+    assert load_settings(environ=loopback, env_file=None).page_origin == "http://127.0.0.1:8080"
+    site = {"POLISEN_SITE_URL": "https://www.polisen.se/"}
+    assert load_settings(environ=site, env_file=None).page_origin == "https://www.polisen.se"
+
+
+def test_an_archive_without_pages_gets_them_queued_from_the_state(fake_api, snapshot_bodies, tmp_path):
+    """Events stored before pages were collected (or by a run killed before its queue write)."""
+    storage = LocalStorage(tmp_path)
+    api = PolisenClient(ApiOptions(url=fake_api.url, backoff_factor=0.0, max_retries=0))
+    fake_api.serve(0)
+    collect(storage, api, RunMetrics("run"), run_id=new_run_id(), retention_days=30)
+    fake_api.serve(1)
+    report = collect(storage, api, RunMetrics("run"), run_id=new_run_id(), retention_days=30)
+    seen = {**report.seen, 999: ("0123456789abcdef", "2026-05-20", "2026-05-20")}  # not in the archive
+    client = page_client(fake_api, interval=0.0)
+
+    metrics = RunMetrics("run")
+    collect_pages(storage, client, [], seen, metrics, max_pages=0, now=lambda: T0)
+    entries = decode_queue(storage.get(QUEUE_OBJECT).data)
+    assert set(entries) == set(seen)
+    assert entries[999].status == "failed"
+    archived = {event.id: event for event in events_of(snapshot_bodies[0])}
+    assert all(entries[i].url == archived[i].raw["url"] and entries[i].status == "new" for i in archived)
+    assert metrics.counts["pages_queued"] == len(seen) - 1 and metrics.counts["pages_backlog"] == len(seen) - 1
+
+    metrics = RunMetrics("run")
+    collect_pages(storage, client, [], seen, metrics, max_pages=0, now=lambda: T0)
+    assert metrics.counts["pages_queued"] == 0
+    assert fake_api.page_requests() == []
+
+
+def test_export_pairs_page_versions_with_feed_versions(snapshot_bodies, tmp_path):
+    first, second, third = json.loads(snapshot_bodies[0])[:3]
+    edited = {**first, "summary": first["summary"] + " Uppdaterad."}
+    bodies = [json.dumps([first, second, third]).encode(), json.dumps([edited, second, third]).encode()]
+    storage = LocalStorage(tmp_path)
+    with FakePolisenServer(bodies) as server:
+        api = PolisenClient(ApiOptions(url=server.url, backoff_factor=0.0, max_retries=0))
+        client = page_client(server, interval=0.0)
+        new_page = page_bytes(first["id"]).replace(b"</h1>", b" (uppdaterad)</h1>", 1)
+        for index, hours in ((0, 0), (1, 5)):
+            server.serve(index)
+            if index == 1:
+                server.state.pages[first["id"]] = new_page
+            report = collect(storage, api, RunMetrics("run"), run_id=new_run_id(T0 + timedelta(hours=hours)),
+                             retention_days=30)
+            collect_pages(storage, client, report.answered, report.seen, RunMetrics("run"), max_pages=10,
+                          now=lambda hours=hours: T0 + timedelta(hours=hours, minutes=1))
+
+    def export(all_versions: bool) -> list[dict]:
+        rows = iter_rows(storage, ExportOptions(all_versions=all_versions), ExportSummary(), on_bad=lambda line: None)
+        return [row for row in rows if row["id"] == first["id"]]
+
+    old_title, new_title = parse_page(page_bytes(first["id"])).title, parse_page(new_page).title
+    (latest,) = export(all_versions=False)
+    assert (latest["summary"], latest["page_title"]) == (edited["summary"], new_title)
+    assert [(row["summary"], row["page_title"], row["page_fetched"]) for row in export(all_versions=True)] == [
+        (first["summary"], old_title, T0 + timedelta(minutes=1)),
+        (edited["summary"], new_title, T0 + timedelta(hours=5, minutes=1)),
+    ]

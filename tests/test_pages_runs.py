@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import signal
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from conftest import Collector
+from fake_polisen import FakePolisenServer
 
 from polisen_collector.archive.events import validate_event
 from polisen_collector.pages.queue import QUEUE_OBJECT, decode_queue
@@ -86,3 +89,22 @@ def test_kill_around_page_writes_loses_nothing(fake_api, collector, snapshot_bod
     assert set(queue(collector)) >= served, "a page is neither queued nor fetched"
     waiting = {event_id for event_id, entry in queue(collector).items() if entry.pending and not entry.fingerprint}
     assert waiting | remembered >= served
+
+
+def test_a_run_that_stores_nothing_skips_the_page_step_until_a_page_is_due(tmp_path, snapshot_bodies):
+    three = json.dumps(json.loads(snapshot_bodies[0])[:3]).encode()
+    with FakePolisenServer([three]) as server:
+        collector = Collector(tmp_path, server.url)
+        assert collector.run(env=PAGES).returncode == 0
+        assert last_metrics(collector)["counts"]["pages_stored"] == 3
+        hint = (collector.log_dir / "pages-next-due").read_text()
+        assert datetime.fromisoformat(hint) > datetime.now(UTC) + timedelta(hours=23)  # the re-checks
+
+        assert collector.run(env=PAGES).returncode == 0
+        assert [r.status for r in server.requests[-1:]] == [304]
+        assert "page_requests" not in last_metrics(collector)["counts"], "nothing stored, nothing due: no page step"
+
+        (collector.log_dir / "pages-next-due").write_text("2020-01-01T00:00:00+00:00")
+        assert collector.run(env=PAGES).returncode == 0
+        assert last_metrics(collector)["counts"]["page_requests"] == 0  # due by the hint; the queue says tomorrow
+        assert datetime.fromisoformat((collector.log_dir / "pages-next-due").read_text()) > datetime.now(UTC)

@@ -31,9 +31,11 @@ from polisen_collector.pages.queue import (
     due_ids,
     encode_queue,
     enqueue,
+    next_due,
     prune,
     record_failure,
     record_fetched,
+    unfetchable,
 )
 from polisen_collector.pages.store import write_page_version
 from polisen_collector.storage.base import Storage, StorageError, StoredObject, update_object
@@ -54,6 +56,7 @@ class PagesReport:
     backlog: int = 0
     bytes_wire: int = 0
     stopped: str | None = None
+    next_due: str | None = None
 
     def as_counts(self) -> dict[str, int]:
         return {
@@ -83,12 +86,15 @@ def collect_pages(
     current = storage.get(QUEUE_OBJECT)
     entries = decode_queue(current.data if current else None)
     answered = {event.id for event in events}
-    missed = missed_events(storage, seen, entries, answered)
+    missed, lost = missed_events(storage, seen, entries, answered)
     if missed:
         log.info("queueing the pages of %d stored events the page queue does not know", len(missed))
     touched = enqueue(entries, [*events, *missed], started)
+    report.queued = sum(entry.pending for entry in touched.values())
+    for event_id in lost:
+        log.warning("event %d is in the state but not in its day's objects: its page cannot be fetched", event_id)
+        touched[event_id] = unfetchable(seen[event_id][1], seen[event_id][0])
     entries.update(touched)
-    report.queued = len(touched)
     for event_id in due_ids(entries, started)[:max_pages]:
         entry = replace(entries[event_id])
         keep_going = _fetch_one(storage, client, event_id, entry, now(), report)
@@ -97,6 +103,7 @@ def collect_pages(
             log.warning("page fetching stopped for this run: %s", report.stopped)
             break
     report.backlog = backlog(entries, started)
+    report.next_due = next_due(entries)
     if report.backlog:
         log.info("%d event pages wait for the next runs", report.backlog)
 
@@ -114,20 +121,21 @@ def collect_pages(
 
 
 def missed_events(storage: Storage, seen: Mapping[int, Entry], entries: dict[int, PageEntry],
-                  answered: set[int]) -> list[Event]:
-    """Stored versions the state knows and the queue does not, read back from their days' objects."""
+                  answered: set[int]) -> tuple[list[Event], set[int]]:
+    """Stored versions the state knows and the queue does not, read back from their days' objects;
+    and the ids of those not found there."""
     by_day: dict[str, set[int]] = defaultdict(set)
     for event_id, (content_hash, day, _) in seen.items():
         known = entries.get(event_id)
         if event_id not in answered and (known is None or known.hash != content_hash):
             by_day[day].add(event_id)
-    found = []
+    found: dict[int, Event] = {}
     for day, ids in sorted(by_day.items()):
         for version in read_versions(storage, list_event_objects(storage, partition_prefix(day))).versions:
             event = version.event
             if event.id in ids and event.hash == seen[event.id][0]:
-                found.append(event)
-    return found
+                found[event.id] = event
+    return list(found.values()), {event_id for ids in by_day.values() for event_id in ids} - set(found)
 
 
 def _fetch_one(storage: Storage, client: PageClient, event_id: int, entry: PageEntry, now: datetime,

@@ -73,15 +73,22 @@ def enqueue(entries: dict[int, PageEntry], events: list[Event], now: datetime) -
     queued: dict[int, PageEntry] = {}
     for event in events:
         url = event.raw.get("url")
-        if not isinstance(url, str) or not url.startswith("/"):
-            continue
         known = entries.get(event.id)
+        if not isinstance(url, str) or not url.startswith("/"):
+            if known is None or known.hash != event.hash:  # no page to fetch; known, so never looked up again
+                queued[event.id] = unfetchable(event.day, event.hash)
+            continue
         if known is None:
             queued[event.id] = PageEntry(url=url, day=event.day, hash=event.hash, due=now.isoformat())
         elif known.hash != event.hash:
             queued[event.id] = PageEntry(**{**asdict(known), "url": url, "day": event.day, "hash": event.hash,
                                             "status": "changed", "due": now.isoformat(), "tries": 0})
     return queued
+
+
+def unfetchable(day: str, content_hash: str) -> PageEntry:
+    """An entry for an event whose page cannot be fetched (no usable url): `failed` at once."""
+    return PageEntry(url="", day=day, hash=content_hash, status="failed")
 
 
 def due_ids(entries: dict[int, PageEntry], now: datetime) -> list[int]:
@@ -114,6 +121,11 @@ def record_failure(entry: PageEntry, now: datetime, missing: bool) -> None:
 def prune(entries: dict[int, PageEntry], remembered: set[int]) -> dict[int, PageEntry]:
     """Drop what is no longer pending once the state forgot the event."""
     return {event_id: entry for event_id, entry in entries.items() if entry.pending or event_id in remembered}
+
+
+def next_due(entries: dict[int, PageEntry]) -> str | None:
+    """When the earliest pending page is due (ISO 8601), None when none is pending."""
+    return min((entry.due or "" for entry in entries.values() if entry.pending), default=None)
 
 
 def backlog(entries: dict[int, PageEntry], now: datetime) -> int:

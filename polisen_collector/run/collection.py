@@ -11,15 +11,17 @@ from __future__ import annotations
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from polisen_collector.api.client import ApiError, ApiOptions, PolisenClient
 from polisen_collector.api.rate_limit import RateLimiter
 from polisen_collector.archive.layout import new_run_id
-from polisen_collector.clock import utc_today
+from polisen_collector.clock import utc_now, utc_today
 from polisen_collector.config import ConfigError, Settings
 from polisen_collector.exit_codes import EXIT_CONFIG, EXIT_FAILED, EXIT_LOCKED, EXIT_OK
+from polisen_collector.files import atomic_write
 from polisen_collector.health.file import write_health
 from polisen_collector.metrics.prometheus import write_prometheus_textfile
 from polisen_collector.metrics.run_metrics import RunMetrics, prune_metrics
@@ -35,6 +37,9 @@ log = logging.getLogger("polisen.collect")
 # Present while this host has backfill days queued in the store: only then does a run read
 # the queue, so a run that finds nothing new costs one API request and one state read.
 BACKFILL_MARKER = "backfill-pending"
+# When the page queue next has a page due, as this host last saw it ("idle": none pending).
+# A run that stored no event skips the page step (and its queue read) until then.
+PAGES_DUE_HINT = "pages-next-due"
 
 
 def api_options(settings: Settings) -> ApiOptions:
@@ -194,7 +199,8 @@ def _collect_pages(settings: Settings, storage, report: RunReport, metrics: RunM
     A page problem is logged and counted (`page_errors`, `pages_failed`), and the pages wait in
     the queue for the next runs: the run's exit code and health do not depend on it.
     """
-    if settings.pages_per_run == 0:
+    hint = settings.log_dir / PAGES_DUE_HINT
+    if settings.pages_per_run == 0 or (not report.events_processed and not _pages_due(hint)):
         return
     from polisen_collector.pages.collect import collect_pages
     from polisen_collector.pages.fetch import PageClient, PageOptions
@@ -206,13 +212,25 @@ def _collect_pages(settings: Settings, storage, report: RunReport, metrics: RunM
     ))
     start = time.perf_counter()
     try:
-        collect_pages(storage, client, report.answered, report.seen, metrics, max_pages=settings.pages_per_run)
+        hint.unlink(missing_ok=True)  # a step that fails or is killed leaves no hint: the next run steps in
+        pages = collect_pages(storage, client, report.answered, report.seen, metrics,
+                              max_pages=settings.pages_per_run)
+        atomic_write(hint, (pages.next_due or "idle").encode("ascii"), durable=False)
     except Exception as error:  # whatever goes wrong with pages, the feed run stands
         metrics.add("page_errors", 1)
         log.warning("page fetching failed, pages wait for the next run: %s", error)
     finally:
         client.close()
         metrics.timings["pages"] = round(time.perf_counter() - start, 6)
+
+
+def _pages_due(hint: Path) -> bool:
+    """Whether a page may be due; True when the hint is missing or unreadable."""
+    try:
+        text = hint.read_text(encoding="ascii").strip()
+        return text != "idle" and datetime.fromisoformat(text) <= utc_now()
+    except (OSError, ValueError):
+        return True
 
 
 def _limiter(settings: Settings) -> RateLimiter | None:
