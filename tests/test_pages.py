@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from fake_polisen import PAGES_DIR, FakePolisenServer, snapshot_paths
 
-from polisen_collector.api.client import ApiOptions, PolisenClient
+from polisen_collector.api.client import ApiError, ApiOptions, PolisenClient
 from polisen_collector.archive.events import validate_event
 from polisen_collector.archive.layout import new_run_id
 from polisen_collector.config import ConfigError, load_settings
@@ -194,7 +194,7 @@ def replayed(tmp_path_factory, snapshot_bodies):
             metrics = RunMetrics("run")
             try:
                 report = collect(storage, api, metrics, run_id=new_run_id(times[index]), retention_days=30)
-            except Exception:  # the recorded empty answer fails its run, as it should
+            except ApiError:  # the recorded empty answer fails its run, as it should
                 assert not snapshot_bodies[index].strip()
                 continue
             for event in report.answered:
