@@ -52,12 +52,15 @@ class ExportSummary:
     copies_dropped: int = 0
     filtered_out: int = 0
     bad_lines: int = 0
+    unplaced: int = 0
     split_ids: list[int] = field(default_factory=list)
 
     def __str__(self) -> str:
         text = (f"{self.rows} rows from {self.days} days; {self.versions_dropped} older versions dropped, "
                 f"{self.copies_dropped} identical copies dropped, {self.filtered_out} rows filtered out, "
                 f"{self.bad_lines} bad lines skipped")
+        if self.unplaced:
+            text += f"; {self.unplaced} rows placed in no municipality or county (location_level unknown)"
         if self.split_ids:
             text += f"; {len(self.split_ids)} ids dated on days too far apart to merge, exported once per date"
         return text
@@ -141,6 +144,7 @@ def iter_rows(
             for row in rows:
                 if _matches(row, options):
                     summary.rows += 1
+                    summary.unplaced += row["location_level"] == "unknown"
                     yield row
                 else:
                     summary.filtered_out += 1

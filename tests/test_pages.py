@@ -351,3 +351,19 @@ def test_export_pairs_page_versions_with_feed_versions(snapshot_bodies, tmp_path
         (first["summary"], old_title, T0 + timedelta(minutes=1)),
         (edited["summary"], new_title, T0 + timedelta(hours=5, minutes=1)),
     ]
+
+
+def test_export_counts_the_events_placed_nowhere(snapshot_bodies, tmp_path):
+    from polisen_collector.archive.ingest import write_events
+
+    known = json.loads(snapshot_bodies[0])[0]
+    nowhere = {**known, "id": 1, "name": "20 maj 07.46, Övrigt, Sverige", "location": {"name": "Sverige", "gps": ""}}
+    storage = LocalStorage(tmp_path)
+    write_events(storage, [validate_event(known), validate_event(nowhere)], new_run_id(T0))
+    summary = ExportSummary()
+    rows = {row["id"]: row for row in iter_rows(storage, ExportOptions(), summary, on_bad=lambda line: None)}
+    assert summary.unplaced == 1 and "1 rows placed in no municipality or county" in str(summary)
+    assert [rows[1][key] for key in ("location_level", "municipality_code", "county_code", "county_name")] == [
+        "unknown", None, None, None]
+    assert rows[known["id"]]["county_name"] == known["location"]["name"]
+    assert rows[known["id"]]["page_title"] is None  # no page archived yet
