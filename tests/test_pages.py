@@ -367,3 +367,14 @@ def test_export_counts_the_events_placed_nowhere(snapshot_bodies, tmp_path):
         "unknown", None, None, None]
     assert rows[known["id"]]["county_name"] == known["location"]["name"]
     assert rows[known["id"]]["page_title"] is None  # no page archived yet
+
+
+def test_the_page_step_stops_when_its_time_is_used_up(fake_api, snapshot_bodies, tmp_path):
+    fake_api.serve(0)
+    events = events_of(snapshot_bodies[0])
+    fake_api.state.latency = 0.05
+    metrics = RunMetrics("run")
+    report = collect_pages(LocalStorage(tmp_path), page_client(fake_api, interval=0.0), events, {}, metrics,
+                           max_pages=30, budget_seconds=0.1)
+    assert 1 <= report.requests < 30 and "used up" in report.stopped
+    assert metrics.counts["pages_backlog"] == len(events) - report.stored

@@ -11,6 +11,7 @@ is queued too, its url read from the archive.
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -75,12 +76,14 @@ def collect_pages(
     metrics: RunMetrics,
     *,
     max_pages: int,
+    budget_seconds: float | None = None,
     now: Callable[[], datetime] = utc_now,
 ) -> PagesReport:
     """Queue the pages of `events` (the feed's answer) and of `seen` (the state as the run read
     it) not yet fetched for their content, then fetch at most `max_pages` due pages.
     Raises StorageError only when the queue or the archive cannot be read, or the queue
-    written; the run's caller logs and counts it."""
+    written; the run's caller logs and counts it. Fetching stops once `budget_seconds` have passed,
+    so slow answers cannot hold the run (and its health file) up."""
     report = PagesReport()
     started = now()
     current = storage.get(QUEUE_OBJECT)
@@ -95,7 +98,12 @@ def collect_pages(
         log.warning("event %d is in the state but not in its day's objects: its page cannot be fetched", event_id)
         touched[event_id] = unfetchable(seen[event_id][1], seen[event_id][0])
     entries.update(touched)
+    deadline = time.monotonic() + budget_seconds if budget_seconds is not None else None
     for event_id in due_ids(entries, started)[:max_pages]:
+        if deadline is not None and time.monotonic() > deadline:
+            report.stopped = f"the page step's {budget_seconds:g} s are used up"
+            log.info("page fetching stopped for this run: %s", report.stopped)
+            break
         entry = replace(entries[event_id])
         keep_going = _fetch_one(storage, client, event_id, entry, now(), report)
         entries[event_id] = touched[event_id] = entry

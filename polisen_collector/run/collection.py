@@ -40,6 +40,8 @@ BACKFILL_MARKER = "backfill-pending"
 # When the page queue next has a page due, as this host last saw it ("idle": none pending).
 # A run that stored no event skips the page step (and its queue read) until then.
 PAGES_DUE_HINT = "pages-next-due"
+# The page step stops fetching after this long, so slow pages never hold a run (and its health) up.
+PAGE_STEP_SECONDS = 120.0
 
 
 def api_options(settings: Settings) -> ApiOptions:
@@ -214,7 +216,7 @@ def _collect_pages(settings: Settings, storage, report: RunReport, metrics: RunM
     try:
         hint.unlink(missing_ok=True)  # a step that fails or is killed leaves no hint: the next run steps in
         pages = collect_pages(storage, client, report.answered, report.seen, metrics,
-                              max_pages=settings.pages_per_run)
+                              max_pages=settings.pages_per_run, budget_seconds=PAGE_STEP_SECONDS)
         atomic_write(hint, (pages.next_due or "idle").encode("ascii"), durable=False)
     except Exception as error:  # whatever goes wrong with pages, the feed run stands
         metrics.add("page_errors", 1)
