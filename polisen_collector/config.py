@@ -236,6 +236,15 @@ SETTINGS: list[Setting] = [
             "Most audit requests in any 24 hours, however often the tick runs (at most 480, a third of the API's 1440)."),
     Setting("COMPACT_AFTER_DAYS", "compact_after_days", "2", _positive_int,
             "Days older than this are compacted into one object per day."),
+    Setting("POLISEN_SITE_URL", "site_url", "", _optional_url,
+            "Origin of the event pages (default: the origin of POLISEN_API_URL); http only for loopback."),
+    Setting("PAGES_PER_RUN", "pages_per_run", "30", _non_negative_int,
+            "Most event pages fetched by one run, after its events are stored; the rest wait for the "
+            "next runs. 0 turns page fetching off."),
+    Setting("PAGE_INTERVAL_SECONDS", "page_interval", "1", _non_negative_float,
+            "Seconds between two page requests; at least 1 while API_RATE_LIMIT is on."),
+    Setting("PAGE_MAX_BYTES", "page_max_bytes", "2000000", _positive_int,
+            "Largest decompressed page accepted (real pages are ~50 KB)."),
 ]
 
 
@@ -284,10 +293,20 @@ class Settings:
     audit_requests_per_tick: int
     audit_requests_per_day: int
     compact_after_days: int
+    site_url: str | None
+    pages_per_run: int
+    page_interval: float
+    page_max_bytes: int
 
     @property
     def api_is_loopback(self) -> bool:
         return is_loopback_host(urlsplit(self.api_url).hostname)
+
+    @property
+    def page_origin(self) -> str:
+        """Where event pages are fetched: POLISEN_SITE_URL, else the API URL's scheme and host."""
+        parts = urlsplit(self.site_url or self.api_url)
+        return f"{parts.scheme}://{parts.netloc}"
 
     @property
     def health_path(self) -> Path:
@@ -383,6 +402,13 @@ def _check_together(settings: Settings) -> None:
         raise ConfigError(
             "API_RATE_LIMIT=off is refused: the usage rules of the API protect polisen.se; "
             "it is allowed only for a loopback POLISEN_API_URL"
+        )
+    if not settings.rate_limit and not is_loopback_host(urlsplit(settings.page_origin).hostname):
+        raise ConfigError("API_RATE_LIMIT=off is refused: POLISEN_SITE_URL is not a loopback host")
+    if settings.rate_limit and settings.page_interval < 1:
+        raise ConfigError(
+            f"PAGE_INTERVAL_SECONDS={settings.page_interval:g} is refused: at least 1 second between page "
+            "requests while API_RATE_LIMIT is on"
         )
     if settings.storage == "oci" and not settings.oci_bucket:
         raise ConfigError("OCI_BUCKET_NAME is empty: STORAGE=oci needs a bucket")

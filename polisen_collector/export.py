@@ -18,6 +18,7 @@ from datetime import date, datetime, timedelta
 from typing import Any, TextIO
 
 from polisen_collector.archive.layout import BadLine, Version, collection_time, group_by_day, list_event_objects, read_versions
+from polisen_collector.pages.columns import GEOGRAPHY_COLUMNS, PAGE_COLUMNS, PageColumns, parquet_fields
 from polisen_collector.storage.base import Storage
 
 MERGE_WINDOW_DAYS = 7
@@ -26,7 +27,7 @@ PARQUET_EVENT_TZ = "Europe/Stockholm"
 
 COLUMNS = [
     "id", "datetime", "name", "summary", "url", "type", "location_name", "latitude", "longitude",
-    "first_collected", "last_collected", "versions",
+    "first_collected", "last_collected", "versions", *PAGE_COLUMNS, *GEOGRAPHY_COLUMNS,
 ]
 
 
@@ -51,12 +52,15 @@ class ExportSummary:
     copies_dropped: int = 0
     filtered_out: int = 0
     bad_lines: int = 0
+    unplaced: int = 0
     split_ids: list[int] = field(default_factory=list)
 
     def __str__(self) -> str:
         text = (f"{self.rows} rows from {self.days} days; {self.versions_dropped} older versions dropped, "
                 f"{self.copies_dropped} identical copies dropped, {self.filtered_out} rows filtered out, "
                 f"{self.bad_lines} bad lines skipped")
+        if self.unplaced:
+            text += f"; {self.unplaced} rows placed in no municipality or county (location_level unknown)"
         if self.split_ids:
             text += f"; {len(self.split_ids)} ids dated on days too far apart to merge, exported once per date"
         return text
@@ -126,6 +130,7 @@ def iter_rows(
     ]
     window: OrderedDict[date, dict[int, list[Version]]] = OrderedDict()
     exported: set[int] = set()
+    pages = PageColumns(storage)
 
     def flush(groups: dict[int, list[Version]]) -> Iterator[dict[str, Any]]:
         for event_id in sorted(groups):
@@ -135,9 +140,11 @@ def iter_rows(
             exported.add(event_id)
             rows = rows_of_id(versions, options.all_versions)
             summary.versions_dropped += len(versions) - len(rows)
+            rows = pages.add(rows, options.all_versions)
             for row in rows:
                 if _matches(row, options):
                     summary.rows += 1
+                    summary.unplaced += row["location_level"] == "unknown"
                     yield row
                 else:
                     summary.filtered_out += 1
@@ -201,6 +208,7 @@ def parquet_schema():
         ("first_collected", pa.timestamp("ms", tz="UTC")),
         ("last_collected", pa.timestamp("ms", tz="UTC")),
         ("versions", pa.int64()),
+        *parquet_fields(PARQUET_EVENT_TZ),
     ])
 
 

@@ -46,7 +46,7 @@ class Collector:
         self.metrics_dir = workdir / "metrics"
         self.env = {
             key: value for key, value in os.environ.items()
-            if not key.startswith(("POLISEN_", "API_", "OCI_", "STORAGE", "DATA_DIR", "LOG_", "METRICS_", "HEALTH"))
+            if not key.startswith(("POLISEN_", "API_", "OCI_", "STORAGE", "DATA_DIR", "LOG_", "METRICS_", "HEALTH", "PAGE"))
         }
         self.env.update({
             "POLISEN_API_URL": api_url,
@@ -56,6 +56,7 @@ class Collector:
             "API_BACKOFF_FACTOR": "0.01",
             "API_CONTACT_EMAIL": "tests@example.invalid",
             "API_RATE_LIMIT": "off",
+            "PAGES_PER_RUN": "0",  # the page tests turn pages on (tests/test_pages*.py)
         })
 
     def command(self, *args: str, script: str = "collect_events.py") -> list[str]:

@@ -5,7 +5,8 @@
 CRASH_POINT is `before-put` (kill just before the Nth object write), `mid-put` (the Nth write's
 temp file is on disk, not yet renamed into place), `after-put` (right after the Nth write) or
 `error-put` (the Nth write raises StorageError, as a failing store would);
-CRASH_AT is N (0: never). With CRASH_LOG=FILE each write's number and object name is appended
+CRASH_AT is N (0: never). With CRASH_MATCH=TEXT only writes whose object name contains TEXT
+count (`pages` for the page objects and the page queue). With CRASH_LOG=FILE each write's number and object name is appended
 to FILE before the write starts, so a test knows which object the kill hit.
 The process dies exactly as under `kill -9`: no cleanup, no finally blocks.
 """
@@ -31,6 +32,7 @@ def die() -> None:
 def main() -> int:
     point, nth = os.environ["CRASH_POINT"], int(os.environ["CRASH_AT"])
     log_path = os.environ.get("CRASH_LOG")
+    match = os.environ.get("CRASH_MATCH", "")
     calls = {"put": 0}
     counting = threading.Lock()
     original_put = storage.LocalStorage.put
@@ -44,6 +46,8 @@ def main() -> int:
         return original_replace(*args, **kwargs)
 
     def put(self, name, data, **kwargs):
+        if match not in name:
+            return original_put(self, name, data, **kwargs)
         with counting:  # the collector writes event objects in parallel
             calls["put"] += 1
             number = calls["put"]

@@ -11,6 +11,11 @@ sets that clock to the recorded time of the snapshot being served, so a collecto
 judges outages by the server's time sees the recorded timeline. `with_late_publications()`
 builds bodies in which chosen events (dated months back) ride in the feed for a few
 snapshots only, as the real API published old-dated events late and withdrew them again.
+
+The site's event pages are served at each event's `url` path (from tests/data/polisen-pages),
+but only once the event appeared in a snapshot up to the current one, with an ETag of the
+page's bytes and 304 for a matching If-None-Match. `pages` replaces a page's bytes (an edit
+on the site), `page_status` forces an answer (404, 410, 500...) for an id.
 """
 
 from __future__ import annotations
@@ -28,9 +33,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 SNAPSHOT_DIR = Path(__file__).resolve().parent / "data" / "polisen-snapshots"
+PAGES_DIR = Path(__file__).resolve().parent / "data" / "polisen-pages"
 
 
 def snapshot_paths(directory: Path = SNAPSHOT_DIR) -> list[Path]:
@@ -77,6 +83,26 @@ class FakePolisenState:
     lock: threading.Lock = field(default_factory=threading.Lock)
     parsed: dict[int, list[dict]] = field(default_factory=dict)
     dated: dict[tuple[str, int], bytes] = field(default_factory=dict)
+    pages: dict[int, bytes] = field(default_factory=dict)
+    page_status: dict[int, int] = field(default_factory=dict)
+    published: dict[str, int] = field(default_factory=dict)
+    published_upto: int = -1
+
+    def page_id(self, path: str, upto: int) -> int | None:
+        """The id of the event whose url is `path`, if it was published by snapshot `upto`."""
+        if upto < self.published_upto:
+            self.published, self.published_upto = {}, -1
+        while self.published_upto < upto:
+            self.published_upto += 1
+            for event in self.events_of(self.published_upto):
+                self.published[event["url"]] = event["id"]
+        return self.published.get(path)
+
+    def page_body(self, event_id: int) -> bytes | None:
+        if event_id in self.pages:
+            return self.pages[event_id]
+        path = PAGES_DIR / f"{event_id}.html.gz"
+        return gzip.decompress(path.read_bytes()) if path.exists() else None
 
     def events_of(self, index: int) -> list[dict]:
         if index not in self.parsed:
@@ -120,6 +146,13 @@ class FakePolisenServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.httpd.server_address[1]}/api/events"
 
+    @property
+    def site_url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def page_requests(self) -> list[LoggedRequest]:
+        return [r for r in self.state.requests if r.path != "/api/events"]
+
     def start(self) -> FakePolisenServer:
         self.thread.start()
         return self
@@ -161,6 +194,7 @@ class FakePolisenServer:
 class _Handler(BaseHTTPRequestHandler):
     fake: FakePolisenState
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out as two writes: no 40 ms delayed-ACK stall
 
     def log_message(self, format: str, *args: object) -> None:
         pass
@@ -180,13 +214,27 @@ class _Handler(BaseHTTPRequestHandler):
         if self.fake.latency:
             time.sleep(self.fake.latency)
         if parts.path != "/api/events":
-            return self._send(entry, 404, b"not found", content_type="text/plain")
+            return self._page(entry, unquote(parts.path), index)
         if fault and fault != "none":
             return self._fault(entry, fault, body)
         etag = '"' + hashlib.sha256(body).hexdigest()[:20] + '"'
         if self.fake.support_etag and self.headers.get("If-None-Match") == etag:
             return self._send(entry, 304, b"", etag=etag)
         self._send(entry, 200, body, etag=etag if self.fake.support_etag else None)
+
+    def _page(self, entry: LoggedRequest, path: str, index: int) -> None:
+        with self.fake.lock:
+            event_id = self.fake.page_id(path, index)
+            body = self.fake.page_body(event_id) if event_id is not None else None
+            forced = self.fake.page_status.get(event_id) if event_id is not None else None
+        if forced:
+            return self._send(entry, forced, b"forced", content_type="text/plain")
+        if body is None:
+            return self._send(entry, 404, b"not found", content_type="text/plain")
+        etag = '"' + hashlib.sha256(body).hexdigest()[:20] + '"'
+        if self.headers.get("If-None-Match") == etag:
+            return self._send(entry, 304, b"", etag=etag)
+        self._send(entry, 200, body, etag=etag, content_type="text/html; charset=utf-8")
 
     def _fault(self, entry: LoggedRequest, fault: str, body: bytes) -> None:
         name, _, argument = fault.partition(":")

@@ -18,6 +18,8 @@ from fake_polisen import FakePolisenServer
 
 from polisen_collector.archive.events import content_hash, parse_event_datetime
 from polisen_collector.export import ExportOptions, ExportSummary, iter_rows, write_jsonl
+from polisen_collector.geography import place_event
+from polisen_collector.pages.columns import GEOGRAPHY_COLUMNS, PAGE_COLUMNS
 from polisen_collector.run.lock import RunLock
 from polisen_collector.storage.local import LocalStorage
 
@@ -72,7 +74,18 @@ def expected_row(content: str, versions: int) -> dict:
         "id": event["id"], "datetime": parse_event_datetime(event["datetime"]).isoformat(),
         "name": event["name"], "summary": event["summary"], "url": event["url"], "type": event["type"],
         "location_name": event["location"]["name"], "latitude": latitude, "longitude": longitude,
-        "versions": versions,
+        "versions": versions, **no_page_and_place(event),
+    }
+
+
+def no_page_and_place(event: dict) -> dict:
+    """The page columns of an archive without pages, and the event's place (tests/test_pages.py has both)."""
+    place = place_event(event["location"]["name"], event["name"])
+    return {
+        **dict.fromkeys(PAGE_COLUMNS), "page_url": "https://polisen.se" + event["url"],
+        "location_level": place.location_level, "municipality_code": place.municipality_code,
+        "municipality_name": place.municipality_name, "county_code": place.county_code,
+        "county_name": place.county_name,
     }
 
 
@@ -120,9 +133,11 @@ def test_csv_and_parquet_read_back_with_types(archive, tmp_path):
         assert result.returncode == 0, result.stderr
         assert result.stdout == ""
 
-    for source in (f"read_csv('{tmp_path / 'events.csv'}')", f"'{tmp_path / 'events.parquet'}'"):
+    codes_as_text = "types = {'municipality_code': 'VARCHAR', 'county_code': 'VARCHAR'}"
+    for source in (f"read_csv('{tmp_path / 'events.csv'}', {codes_as_text})", f"'{tmp_path / 'events.parquet'}'"):
         relation = duckdb.sql(f"SELECT * FROM {source} ORDER BY id, last_collected")
-        assert dict(zip(relation.columns, map(str, relation.types), strict=True)) == {
+        types = dict(zip(relation.columns, map(str, relation.types), strict=True))
+        assert {k: v for k, v in types.items() if k not in PAGE_COLUMNS + GEOGRAPHY_COLUMNS} == {
             "id": "BIGINT", "datetime": "TIMESTAMP WITH TIME ZONE", "name": "VARCHAR", "summary": "VARCHAR",
             "url": "VARCHAR", "type": "VARCHAR", "location_name": "VARCHAR", "latitude": "DOUBLE",
             "longitude": "DOUBLE", "first_collected": "TIMESTAMP WITH TIME ZONE",
@@ -141,6 +156,9 @@ def test_csv_and_parquet_read_back_with_types(archive, tmp_path):
     assert str(schema.field("datetime").type) == "timestamp[ms, tz=Europe/Stockholm]"
     assert str(schema.field("id").type) == "int64"
     assert str(schema.field("latitude").type) == "double"
+    assert str(schema.field("page_published").type) == "timestamp[ms, tz=Europe/Stockholm]"
+    assert str(schema.field("page_fetched").type) == "timestamp[ms, tz=UTC]"
+    assert {str(schema.field(name).type) for name in GEOGRAPHY_COLUMNS} == {"string"}
 
 
 def test_filters_by_date_type_and_location(archive):

@@ -517,3 +517,17 @@ def test_vault_name_that_finds_no_single_active_vault_is_one_line_and_exit_2(
     assert not requests_to(fake_oci, "POST", "getByName")
     expected_lookups = 0 if message.startswith("OCI_COMPARTMENT_ID") else 1
     assert len(requests_to(fake_oci, "GET", "/20180608/vaults")) == expected_lookups, "a 404 is not retried"
+
+
+def test_pages_are_stored_in_the_bucket_like_the_events(fake_api, fake_oci, oci_run, snapshot_bodies):
+    from polisen_collector.pages.queue import QUEUE_OBJECT, decode_queue
+
+    fake_api.serve(0)
+    assert oci_run.run(env={"PAGES_PER_RUN": "3"}).returncode == 0
+    objects = fake_oci.objects()
+    pages = {name: blob for name, blob in objects.items() if name.startswith("pages/")}
+    assert len(pages) == 3 and {blob.content_type for blob in pages.values()} == {"application/gzip"}
+    queue = decode_queue(objects[QUEUE_OBJECT].data)
+    assert sum(entry.fingerprint is not None for entry in queue.values()) == 3
+    assert len(queue) == len(json.loads(snapshot_bodies[0]))
+    assert not oci_run.data_dir.exists(), "STORAGE=oci must not write the local archive"

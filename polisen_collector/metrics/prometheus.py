@@ -29,6 +29,9 @@ _COUNT_GAUGES = {
     "bytes_decoded": ("polisen_collector_last_run_decoded_bytes", "Bytes of the API answer decoded."),
     "objects_written": ("polisen_collector_last_run_objects_written", "Archive objects written by the last run."),
     "state_ids": ("polisen_collector_state_ids", "Event ids remembered in the state after the last run."),
+    "pages_stored": ("polisen_collector_last_run_pages_stored", "Event page versions stored by the last run."),
+    "pages_failed": ("polisen_collector_last_run_pages_failed", "Event page requests of the last run that failed."),
+    "pages_backlog": ("polisen_collector_pages_backlog", "Event pages due but left for the next runs."),
 }
 
 

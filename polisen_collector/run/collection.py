@@ -9,7 +9,9 @@ ends, and a hung one lets it go stale, which is what monitoring must see.
 from __future__ import annotations
 
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -18,9 +20,10 @@ from polisen_collector.api.client import ApiError, ApiOptions, PolisenClient
 from polisen_collector.api.rate_limit import RateLimiter
 from polisen_collector.archive.layout import new_run_id
 from polisen_collector.archive.state import STATE_OBJECT
-from polisen_collector.clock import utc_today
+from polisen_collector.clock import utc_now, utc_today
 from polisen_collector.config import ConfigError, Settings
 from polisen_collector.exit_codes import EXIT_CONFIG, EXIT_FAILED, EXIT_LOCKED, EXIT_OK
+from polisen_collector.files import atomic_write
 from polisen_collector.health.file import write_health
 from polisen_collector.metrics.run_metrics import RunMetrics, prune_metrics
 from polisen_collector.run.feed import ApiCache, RunReport, collect
@@ -42,6 +45,13 @@ BACKFILL_MARKER = "backfill-pending"
 # This host's copy of the state as it last read or wrote it, so that reading the state from a
 # remote store costs no body when it has not changed since (see storage/local_copy.py).
 STATE_COPY = "state-cache"
+
+
+# When the page queue next has a page due, as this host last saw it ("idle": none pending).
+# A run that stored no event skips the page step (and its queue read) until then.
+PAGES_DUE_HINT = "pages-next-due"
+# The page step stops fetching after this long, so slow pages never hold a run (and its health) up.
+PAGE_STEP_SECONDS = 120.0
 
 
 def api_options(settings: Settings) -> ApiOptions:
@@ -142,6 +152,7 @@ def _run_locked(settings: Settings, run_id: str, metrics: RunMetrics, dry_run: b
                                        retention_days=settings.state_retention_days, progress=queue)
                 if not (backfilled and backfilled.pending):
                     marker.unlink(missing_ok=True)
+                _collect_pages(settings, storage, report, metrics)
         finally:
             client.close()
     except ConfigError as failure:
@@ -219,6 +230,50 @@ def open_client(settings: Settings) -> PolisenClient:
     """The API client every job of a host uses: its requests all count in the host's rate-limit ledger."""
     limiter = RateLimiter(LocalStorage(settings.log_dir)) if settings.rate_limit else None
     return PolisenClient(api_options(settings), limiter=limiter)
+
+
+def _collect_pages(settings: Settings, storage, report: RunReport, metrics: RunMetrics) -> None:
+    """Fetch the event pages due, after the run's events and state are stored; never fails the run.
+
+    A page problem is logged and counted (`page_errors`, `pages_failed`), and the pages wait in
+    the queue for the next runs: the run's exit code and health do not depend on it.
+    """
+    hint = settings.log_dir / PAGES_DUE_HINT
+    if settings.pages_per_run == 0 or (not report.events_processed and not _pages_due(hint)):
+        return
+    from polisen_collector.pages.collect import collect_pages
+    from polisen_collector.pages.fetch import PageClient, PageOptions
+
+    client = PageClient(PageOptions(
+        origin=settings.page_origin, contact_email=settings.contact_email,
+        connect_timeout=settings.connect_timeout, read_timeout=settings.read_timeout,
+        interval=settings.page_interval if settings.rate_limit else 0.0, max_bytes=settings.page_max_bytes,
+    ))
+    start = time.perf_counter()
+    try:
+        hint.unlink(missing_ok=True)  # a step that fails or is killed leaves no hint: the next run steps in
+        pages = collect_pages(storage, client, report.answered, report.seen, metrics,
+                              max_pages=settings.pages_per_run, budget_seconds=PAGE_STEP_SECONDS)
+        atomic_write(hint, (pages.next_due or "idle").encode("ascii"), durable=False)
+    except Exception as error:  # whatever goes wrong with pages, the feed run stands
+        metrics.add("page_errors", 1)
+        log.warning("page fetching failed, pages wait for the next run: %s", error)
+    finally:
+        client.close()
+        metrics.timings["pages"] = round(time.perf_counter() - start, 6)
+
+
+def _pages_due(hint: Path) -> bool:
+    """Whether a page may be due; True when the hint is missing or unreadable."""
+    try:
+        text = hint.read_text(encoding="ascii").strip()
+        return text != "idle" and datetime.fromisoformat(text) <= utc_now()
+    except (OSError, ValueError):
+        return True
+
+
+def _limiter(settings: Settings) -> RateLimiter | None:
+    return RateLimiter(LocalStorage(settings.log_dir)) if settings.rate_limit else None
 
 
 def _save_metrics(settings: Settings, metrics: RunMetrics) -> None:

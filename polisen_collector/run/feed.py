@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from polisen_collector.api.client import ApiError, FetchResult, PolisenClient
+from polisen_collector.archive.events import Event
 from polisen_collector.archive.ingest import (
     commit_state,
     find_changes,
@@ -23,7 +24,7 @@ from polisen_collector.archive.ingest import (
     validate_all,
     write_events,
 )
-from polisen_collector.archive.state import State
+from polisen_collector.archive.state import Entry, State
 from polisen_collector.clock import utc_now, utc_today
 from polisen_collector.files import atomic_write
 from polisen_collector.metrics.run_metrics import RunMetrics
@@ -46,6 +47,8 @@ class RunReport:
     objects_written: list[str] = field(default_factory=list)
     gap: Gap | None = None
     gap_queued: bool = False
+    answered: list[Event] = field(default_factory=list)
+    seen: dict[int, Entry] = field(default_factory=dict)
 
     @property
     def events_processed(self) -> int:
@@ -113,6 +116,7 @@ def collect(
         reading = pool.submit(read_state)
         state = reading.result()  # first: a wrong bucket or refused credentials (exit 2) outrank an API failure
         result = fetching.result()
+    report.seen = state.seen
     if result.events is None and (state.rebuilt or cached.get("state_etag") != state.etag):
         log.info("the state changed since the cached answer was stored; fetching the feed in full")
         result = fetch(conditional=False)
@@ -132,6 +136,7 @@ def collect(
 
     with metrics.step("deduplication"):
         events = validate_all(result.events, metrics)
+        report.answered = events
         changes = find_changes(events, state.seen)
         report.gap = detect_gap(events, state.last_answer_at, state.seen)
     answered_at = result.served_at or utc_now()  # the server's clock, the one the events' times use

@@ -1,0 +1,92 @@
+"""The page and geography columns of the export: what the event's page says, and where it happened.
+
+export.py builds a row per event (or per event version) from the feed; `PageColumns.add`
+gives those rows of one event the parsed text of its archived page (pages/store.py) and
+its place (geography.place_event). By default the event's latest page version; with
+all versions, each page version beside the feed version that was current when it was
+fetched (one row per page version, and a row without page for a feed version that has none).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from datetime import datetime
+from typing import Any
+
+from polisen_collector.geography import place_event
+from polisen_collector.pages.parse import parse_page
+from polisen_collector.pages.store import PageVersion, day_page_versions, read_page_html
+from polisen_collector.storage.base import Storage
+
+SITE_ORIGIN = "https://polisen.se"
+PAGE_COLUMNS = ["page_title", "page_preamble", "page_body", "page_author", "page_published", "page_url",
+                "page_fetched"]
+GEOGRAPHY_COLUMNS = ["location_level", "municipality_code", "municipality_name", "county_code", "county_name"]
+CACHED_DAYS = 16
+
+
+def parquet_fields(event_tz: str) -> list[tuple[str, Any]]:
+    import pyarrow as pa
+
+    text = pa.string()
+    return [
+        ("page_title", text), ("page_preamble", text), ("page_body", text), ("page_author", text),
+        ("page_published", pa.timestamp("ms", tz=event_tz)), ("page_url", text),
+        ("page_fetched", pa.timestamp("ms", tz="UTC")),
+        *((name, text) for name in GEOGRAPHY_COLUMNS),
+    ]
+
+
+def page_url(url: Any) -> str | None:
+    """The page's absolute address on polisen.se."""
+    return SITE_ORIGIN + url if isinstance(url, str) and url.startswith("/") else None
+
+
+class PageColumns:
+    """Adds page and geography columns to export rows; lists each day's page objects once."""
+
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+        self._days: OrderedDict[str, dict[int, list[PageVersion]]] = OrderedDict()
+
+    def versions(self, event_id: int, day: str) -> list[PageVersion]:
+        if day not in self._days:
+            self._days[day] = day_page_versions(self.storage, day)
+            while len(self._days) > CACHED_DAYS:
+                self._days.popitem(last=False)
+        return self._days[day].get(event_id, [])
+
+    def page_fields(self, version: PageVersion | None) -> dict[str, Any]:
+        fields: dict[str, Any] = dict.fromkeys(PAGE_COLUMNS)
+        if version is None:
+            return fields
+        html = read_page_html(self.storage, version.name)
+        page = parse_page(html) if html is not None else None
+        fields["page_fetched"] = version.fetched
+        if page is not None and page.reason is None:
+            fields.update(page_title=page.title, page_preamble=page.preamble, page_body=page.body,
+                          page_author=page.author,
+                          page_published=datetime.fromisoformat(page.published) if page.published else None)
+        return fields
+
+    def add(self, rows: list[dict[str, Any]], all_versions: bool) -> list[dict[str, Any]]:
+        """The rows of one event (rows_of_id's, oldest version first) with page and place columns."""
+        if not rows:
+            return rows
+        latest = rows[-1]
+        pages = self.versions(latest["id"], latest["datetime"].date().isoformat())
+        if not all_versions:
+            return [self._complete(row, pages[-1] if pages else None) for row in rows]
+        paired: dict[int, list[PageVersion]] = {}
+        for version in pages:
+            current = [i for i, row in enumerate(rows) if row["first_collected"] and row["first_collected"] <= version.fetched]
+            paired.setdefault(current[-1] if current else 0, []).append(version)
+        return [self._complete(row, version) for i, row in enumerate(rows) for version in paired.get(i, [None])]
+
+    def _complete(self, row: dict[str, Any], version: PageVersion | None) -> dict[str, Any]:
+        place = place_event(row.get("location_name"), row.get("name"))
+        fields = self.page_fields(version)
+        fields["page_url"] = page_url(row.get("url"))
+        return {**row, **fields, "location_level": place.location_level, "municipality_code": place.municipality_code,
+                "municipality_name": place.municipality_name, "county_code": place.county_code,
+                "county_name": place.county_name}

@@ -1,0 +1,125 @@
+"""Polite HTTP client of the event pages on polisen.se: paced, identified, compressed, bounded.
+
+One request at a time, at least `interval` seconds apart (PAGE_INTERVAL_SECONDS, 0 only when
+API_RATE_LIMIT is off for a loopback site), with the collector's User-Agent and contact,
+gzip, and conditional GET. No retries within a run: a page that fails stays queued and
+is tried again on a later run (pages/queue.py), so one bad page never holds a run up.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import requests
+from urllib3.exceptions import HTTPError as Urllib3HTTPError
+
+from polisen_collector.api.client import CHUNK_BYTES, user_agent
+
+log = logging.getLogger("polisen.pages")
+
+MAX_REDIRECTS = 3
+
+
+class PageError(Exception):
+    """A page request gave no usable answer (connection, timeout, too large, broken body)."""
+
+
+@dataclass
+class PageOptions:
+    origin: str
+    contact_email: str = ""
+    connect_timeout: float = 5.0
+    read_timeout: float = 30.0
+    interval: float = 1.0
+    max_bytes: int = 2_000_000
+
+
+@dataclass
+class PageResponse:
+    """One answer: `body` is the decoded HTML of a 200, empty otherwise."""
+
+    status: int
+    body: bytes = b""
+    etag: str | None = None
+    last_modified: str | None = None
+    bytes_wire: int = 0
+
+
+class PageClient:
+    """Fetches event pages from one origin. One instance per run; not thread-safe."""
+
+    def __init__(self, options: PageOptions, *, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.options = options
+        self._clock = clock
+        self._sleep = sleep
+        self._last_request: float | None = None
+        self.requests = 0
+        self.session = requests.Session()
+        self.session.max_redirects = MAX_REDIRECTS
+        self.session.headers.update({
+            "User-Agent": user_agent(options.contact_email),
+            "Accept": "text/html",
+            "Accept-Encoding": "gzip, deflate",
+        })
+
+    def close(self) -> None:
+        self.session.close()
+
+    def url_of(self, path: str) -> str:
+        """The page's absolute URL; only paths on the origin (never another host)."""
+        parts = urlsplit(path)
+        if not path.startswith("/") or path.startswith("//") or parts.scheme or parts.netloc:
+            raise PageError(f"not a path on the site: {path!r}")
+        return self.options.origin.rstrip("/") + path
+
+    def _pace(self) -> None:
+        if self._last_request is not None:
+            wait = self._last_request + self.options.interval - self._clock()
+            if wait > 0:
+                self._sleep(wait)
+        self._last_request = self._clock()
+
+    def fetch(self, path: str, etag: str | None = None, last_modified: str | None = None) -> PageResponse:
+        """GET one page, conditionally when validators are given; PageError when it cannot."""
+        url = self.url_of(path)
+        headers = {}
+        if etag:
+            headers["If-None-Match"] = etag
+        if last_modified:
+            headers["If-Modified-Since"] = last_modified
+        self._pace()
+        self.requests += 1
+        try:
+            response = self.session.get(url, headers=headers, stream=True,
+                                        timeout=(self.options.connect_timeout, self.options.read_timeout))
+        except requests.exceptions.RequestException as error:
+            raise PageError(f"{url}: {type(error).__name__}") from None
+        with response:
+            answer = PageResponse(status=response.status_code, etag=response.headers.get("ETag"),
+                                  last_modified=response.headers.get("Last-Modified"))
+            if response.status_code == 200:
+                answer.body = self._read_body(url, response)
+            answer.bytes_wire = response.raw.tell()
+            return answer
+
+    def _read_body(self, url: str, response: requests.Response) -> bytes:
+        limit = self.options.max_bytes
+        declared = response.headers.get("Content-Length")
+        if declared and declared.isdigit() and "Content-Encoding" not in response.headers and int(declared) > limit:
+            raise PageError(f"{url}: page of {declared} bytes is larger than PAGE_MAX_BYTES={limit}")
+        chunks = []
+        size = 0
+        try:
+            for chunk in response.raw.stream(CHUNK_BYTES, decode_content=True):
+                size += len(chunk)
+                if size > limit:
+                    raise PageError(f"{url}: page exceeds PAGE_MAX_BYTES={limit} once decompressed")
+                chunks.append(chunk)
+        except (Urllib3HTTPError, OSError) as error:
+            raise PageError(f"{url}: body broken off after {size} bytes: {type(error).__name__}") from None
+        return b"".join(chunks)

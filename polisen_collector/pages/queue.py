@@ -1,0 +1,133 @@
+"""The page queue: which event pages are waiting, and what is known of each page fetched.
+
+One small JSON object in the store, `metadata/pages.json`, changed only through
+storage.base.update_object. Per event id it keeps the event content hash the page was
+queued for (so a feed edit queues the page again), the page's status, when it is due,
+failed tries, and the fingerprint and validators of its latest stored version.
+
+Statuses: `new` (never fetched), `changed` (the feed's content changed), `recheck` (one
+look again RECHECK_AFTER the first fetch) are pending; `done`, `gone` (404/410 on
+GONE_AFTER runs) and `failed` (FAILED_AFTER failures of another kind) are not.
+Entries that are no longer pending are dropped once the feed's state (archive/state.py)
+no longer remembers their id, so the object stays the size of the state.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+
+from polisen_collector.archive.events import Event
+
+log = logging.getLogger("polisen.pages")
+
+QUEUE_OBJECT = "metadata/pages.json"
+QUEUE_FORMAT = 1
+PENDING = frozenset({"new", "changed", "recheck"})
+RECHECK_AFTER = timedelta(days=1)
+RETRY_AFTER = (timedelta(hours=1), timedelta(hours=6), timedelta(hours=24), timedelta(hours=24))
+GONE_AFTER = 3
+FAILED_AFTER = 5
+
+
+@dataclass
+class PageEntry:
+    url: str
+    day: str
+    hash: str
+    status: str = "new"
+    due: str | None = None
+    tries: int = 0
+    fingerprint: str | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    first_fetched: str | None = None
+
+    @property
+    def pending(self) -> bool:
+        return self.status in PENDING
+
+
+def decode_queue(data: bytes | None) -> dict[int, PageEntry]:
+    """The queue's entries; an unreadable queue counts as empty (pages are queued again)."""
+    if data is None:
+        return {}
+    try:
+        document = json.loads(data)
+        return {int(event_id): PageEntry(**fields) for event_id, fields in document["pages"].items()}
+    except (ValueError, TypeError, KeyError, AttributeError) as error:
+        log.warning("%s is unreadable (%s); starting a new page queue", QUEUE_OBJECT, error)
+        return {}
+
+
+def encode_queue(entries: dict[int, PageEntry]) -> bytes:
+    pages = {str(event_id): {k: v for k, v in asdict(entry).items() if v is not None}
+             for event_id, entry in sorted(entries.items())}
+    return json.dumps({"format": QUEUE_FORMAT, "pages": pages}, separators=(",", ":")).encode("utf-8")
+
+
+def enqueue(entries: dict[int, PageEntry], events: list[Event], now: datetime) -> dict[int, PageEntry]:
+    """Entries for the events whose page is not queued for their current content: new or edited."""
+    queued: dict[int, PageEntry] = {}
+    for event in events:
+        url = event.raw.get("url")
+        known = entries.get(event.id)
+        if not isinstance(url, str) or not url.startswith("/"):
+            if known is None or known.hash != event.hash:  # no page to fetch; known, so never looked up again
+                queued[event.id] = unfetchable(event.day, event.hash)
+            continue
+        if known is None:
+            queued[event.id] = PageEntry(url=url, day=event.day, hash=event.hash, due=now.isoformat())
+        elif known.hash != event.hash:
+            queued[event.id] = PageEntry(**{**asdict(known), "url": url, "day": event.day, "hash": event.hash,
+                                            "status": "changed", "due": now.isoformat(), "tries": 0})
+    return queued
+
+
+def unfetchable(day: str, content_hash: str) -> PageEntry:
+    """An entry for an event whose page cannot be fetched (no usable url): `failed` at once."""
+    return PageEntry(url="", day=day, hash=content_hash, status="failed")
+
+
+def due_ids(entries: dict[int, PageEntry], now: datetime) -> list[int]:
+    """Pending pages whose time has come, the longest waiting first."""
+    ready = [(entry.due or "", event_id) for event_id, entry in entries.items()
+             if entry.pending and (entry.due is None or datetime.fromisoformat(entry.due) <= now)]
+    return [event_id for _, event_id in sorted(ready)]
+
+
+def record_fetched(entry: PageEntry, now: datetime, fingerprint: str, etag: str | None, last_modified: str | None) -> None:
+    """A 200 or 304: the page is known; a first fetch is looked at once more a day later."""
+    entry.fingerprint, entry.etag, entry.last_modified, entry.tries = fingerprint, etag, last_modified, 0
+    if entry.first_fetched is None:
+        entry.first_fetched = now.isoformat()
+        entry.status, entry.due = "recheck", (now + RECHECK_AFTER).isoformat()
+    else:
+        entry.status, entry.due = "done", None
+
+
+def record_failure(entry: PageEntry, now: datetime, missing: bool) -> None:
+    """A failed try: again on a later run, until GONE_AFTER misses (404/410) or FAILED_AFTER failures."""
+    entry.tries += 1
+    limit = GONE_AFTER if missing else FAILED_AFTER
+    if entry.tries >= limit:
+        entry.status, entry.due = ("gone" if missing else "failed"), None
+        return
+    entry.due = (now + RETRY_AFTER[min(entry.tries, len(RETRY_AFTER)) - 1]).isoformat()
+
+
+def prune(entries: dict[int, PageEntry], remembered: set[int]) -> dict[int, PageEntry]:
+    """Drop what is no longer pending once the state forgot the event."""
+    return {event_id: entry for event_id, entry in entries.items() if entry.pending or event_id in remembered}
+
+
+def next_due(entries: dict[int, PageEntry]) -> str | None:
+    """When the earliest pending page is due (ISO 8601), None when none is pending."""
+    return min((entry.due or "" for entry in entries.values() if entry.pending), default=None)
+
+
+def backlog(entries: dict[int, PageEntry], now: datetime) -> int:
+    return len(due_ids(entries, now))
+

@@ -1,0 +1,110 @@
+"""The page step in real collector processes: it never decides the run, and kill -9 loses nothing."""
+
+from __future__ import annotations
+
+import json
+import signal
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from conftest import Collector
+from fake_polisen import FakePolisenServer
+
+from polisen_collector.archive.events import validate_event
+from polisen_collector.pages.queue import QUEUE_OBJECT, decode_queue
+from polisen_collector.pages.store import day_page_versions
+from polisen_collector.storage.local import LocalStorage
+
+PAGES = {"PAGES_PER_RUN": "4"}
+
+
+def last_metrics(collector) -> dict:
+    return json.loads(collector.metrics_files()[-1].read_text())
+
+
+def pages_archived(collector, *bodies: bytes) -> dict[int, list]:
+    storage = LocalStorage(collector.data_dir)
+    found: dict[int, list] = {}
+    for day in sorted({validate_event(raw).day for body in bodies for raw in json.loads(body)}):
+        found.update(day_page_versions(storage, day))
+    return found
+
+
+def queue(collector) -> dict:
+    stored = LocalStorage(collector.data_dir).get(QUEUE_OBJECT)
+    return decode_queue(stored.data if stored else None)
+
+
+def test_an_unreachable_site_neither_fails_nor_delays_the_feed(fake_api, collector, snapshot_bodies):
+    fake_api.serve(0)
+    result = collector.run(env={**PAGES, "POLISEN_SITE_URL": "http://127.0.0.1:9"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert collector.health()["status"] == "success"
+    counts = last_metrics(collector)["counts"]
+    events = len(json.loads(snapshot_bodies[0]))
+    assert (counts["new_events"], counts["page_requests"], counts["pages_failed"], counts["pages_stored"]) == (
+        events, 1, 1, 0)
+    assert counts["pages_backlog"] == events - 1  # the page that failed is tried again in an hour
+    assert "page fetching stopped for this run" in result.stdout + result.stderr
+
+    fake_api.serve(1)
+    result = collector.run(env=PAGES)
+    assert result.returncode == 0
+    counts = last_metrics(collector)["counts"]
+    assert (counts["page_requests"], counts["pages_stored"]) == (4, 4)
+    assert len(pages_archived(collector, snapshot_bodies[0])) == 4
+    assert len(fake_api.page_requests()) == 4
+
+
+def test_a_run_without_pages_fetches_none(fake_api, collector):
+    fake_api.serve(0)
+    assert collector.run().returncode == 0
+    assert fake_api.page_requests() == []
+    assert "pages_backlog" not in last_metrics(collector)["counts"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("point", "nth"), [
+    ("before-put", 1), ("mid-put", 2), ("after-put", 4), ("mid-put", 5), ("after-put", 5),
+])
+def test_kill_around_page_writes_loses_nothing(fake_api, collector, snapshot_bodies, point, nth):
+    """Writes 1-4 are the run's four page versions, write 5 the page queue.
+
+    Pages are queued from the feed's answer, so a kill before the queue write leaves them to
+    the next run whose answer is not a 304: the next snapshot here, as the real feed moves on.
+    """
+    fake_api.serve(0)
+    crashed = collector.run(script="tests/crash_run.py",
+                            env={**PAGES, "CRASH_POINT": point, "CRASH_AT": str(nth), "CRASH_MATCH": "pages"})
+    assert crashed.returncode == -signal.SIGKILL, crashed.stdout + crashed.stderr
+    fake_api.serve(1)
+    assert collector.run(env=PAGES).returncode == 0
+
+    archived = pages_archived(collector, snapshot_bodies[0], snapshot_bodies[1])
+    remembered = {event_id for event_id, entry in queue(collector).items() if entry.fingerprint}
+    assert remembered <= set(archived), "the queue remembers a page that is not stored"
+    assert len(remembered) >= 4
+    assert all(len(versions) == 1 for versions in archived.values()), "a version archived twice"
+    served = {event["id"] for body in snapshot_bodies[:2] for event in json.loads(body)}
+    assert set(queue(collector)) >= served, "a page is neither queued nor fetched"
+    waiting = {event_id for event_id, entry in queue(collector).items() if entry.pending and not entry.fingerprint}
+    assert waiting | remembered >= served
+
+
+def test_a_run_that_stores_nothing_skips_the_page_step_until_a_page_is_due(tmp_path, snapshot_bodies):
+    three = json.dumps(json.loads(snapshot_bodies[0])[:3]).encode()
+    with FakePolisenServer([three]) as server:
+        collector = Collector(tmp_path, server.url)
+        assert collector.run(env=PAGES).returncode == 0
+        assert last_metrics(collector)["counts"]["pages_stored"] == 3
+        hint = (collector.log_dir / "pages-next-due").read_text()
+        assert datetime.fromisoformat(hint) > datetime.now(UTC) + timedelta(hours=23)  # the re-checks
+
+        assert collector.run(env=PAGES).returncode == 0
+        assert [r.status for r in server.requests[-1:]] == [304]
+        assert "page_requests" not in last_metrics(collector)["counts"], "nothing stored, nothing due: no page step"
+
+        (collector.log_dir / "pages-next-due").write_text("2020-01-01T00:00:00+00:00")
+        assert collector.run(env=PAGES).returncode == 0
+        assert last_metrics(collector)["counts"]["page_requests"] == 0  # due by the hint; the queue says tomorrow
+        assert datetime.fromisoformat((collector.log_dir / "pages-next-due").read_text()) > datetime.now(UTC)
