@@ -144,14 +144,15 @@ def _run_locked(settings: Settings, run_id: str, metrics: RunMetrics, dry_run: b
                 )
             if dry_run and report.gap:
                 log.warning("possible gap from %s to %s: %s", report.gap.first_day, report.gap.last_day, report.gap.reason)
-            elif not dry_run and marker.exists():
-                from polisen_collector.recovery.backfill import heal_gaps
+            elif not dry_run:
+                if marker.exists():
+                    from polisen_collector.recovery.backfill import heal_gaps
 
-                queue = None if report.gap_queued or pending_backfill is None else pending_backfill.result()
-                backfilled = heal_gaps(storage, client, metrics, max_days=settings.backfill_max_days,
-                                       retention_days=settings.state_retention_days, progress=queue)
-                if not (backfilled and backfilled.pending):
-                    marker.unlink(missing_ok=True)
+                    queue = None if report.gap_queued or pending_backfill is None else pending_backfill.result()
+                    backfilled = heal_gaps(storage, client, metrics, max_days=settings.backfill_max_days,
+                                           retention_days=settings.state_retention_days, progress=queue)
+                    if not (backfilled and backfilled.pending):
+                        marker.unlink(missing_ok=True)
                 _collect_pages(settings, storage, report, metrics)
         finally:
             client.close()
