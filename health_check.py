@@ -68,7 +68,7 @@ def report(verdict: Verdict, args: argparse.Namespace) -> int:
         warning, critical = timedelta(minutes=args.warning), timedelta(minutes=args.critical)
         code = NAGIOS_EXIT[verdict.state]
         perfdata = verdict.perfdata(warning, critical)
-        line = f"POLISEN_COLLECTOR {verdict.state}: {verdict.message}" + (f" | {perfdata}" if perfdata else "")
+        line = f"POLISEN_COLLECTOR {verdict.state}: {plugin_text(verdict.message)}" + (f" | {perfdata}" if perfdata else "")
     else:
         code = 0 if verdict.healthy else 1
         line = f"{'HEALTHY' if verdict.healthy else 'UNHEALTHY'}: {verdict.message}"
@@ -77,8 +77,13 @@ def report(verdict: Verdict, args: argparse.Namespace) -> int:
     else:
         print(line)
         if verdict.healthy:
-            print("\n".join(verdict.details))
+            print("\n".join(plugin_text(detail) if args.nagios else detail for detail in verdict.details))
     return code
+
+
+def plugin_text(text: str) -> str:
+    """Monitoring plugins split output at `|` (perfdata follows it): a `|` from the file becomes `/`."""
+    return text.replace("|", "/")
 
 
 def limits(args: argparse.Namespace) -> dict[str, timedelta]:

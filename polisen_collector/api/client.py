@@ -8,12 +8,20 @@ Every request actually sent passes `_before_request`, where the optional rate li
 (rate_limit.py) may hold it back: first attempts and requests-level redirects through the
 adapter's `send`, urllib3's own retries through `Retry.sleep`, which urllib3 calls right
 before each retry, in place of its own time.sleep.
+
+Hostile answers (docs/operations.md, "Hostile input"): every redirect hop must be https
+(plain http only for loopback hosts), like POLISEN_API_URL; a body must arrive completely
+within `deadline` seconds (connect timeout + 2 x read timeout), whatever its trickle; a 304
+to a request that sent no validators, or a body that is not UTF-8 JSON, is a bad answer.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import socket
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,6 +34,7 @@ from urllib3.exceptions import HTTPError as Urllib3HTTPError
 from urllib3.util.retry import Retry
 
 from polisen_collector import __version__
+from polisen_collector.config import is_loopback_host
 
 log = logging.getLogger("polisen.api")
 
@@ -53,6 +62,15 @@ class ApiOptions:
     backoff_factor: float = 1.0
     retry_after_max: float = 120.0
     max_body_bytes: int = 20_000_000
+
+    @property
+    def deadline(self) -> float:
+        """Seconds a whole answer may take, however slowly its bytes trickle in."""
+        return self.connect_timeout + 2 * self.read_timeout
+
+    def backoff(self, retry: int) -> float:
+        """The wait before retry number `retry` (1, 2, 3 ...): factor x 1, 2, 4 ..., at most two minutes."""
+        return min(Retry.DEFAULT_BACKOFF_MAX, self.backoff_factor * 2 ** (retry - 1)) if retry >= 1 else 0.0
 
 
 @dataclass
@@ -118,14 +136,20 @@ class PolisenClient:
         client = self
 
         class LoggedRetry(Retry):
+            def get_backoff_time(self) -> float:
+                """1, 2, 4 s (x factor) from the first retry on; urllib3 itself waits 0 s before the first."""
+                return client.options.backoff(retry_log.count)
+
             def sleep(self, response=None) -> None:  # type: ignore[override]
                 wait = self.get_retry_after(response) if response is not None else None
                 client._before_request(wait if wait is not None else self.get_backoff_time())
 
             def increment(self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None):  # type: ignore[override]
+                if response is not None and response.status == 429 and client.limiter is not None:
+                    client.limiter.defer(_retry_after_seconds(response.headers.get("Retry-After")))
                 new = super().increment(method, url, response, error, _pool, _stacktrace)
-                reason = f"HTTP {response.status}" if response is not None else type(error).__name__
                 retry_log.count += 1
+                reason = f"HTTP {response.status}" if response is not None else type(error).__name__
                 retry_log.reasons.append(reason)
                 wait = new.get_retry_after(response) if response is not None else None
                 log.warning(
@@ -191,7 +215,7 @@ class PolisenClient:
                     raise error from None
                 self._retry_log.count += 1
                 body_failures += 1
-                wait = self.options.backoff_factor * (2 ** (self._retry_log.count - 1))
+                wait = self.options.backoff(self._retry_log.count)
                 log.warning(
                     "API response unusable (%s); retry %d of %d in %.1f s",
                     bad, self._retry_log.count, self.options.max_retries, wait,
@@ -210,6 +234,7 @@ class PolisenClient:
 
     def _get_once(self, params: dict[str, str] | None, headers: dict[str, str]) -> FetchResult:
         url = self.options.url
+        started = time.monotonic()
         try:
             response = self.session.get(
                 url,
@@ -229,17 +254,17 @@ class PolisenClient:
         except requests.exceptions.RequestException as error:
             raise ApiError(f"request to {url} failed: {error}") from None
         with response:
+            if response.status_code == 304 and not headers:
+                raise _BadBody("HTTP 304 Not Modified to a request that sent no validators")
             if response.status_code == 304:
                 return FetchResult(events=None, status=304, bytes_wire=response.raw.tell(),
                                    etag=response.headers.get("ETag") or headers.get("If-None-Match"),
                                    last_modified=response.headers.get("Last-Modified"))
-            if response.status_code == 429 and self.limiter is not None:
-                self.limiter.defer(_retry_after_seconds(response.headers.get("Retry-After")))
             if response.status_code != 200:
                 hint = " (the API asks us to slow down)" if response.status_code == 429 else ""
                 tries = f" after {self._retry_log.count} retries" if self._retry_log.count else ""
                 raise ApiError(f"{url} answered HTTP {response.status_code} {response.reason}{hint}{tries}")
-            body = self._read_body(response)
+            body = self._read_body(response, started + self.options.deadline)
             events = _decode(body)
             return FetchResult(
                 events=events,
@@ -250,13 +275,17 @@ class PolisenClient:
                 last_modified=response.headers.get("Last-Modified"),
             )
 
-    def _read_body(self, response: requests.Response) -> bytes:
+    def _read_body(self, response: requests.Response, deadline: float) -> bytes:
+        """The decoded body, within the size cap and before `deadline` (time.monotonic)."""
         limit = self.options.max_body_bytes
         declared = response.headers.get("Content-Length")
         if declared and declared.isdigit() and "Content-Encoding" not in response.headers and int(declared) > limit:
             raise ApiError(f"response of {declared} bytes is larger than API_MAX_BODY_BYTES={limit}")
         chunks = []
         size = 0
+        watchdog = threading.Timer(max(0.0, deadline - time.monotonic()), _hang_up, args=(response,))
+        watchdog.daemon = True
+        watchdog.start()
         try:
             for chunk in response.raw.stream(CHUNK_BYTES, decode_content=True):
                 size += len(chunk)
@@ -266,7 +295,15 @@ class PolisenClient:
                     )
                 chunks.append(chunk)
         except (Urllib3HTTPError, OSError) as error:
-            raise _BadBody(f"body broken off after {size} bytes: {type(error).__name__}") from None
+            if time.monotonic() < deadline:
+                raise _BadBody(f"body broken off after {size} bytes: {type(error).__name__}") from None
+        finally:
+            watchdog.cancel()
+        if time.monotonic() >= deadline:
+            raise ApiError(
+                f"the answer took longer than {self.options.deadline:g} s (API_CONNECT_TIMEOUT + 2 x "
+                f"API_READ_TIMEOUT; {size} bytes had arrived): the server sends too slowly, gave up"
+            )
         return b"".join(chunks)
 
 
@@ -278,8 +315,27 @@ class _PoliteAdapter(HTTPAdapter):
         super().__init__(**kwargs)
 
     def send(self, request, **kwargs):  # type: ignore[override]
+        _check_hop(request.url)
         self._before_request(0.0)
         return super().send(request, **kwargs)
+
+
+def _check_hop(url: str) -> None:
+    """Every request, redirects included, obeys the rule of POLISEN_API_URL: https, http only for loopback."""
+    parts = urlsplit(url)
+    if parts.scheme == "https" or (parts.scheme == "http" and is_loopback_host(parts.hostname)):
+        return
+    raise ApiError(f"refused to follow a redirect to {_cut(url)}: the API must be reached over https "
+                   "(plain http only for loopback hosts)")
+
+
+def _hang_up(response: requests.Response) -> None:
+    """Past the deadline: shut the socket down so the read blocked on it returns at once."""
+    connection = response.raw.connection
+    sock = getattr(connection, "sock", None)
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
 
 def _retry_after_seconds(value: str | None) -> float:
@@ -296,6 +352,8 @@ def _decode(body: bytes) -> list[Any]:
         raise _BadBody("empty body")
     try:
         document = json.loads(body)
+    except UnicodeDecodeError as error:
+        raise _BadBody(f"body is not UTF-8 text ({error.reason} at byte {error.start} of {len(body)})") from None
     except ValueError as error:
         raise _BadBody(f"invalid JSON ({error.msg} at byte {error.pos} of {len(body)})") from None
     if not isinstance(document, list):
@@ -313,5 +371,8 @@ def _last_reason(error: Exception) -> str:
         if not isinstance(inner, BaseException) or inner is reason:
             break
         reason = inner
-    text = str(reason)
-    return text if len(text) < 200 else text[:200] + "..."
+    return _cut(str(reason))
+
+
+def _cut(text: str, limit: int = 200) -> str:
+    return text if len(text) < limit else text[:limit] + "..."

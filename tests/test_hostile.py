@@ -1,0 +1,179 @@
+"""Hostile answers, odd values and a clock that jumps (issue 12): one clear line, nothing lost, nothing stuck.
+
+Each hostile answer is replayed by the fake API (tests/fake_polisen.py, `faults`) to the
+collector run in-process; the test checks the exit code, the line the operator sees, and
+that a later normal run leaves the archive complete.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+import pytest
+from archive_truth import assert_archive_complete
+
+import collect_events
+import health_check
+from polisen_collector.api.client import ApiOptions, PolisenClient
+
+ENV_PREFIXES = ("POLISEN_", "API_", "OCI_", "STORAGE", "DATA_DIR", "LOG_", "METRICS_", "HEALTH", "STATE_",
+                "COMPACT_", "BACKFILL_", "RUN_INTERVAL", "PROMETHEUS_")
+
+
+class Workspace:
+    """A collector workspace in tmp_path, run in-process by collect_events.main()."""
+
+    def __init__(self, root: Path, api_url: str, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+        self.root = root
+        self.data_dir, self.log_dir, self.metrics_dir = root / "data", root / "logs", root / "metrics"
+        self.monkeypatch = monkeypatch
+        self.capsys = capsys
+        for key in list(os.environ):
+            if key.startswith(ENV_PREFIXES):
+                monkeypatch.delenv(key)
+        self.env = {
+            "POLISEN_API_URL": api_url, "DATA_DIR": str(self.data_dir), "LOG_DIR": str(self.log_dir),
+            "METRICS_DIR": str(self.metrics_dir), "API_BACKOFF_FACTOR": "0.01",
+            "API_CONTACT_EMAIL": "tests@example.invalid", "API_RATE_LIMIT": "off",
+        }
+
+    def run(self, *args: str, **env: str) -> tuple[int, str]:
+        """Exit code and everything the run printed (log lines on stdout, errors on stderr)."""
+        for key, value in {**self.env, **env}.items():
+            self.monkeypatch.setenv(key, value)
+        root = logging.getLogger()
+        handlers, level = list(root.handlers), root.level
+        self.capsys.readouterr()
+        try:
+            code = collect_events.main(["--env-file", str(self.root / "none.env"), *args])
+        finally:
+            for handler in list(root.handlers):
+                if handler not in handlers:
+                    root.removeHandler(handler)
+                    handler.close()
+            for handler in handlers:
+                if handler not in root.handlers:
+                    root.addHandler(handler)
+            root.setLevel(level)
+        captured = self.capsys.readouterr()
+        return code, captured.out + captured.err
+
+    def health(self) -> dict:
+        return json.loads((self.log_dir / "health.json").read_text())
+
+
+@pytest.fixture
+def workspace(tmp_path, fake_api, monkeypatch, capsys) -> Workspace:
+    return Workspace(tmp_path, fake_api.url, monkeypatch, capsys)
+
+
+def error_lines(output: str) -> list[str]:
+    return [line for line in output.splitlines() if " ERROR " in line]
+
+
+def assert_failed_with(workspace: Workspace, code: int, output: str, text: str) -> None:
+    """Exit 1, one ERROR line saying `text`, and a failed health file saying the same."""
+    assert code == 1, output
+    lines = error_lines(output)
+    assert len(lines) == 1 and text in lines[0], output
+    health = workspace.health()
+    assert health["status"] == "failed"
+    assert text in health["error"]["message"]
+
+
+def assert_recovers(workspace: Workspace, bodies: list[bytes]) -> None:
+    """The next normal run succeeds and the archive holds every version of the answer served."""
+    code, output = workspace.run()
+    assert code == 0, output
+    assert workspace.health()["status"] == "success"
+    assert_archive_complete(workspace.data_dir, bodies, copies_allowed=False)
+
+
+# -- the API client ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fault", ["badutf8", "gzip-unlabelled", "mislabelled:gzip", "mislabelled:deflate"])
+def test_a_body_that_is_not_utf8_json_is_retried_like_a_truncated_one(workspace, fake_api, snapshot_bodies, fault):
+    fake_api.add_faults(fault)
+    code, output = workspace.run()
+    assert code == 0, output
+    assert "API response unusable" in output and "retry 1 of 3" in output
+    assert len(fake_api.requests) == 2
+    assert_archive_complete(workspace.data_dir, snapshot_bodies[:1], copies_allowed=False)
+
+
+def test_a_body_cut_inside_a_character_every_time_fails_with_one_line(workspace, fake_api, snapshot_bodies):
+    fake_api.add_faults(*["badutf8"] * 4)
+    code, output = workspace.run()
+    assert_failed_with(workspace, code, output, "body is not UTF-8 text (unexpected end of data")
+    assert "after 3 retries" in error_lines(output)[0]
+    assert_recovers(workspace, snapshot_bodies[:1])
+
+
+@pytest.mark.parametrize("fault", ["status:503", "reset"])
+def test_retries_wait_1_2_4_seconds(fake_api, snapshot_bodies, fault):
+    slept: list[float] = []
+    client = PolisenClient(ApiOptions(url=fake_api.url, backoff_factor=1.0), sleep=slept.append)
+    fake_api.add_faults(fault, fault, fault)
+    result = client.fetch_events()
+    assert slept == [1.0, 2.0, 4.0]
+    assert result.events == json.loads(snapshot_bodies[0])
+
+
+def test_body_failures_and_transport_failures_share_one_backoff_sequence(fake_api):
+    slept: list[float] = []
+    client = PolisenClient(ApiOptions(url=fake_api.url, backoff_factor=0.5), sleep=slept.append)
+    fake_api.add_faults("empty", "status:503", "truncated")
+    assert client.fetch_events().retries == 3
+    assert slept == [0.5, 1.0, 2.0]
+
+
+def test_a_trickling_body_meets_the_whole_request_deadline(workspace, fake_api, snapshot_bodies):
+    fake_api.add_faults("trickle:0.2")
+    code, output = workspace.run(API_CONNECT_TIMEOUT="0.5", API_READ_TIMEOUT="0.5")
+    assert_failed_with(workspace, code, output, "the answer took longer than 1.5 s (API_CONNECT_TIMEOUT + 2 x")
+    assert_recovers(workspace, snapshot_bodies[:1])
+
+
+def test_a_redirect_to_plain_http_on_a_remote_host_is_refused(workspace, fake_api, snapshot_bodies):
+    fake_api.add_faults("redirect:http://collector-test.invalid/api/events")
+    code, output = workspace.run()
+    assert_failed_with(workspace, code, output,
+                       "refused to follow a redirect to http://collector-test.invalid/api/events")
+    assert not (workspace.data_dir / "events").exists()
+    assert_recovers(workspace, snapshot_bodies[:1])
+
+
+def test_a_redirect_to_a_loopback_address_is_followed(workspace, fake_api, snapshot_bodies):
+    fake_api.add_faults(f"redirect:{fake_api.url}?moved=1")
+    code, output = workspace.run()
+    assert code == 0, output
+    assert [request.query for request in fake_api.requests] == [{}, {"moved": ["1"]}]
+    assert_archive_complete(workspace.data_dir, snapshot_bodies[:1], copies_allowed=False)
+
+
+def test_a_304_to_a_request_without_validators_is_a_bad_answer(workspace, fake_api, snapshot_bodies):
+    fake_api.add_faults("304")
+    code, output = workspace.run()
+    assert code == 0, output
+    assert "HTTP 304 Not Modified to a request that sent no validators" in output
+    assert_archive_complete(workspace.data_dir, snapshot_bodies[:1], copies_allowed=False)
+    fake_api.add_faults(*["304"] * 4)
+    (workspace.log_dir / "api-cache.json").unlink()
+    code, output = workspace.run()
+    assert_failed_with(workspace, code, output, "HTTP 304 Not Modified to a request that sent no validators")
+
+
+def test_a_reason_phrase_with_a_pipe_does_not_split_the_nagios_line(workspace, fake_api, capsys):
+    fake_api.add_faults(*["reason:Busy | try later"] * 4)
+    code, output = workspace.run()
+    assert_failed_with(workspace, code, output, "HTTP 503 Busy | try later")
+    assert health_check.main(["--nagios", "--health-file", str(workspace.log_dir / "health.json")]) == 2
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("POLISEN_COLLECTOR CRITICAL: last run")
+    assert "HTTP 503 Busy / try later" in line
+    text, perfdata = line.split(" | ")
+    assert perfdata.startswith("age=") and "|" not in text
