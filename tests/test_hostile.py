@@ -177,3 +177,70 @@ def test_a_reason_phrase_with_a_pipe_does_not_split_the_nagios_line(workspace, f
     assert "HTTP 503 Busy / try later" in line
     text, perfdata = line.split(" | ")
     assert perfdata.startswith("age=") and "|" not in text
+
+
+# -- the rate-limit ledger ---------------------------------------------------------------------------
+
+
+class FakeClock:
+    """Time for the rate limiter and the fake API; sleeping moves it on at once."""
+
+    def __init__(self) -> None:
+        self.now = 1_780_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock(workspace, fake_api, monkeypatch) -> FakeClock:
+    """Runs with the rate limit on, on a fake clock."""
+    from polisen_collector.api.rate_limit import RateLimiter
+    from polisen_collector.run import collection
+    from polisen_collector.storage.local import LocalStorage
+
+    fake = FakeClock()
+    fake_api.state.clock = fake
+    monkeypatch.setattr(collection, "_limiter",
+                        lambda settings: RateLimiter(LocalStorage(settings.log_dir), clock=fake, sleep=fake.sleep))
+    workspace.env["API_RATE_LIMIT"] = "on"
+    return fake
+
+
+def ledger(workspace: Workspace) -> dict:
+    return json.loads((workspace.log_dir / "api-requests.json").read_text())
+
+
+def test_a_huge_retry_after_is_kept_in_the_ledger_and_honoured_by_later_runs(workspace, fake_api, clock,
+                                                                             snapshot_bodies):
+    from polisen_collector.api.rate_limit import MAX_RETRY_AFTER
+
+    fake_api.add_faults("429:100000")
+    code, output = workspace.run()
+    assert_failed_with(workspace, code, output, "the API asked us to wait (Retry-After); "
+                                                f"the next request is allowed in {MAX_RETRY_AFTER:.0f} s")
+    assert "asked us to wait 100000 s (Retry-After); waiting the maximum, 3600 s" in output
+    assert ledger(workspace)["not_before"] == clock.now + MAX_RETRY_AFTER
+    clock.now += 1800
+    code, output = workspace.run()
+    assert_failed_with(workspace, code, output, "the next request is allowed in 1800 s")
+    assert len(fake_api.requests) == 1
+    clock.now += 1800
+    assert_recovers(workspace, snapshot_bodies[:1])
+
+
+def test_ledger_times_in_the_future_are_read_as_now(workspace, fake_api, clock, snapshot_bodies):
+    workspace.log_dir.mkdir()
+    future = clock.now + 86400
+    (workspace.log_dir / "api-requests.json").write_text(
+        json.dumps({"format": 1, "not_before": future, "requests": [future - 10, future]}))
+    start = clock.now
+    code, output = workspace.run()
+    assert code == 0, output
+    assert "api-requests.json holds times up to 86400 s in the future (was the clock stepped back?)" in output
+    assert fake_api.requests[0].time == start + 10  # the rules still hold: 10 s after the entries read as now
+    assert max(ledger(workspace)["requests"]) == fake_api.requests[0].time
+    assert_archive_complete(workspace.data_dir, snapshot_bodies[:1], copies_allowed=False)
