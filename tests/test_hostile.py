@@ -244,3 +244,101 @@ def test_ledger_times_in_the_future_are_read_as_now(workspace, fake_api, clock, 
     assert fake_api.requests[0].time == start + 10  # the rules still hold: 10 s after the entries read as now
     assert max(ledger(workspace)["requests"]) == fake_api.requests[0].time
     assert_archive_complete(workspace.data_dir, snapshot_bodies[:1], copies_allowed=False)
+
+
+# -- the events of an answer -------------------------------------------------------------------------
+
+
+def answer_file(tmp_path: Path, events: list, name: str = "answer.json") -> Path:
+    path = tmp_path / name
+    path.write_text(json.dumps(events, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+def test_the_same_id_twice_with_different_content_is_stored_once_per_version(workspace, fake_api, tmp_path,
+                                                                            snapshot_bodies):
+    events = json.loads(snapshot_bodies[0])
+    twin = {**events[0], "summary": events[0]["summary"] + " (twin)"}
+    answer = answer_file(tmp_path, [*events, twin])
+    for _ in range(3):
+        fake_api.add_faults(f"replace:{answer}")
+        code, output = workspace.run()
+        assert code == 0, output
+    assert_archive_complete(workspace.data_dir, [answer.read_bytes()], copies_allowed=False)
+    fake_api.add_faults(f"replace:{answer}")
+    code, output = workspace.run()
+    assert "new 0, updated 0, unchanged 501" in output, output
+    code, output = workspace.run()  # the plain answer: only the first version, nothing to store
+    assert "new 0, updated 0, unchanged 500" in output, output
+    fake_api.add_faults(f"replace:{answer_file(tmp_path, [twin, *events[1:]], 'back.json')}")
+    code, output = workspace.run()  # back to the twin alone: an edit again, stored
+    assert "new 0, updated 1, unchanged 499" in output, output
+
+
+def test_ids_beyond_2_53_and_absurd_dates_are_invalid_events(workspace, fake_api, tmp_path, snapshot_bodies):
+    events = json.loads(snapshot_bodies[0])
+    hostile = [{**events[0], "id": 2**63}, {**events[1], "id": 2**53 + 1},
+               {**events[2], "id": 7, "datetime": "0001-01-01 0:00:00 +02:00"},
+               {**events[3], "id": 8, "datetime": "9999-12-31 23:59:59 +01:00"}]
+    fake_api.add_faults(f"replace:{answer_file(tmp_path, [*events, *hostile])}")
+    code, output = workspace.run()
+    assert code == 0, output
+    assert f"skipping invalid event: id {2**63} is not a positive integer up to 2**53" in output
+    assert "id 7: datetime '0001-01-01 0:00:00 +02:00' is not between 2000-01-01 and two days from now" in output
+    assert "id 8: datetime '9999-12-31 23:59:59 +01:00' is not between" in output
+    assert "invalid 4" in output
+    health = workspace.health()
+    assert (health["status"], health["gap"]) == ("success", None)
+    assert_archive_complete(workspace.data_dir, snapshot_bodies[:1], copies_allowed=False)
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet"])
+def test_export_skips_stored_lines_with_huge_ids_or_absurd_dates(workspace, fake_api, tmp_path, snapshot_bodies,
+                                                                 capsys, fmt):
+    """Lines an older collector stored before these checks existed are skipped and counted, never a crash."""
+    import export_events
+
+    code, output = workspace.run()
+    assert code == 0, output
+    sample = json.loads(snapshot_bodies[0])[0]
+    old = {"events/2026/05/20/20260520T000000.000Z-aaaaaa.jsonl": {**sample, "id": 2**64},
+           "events/0001/01/01/20260520T000000.000Z-aaaaaa.jsonl": {**sample, "id": 9, "datetime": "0001-01-01 0:00:00 +02:00"},
+           "events/9999/12/31/20260520T000000.000Z-aaaaaa.jsonl": {**sample, "id": 10, "datetime": "9999-12-31 23:00:00 +01:00"}}
+    for name, event in old.items():
+        (workspace.data_dir / name).parent.mkdir(parents=True, exist_ok=True)
+        (workspace.data_dir / name).write_text(json.dumps(event) + "\n")
+    capsys.readouterr()
+    out = tmp_path / f"export.{fmt}"
+    assert export_events.main(["--data-dir", str(workspace.data_dir), "--env-file", str(tmp_path / "none.env"),
+                                "--format", fmt, "-o", str(out)]) == 0
+    stderr = capsys.readouterr().err
+    assert f"exported {len(json.loads(snapshot_bodies[0]))} rows" in stderr
+    assert "3 bad lines skipped" in stderr
+    assert out.stat().st_size > 0
+
+
+def test_invalid_events_are_summarised_not_each_logged_in_full(workspace, fake_api, tmp_path, snapshot_bodies):
+    events = json.loads(snapshot_bodies[0])
+    hostile = [{**event, "id": str(index) * 30_000} for index, event in enumerate(events[:200])]
+    fake_api.add_faults(f"replace:{answer_file(tmp_path, hostile + events[200:])}")
+    code, output = workspace.run()
+    assert code == 0, output
+    warnings = [line for line in output.splitlines() if "invalid event" in line]
+    assert len(warnings) == 6 and all(len(line) < 400 for line in warnings), warnings
+    assert "skipping 195 more invalid events (200 of 500 in this answer)" in warnings[-1]
+    assert (workspace.log_dir / "polisen-collector.log").stat().st_size < 10_000
+    assert_archive_complete(workspace.data_dir, [json.dumps(events[200:]).encode()], copies_allowed=False)
+
+
+@pytest.mark.parametrize("broken", [500, 251])
+def test_an_answer_of_mostly_invalid_events_fails_the_run(workspace, fake_api, tmp_path, snapshot_bodies, broken):
+    """A schema change (every id a string) is not "success, 0 new" (issue 11, item 4)."""
+    events = json.loads(snapshot_bodies[0])
+    changed = [{**event, "id": str(event["id"])} for event in events[:broken]] + events[broken:]
+    fake_api.add_faults(f"replace:{answer_file(tmp_path, changed)}")
+    code, output = workspace.run()
+    assert_failed_with(workspace, code, output,
+                       f"{broken} of 500 events in the API's answer are invalid (first: id '{events[0]['id']}' is "
+                       "not a positive integer up to 2**53); has the API changed its format? nothing was stored")
+    assert not (workspace.data_dir / "events").exists()
+    assert_recovers(workspace, snapshot_bodies[:1])

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from polisen_collector.api.client import ApiError, ApiOptions, PolisenClient
 from polisen_collector.api.rate_limit import RateLimiter
+from polisen_collector.archive.ingest import InvalidAnswer
 from polisen_collector.archive.layout import new_run_id
 from polisen_collector.clock import utc_today
 from polisen_collector.config import ConfigError, Settings
@@ -128,7 +129,7 @@ def _run_locked(settings: Settings, run_id: str, metrics: RunMetrics, dry_run: b
     except ConfigError as failure:
         error, exit_code = failure, EXIT_CONFIG
         log.error("configuration error: %s", failure)
-    except (ApiError, StorageError) as failure:
+    except (ApiError, InvalidAnswer, StorageError) as failure:
         error, exit_code = failure, EXIT_FAILED
         log.error("run failed: %s", failure)
     except Exception as failure:
