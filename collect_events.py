@@ -95,6 +95,8 @@ def record_config_failure(args: argparse.Namespace, error: ConfigError) -> None:
     except (OSError, ValueError) as failure:  # e.g. an unreadable .env: the config error is what matters
         print(f"could not record the configuration error: {failure}", file=sys.stderr)
         return
+    if "log_dir" not in some:  # LOG_DIR itself is the bad setting: nowhere to record it
+        return
     path = health_path_of(some.get("health_file"), some["log_dir"])
     try:
         write_health(path, finished_at=utc_now(), success=False,

@@ -13,6 +13,7 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
+from polisen_collector.config import ConfigError
 from polisen_collector.health.verdict import NAGIOS_EXIT, UNKNOWN, Verdict, assess
 
 
@@ -59,7 +60,7 @@ def health_path(args: argparse.Namespace) -> Path:
         return Path(args.health_file)
     from polisen_collector.config import health_path_of, load_some
 
-    some = load_some(("health_file", "log_dir"), env_file=Path(args.env_file))
+    some = load_some(("health_file", "log_dir"), env_file=Path(args.env_file), strict=True)
     return health_path_of(some.get("health_file"), some["log_dir"])
 
 
@@ -97,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         path = health_path(args)
-    except (OSError, ValueError) as error:  # e.g. an unreadable .env
+    except (OSError, ValueError, ConfigError) as error:  # e.g. an unreadable .env, an empty LOG_DIR
         return report(Verdict(UNKNOWN, f"cannot tell where the health file is: {error}", Path(".")), args)
     if args.serve:
         from polisen_collector.health.server import serve

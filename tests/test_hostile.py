@@ -31,9 +31,6 @@ class Workspace:
         self.data_dir, self.log_dir, self.metrics_dir = root / "data", root / "logs", root / "metrics"
         self.monkeypatch = monkeypatch
         self.capsys = capsys
-        for key in list(os.environ):
-            if key.startswith(ENV_PREFIXES):
-                monkeypatch.delenv(key)
         self.env = {
             "POLISEN_API_URL": api_url, "DATA_DIR": str(self.data_dir), "LOG_DIR": str(self.log_dir),
             "METRICS_DIR": str(self.metrics_dir), "API_BACKOFF_FACTOR": "0.01",
@@ -41,7 +38,12 @@ class Workspace:
         }
 
     def run(self, *args: str, **env: str) -> tuple[int, str]:
-        """Exit code and everything the run printed (log lines on stdout, errors on stderr)."""
+        """Exit code and everything the run printed (log lines on stdout, errors on stderr).
+
+        `env` holds settings for this run only, on top of the workspace's own."""
+        for key in list(os.environ):
+            if key.startswith(ENV_PREFIXES):
+                self.monkeypatch.delenv(key)
         for key, value in {**self.env, **env}.items():
             self.monkeypatch.setenv(key, value)
         root = logging.getLogger()
@@ -342,3 +344,51 @@ def test_an_answer_of_mostly_invalid_events_fails_the_run(workspace, fake_api, t
                        "not a positive integer up to 2**53); has the API changed its format? nothing was stored")
     assert not (workspace.data_dir / "events").exists()
     assert_recovers(workspace, snapshot_bodies[:1])
+
+
+# -- settings ----------------------------------------------------------------------------------------
+
+NOT_EMPTY = "must not be empty (name a folder; ./ for the working directory)"
+ASCII = "must be printable ASCII (no line breaks or accented letters): it goes into an HTTP header"
+
+
+@pytest.mark.parametrize("name,value,allowed", [
+    ("API_CONNECT_TIMEOUT", "inf", "must be a number of seconds above 0 and at most 300"),
+    ("API_READ_TIMEOUT", "nan", "must be a number of seconds above 0 and at most 300"),
+    ("API_READ_TIMEOUT", "0", "must be a number of seconds above 0 and at most 300"),
+    ("API_RETRY_AFTER_MAX", "nan", "must be a number of seconds from 0 to 3600"),
+    ("API_BACKOFF_FACTOR", "1e12", "must be a number of seconds from 0 to 60"),
+    ("API_MAX_RETRIES", "1e3", "must be a whole number from 0 to 10"),
+    ("STATE_RETENTION_DAYS", "999999", "must be a whole number from 1 to 3650"),
+    ("METRICS_RETENTION_DAYS", "1e9", "must be a whole number from 1 to 3650"),
+    ("COMPACT_AFTER_DAYS", "1e9", "must be a whole number from 1 to 3650"),
+    ("DATA_DIR", "", NOT_EMPTY),
+    ("METRICS_DIR", " ", NOT_EMPTY),
+    ("API_CONTACT_EMAIL", "ops@example.org\r\nX-Injected: 1", ASCII),
+    ("API_CONTACT_EMAIL", "drift@exempel.se (Åsa)", ASCII),
+    ("POLISEN_API_URL", "https://polisen.se:99999/api/events", "its port must be from 1 to 65535"),
+    ("OCI_ENDPOINT", "https://objectstorage.example:0", "its port must be from 1 to 65535"),
+])
+def test_an_odd_setting_is_one_line_and_exit_2_before_any_request(workspace, fake_api, snapshot_bodies,
+                                                                   name, value, allowed):
+    code, output = workspace.run(**{name: value})
+    assert code == 2, output
+    assert output.splitlines() == [f"configuration error: {name}={value!r} is invalid: {allowed}"]
+    assert fake_api.requests == []
+    assert_recovers(workspace, snapshot_bodies[:1])
+
+
+def test_an_empty_log_dir_is_refused_and_health_check_says_why(workspace, fake_api, capsys):
+    code, output = workspace.run(LOG_DIR="")
+    assert code == 2
+    assert output.splitlines() == ["configuration error: LOG_DIR='' is invalid: must not be empty "
+                                   "(name a folder; ./ for the working directory)"]
+    assert not any(workspace.root.iterdir()) and fake_api.requests == []
+    assert health_check.main(["--env-file", str(workspace.root / "none.env")]) == 1
+    assert capsys.readouterr().out.startswith("UNHEALTHY: cannot tell where the health file is: LOG_DIR='' is invalid")
+
+
+def test_a_huge_bad_value_is_cut_in_the_error_line(workspace):
+    code, output = workspace.run(API_READ_TIMEOUT="9" * 30_000)
+    assert code == 2
+    assert len(output) < 300 and "is invalid: must be a number of seconds above 0 and at most 300" in output
