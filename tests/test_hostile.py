@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -392,3 +393,36 @@ def test_a_huge_bad_value_is_cut_in_the_error_line(workspace):
     code, output = workspace.run(API_READ_TIMEOUT="9" * 30_000)
     assert code == 2
     assert len(output) < 300 and "is invalid: must be a number of seconds above 0 and at most 300" in output
+
+
+# -- files in LOG_DIR --------------------------------------------------------------------------------
+
+
+def test_a_symlinked_lock_file_is_refused_and_its_target_left_alone(workspace, fake_api, tmp_path, snapshot_bodies):
+    precious = tmp_path / "precious.txt"
+    precious.write_text("do not truncate me")
+    workspace.log_dir.mkdir()
+    (workspace.log_dir / "collect_events.lock").symlink_to(precious)
+    code, output = workspace.run()
+    assert_failed_with(workspace, code, output, "collect_events.lock is a symbolic link; refusing to follow it")
+    assert precious.read_text() == "do not truncate me"
+    assert fake_api.requests == []
+    (workspace.log_dir / "collect_events.lock").unlink()
+    assert_recovers(workspace, snapshot_bodies[:1])
+
+
+def test_health_check_on_a_fifo_refuses_it_at_once(tmp_path, capsys):
+    fifo = tmp_path / "health.json"
+    os.mkfifo(fifo)
+
+    def hung(*_: object) -> None:
+        raise TimeoutError("health_check.py hangs on a FIFO")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(10)  # a regression fails the test instead of hanging the suite
+    assert health_check.main(["--health-file", str(fifo)]) == 1
+    assert capsys.readouterr().out == f"UNHEALTHY: health file {fifo} is not a regular file; refusing to read it\n"
+    assert health_check.main(["--nagios", "--health-file", str(fifo)]) == 3
+    assert capsys.readouterr().out.startswith("POLISEN_COLLECTOR UNKNOWN: health file")
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)

@@ -25,7 +25,7 @@ from polisen_collector.metrics.prometheus import write_prometheus_textfile
 from polisen_collector.metrics.run_metrics import RunMetrics, prune_metrics
 from polisen_collector.recovery.backfill import BackfillReport, Progress, backfill_on_demand, heal_gaps, load_progress, queue_gap
 from polisen_collector.run.feed import ApiCache, RunReport, collect
-from polisen_collector.run.lock import LockHeld, RunLock
+from polisen_collector.run.lock import LockHeld, LockUnusable, RunLock
 from polisen_collector.storage import open_storage
 from polisen_collector.storage.base import StorageError
 from polisen_collector.storage.local import LocalStorage
@@ -63,6 +63,13 @@ def run_once(settings: Settings, dry_run: bool = False, backfill_days: list[str]
         metrics.finish("locked")
         _save_metrics(settings, metrics)
         return EXIT_LOCKED
+    except LockUnusable as error:
+        log.error("run failed: %s", error)
+        metrics.record_error(error)
+        metrics.finish("failed")
+        _save_metrics(settings, metrics)
+        _save_health(settings, metrics, RunReport(), error)
+        return EXIT_FAILED
     try:
         if backfill_days is not None:
             return _backfill_locked(settings, metrics, backfill_days)
@@ -79,6 +86,9 @@ def run_compaction(settings: Settings) -> int:
     except LockHeld as error:
         log.error("%s", error)
         return EXIT_LOCKED
+    except LockUnusable as error:
+        log.error("compaction failed: %s", error)
+        return EXIT_FAILED
     try:
         from polisen_collector.archive.compaction import compact
 
