@@ -141,6 +141,13 @@ def test_a_trickling_body_meets_the_whole_request_deadline(workspace, fake_api, 
     assert_recovers(workspace, snapshot_bodies[:1])
 
 
+def test_the_deadline_counts_from_each_request_not_from_the_waits_before_it(fake_api, snapshot_bodies):
+    fake_api.add_faults("status:503")
+    options = ApiOptions(url=fake_api.url, backoff_factor=2.0, connect_timeout=0.5, read_timeout=0.5)
+    result = PolisenClient(options).fetch_events()  # a real 2 s wait, longer than the 1.5 s deadline
+    assert (result.retries, result.events) == (1, json.loads(snapshot_bodies[0]))
+
+
 def test_a_redirect_to_plain_http_on_a_remote_host_is_refused(workspace, fake_api, snapshot_bodies):
     fake_api.add_faults("redirect:http://collector-test.invalid/api/events")
     code, output = workspace.run()

@@ -112,6 +112,7 @@ class PolisenClient:
         self.limiter = limiter
         self._headroom = 0
         self._pending_wait = 0.0
+        self._sent_at = 0.0
         self._retry_log = _RetryLog()
         self.session = requests.Session()
         self.session.headers.update(
@@ -130,6 +131,7 @@ class PolisenClient:
             self.limiter.acquire(min_wait, headroom=self._headroom)
         elif min_wait > 0:
             self._sleep(min_wait)
+        self._sent_at = time.monotonic()  # the deadline counts from here, not from the waits before
 
     def _retry(self, budget: int) -> Retry:
         retry_log = self._retry_log
@@ -234,7 +236,6 @@ class PolisenClient:
 
     def _get_once(self, params: dict[str, str] | None, headers: dict[str, str]) -> FetchResult:
         url = self.options.url
-        started = time.monotonic()
         try:
             response = self.session.get(
                 url,
@@ -264,7 +265,7 @@ class PolisenClient:
                 hint = " (the API asks us to slow down)" if response.status_code == 429 else ""
                 tries = f" after {self._retry_log.count} retries" if self._retry_log.count else ""
                 raise ApiError(f"{url} answered HTTP {response.status_code} {response.reason}{hint}{tries}")
-            body = self._read_body(response, started + self.options.deadline)
+            body = self._read_body(response, self._sent_at + self.options.deadline)
             events = _decode(body)
             return FetchResult(
                 events=events,
