@@ -200,6 +200,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(entry, 200, payload, compress=False, extra={"Content-Encoding": argument})
         if name == "trickle":
             return self._send_trickle(entry, body, float(argument))
+        if name == "trickle-headers":
+            return self._send_trickle(entry, body, float(argument), headers_too=True)
         if name == "redirect":
             return self._send(entry, 302, b"", extra={"Location": argument})
         if name == "304":  # whatever the request sent
@@ -239,16 +241,17 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
         self.close_connection = True
 
-    def _send_trickle(self, entry: LoggedRequest, body: bytes, every: float) -> None:
-        """Promise the whole body, then send it one byte every `every` seconds until the client leaves."""
+    def _send_trickle(self, entry: LoggedRequest, body: bytes, every: float, headers_too: bool = False) -> None:
+        """Promise the whole body, then send it (and the headers too) one byte every `every`
+        seconds until the client leaves."""
         entry.status = 200
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
+        head = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+        if not headers_too:
+            self.wfile.write(head)
+        slow = head + body if headers_too else body
         try:
-            for index in range(len(body)):
-                self.wfile.write(body[index:index + 1])
+            for index in range(len(slow)):
+                self.wfile.write(slow[index:index + 1])
                 self.wfile.flush()
                 time.sleep(every)
         except OSError:

@@ -141,6 +141,15 @@ def test_a_trickling_body_meets_the_whole_request_deadline(workspace, fake_api, 
     assert_recovers(workspace, snapshot_bodies[:1])
 
 
+def test_trickling_headers_meet_the_deadline_too(workspace, fake_api, snapshot_bodies):
+    fake_api.add_faults(*["trickle-headers:0.2"] * 2)
+    code, output = workspace.run(API_CONNECT_TIMEOUT="0.5", API_READ_TIMEOUT="0.5", API_MAX_RETRIES="1")
+    assert_failed_with(workspace, code, output, "the answer took longer than 1.5 s (API_CONNECT_TIMEOUT + 2 x "
+                                                "API_READ_TIMEOUT; its headers were not complete)")
+    assert len(fake_api.requests) == 2
+    assert_recovers(workspace, snapshot_bodies[:1])
+
+
 def test_the_deadline_counts_from_each_request_not_from_the_waits_before_it(fake_api, snapshot_bodies):
     fake_api.add_faults("status:503")
     options = ApiOptions(url=fake_api.url, backoff_factor=2.0, connect_timeout=0.5, read_timeout=0.5)

@@ -112,7 +112,9 @@ class PolisenClient:
         self.limiter = limiter
         self._headroom = 0
         self._pending_wait = 0.0
-        self._sent_at = 0.0
+        self._connections: set[Any] = set()
+        self._watchdog: threading.Timer | None = None
+        self._deadline_hit = False
         self._retry_log = _RetryLog()
         self.session = requests.Session()
         self.session.headers.update(
@@ -131,7 +133,35 @@ class PolisenClient:
             self.limiter.acquire(min_wait, headroom=self._headroom)
         elif min_wait > 0:
             self._sleep(min_wait)
-        self._sent_at = time.monotonic()  # the deadline counts from here, not from the waits before
+        self._arm_deadline()  # from the moment the request goes out, not counting the waits before
+
+    def _arm_deadline(self) -> None:
+        """Start the watchdog of one request: past the deadline it shuts this client's sockets
+        down, so a read blocked on a trickling server (headers or body) returns at once."""
+        self._disarm_deadline()
+        self._deadline_hit = False
+        self._watchdog = threading.Timer(self.options.deadline, self._hang_up)
+        self._watchdog.daemon = True
+        self._watchdog.start()
+
+    def _disarm_deadline(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+
+    def _hang_up(self) -> None:
+        self._deadline_hit = True
+        for connection in list(self._connections):
+            sock = getattr(connection, "sock", None)
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+    def _deadline_error(self, received: str) -> ApiError:
+        return ApiError(
+            f"the answer took longer than {self.options.deadline:g} s (API_CONNECT_TIMEOUT + 2 x "
+            f"API_READ_TIMEOUT; {received}): the server sends too slowly, gave up"
+        )
 
     def _retry(self, budget: int) -> Retry:
         retry_log = self._retry_log
@@ -224,13 +254,15 @@ class PolisenClient:
                 )
                 self._pending_wait = wait
                 continue
+            finally:
+                self._disarm_deadline()
             requests_sent += 1 + self._retry_log.count - before
             result.retries = self._retry_log.count
             result.requests = requests_sent
             return result
 
     def _mount(self, budget: int) -> None:
-        adapter = _PoliteAdapter(self._before_request, max_retries=self._retry(max(budget, 0)))
+        adapter = _PoliteAdapter(self._before_request, self._connections, max_retries=self._retry(max(budget, 0)))
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
 
@@ -244,16 +276,8 @@ class PolisenClient:
                 stream=True,
                 timeout=(self.options.connect_timeout, self.options.read_timeout),
             )
-        except requests.exceptions.RetryError as error:
-            raise ApiError(f"{url} kept failing: {_last_reason(error)}") from None
-        except requests.exceptions.ConnectTimeout:
-            raise ApiError(f"cannot connect to {url}: connection timed out") from None
-        except requests.exceptions.ConnectionError as error:
-            raise ApiError(f"cannot reach {url}: {_last_reason(error)}") from None
-        except requests.exceptions.Timeout:
-            raise ApiError(f"{url} did not answer within {self.options.read_timeout} s") from None
         except requests.exceptions.RequestException as error:
-            raise ApiError(f"request to {url} failed: {error}") from None
+            raise self._request_error(url, error) from None
         with response:
             if response.status_code == 304 and not headers:
                 raise _BadBody("HTTP 304 Not Modified to a request that sent no validators")
@@ -265,7 +289,7 @@ class PolisenClient:
                 hint = " (the API asks us to slow down)" if response.status_code == 429 else ""
                 tries = f" after {self._retry_log.count} retries" if self._retry_log.count else ""
                 raise ApiError(f"{url} answered HTTP {response.status_code} {response.reason}{hint}{tries}")
-            body = self._read_body(response, self._sent_at + self.options.deadline)
+            body = self._read_body(response)
             events = _decode(body)
             return FetchResult(
                 events=events,
@@ -276,17 +300,28 @@ class PolisenClient:
                 last_modified=response.headers.get("Last-Modified"),
             )
 
-    def _read_body(self, response: requests.Response, deadline: float) -> bytes:
-        """The decoded body, within the size cap and before `deadline` (time.monotonic)."""
+    def _request_error(self, url: str, error: requests.exceptions.RequestException) -> ApiError:
+        """The one line for a request that got no answer."""
+        if self._deadline_hit:
+            return self._deadline_error("its headers were not complete")
+        if isinstance(error, requests.exceptions.RetryError):
+            return ApiError(f"{url} kept failing: {_last_reason(error)}")
+        if isinstance(error, requests.exceptions.ConnectTimeout):
+            return ApiError(f"cannot connect to {url}: connection timed out")
+        if isinstance(error, requests.exceptions.ConnectionError):
+            return ApiError(f"cannot reach {url}: {_last_reason(error)}")
+        if isinstance(error, requests.exceptions.Timeout):
+            return ApiError(f"{url} did not answer within {self.options.read_timeout} s")
+        return ApiError(f"request to {url} failed: {error}")
+
+    def _read_body(self, response: requests.Response) -> bytes:
+        """The decoded body, within the size cap and the request's deadline."""
         limit = self.options.max_body_bytes
         declared = response.headers.get("Content-Length")
         if declared and declared.isdigit() and "Content-Encoding" not in response.headers and int(declared) > limit:
             raise ApiError(f"response of {declared} bytes is larger than API_MAX_BODY_BYTES={limit}")
         chunks = []
         size = 0
-        watchdog = threading.Timer(max(0.0, deadline - time.monotonic()), _hang_up, args=(response,))
-        watchdog.daemon = True
-        watchdog.start()
         try:
             for chunk in response.raw.stream(CHUNK_BYTES, decode_content=True):
                 size += len(chunk)
@@ -296,24 +331,28 @@ class PolisenClient:
                     )
                 chunks.append(chunk)
         except (Urllib3HTTPError, OSError) as error:
-            if time.monotonic() < deadline:
+            if not self._deadline_hit:
                 raise _BadBody(f"body broken off after {size} bytes: {type(error).__name__}") from None
-        finally:
-            watchdog.cancel()
-        if time.monotonic() >= deadline:
-            raise ApiError(
-                f"the answer took longer than {self.options.deadline:g} s (API_CONNECT_TIMEOUT + 2 x "
-                f"API_READ_TIMEOUT; {size} bytes had arrived): the server sends too slowly, gave up"
-            )
+        if self._deadline_hit:
+            raise self._deadline_error(f"{size} bytes of its body had arrived")
         return b"".join(chunks)
 
 
 class _PoliteAdapter(HTTPAdapter):
-    """An adapter that lets the client hold back each request it sends."""
+    """An adapter that lets the client hold back each request it sends, and keeps the set of
+    its open connections, whose sockets the client's deadline watchdog may shut down."""
 
-    def __init__(self, before_request: Callable[[float], None], **kwargs: Any) -> None:
+    def __init__(self, before_request: Callable[[float], None], connections: set[Any], **kwargs: Any) -> None:
         self._before_request = before_request
+        self._connections = connections
         super().__init__(**kwargs)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {
+            scheme: _tracking_pool(pool_class, self._connections)
+            for scheme, pool_class in self.poolmanager.pool_classes_by_scheme.items()
+        }
 
     def send(self, request, **kwargs):  # type: ignore[override]
         _check_hop(request.url)
@@ -330,13 +369,19 @@ def _check_hop(url: str) -> None:
                    "(plain http only for loopback hosts)")
 
 
-def _hang_up(response: requests.Response) -> None:
-    """Past the deadline: shut the socket down so the read blocked on it returns at once."""
-    connection = response.raw.connection
-    sock = getattr(connection, "sock", None)
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+def _tracking_pool(pool_class: type, connections: set[Any]) -> type:
+    """A urllib3 pool class whose connections enter `connections` when they connect."""
+
+    class TrackedConnection(pool_class.ConnectionCls):  # type: ignore[name-defined]
+        def connect(self) -> None:
+            connections.add(self)
+            super().connect()
+
+        def close(self) -> None:
+            connections.discard(self)
+            super().close()
+
+    return type(f"Tracked{pool_class.__name__}", (pool_class,), {"ConnectionCls": TrackedConnection})
 
 
 def _retry_after_seconds(value: str | None) -> float:
