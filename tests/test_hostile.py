@@ -442,3 +442,16 @@ def test_health_check_on_a_fifo_refuses_it_at_once(tmp_path, capsys):
     assert capsys.readouterr().out.startswith("POLISEN_COLLECTOR UNKNOWN: health file")
     signal.alarm(0)
     signal.signal(signal.SIGALRM, previous)
+
+
+def test_a_backfill_day_of_mostly_invalid_events_stops_the_backfill_with_one_line(workspace, fake_api, tmp_path,
+                                                                                  snapshot_bodies):
+    events = json.loads(snapshot_bodies[0])
+    fake_api.add_faults(f"replace:{answer_file(tmp_path, [{**event, 'id': -1} for event in events])}")
+    code, output = workspace.run("--backfill", "2026-05-19..2026-05-19")
+    assert code == 1, output
+    assert "backfill stopped at 2026-05-19: 500 of 500 events in the API's answer are invalid" in output
+    assert fake_api.requests[0].query == {"DateTime": ["2026-05-19"]}
+    code, output = workspace.run("--backfill", "2026-05-19..2026-05-19")
+    assert code == 0, output
+    assert_archive_complete(workspace.data_dir, [fake_api.state.events_dated("2026-05-19", 0)], copies_allowed=False)
