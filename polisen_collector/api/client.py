@@ -10,8 +10,9 @@ adapter's `send`, urllib3's own retries through `Retry.sleep`, which urllib3 cal
 before each retry, in place of its own time.sleep.
 
 Hostile answers (docs/operations.md, "Hostile input"): every redirect hop must be https
-(plain http only for loopback hosts), like POLISEN_API_URL; a body must arrive completely
-within `deadline` seconds (connect timeout + 2 x read timeout), whatever its trickle; a 304
+(plain http only for loopback hosts), like POLISEN_API_URL; an answer, headers and body,
+must arrive within `deadline` seconds (connect timeout + 2 x read timeout) of its request
+going out, however slowly it trickles (a watchdog shuts the sockets down); a 304
 to a request that sent no validators, or a body that is not UTF-8 JSON, is a bad answer.
 """
 
@@ -180,8 +181,8 @@ class PolisenClient:
                 if response is not None and response.status == 429 and client.limiter is not None:
                     client.limiter.defer(_retry_after_seconds(response.headers.get("Retry-After")))
                 new = super().increment(method, url, response, error, _pool, _stacktrace)
-                retry_log.count += 1
                 reason = f"HTTP {response.status}" if response is not None else type(error).__name__
+                retry_log.count += 1
                 retry_log.reasons.append(reason)
                 wait = new.get_retry_after(response) if response is not None else None
                 log.warning(
