@@ -131,6 +131,8 @@ def record_config_failure(args: argparse.Namespace, error: ConfigError) -> str |
                          overrides=cli_overrides(args), env_file=Path(args.env_file))
     except (OSError, ValueError) as failure:  # e.g. an unreadable .env: the config error is what matters
         return f"not recorded in the health file: {failure}"
+    if "log_dir" not in some:  # LOG_DIR itself is the bad setting: nowhere to record it
+        return None
     path = health_path_of(some.get("health_file"), some["log_dir"])
     try:
         write_health(path, finished_at=utc_now(), success=False,

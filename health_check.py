@@ -17,6 +17,7 @@ from pathlib import Path
 
 from polisen_collector import __version__
 from polisen_collector.cli import quiet_on_closed_pipe
+from polisen_collector.config import ConfigError
 from polisen_collector.health.verdict import CRITICAL_FAILURES, NAGIOS_EXIT, UNKNOWN, Verdict, assess
 
 
@@ -86,7 +87,7 @@ def health_path(args: argparse.Namespace) -> Path:
         return Path(args.health_file)
     from polisen_collector.config import health_path_of, load_some
 
-    some = load_some(("health_file", "log_dir"), env_file=Path(args.env_file))
+    some = load_some(("health_file", "log_dir"), env_file=Path(args.env_file), strict=True)
     return health_path_of(some.get("health_file"), some["log_dir"])
 
 
@@ -95,7 +96,7 @@ def report(verdict: Verdict, args: argparse.Namespace) -> int:
         warning, critical = timedelta(minutes=args.warning), timedelta(minutes=args.critical)
         code = NAGIOS_EXIT[verdict.state]
         perfdata = verdict.perfdata(warning, critical, args.critical_failures)
-        line = f"POLISEN_COLLECTOR {verdict.state}: {verdict.message}" + (f" | {perfdata}" if perfdata else "")
+        line = f"POLISEN_COLLECTOR {verdict.state}: {plugin_text(verdict.message)}" + (f" | {perfdata}" if perfdata else "")
     else:
         code = 0 if verdict.healthy else 1
         line = f"{'HEALTHY' if verdict.healthy else 'UNHEALTHY'}: {verdict.message}"
@@ -104,8 +105,13 @@ def report(verdict: Verdict, args: argparse.Namespace) -> int:
     else:
         print(line)
         if (verdict.healthy or args.verbose) and verdict.details:
-            print("\n".join(verdict.details))
+            print("\n".join(plugin_text(detail) if args.nagios else detail for detail in verdict.details))
     return code
+
+
+def plugin_text(text: str) -> str:
+    """Monitoring plugins split output at `|` (perfdata follows it): a `|` from the file becomes `/`."""
+    return text.replace("|", "/")
 
 
 def limits(args: argparse.Namespace) -> dict[str, timedelta]:
@@ -142,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         path = health_path(args)
-    except (OSError, ValueError) as error:  # e.g. an unreadable .env
+    except (OSError, ValueError, ConfigError) as error:  # e.g. an unreadable .env, an empty LOG_DIR
         return report(Verdict(UNKNOWN, f"cannot tell where the health file is: {error}", Path(".")), args)
     if args.serve:
         from polisen_collector.health.server import serve

@@ -7,6 +7,7 @@ bad value is reported as one line naming the variable before any work is done.
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
@@ -32,10 +33,20 @@ def is_loopback_host(host: str | None) -> bool:
         return False
 
 
+def _checked_port(parts) -> None:
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if port is not None and not 1 <= port <= 65535:
+        raise ValueError("its port must be from 1 to 65535")
+
+
 def _url(value: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("must be an http(s) URL with a host")
+    _checked_port(parts)
     if parts.scheme == "http" and not is_loopback_host(parts.hostname):
         raise ValueError("must use https (plain http is allowed only for loopback hosts)")
     return value
@@ -52,52 +63,60 @@ def _any_url(value: str) -> str | None:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("must be an http(s) URL with a host")
+    _checked_port(parts)
     return value
 
 
-def _positive_float(value: str) -> float:
-    number = float(value)
-    if not number > 0:
-        raise ValueError("must be greater than 0")
-    return number
+def _seconds(low: float, high: float, *, above_low: bool = False) -> Callable[[str], float]:
+    """A finite number of seconds within [low, high] (or (low, high]): no inf, nan or 1e12."""
+    allowed = f"a number of seconds {'above' if above_low else 'from'} {low:g} {'and at most' if above_low else 'to'} {high:g}"
+
+    def parse(value: str) -> float:
+        try:
+            number = float(value)
+        except ValueError:
+            raise ValueError(f"must be {allowed}") from None
+        if not math.isfinite(number) or number > high or number < low or (above_low and number == low):
+            raise ValueError(f"must be {allowed}")
+        return number
+
+    return parse
 
 
-def _non_negative_float(value: str) -> float:
-    number = float(value)
-    if number < 0:
-        raise ValueError("must not be negative")
-    return number
+def _whole(low: int, high: int) -> Callable[[str], int]:
+    """A whole number within [low, high]: nothing that makes a date or a sleep overflow."""
+
+    def parse(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            raise ValueError(f"must be a whole number from {low} to {high}") from None
+        if not low <= number <= high:
+            raise ValueError(f"must be a whole number from {low} to {high}")
+        return number
+
+    return parse
 
 
-def _positive_int(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise ValueError("must be at least 1")
-    return number
+def _folder(value: str) -> Path:
+    """A folder; empty would silently mean the working directory."""
+    if not value.strip():
+        raise ValueError("must not be empty (name a folder; ./ for the working directory)")
+    if "\0" in value:
+        raise ValueError("must not contain a NUL character")
+    return Path(value)
 
 
-def _non_negative_int(value: str) -> int:
-    number = int(value)
-    if number < 0:
-        raise ValueError("must not be negative")
-    return number
-
-
-def _audit_horizon(value: str) -> int:
-    number = int(value)
-    if not 7 <= number <= 3660:
-        raise ValueError("must be between 7 and 3660 days")
-    return number
+def _contact(value: str) -> str:
+    """Goes into the User-Agent header: printable ASCII only, no CR/LF."""
+    text = value.strip()
+    if any(not " " <= char <= "~" for char in text):
+        raise ValueError("must be printable ASCII (no line breaks or accented letters): it goes into an HTTP header")
+    return text
 
 
 AUDIT_MAX_PER_DAY = 480
-
-
-def _audit_budget(value: str) -> int:
-    number = int(value)
-    if not 1 <= number <= AUDIT_MAX_PER_DAY:
-        raise ValueError(f"must be between 1 and {AUDIT_MAX_PER_DAY} (the API allows 1440 requests a day in all)")
-    return number
+"""A third of the API's 1440 requests a day: the audit never crowds out the collection."""
 
 
 def _choice(*allowed: str) -> Callable[[str], str]:
@@ -146,28 +165,29 @@ class Setting:
 SETTINGS: list[Setting] = [
     Setting("POLISEN_API_URL", "api_url", DEFAULT_API_URL, _url,
             "The events endpoint. http:// only for loopback hosts."),
-    Setting("API_CONTACT_EMAIL", "contact_email", "", _text,
+    Setting("API_CONTACT_EMAIL", "contact_email", "", _contact,
             "Contact put in the User-Agent, as the API's usage rules ask."),
-    Setting("API_CONNECT_TIMEOUT", "connect_timeout", "5", _positive_float,
-            "Seconds to wait for a connection."),
-    Setting("API_READ_TIMEOUT", "read_timeout", "30", _positive_float,
-            "Seconds to wait for data on an open connection."),
-    Setting("API_MAX_RETRIES", "max_retries", "3", _non_negative_int,
-            "Retries of a failed request (connection error, timeout, 429, 5xx, bad body)."),
-    Setting("API_BACKOFF_FACTOR", "backoff_factor", "1", _non_negative_float,
-            "Backoff base in seconds: waits of factor x 1, 2, 4 ..."),
-    Setting("API_RETRY_AFTER_MAX", "retry_after_max", "120", _non_negative_float,
-            "Longest Retry-After (seconds) slept within a run; a longer one is cut to this."),
-    Setting("API_MAX_BODY_BYTES", "max_body_bytes", "20000000", _positive_int,
-            "Largest decompressed response accepted."),
+    Setting("API_CONNECT_TIMEOUT", "connect_timeout", "5", _seconds(0, 300, above_low=True),
+            "Seconds to wait for a connection (at most 300)."),
+    Setting("API_READ_TIMEOUT", "read_timeout", "30", _seconds(0, 300, above_low=True),
+            "Seconds to wait for data on an open connection (at most 300). A whole answer must arrive "
+            "within API_CONNECT_TIMEOUT + 2 x API_READ_TIMEOUT."),
+    Setting("API_MAX_RETRIES", "max_retries", "3", _whole(0, 10),
+            "Retries of a failed request (connection error, timeout, 429, 5xx, bad body), 0 to 10."),
+    Setting("API_BACKOFF_FACTOR", "backoff_factor", "1", _seconds(0, 60),
+            "Backoff base in seconds (0 to 60): waits of factor x 1, 2, 4 ..., each at most 120 s."),
+    Setting("API_RETRY_AFTER_MAX", "retry_after_max", "120", _seconds(0, 3600),
+            "Longest Retry-After (seconds, at most 3600) slept within a run; a longer one is cut to this."),
+    Setting("API_MAX_BODY_BYTES", "max_body_bytes", "20000000", _whole(1, 1_000_000_000),
+            "Largest decompressed response accepted (at most 1000000000)."),
     Setting("API_RATE_LIMIT", "rate_limit", "on", _on_off,
             "Enforce the API's usage rules across runs; off only for loopback hosts."),
     Setting("STORAGE", "storage", "local", _choice("local", "oci"),
             "Where the archive lives: local or oci."),
-    Setting("DATA_DIR", "data_dir", "./data", Path,
+    Setting("DATA_DIR", "data_dir", "./data", _folder,
             "Root folder of the local archive (STORAGE=local)."),
-    Setting("STATE_RETENTION_DAYS", "state_retention_days", "30", _positive_int,
-            "Days of event ids the state remembers, counted back from the newest event."),
+    Setting("STATE_RETENTION_DAYS", "state_retention_days", "30", _whole(1, 3650),
+            "Days of event ids the state remembers, counted back from the newest event (1 to 3650)."),
     Setting("OCI_NAMESPACE", "oci_namespace", "", _optional_text,
             "Object Storage namespace; looked up when unset."),
     Setting("OCI_BUCKET_NAME", "oci_bucket", "polisen-events-collector", _text,
@@ -202,48 +222,48 @@ SETTINGS: list[Setting] = [
             "Vault Secrets endpoint override (private endpoints, tests)."),
     Setting("OCI_KMS_ENDPOINT", "oci_kms_endpoint", "", _optional_url,
             "KMS vault management endpoint override for the OCI_VAULT_NAME lookup (private endpoints, tests)."),
-    Setting("OCI_RETRY_ATTEMPTS", "oci_retry_attempts", "5", _positive_int,
-            "Attempts of an OCI call that fails with a timeout, connection error, 429 or 5xx (1 = no retry)."),
-    Setting("OCI_RETRY_BASE_SECONDS", "oci_retry_base_seconds", "1", _non_negative_float,
+    Setting("OCI_RETRY_ATTEMPTS", "oci_retry_attempts", "5", _whole(1, 20),
+            "Attempts of an OCI call that fails with a timeout, connection error, 429 or 5xx (1 = no retry, at most 20)."),
+    Setting("OCI_RETRY_BASE_SECONDS", "oci_retry_base_seconds", "1", _seconds(0, 60),
             "Backoff base of OCI retries: random waits up to base x 2, 4, 8 ... (at most 30 s)."),
-    Setting("LOG_DIR", "log_dir", "./logs", Path,
+    Setting("LOG_DIR", "log_dir", "./logs", _folder,
             "Folder of the rotating log, the lock and the API cache."),
     Setting("LOG_LEVEL", "log_level", "INFO", _log_level,
             "DEBUG, INFO, WARNING or ERROR."),
-    Setting("LOG_MAX_BYTES", "log_max_bytes", "5000000", _positive_int,
-            "Size at which the log file rotates."),
-    Setting("LOG_BACKUP_COUNT", "log_backup_count", "5", _non_negative_int,
-            "Rotated log files kept."),
-    Setting("METRICS_DIR", "metrics_dir", "./metrics", Path,
+    Setting("LOG_MAX_BYTES", "log_max_bytes", "5000000", _whole(100, 10_000_000_000),
+            "Size at which the log file rotates (100 to 10000000000)."),
+    Setting("LOG_BACKUP_COUNT", "log_backup_count", "5", _whole(0, 1000),
+            "Rotated log files kept (0 to 1000)."),
+    Setting("METRICS_DIR", "metrics_dir", "./metrics", _folder,
             "Folder of the per-run metrics JSON files."),
-    Setting("METRICS_RETENTION_DAYS", "metrics_retention_days", "90", _positive_int,
-            "Metrics files older than this are deleted."),
+    Setting("METRICS_RETENTION_DAYS", "metrics_retention_days", "90", _whole(1, 3650),
+            "Metrics files older than this are deleted (1 to 3650)."),
     Setting("PROMETHEUS_TEXTFILE_DIR", "prometheus_textfile_dir", "", _optional_text,
             "When set, write polisen_collector.prom there for node_exporter."),
     Setting("HEALTH_FILE", "health_file", "", _optional_text,
             "Health JSON written by every run (default: LOG_DIR/health.json)."),
     Setting("HEALTHCHECK_PING_URL", "healthcheck_ping_url", "", _any_url,
             "Dead-man's switch URL pinged on success, <url>/fail on failure."),
-    Setting("RUN_INTERVAL_MINUTES", "run_interval_minutes", "30", _positive_int,
-            "How often cron runs the collector (gap detection, analysis)."),
-    Setting("BACKFILL_MAX_DAYS", "backfill_max_days", "31", _non_negative_int,
+    Setting("RUN_INTERVAL_MINUTES", "run_interval_minutes", "30", _whole(1, 1440),
+            "How often cron runs the collector (gap detection, analysis), 1 to 1440."),
+    Setting("BACKFILL_MAX_DAYS", "backfill_max_days", "31", _whole(0, 3650),
             "Most days a detected gap is backfilled automatically (the newest ones); 0 only reports gaps."),
-    Setting("AUDIT_HORIZON_DAYS", "audit_horizon_days", "200", _audit_horizon,
+    Setting("AUDIT_HORIZON_DAYS", "audit_horizon_days", "200", _whole(7, 3660),
             "How far back (days) the rolling audit (`--audit`) re-reads past days, round-robin."),
-    Setting("AUDIT_REQUESTS_PER_TICK", "audit_requests_per_tick", "4", _positive_int,
+    Setting("AUDIT_REQUESTS_PER_TICK", "audit_requests_per_tick", "4", _whole(1, 100),
             "Most days one audit tick fetches (deploy/ runs the tick hourly)."),
-    Setting("AUDIT_REQUESTS_PER_DAY", "audit_requests_per_day", "96", _audit_budget,
+    Setting("AUDIT_REQUESTS_PER_DAY", "audit_requests_per_day", "96", _whole(1, AUDIT_MAX_PER_DAY),
             "Most audit requests in any 24 hours, however often the tick runs (at most 480, a third of the API's 1440)."),
-    Setting("COMPACT_AFTER_DAYS", "compact_after_days", "2", _positive_int,
-            "Days older than this are compacted into one object per day."),
+    Setting("COMPACT_AFTER_DAYS", "compact_after_days", "2", _whole(1, 3650),
+            "Days older than this are compacted into one object per day (1 to 3650)."),
     Setting("POLISEN_SITE_URL", "site_url", "", _optional_url,
             "Origin of the event pages (default: the origin of POLISEN_API_URL); http only for loopback."),
-    Setting("PAGES_PER_RUN", "pages_per_run", "30", _non_negative_int,
+    Setting("PAGES_PER_RUN", "pages_per_run", "30", _whole(0, 1000),
             "Most event pages fetched by one run, after its events are stored; the rest wait for the "
             "next runs. 0 turns page fetching off."),
-    Setting("PAGE_INTERVAL_SECONDS", "page_interval", "1", _non_negative_float,
+    Setting("PAGE_INTERVAL_SECONDS", "page_interval", "1", _seconds(0, 3600),
             "Seconds between two page requests; at least 1 while API_RATE_LIMIT is on."),
-    Setting("PAGE_MAX_BYTES", "page_max_bytes", "2000000", _positive_int,
+    Setting("PAGE_MAX_BYTES", "page_max_bytes", "2000000", _whole(1000, 100_000_000),
             "Largest decompressed page accepted (real pages are ~50 KB)."),
 ]
 
@@ -349,7 +369,7 @@ def load_settings(
         try:
             parsed[setting.field] = setting.parse(raw)
         except ValueError as error:
-            raise ConfigError(f"{setting.env}={raw!r} is invalid: {error}") from None
+            raise ConfigError(f"{setting.env}={_shown(raw)} is invalid: {error}") from None
     settings = Settings(**parsed)
     _check_together(settings)
     return settings
@@ -388,8 +408,14 @@ def load_some(
                 parsed[setting.field] = setting.parse(raw)
             except ValueError as error:
                 if strict:
-                    raise ConfigError(f"{setting.env}={raw!r} is invalid: {error}") from None
+                    raise ConfigError(f"{setting.env}={_shown(raw)} is invalid: {error}") from None
     return parsed
+
+
+def _shown(raw: str) -> str:
+    """A bad value in the one-line error, cut short: it may be anything."""
+    text = repr(raw)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def health_path_of(health_file: str | None, log_dir: Path) -> Path:

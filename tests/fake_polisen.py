@@ -1,8 +1,9 @@
 """A local stand-in for polisen.se/api/events that replays recorded real answers over HTTP.
 
 The test process drives it: `advance()` moves to the next snapshot, `faults` queues
-misbehaviour for the next requests (as the real API has shown it), `requests` logs what
-the collector sent and when (by `clock`, which a test may replace with its own).
+misbehaviour for the next requests (as the real API has shown it, and hostile answers:
+see `_Handler._fault`), `requests` logs what the collector sent and when (by `clock`,
+which a test may replace with its own).
 gzip and ETag/If-None-Match work like a real server's. `?DateTime=YYYY-MM-DD` (or
 `YYYY-MM`) serves the events of that date from every snapshot up to the current one,
 fetched or not, the newest version of each id, at most 500: what the real API had
@@ -269,14 +270,33 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send_bomb(entry, int(argument or 100_000_000))
         if name == "replace":
             return self._send(entry, 200, Path(argument).read_bytes())
+        if name == "badutf8":  # cut inside the first multi-byte character
+            cut = next(i for i, byte in enumerate(body) if byte >= 0xC0) + 1
+            return self._send(entry, 200, body[:cut])
+        if name == "gzip-unlabelled":  # gzip bytes without Content-Encoding
+            return self._send(entry, 200, gzip.compress(body), compress=False)
+        if name == "mislabelled":  # a wrong Content-Encoding: plain bytes called gzip, or gzip called deflate
+            payload = gzip.compress(body) if argument == "deflate" else body
+            return self._send(entry, 200, payload, compress=False, extra={"Content-Encoding": argument})
+        if name == "trickle":
+            return self._send_trickle(entry, body, float(argument))
+        if name == "trickle-headers":
+            return self._send_trickle(entry, body, float(argument), headers_too=True)
+        if name == "redirect":
+            return self._send(entry, 302, b"", extra={"Location": argument})
+        if name == "304":  # whatever the request sent
+            return self._send(entry, 304, b"")
+        if name == "reason":  # a 503 with this reason phrase
+            return self._send(entry, 503, b"", reason=argument)
         raise ValueError(f"unknown fault {fault!r}")
 
     def _send(self, entry: LoggedRequest, status: int, body: bytes, *, etag: str | None = None,
-              content_type: str = "application/json; charset=utf-8", extra: dict[str, str] | None = None) -> None:
+              content_type: str = "application/json; charset=utf-8", extra: dict[str, str] | None = None,
+              compress: bool = True, reason: str | None = None) -> None:
         entry.status = status
-        gzipped = status == 200 and "gzip" in self.headers.get("Accept-Encoding", "") and body
+        gzipped = compress and status == 200 and "gzip" in self.headers.get("Accept-Encoding", "") and body
         payload = gzip.compress(body, compresslevel=6) if gzipped else body
-        self.send_response(status)
+        self.send_response(status, reason)
         self.send_header("Content-Type", content_type)
         if gzipped:
             self.send_header("Content-Encoding", "gzip")
@@ -299,6 +319,23 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body[: len(body) // 2])
         self.wfile.flush()
+        self.close_connection = True
+
+    def _send_trickle(self, entry: LoggedRequest, body: bytes, every: float, headers_too: bool = False) -> None:
+        """Promise the whole body, then send it (and the headers too) one byte every `every`
+        seconds until the client leaves."""
+        entry.status = 200
+        head = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+        if not headers_too:
+            self.wfile.write(head)
+        slow = head + body if headers_too else body
+        try:
+            for index in range(len(slow)):
+                self.wfile.write(slow[index:index + 1])
+                self.wfile.flush()
+                time.sleep(every)
+        except OSError:
+            pass
         self.close_connection = True
 
     def _send_bomb(self, entry: LoggedRequest, size: int) -> None:

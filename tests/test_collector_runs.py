@@ -186,7 +186,7 @@ def test_overlapping_cron_runs_store_each_event_once(collector, fake_api):
      "POLISEN_API_URL='http://polisen.se/api/events' is invalid: must use https"),
     ({"POLISEN_API_URL": "polisen.se"}, "POLISEN_API_URL='polisen.se' is invalid"),
     ({"API_READ_TIMEOUT": "soon"}, "API_READ_TIMEOUT='soon' is invalid"),
-    ({"API_MAX_RETRIES": "-1"}, "API_MAX_RETRIES='-1' is invalid: must not be negative"),
+    ({"API_MAX_RETRIES": "-1"}, "API_MAX_RETRIES='-1' is invalid: must be a whole number from 0 to 10"),
     ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL='LOUD' is invalid"),
     ({"API_RATE_LIMIT": "off", "POLISEN_API_URL": "https://polisen.se/api/events"}, "API_RATE_LIMIT=off is refused"),
     ({"STORAGE": "oci", "OCI_ENDPOINT": "http://objectstorage.example.com"},

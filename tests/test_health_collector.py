@@ -93,7 +93,7 @@ def test_success_then_each_kind_of_failure_is_recorded(collector, fake_api):
     assert (fourth["status"], fourth["consecutive_failures"], fourth["last_success"], fourth["error"]) == (
         "failed", 3, first["last_success"],
         {"type": "ConfigError",
-         "message": "API_READ_TIMEOUT='soon' is invalid: could not convert string to float: 'soon'"})
+         "message": "API_READ_TIMEOUT='soon' is invalid: must be a number of seconds above 0 and at most 300"})
 
     fake_api.advance()
     assert collector.run().returncode == 0

@@ -8,12 +8,21 @@ Every request actually sent passes `_before_request`, where the optional rate li
 (rate_limit.py) may hold it back: first attempts and requests-level redirects through the
 adapter's `send`, urllib3's own retries through `Retry.sleep`, which urllib3 calls right
 before each retry, in place of its own time.sleep.
+
+Hostile answers (docs/operations.md, "Hostile input"): every redirect hop must be https
+(plain http only for loopback hosts), like POLISEN_API_URL; an answer, headers and body,
+must arrive within `deadline` seconds (connect timeout + 2 x read timeout) of its request
+going out, however slowly it trickles (a watchdog shuts the sockets down); a 304
+to a request that sent no validators, or a body that is not UTF-8 JSON, is a bad answer.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import socket
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,6 +37,7 @@ from urllib3.exceptions import HTTPError as Urllib3HTTPError
 from urllib3.util.retry import Retry
 
 from polisen_collector import __version__
+from polisen_collector.config import is_loopback_host
 
 log = logging.getLogger("polisen.api")
 
@@ -55,6 +65,15 @@ class ApiOptions:
     backoff_factor: float = 1.0
     retry_after_max: float = 120.0
     max_body_bytes: int = 20_000_000
+
+    @property
+    def deadline(self) -> float:
+        """Seconds a whole answer may take, however slowly its bytes trickle in."""
+        return self.connect_timeout + 2 * self.read_timeout
+
+    def backoff(self, retry: int) -> float:
+        """The wait before retry number `retry` (1, 2, 3 ...): factor x 1, 2, 4 ..., at most two minutes."""
+        return min(Retry.DEFAULT_BACKOFF_MAX, self.backoff_factor * 2 ** (retry - 1)) if retry >= 1 else 0.0
 
 
 @dataclass
@@ -98,6 +117,9 @@ class PolisenClient:
         self.limiter = limiter
         self._headroom = 0
         self._pending_wait = 0.0
+        self._connections: set[Any] = set()
+        self._watchdog: threading.Timer | None = None
+        self._deadline_hit = False
         self._retry_log = _RetryLog()
         self.session = requests.Session()
         self.session.headers.update(
@@ -116,17 +138,52 @@ class PolisenClient:
             self.limiter.acquire(min_wait, headroom=self._headroom)
         elif min_wait > 0:
             self._sleep(min_wait)
+        self._arm_deadline()  # from the moment the request goes out, not counting the waits before
+
+    def _arm_deadline(self) -> None:
+        """Start the watchdog of one request: past the deadline it shuts this client's sockets
+        down, so a read blocked on a trickling server (headers or body) returns at once."""
+        self._disarm_deadline()
+        self._deadline_hit = False
+        self._watchdog = threading.Timer(self.options.deadline, self._hang_up)
+        self._watchdog.daemon = True
+        self._watchdog.start()
+
+    def _disarm_deadline(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+
+    def _hang_up(self) -> None:
+        self._deadline_hit = True
+        for connection in list(self._connections):
+            sock = getattr(connection, "sock", None)
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+    def _deadline_error(self, received: str) -> ApiError:
+        return ApiError(
+            f"the answer took longer than {self.options.deadline:g} s (API_CONNECT_TIMEOUT + 2 x "
+            f"API_READ_TIMEOUT; {received}): the server sends too slowly, gave up"
+        )
 
     def _retry(self, budget: int) -> Retry:
         retry_log = self._retry_log
         client = self
 
         class LoggedRetry(Retry):
+            def get_backoff_time(self) -> float:
+                """1, 2, 4 s (x factor) from the first retry on; urllib3 itself waits 0 s before the first."""
+                return client.options.backoff(retry_log.count)
+
             def sleep(self, response=None) -> None:  # type: ignore[override]
                 wait = self.get_retry_after(response) if response is not None else None
                 client._before_request(wait if wait is not None else self.get_backoff_time())
 
             def increment(self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None):  # type: ignore[override]
+                if response is not None and response.status == 429 and client.limiter is not None:
+                    client.limiter.defer(_retry_after_seconds(response.headers.get("Retry-After")))
                 new = super().increment(method, url, response, error, _pool, _stacktrace)
                 reason = f"HTTP {response.status}" if response is not None else type(error).__name__
                 retry_log.count += 1
@@ -195,20 +252,22 @@ class PolisenClient:
                     raise error from None
                 self._retry_log.count += 1
                 body_failures += 1
-                wait = self.options.backoff_factor * (2 ** (self._retry_log.count - 1))
+                wait = self.options.backoff(self._retry_log.count)
                 log.warning(
                     "API response unusable (%s); retry %d of %d in %.1f s",
                     bad, self._retry_log.count, self.options.max_retries, wait,
                 )
                 self._pending_wait = wait
                 continue
+            finally:
+                self._disarm_deadline()
             requests_sent += 1 + self._retry_log.count - before
             result.retries = self._retry_log.count
             result.requests = requests_sent
             return result
 
     def _mount(self, budget: int) -> None:
-        adapter = _PoliteAdapter(self._before_request, max_retries=self._retry(max(budget, 0)))
+        adapter = _PoliteAdapter(self._before_request, self._connections, max_retries=self._retry(max(budget, 0)))
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
 
@@ -222,23 +281,15 @@ class PolisenClient:
                 stream=True,
                 timeout=(self.options.connect_timeout, self.options.read_timeout),
             )
-        except requests.exceptions.RetryError as error:
-            raise ApiError(f"{url} kept failing: {_last_reason(error)}") from None
-        except requests.exceptions.ConnectTimeout:
-            raise ApiError(f"cannot connect to {url}: connection timed out") from None
-        except requests.exceptions.ConnectionError as error:
-            raise ApiError(f"cannot reach {url}: {_last_reason(error)}") from None
-        except requests.exceptions.Timeout:
-            raise ApiError(f"{url} did not answer within {self.options.read_timeout} s") from None
         except requests.exceptions.RequestException as error:
-            raise ApiError(f"request to {url} failed: {error}") from None
+            raise self._request_error(url, error) from None
         with response:
+            if response.status_code == 304 and not headers:
+                raise _BadBody("HTTP 304 Not Modified to a request that sent no validators")
             if response.status_code == 304:
                 return FetchResult(events=None, status=304, bytes_wire=response.raw.tell(),
                                    etag=response.headers.get("ETag") or headers.get("If-None-Match"),
                                    last_modified=response.headers.get("Last-Modified"))
-            if response.status_code == 429 and self.limiter is not None:
-                self.limiter.defer(_retry_after_seconds(response.headers.get("Retry-After")))
             if response.status_code != 200:
                 hint = " (the API asks us to slow down)" if response.status_code == 429 else ""
                 tries = f" after {self._retry_log.count} retries" if self._retry_log.count else ""
@@ -255,7 +306,22 @@ class PolisenClient:
                 served_at=_http_date(response.headers.get("Date")),
             )
 
+    def _request_error(self, url: str, error: requests.exceptions.RequestException) -> ApiError:
+        """The one line for a request that got no answer."""
+        if self._deadline_hit:
+            return self._deadline_error("its headers were not complete")
+        if isinstance(error, requests.exceptions.RetryError):
+            return ApiError(f"{url} kept failing: {_last_reason(error)}")
+        if isinstance(error, requests.exceptions.ConnectTimeout):
+            return ApiError(f"cannot connect to {url}: connection timed out")
+        if isinstance(error, requests.exceptions.ConnectionError):
+            return ApiError(f"cannot reach {url}: {_last_reason(error)}")
+        if isinstance(error, requests.exceptions.Timeout):
+            return ApiError(f"{url} did not answer within {self.options.read_timeout} s")
+        return ApiError(f"request to {url} failed: {error}")
+
     def _read_body(self, response: requests.Response) -> bytes:
+        """The decoded body, within the size cap and the request's deadline."""
         limit = self.options.max_body_bytes
         declared = response.headers.get("Content-Length")
         if declared and declared.isdigit() and "Content-Encoding" not in response.headers and int(declared) > limit:
@@ -271,18 +337,31 @@ class PolisenClient:
                     )
                 chunks.append(chunk)
         except (Urllib3HTTPError, OSError) as error:
-            raise _BadBody(f"body broken off after {size} bytes: {type(error).__name__}") from None
+            if not self._deadline_hit:
+                raise _BadBody(f"body broken off after {size} bytes: {type(error).__name__}") from None
+        if self._deadline_hit:
+            raise self._deadline_error(f"{size} bytes of its body had arrived")
         return b"".join(chunks)
 
 
 class _PoliteAdapter(HTTPAdapter):
-    """An adapter that lets the client hold back each request it sends."""
+    """An adapter that lets the client hold back each request it sends, and keeps the set of
+    its open connections, whose sockets the client's deadline watchdog may shut down."""
 
-    def __init__(self, before_request: Callable[[float], None], **kwargs: Any) -> None:
+    def __init__(self, before_request: Callable[[float], None], connections: set[Any], **kwargs: Any) -> None:
         self._before_request = before_request
+        self._connections = connections
         super().__init__(**kwargs)
 
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {
+            scheme: _tracking_pool(pool_class, self._connections)
+            for scheme, pool_class in self.poolmanager.pool_classes_by_scheme.items()
+        }
+
     def send(self, request, **kwargs):  # type: ignore[override]
+        _check_hop(request.url)
         self._before_request(0.0)
         return super().send(request, **kwargs)
 
@@ -294,6 +373,30 @@ def _http_date(value: str | None) -> datetime | None:
     except (TypeError, ValueError):
         return None
     return stamp if stamp is not None and stamp.tzinfo is not None else None
+
+
+def _check_hop(url: str) -> None:
+    """Every request, redirects included, obeys the rule of POLISEN_API_URL: https, http only for loopback."""
+    parts = urlsplit(url)
+    if parts.scheme == "https" or (parts.scheme == "http" and is_loopback_host(parts.hostname)):
+        return
+    raise ApiError(f"refused to follow a redirect to {_cut(url)}: the API must be reached over https "
+                   "(plain http only for loopback hosts)")
+
+
+def _tracking_pool(pool_class: type, connections: set[Any]) -> type:
+    """A urllib3 pool class whose connections enter `connections` when they connect."""
+
+    class TrackedConnection(pool_class.ConnectionCls):  # type: ignore[name-defined]
+        def connect(self) -> None:
+            connections.add(self)
+            super().connect()
+
+        def close(self) -> None:
+            connections.discard(self)
+            super().close()
+
+    return type(f"Tracked{pool_class.__name__}", (pool_class,), {"ConnectionCls": TrackedConnection})
 
 
 def _retry_after_seconds(value: str | None) -> float:
@@ -310,6 +413,8 @@ def _decode(body: bytes) -> list[Any]:
         raise _BadBody("empty body")
     try:
         document = json.loads(body)
+    except UnicodeDecodeError as error:
+        raise _BadBody(f"body is not UTF-8 text ({error.reason} at byte {error.start} of {len(body)})") from None
     except ValueError as error:
         raise _BadBody(f"invalid JSON ({error.msg} at byte {error.pos} of {len(body)})") from None
     if not isinstance(document, list):
@@ -327,5 +432,8 @@ def _last_reason(error: Exception) -> str:
         if not isinstance(inner, BaseException) or inner is reason:
             break
         reason = inner
-    text = str(reason)
-    return text if len(text) < 200 else text[:200] + "..."
+    return _cut(str(reason))
+
+
+def _cut(text: str, limit: int = 200) -> str:
+    return text if len(text) < limit else text[:limit] + "..."

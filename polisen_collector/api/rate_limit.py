@@ -7,6 +7,11 @@ processes cannot take the same slot. The ledger lives in LOG_DIR (`api-requests.
 the host's own folder: checking it costs no network round trip on the run's critical
 path, which a ledger in a remote bucket would (a read and a write before every request).
 The rules bind each client; every host keeps its own ledger.
+
+A server's Retry-After is kept in the ledger (`not_before`) so later runs honour it too, up
+to MAX_RETRY_AFTER: a longer one (100000 s) is cut to that, so a bogus header cannot stop
+collection for days. Times in the ledger later than now (the clock was stepped back, a VM
+restored from a snapshot) are read as now, with a WARNING, instead of blocking every run.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ PER_HOUR = 60
 PER_DAY = 1440
 HOUR, DAY = 3600.0, 86400.0
 MAX_WAIT = 60.0
+MAX_RETRY_AFTER = 3600.0
 
 
 class RateLimited(ApiError):
@@ -90,7 +96,7 @@ class RateLimiter:
 
         def changed(stored: StoredObject | None) -> bytes:
             times, not_before = decode_ledger(stored.data) if stored else ([], 0.0)
-            times, not_before = change(times, not_before)
+            times, not_before = change(*_no_future(times, not_before, self.clock()))
             return encode_ledger([t for t in times if t > self.clock() - DAY], not_before)
 
         update_object(self.storage, LEDGER_OBJECT, changed)
@@ -123,5 +129,21 @@ class RateLimiter:
         return taken
 
     def defer(self, seconds: float) -> None:
-        """Remember a server's Retry-After so the next run honours it too."""
-        self._update(lambda times, not_before: (times, max(not_before, self.clock() + seconds)))
+        """Remember a server's Retry-After (at most MAX_RETRY_AFTER) so the next runs honour it too."""
+        if seconds > MAX_RETRY_AFTER:
+            log.warning("the API asked us to wait %.0f s (Retry-After); waiting the maximum, %.0f s", seconds, MAX_RETRY_AFTER)
+        wait = min(seconds, MAX_RETRY_AFTER)
+        self._update(lambda times, not_before: (times, max(not_before, self.clock() + wait)))
+
+
+def _no_future(times: list[float], not_before: float, now: float) -> tuple[list[float], float]:
+    """Request times later than now read as now, and so does a Retry-After deadline that no
+    Retry-After could have set (more than MAX_RETRY_AFTER ahead)."""
+    impossible = not_before > now + MAX_RETRY_AFTER
+    ahead = max([t - now for t in times] + [not_before - now if impossible else 0.0, 0.0])
+    if ahead > 0:
+        log.warning("%s holds times up to %.0f s in the future (was the clock stepped back?); "
+                    "reading them as now", LEDGER_OBJECT, ahead)
+        times = [min(t, now) for t in times]
+        not_before = now if impossible else not_before
+    return times, not_before

@@ -1,6 +1,11 @@
 """What an event from the Polisen API is: validation, its date, and a hash of its content.
 
 The archive stores events exactly as received; everything here only reads them.
+
+Sane values only (docs/operations.md, "Hostile input"): an id is an integer from 1 to 2**53
+(exact in JSON readers that use doubles, DuckDB, pandas, JavaScript), and a datetime lies between
+2000-01-01 and two days after now. Anything else is an invalid event, in an answer and when the
+archive is read back (export, state rebuild), so year-9999 dates never turn into a "gap".
 """
 
 from __future__ import annotations
@@ -9,8 +14,15 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
+
+from polisen_collector.clock import utc_now
+
+MAX_ID = 2**53
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+FUTURE_SLACK = timedelta(days=2)
+SHOWN_CHARS = 100
 
 # The API writes "2026-05-20 9:38:09 +02:00": the hour may have one digit, which
 # datetime.fromisoformat rejects, so the pieces are read explicitly.
@@ -27,7 +39,7 @@ def parse_event_datetime(text: str) -> datetime:
     """Parse the API's `datetime` field into an aware datetime."""
     match = _DATETIME.match(text.strip()) if isinstance(text, str) else None
     if not match:
-        raise InvalidEvent(f"unparseable datetime {text!r}")
+        raise InvalidEvent(f"unparseable datetime {shown(text)}")
     year, month, day, hour, minute, second, sign, off_h, off_m = match.groups()
     offset = timedelta(hours=int(off_h), minutes=int(off_m))
     try:
@@ -36,7 +48,7 @@ def parse_event_datetime(text: str) -> datetime:
             tzinfo=timezone(-offset if sign == "-" else offset),
         )
     except ValueError as error:
-        raise InvalidEvent(f"impossible datetime {text!r}: {error}") from None
+        raise InvalidEvent(f"impossible datetime {shown(text)}: {error}") from None
 
 
 def content_hash(event: dict[str, Any]) -> str:
@@ -60,17 +72,26 @@ class Event:
         return self.when.date().isoformat()
 
 
-def validate_event(raw: Any) -> Event:
+def shown(value: Any) -> str:
+    """A value in an error message, cut to SHOWN_CHARS: a hostile answer must not flood the log."""
+    text = repr(value)
+    return text if len(text) <= SHOWN_CHARS else f"{text[:SHOWN_CHARS]}... ({len(text)} chars)"
+
+
+def validate_event(raw: Any, now: datetime | None = None) -> Event:
     """Check one API object; raise InvalidEvent saying what is wrong."""
     if not isinstance(raw, dict):
         raise InvalidEvent(f"not an object but {type(raw).__name__}")
     event_id = raw.get("id")
-    if isinstance(event_id, bool) or not isinstance(event_id, int) or event_id <= 0:
-        raise InvalidEvent(f"id {event_id!r} is not a positive integer")
+    if isinstance(event_id, bool) or not isinstance(event_id, int) or not 1 <= event_id <= MAX_ID:
+        raise InvalidEvent(f"id {shown(event_id)} is not a positive integer up to 2**53")
     try:
         when = parse_event_datetime(raw.get("datetime"))
     except InvalidEvent as error:
         raise InvalidEvent(f"id {event_id}: {error}") from None
+    if not EARLIEST <= when <= (now or utc_now()) + FUTURE_SLACK:
+        raise InvalidEvent(f"id {event_id}: datetime {shown(raw['datetime'])} is not between 2000-01-01 "
+                           "and two days from now")
     return Event(id=event_id, when=when, raw=raw, hash=content_hash(raw))
 
 

@@ -29,13 +29,19 @@ from polisen_collector.archive.state import (
     read_state,
     rebuild_from_archive,
 )
-from polisen_collector.clock import utc_today
+from polisen_collector.clock import utc_now, utc_today
 from polisen_collector.metrics.run_metrics import RunMetrics
 from polisen_collector.storage.base import Storage, StoredObject, update_object
 
 log = logging.getLogger("polisen.ingest")
 
 PARALLEL_WRITES = 8
+LOGGED_INVALID = 5
+"""Invalid events of one answer logged one by one; the rest are counted in one line."""
+
+
+class InvalidAnswer(Exception):
+    """Most events of an answer are invalid: the API's format changed, or the answer is garbage."""
 
 
 @dataclass
@@ -51,31 +57,62 @@ class Changes:
 
 
 def validate_all(raws: list[Any], metrics: RunMetrics) -> list[Event]:
-    """Valid events of an answer; each invalid one is logged with its id and skipped."""
+    """Valid events of an answer; invalid ones are skipped, the first few logged, the rest counted.
+
+    An answer in which more than half the events are invalid is not a quiet "0 new": it
+    raises InvalidAnswer, so the run fails and says what is wrong with the events.
+    """
     valid = []
-    invalid = 0
+    problems: list[str] = []
+    now = utc_now()
     for raw in raws:
         try:
-            valid.append(validate_event(raw))
+            valid.append(validate_event(raw, now))
         except InvalidEvent as error:
-            invalid += 1
-            log.warning("skipping invalid event: %s", error)
-    metrics.add("invalid_events", invalid)
+            problems.append(str(error))
+            if len(problems) <= LOGGED_INVALID:
+                log.warning("skipping invalid event: %s", error)
+    if len(problems) > LOGGED_INVALID:
+        log.warning("skipping %d more invalid events (%d of %d in this answer)",
+                    len(problems) - LOGGED_INVALID, len(problems), len(raws))
+    metrics.add("invalid_events", len(problems))
+    if problems and len(problems) * 2 > len(raws):
+        raise InvalidAnswer(f"{len(problems)} of {len(raws)} events in the API's answer are invalid "
+                            f"(first: {problems[0]}); has the API changed its format? nothing was stored")
     return valid
 
 
+def answer_hashes(events: list[Event]) -> dict[int, str]:
+    """What the state records of each id of an answer: its hash, or, when the answer holds the
+    id in several versions, their sorted hashes joined by `+` (the same whatever their order)."""
+    hashes: dict[int, set[str]] = defaultdict(set)
+    for event in events:
+        hashes[event.id].add(event.hash)
+    return {event_id: "+".join(sorted(versions)) for event_id, versions in hashes.items()}
+
+
+def known_hashes(entry: Entry) -> set[str]:
+    return set(entry[0].split("+"))
+
+
 def find_changes(events: list[Event], seen: dict[int, Entry]) -> Changes:
-    """Split events into new ids, edited versions, and versions already stored."""
+    """Split events into new ids, edited versions, and versions already stored.
+
+    An id twice in one answer with different content is stored once per distinct version;
+    the state then remembers all of them (answer_hashes), so the next run stores none again.
+    """
     changes = Changes()
     batch: set[tuple[int, str]] = set()
+    new_ids: set[int] = set()
     for event in events:
         if (event.id, event.hash) in batch:
             continue
         batch.add((event.id, event.hash))
         known = seen.get(event.id)
-        if known is None:
+        if known is None and event.id not in new_ids:
+            new_ids.add(event.id)
             changes.new.append(event)
-        elif known[0] != event.hash:
+        elif known is None or event.hash not in known_hashes(known):
             changes.updated.append(event)
         else:
             changes.unchanged += 1
@@ -123,14 +160,23 @@ def write_events(storage: Storage, events: list[Event], run_id: str) -> list[str
 
 
 def updated_state(seen: dict[int, Entry], stored: list[Event], answered: list[Event], today: date) -> dict[int, Entry]:
-    """The state after this run: stored versions recorded, every answered id marked seen today."""
+    """The state after this run: stored versions recorded, every answered id marked seen today.
+
+    An id answered in fewer versions than the state remembers (answer_hashes) is narrowed to
+    them, so a later return to a dropped version is stored as an edit.
+    """
     result = dict(seen)
+    hashes = answer_hashes(answered or stored)
     for event in stored:
-        result[event.id] = (event.hash, event.day, today.isoformat())
+        result[event.id] = (hashes.get(event.id, event.hash), event.day, today.isoformat())
     for event in answered:
         entry = result.get(event.id)
-        if entry is not None and entry[2] != today.isoformat():
-            result[event.id] = (entry[0], entry[1], today.isoformat())
+        if entry is None:
+            continue
+        answered_hashes = hashes[event.id]
+        narrowed = answered_hashes if set(answered_hashes.split("+")) < known_hashes(entry) else entry[0]
+        if entry[2] != today.isoformat() or narrowed != entry[0]:
+            result[event.id] = (narrowed, entry[1], today.isoformat())
     return result
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
+import stat
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -35,7 +37,10 @@ def read_health(path: Path) -> dict[str, Any]:
 def read_health_document(path: Path) -> dict[str, Any]:
     """A health JSON object (the collection's or the audit's), or HealthFileError saying why not."""
     try:
-        with open(path, "rb") as handle:
+        # O_NONBLOCK: opening a FIFO put in its place returns at once instead of waiting for a writer
+        with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                raise HealthFileError(f"health file {path} is not a regular file; refusing to read it")
             data = handle.read(MAX_BYTES + 1)
     except FileNotFoundError:
         raise HealthFileError(f"health file {path} does not exist (has the collector ever run?)") from None

@@ -20,7 +20,14 @@ from typing import Any
 from polisen_collector.api.client import ApiError, PolisenClient
 from polisen_collector.api.rate_limit import RateLimited
 from polisen_collector.archive.events import InvalidEvent, partition_prefix, validate_event
-from polisen_collector.archive.ingest import commit_state, find_changes, load_or_recover_state, validate_all, write_events
+from polisen_collector.archive.ingest import (
+    InvalidAnswer,
+    commit_state,
+    find_changes,
+    load_or_recover_state,
+    validate_all,
+    write_events,
+)
 from polisen_collector.archive.layout import BadLine, iter_object_lines, list_event_objects, new_run_id
 from polisen_collector.clock import utc_now
 from polisen_collector.metrics.run_metrics import RunMetrics
@@ -177,7 +184,7 @@ def run_backfill(
                 report.stopped = str(error)
                 log.warning("backfill paused at %s: %s; it continues next run", day, error)
                 break
-            except ApiError as error:
+            except (ApiError, InvalidAnswer) as error:
                 report.stopped = str(error)
                 log.error("backfill stopped at %s: %s; it continues next run", day, error)
                 fail_day(storage, day)

@@ -25,7 +25,7 @@ from polisen_collector.health.file import (
 from polisen_collector.metrics.run_metrics import RunMetrics, prune_metrics
 from polisen_collector.recovery.audit import AuditProgress, AuditReport, Budget, health_section, run_audit
 from polisen_collector.run.collection import open_client
-from polisen_collector.run.lock import LockHeld, RunLock
+from polisen_collector.run.lock import LockHeld, LockUnusable, RunLock
 from polisen_collector.storage import open_storage
 from polisen_collector.storage.base import StorageError
 
@@ -47,6 +47,9 @@ def audit_once(settings: Settings) -> int:
     except LockHeld as error:
         log.error("%s", error)
         return EXIT_LOCKED
+    except LockUnusable as error:
+        log.error("audit failed: %s", error)
+        return EXIT_FAILED
     error: BaseException | None = None
     report = AuditReport()
     budget = budget_of(settings)

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from polisen_collector.api.client import ApiError, ApiOptions, PolisenClient
 from polisen_collector.api.rate_limit import RateLimiter
+from polisen_collector.archive.ingest import InvalidAnswer
 from polisen_collector.archive.layout import new_run_id
 from polisen_collector.archive.state import STATE_OBJECT
 from polisen_collector.clock import utc_now, utc_today
@@ -27,7 +28,7 @@ from polisen_collector.files import atomic_write
 from polisen_collector.health.file import write_health
 from polisen_collector.metrics.run_metrics import RunMetrics, prune_metrics
 from polisen_collector.run.feed import ApiCache, RunReport, collect
-from polisen_collector.run.lock import LockHeld, RunLock
+from polisen_collector.run.lock import LockHeld, LockUnusable, RunLock
 from polisen_collector.storage import open_storage
 from polisen_collector.storage.base import Storage, StorageError
 from polisen_collector.storage.local import LocalStorage
@@ -90,6 +91,13 @@ def run_once(settings: Settings, dry_run: bool = False, backfill_days: list[str]
         metrics.finish("locked")
         _save_metrics(settings, metrics)
         return EXIT_LOCKED
+    except LockUnusable as error:
+        log.error("run failed: %s", error)
+        metrics.record_error(error)
+        metrics.finish("failed")
+        _save_metrics(settings, metrics)
+        _save_health(settings, metrics, RunReport(), error)
+        return EXIT_FAILED
     try:
         if backfill_days is not None:
             return _backfill_locked(settings, metrics, backfill_days)
@@ -106,6 +114,9 @@ def run_compaction(settings: Settings) -> int:
     except LockHeld as error:
         log.error("%s", error)
         return EXIT_LOCKED
+    except LockUnusable as error:
+        log.error("compaction failed: %s", error)
+        return EXIT_FAILED
     try:
         from polisen_collector.archive.compaction import compact
 
@@ -159,7 +170,7 @@ def _run_locked(settings: Settings, run_id: str, metrics: RunMetrics, dry_run: b
     except ConfigError as failure:
         error, exit_code = failure, EXIT_CONFIG
         log.error("configuration error: %s", failure)
-    except (ApiError, StorageError) as failure:
+    except (ApiError, InvalidAnswer, StorageError) as failure:
         error, exit_code = failure, EXIT_FAILED
         log.error("run failed: %s", failure)
     except Exception as failure:
