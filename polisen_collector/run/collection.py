@@ -240,8 +240,12 @@ def _queue_gap(settings: Settings, storage: Storage, metrics: RunMetrics, gap: G
 
 def open_client(settings: Settings) -> PolisenClient:
     """The API client every job of a host uses: its requests all count in the host's rate-limit ledger."""
-    limiter = RateLimiter(LocalStorage(settings.log_dir)) if settings.rate_limit else None
-    return PolisenClient(api_options(settings), limiter=limiter)
+    return PolisenClient(api_options(settings), limiter=rate_limiter(settings))
+
+
+def rate_limiter(settings: Settings) -> RateLimiter | None:
+    """The host's ledger of API requests (LOG_DIR), or None when API_RATE_LIMIT is off."""
+    return RateLimiter(LocalStorage(settings.log_dir)) if settings.rate_limit else None
 
 
 def _collect_pages(settings: Settings, storage, report: RunReport, metrics: RunMetrics) -> None:
@@ -282,10 +286,6 @@ def _pages_due(hint: Path) -> bool:
         return text != "idle" and datetime.fromisoformat(text) <= utc_now()
     except (OSError, ValueError):
         return True
-
-
-def _limiter(settings: Settings) -> RateLimiter | None:
-    return RateLimiter(LocalStorage(settings.log_dir)) if settings.rate_limit else None
 
 
 def _save_metrics(settings: Settings, metrics: RunMetrics) -> None:
