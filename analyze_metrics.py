@@ -13,6 +13,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from polisen_collector import __version__
 from polisen_collector.clock import utc_now
 from polisen_collector.config import ConfigError, load_settings
 
@@ -46,6 +47,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of text")
     parser.add_argument("--plot", metavar="FILE.png", type=Path, help="also draw the trends into a PNG (matplotlib)")
     parser.add_argument("--env-file", default=".env", help="file of KEY=VALUE settings (default .env)")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser.parse_args(argv)
 
 

@@ -11,6 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from polisen_collector import __version__
 from polisen_collector.config import ConfigError, Settings, check_writable_dir, load_settings
 
 
@@ -30,6 +31,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="do not fetch: merge the per-run objects of days older than COMPACT_AFTER_DAYS")
     parser.add_argument("--backfill", metavar="FIRST..LAST",
                         help="fetch these days with ?DateTime= (e.g. 2026-05-01..2026-05-20) instead of the feed")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser.parse_args(argv)
 
 

@@ -14,6 +14,7 @@ import tempfile
 from datetime import date
 from pathlib import Path
 
+from polisen_collector import __version__
 from polisen_collector.config import ConfigError, load_settings
 
 
@@ -37,6 +38,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--data-dir", help="local archive folder (DATA_DIR)")
     parser.add_argument("--storage", choices=("local", "oci"), help="archive backend (STORAGE)")
     parser.add_argument("--env-file", default=".env", help="file of KEY=VALUE settings (default .env)")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser.parse_args(argv)
 
 

@@ -13,6 +13,7 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
+from polisen_collector import __version__
 from polisen_collector.health.verdict import NAGIOS_EXIT, UNKNOWN, Verdict, assess
 
 
@@ -40,6 +41,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--serve", action="store_true", help="serve GET /healthz and GET /metrics over HTTP")
     parser.add_argument("--host", default="127.0.0.1", help="--serve: address to bind (default loopback)")
     parser.add_argument("--port", type=int, default=9108, help="--serve: port (default 9108; 0 picks a free one)")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     args = parser.parse_args(argv)
     if args.warning > args.critical:
         parser.error("--warning must not be above --critical")
