@@ -81,6 +81,7 @@ def requests_to(fake: FakeOCIServer, method: str, fragment: str) -> list:
     return [r for r in fake.requests if r.method == method and fragment in r.path]
 
 
+@pytest.mark.slow
 def test_replay_through_oci_stores_the_same_archive_as_local(tmp_path, fake_api, fake_oci, oci_run, snapshot_bodies):
     local = workspace(tmp_path / "local", fake_api.url)
     for index in range(REPLAY_COUNT):
@@ -119,6 +120,7 @@ def test_listing_pages_through_next_start_with(tmp_path, fake_oci, oci_run):
     assert len(pages) == 4 and "start=events%2F2026%2F05%2F08" in pages[1].path
 
 
+@pytest.mark.slow
 def test_two_collectors_racing_on_one_bucket_lose_nothing(tmp_path, fake_api, fake_oci, api_key, snapshot_bodies):
     hosts = [oci_collector(tmp_path / f"host-{name}", fake_api.url, fake_oci, api_key) for name in "ab"]
     rounds = 10

@@ -11,6 +11,7 @@ import json
 import random
 import signal
 
+import pytest
 from archive_truth import assert_archive_complete
 
 SEED = 6_2026
@@ -20,6 +21,7 @@ STORE_FAULTS = ["error-put", "before-put", "after-put"]
 ATTEMPTS = 6
 
 
+@pytest.mark.slow
 def test_soak_with_api_and_storage_faults_loses_nothing(fake_api, collector, snapshot_bodies):
     rng = random.Random(SEED)
     outcomes = {"ok": 0, "failed": 0, "killed": 0}
