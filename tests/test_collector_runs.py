@@ -163,7 +163,11 @@ def test_overlapping_cron_runs_store_each_event_once(collector, fake_api):
     fake_api.add_faults("slow:1.5")
     first = subprocess.Popen(collector.command(), cwd=collector.workdir, env=collector.env,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    time.sleep(0.5)
+    lock = collector.log_dir / "collect_events.lock"
+    deadline = time.monotonic() + 30
+    while not (lock.exists() and lock.read_text() == str(first.pid)):  # the first run holds the lock
+        assert first.poll() is None and time.monotonic() < deadline, "the first run never took the lock"
+        time.sleep(0.02)
     second = collector.run()
     assert first.wait(timeout=30) == 0, first.stdout.read()
     first.stdout.close()
