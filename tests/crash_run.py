@@ -8,14 +8,17 @@ temp file is on disk, not yet renamed into place), `after-put` (right after the 
 CRASH_AT is N (0: never). With CRASH_LOG=FILE each write's number and object name is appended
 to FILE before the write starts, so a test knows which object the kill hit.
 The process dies exactly as under `kill -9`: no cleanup, no finally blocks.
+`store_faults` is the same injection for a test's own process, for `error-put` only.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -28,9 +31,9 @@ def die() -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-def main() -> int:
-    point, nth = os.environ["CRASH_POINT"], int(os.environ["CRASH_AT"])
-    log_path = os.environ.get("CRASH_LOG")
+@contextlib.contextmanager
+def store_faults(point: str, nth: int, log_path: str | None = None) -> Iterator[None]:
+    """LocalStorage writes fail or die at the Nth write while the block runs (kill points: own process only)."""
     calls = {"put": 0}
     counting = threading.Lock()
     original_put = storage.LocalStorage.put
@@ -63,7 +66,16 @@ def main() -> int:
 
     storage.LocalStorage.put = put
     os.replace = replace
-    return collect_events.main(sys.argv[1:])
+    try:
+        yield
+    finally:
+        storage.LocalStorage.put = original_put
+        os.replace = original_replace
+
+
+def main() -> int:
+    with store_faults(os.environ["CRASH_POINT"], int(os.environ["CRASH_AT"]), os.environ.get("CRASH_LOG")):
+        return collect_events.main(sys.argv[1:])
 
 
 if __name__ == "__main__":
