@@ -37,8 +37,9 @@ class Collector:
 
     A door at the top of the repository runs in-process: its main() is called with this
     workspace's environment and folder (tests/in_process.py). A script under tests/ (the kill
-    wrappers) and `process=True` run as a real process, for the tests where the process is
-    the point: kill -9, the lock held by another process, its exit status.
+    wrappers), `process=True` and an `env` with PYTHON* variables run as a real process, for
+    the tests where the process is the point: kill -9, the lock held by another process, an
+    interpreter without an optional extra.
     """
 
     def __init__(self, workdir: Path, api_url: str) -> None:
@@ -67,7 +68,8 @@ class Collector:
             script: str = "collect_events.py", process: bool = False) -> subprocess.CompletedProcess:
         """One run; `timeout` bounds a real process only."""
         full_env = {**self.env, **(env or {})}
-        if process or "/" in script:
+        # PYTHON* variables (PYTHONPATH, ...) are read by an interpreter as it starts: they need a process.
+        if process or "/" in script or any(key.startswith("PYTHON") for key in env or {}):
             return subprocess.run(
                 self.command(*args, script=script), cwd=self.workdir, env=full_env,
                 capture_output=True, text=True, timeout=timeout,
