@@ -16,6 +16,8 @@ from pathlib import Path
 LOG_FILE_NAME = "polisen-collector.log"
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
+_installed: list[logging.Handler] = []
+
 
 class LastError(logging.Handler):
     """Remembers the message of the last ERROR record, without its traceback, as one line."""
@@ -29,11 +31,12 @@ class LastError(logging.Handler):
 
 
 def setup_logging(log_dir: Path, level: str, max_bytes: int, backup_count: int, *, echo: bool = False) -> LastError:
-    """Log to LOG_DIR/polisen-collector.log (and to stderr with echo); return the last-error memo."""
+    """Log to LOG_DIR/polisen-collector.log (and to stderr with echo); return the last-error memo.
+
+    Idempotent: a second call (a second run in one process) replaces the handlers of the first.
+    """
+    reset_logging()
     root = logging.getLogger()
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-        handler.close()
     formatter = logging.Formatter(FORMAT)
     handlers: list[logging.Handler] = [logging.handlers.RotatingFileHandler(
         Path(log_dir) / LOG_FILE_NAME, maxBytes=max_bytes, backupCount=backup_count, encoding="utf-8"
@@ -42,9 +45,10 @@ def setup_logging(log_dir: Path, level: str, max_bytes: int, backup_count: int, 
         handlers.append(logging.StreamHandler(sys.stderr))
     for handler in handlers:
         handler.setFormatter(formatter)
-        root.addHandler(handler)
     last_error = LastError()
-    root.addHandler(last_error)
+    for handler in (*handlers, last_error):
+        root.addHandler(handler)
+        _installed.append(handler)
     root.setLevel(level)
     logging.captureWarnings(True)  # a library's DeprecationWarning goes to the log, not to cron's mail
     quiet = max(logging.getLevelName(level), logging.WARNING)
@@ -52,6 +56,16 @@ def setup_logging(log_dir: Path, level: str, max_bytes: int, backup_count: int, 
     # The oci SDK prints request headers at DEBUG and chatter at INFO, from its import on.
     logging.getLogger("oci").setLevel(quiet)
     return last_error
+
+
+def reset_logging() -> None:
+    """Remove and close the handlers setup_logging installed (others, e.g. a host's, stay)."""
+    root = logging.getLogger()
+    while _installed:
+        handler = _installed.pop()
+        root.removeHandler(handler)
+        handler.close()
+    logging.captureWarnings(False)
 
 
 def silence_logging() -> None:

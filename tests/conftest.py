@@ -1,4 +1,4 @@
-"""Shared fixtures: the fake Polisen API and the collector run as a real process."""
+"""Shared fixtures: the fake Polisen API, and the collector run in-process (or as a real process)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,12 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from fake_polisen import FakePolisenServer, load_snapshot, snapshot_paths, snapshot_time
+from in_process import run_main
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -37,7 +39,14 @@ def fake_api(snapshot_bodies):
 
 
 class Collector:
-    """Runs collect_events.py as its own process against a temporary workspace."""
+    """Runs collect_events.py (or another door) against a temporary workspace.
+
+    A door at the top of the repository runs in-process: its main() is called with this
+    workspace's environment and folder (tests/in_process.py). A script under tests/ (the kill
+    wrappers), `process=True` and an `env` with PYTHON* variables run as a real process, for
+    the tests where the process is the point: kill -9, the lock held by another process, an
+    interpreter without an optional extra.
+    """
 
     def __init__(self, workdir: Path, api_url: str) -> None:
         self.workdir = workdir
@@ -63,14 +72,19 @@ class Collector:
         return [sys.executable, str(REPO / script), "--env-file", str(self.workdir / "none.env"), *args]
 
     def run(self, *args: str, env: dict[str, str] | None = None, timeout: float = 60,
-            script: str = "collect_events.py") -> subprocess.CompletedProcess:
-        """Run a tool; `.log` of the result holds what this run added to the log file."""
+            script: str = "collect_events.py", process: bool = False) -> subprocess.CompletedProcess:
+        """One run; `timeout` bounds a real process only. `.log` of the result holds what it added to the log file."""
         log_file = self.log_dir / "polisen-collector.log"
         start = log_file.stat().st_size if log_file.exists() else 0
-        result = subprocess.run(
-            self.command(*args, script=script), cwd=self.workdir, env={**self.env, **(env or {})},
-            capture_output=True, text=True, timeout=timeout,
-        )
+        full_env = {**self.env, **(env or {})}
+        # PYTHON* variables (PYTHONPATH, ...) are read by an interpreter as it starts: they need a process.
+        if process or "/" in script or any(key.startswith("PYTHON") for key in env or {}):
+            result = subprocess.run(
+                self.command(*args, script=script), cwd=self.workdir, env=full_env,
+                capture_output=True, text=True, timeout=timeout,
+            )
+        else:
+            result = run_main(script, ["--env-file", str(self.workdir / "none.env"), *args], full_env, self.workdir)
         result.log = log_file.read_bytes()[start:].decode("utf-8") if log_file.exists() else ""
         return result
 
@@ -103,3 +117,25 @@ class Collector:
 @pytest.fixture
 def collector(tmp_path, fake_api) -> Collector:
     return Collector(tmp_path, fake_api.url)
+
+
+@dataclass
+class Replay:
+    collector: Collector
+    results: list[subprocess.CompletedProcess]
+
+
+@pytest.fixture(scope="session")
+def replayed_archive(tmp_path_factory, snapshot_bodies) -> Replay:
+    """The workspace after one run per recorded answer, all 114 in order, and each run's result.
+
+    Built once per session for every test that needs the whole replay: read it, or copy
+    `collector.data_dir` before changing anything (its API server is gone).
+    """
+    with FakePolisenServer(snapshot_bodies) as server:
+        collector = Collector(tmp_path_factory.mktemp("replayed"), server.url)
+        results = []
+        for index in range(len(snapshot_bodies)):
+            server.serve(index)
+            results.append(collector.run())
+    return Replay(collector, results)

@@ -9,14 +9,17 @@ CRASH_AT is N (0: never). With CRASH_MATCH=TEXT only writes whose object name co
 count (`pages` for the page objects and the page queue). With CRASH_LOG=FILE each write's number and object name is appended
 to FILE before the write starts, so a test knows which object the kill hit.
 The process dies exactly as under `kill -9`: no cleanup, no finally blocks.
+`store_faults` is the same injection for a test's own process, for `error-put` only.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -29,10 +32,9 @@ def die() -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-def main() -> int:
-    point, nth = os.environ["CRASH_POINT"], int(os.environ["CRASH_AT"])
-    log_path = os.environ.get("CRASH_LOG")
-    match = os.environ.get("CRASH_MATCH", "")
+@contextlib.contextmanager
+def store_faults(point: str, nth: int, log_path: str | None = None, match: str = "") -> Iterator[None]:
+    """LocalStorage writes fail or die at the Nth write while the block runs (kill points: own process only)."""
     calls = {"put": 0}
     counting = threading.Lock()
     original_put = storage.LocalStorage.put
@@ -67,7 +69,17 @@ def main() -> int:
 
     storage.LocalStorage.put = put
     os.replace = replace
-    return collect_events.main(sys.argv[1:])
+    try:
+        yield
+    finally:
+        storage.LocalStorage.put = original_put
+        os.replace = original_replace
+
+
+def main() -> int:
+    with store_faults(os.environ["CRASH_POINT"], int(os.environ["CRASH_AT"]), os.environ.get("CRASH_LOG"),
+                      os.environ.get("CRASH_MATCH", "")):
+        return collect_events.main(sys.argv[1:])
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""analyze_metrics.py as a real process over generated histories whose statistics are known."""
+"""analyze_metrics.py over generated histories whose statistics are known."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from in_process import run_main
 
 REPO = Path(__file__).resolve().parent.parent
 START = datetime(2026, 4, 20, 0, 0, tzinfo=UTC)
@@ -60,13 +61,14 @@ def write_history(directory: Path, runs: list[dict]) -> None:
         (directory / f"run-{doc['run_id']}.json").write_text(json.dumps(doc, indent=2))
 
 
-def analyze(metrics_dir: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(REPO / "analyze_metrics.py"), "--metrics-dir", str(metrics_dir),
-         "--env-file", str(metrics_dir.parent / "none.env"), *args],
-        capture_output=True, text=True, timeout=60, cwd=metrics_dir.parent, check=False,
-        env={**{k: v for k, v in os.environ.items() if not k.startswith(("METRICS_", "RUN_"))}, **(env or {})},
-    )
+def analyze(metrics_dir: Path, *args: str, env: dict | None = None, process: bool = False) -> subprocess.CompletedProcess:
+    """analyze_metrics.py's main() in-process; as a real process where the interpreter matters."""
+    argv = ["--metrics-dir", str(metrics_dir), "--env-file", str(metrics_dir.parent / "none.env"), *args]
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("METRICS_", "RUN_"))}, **(env or {})}
+    if not process:
+        return run_main("analyze_metrics.py", argv, env, metrics_dir.parent)
+    return subprocess.run([sys.executable, str(REPO / "analyze_metrics.py"), *argv], capture_output=True, text=True,
+                          timeout=60, cwd=metrics_dir.parent, check=False, env=env)
 
 
 def expected_stats(values: list[float]) -> dict:
@@ -266,7 +268,8 @@ def test_plot_without_matplotlib_says_how_to_install_it(generated, tmp_path):
     stub = tmp_path / "stub" / "matplotlib"
     stub.mkdir(parents=True)
     (stub / "__init__.py").write_text("raise ImportError('No module named matplotlib')\n")
-    done = analyze(directory, "--plot", str(tmp_path / "x.png"), env={"PYTHONPATH": str(stub.parent)})
+    done = analyze(directory, "--plot", str(tmp_path / "x.png"), env={"PYTHONPATH": str(stub.parent)},
+                   process=True)  # an interpreter without matplotlib
     assert done.returncode == 2
     assert done.stderr.strip() == (
         "--plot needs matplotlib, an optional extra: python3 -m pip install -r requirements-extras.txt")

@@ -63,6 +63,7 @@ def assert_healed(collector, bodies: list[bytes]) -> None:
     assert json.loads((collector.data_dir / "metadata" / "backfill.json").read_text())["pending"] == {}
 
 
+@pytest.mark.slow
 def test_the_uninterrupted_backfill_run_and_its_writes(outage, collector, snapshot_bodies):
     """Pins what the kills below hit: the gap queued first, the window's 7 days, the state, then per day event, state, queue."""
     outage()
@@ -74,6 +75,7 @@ def test_the_uninterrupted_backfill_run_and_its_writes(outage, collector, snapsh
     assert_healed(collector, snapshot_bodies)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("point", ["before-put", "after-put"])
 def test_kill_at_the_writes_of_a_backfilling_run_then_normal_runs_heal_the_gap(
         outage, collector, snapshot_bodies, point):

@@ -10,6 +10,7 @@ import pytest
 from archive_truth import archived_lines, archived_versions, versions_in_snapshots
 from conftest import Collector
 from fake_polisen import FakePolisenServer
+from in_process import run_main
 
 from polisen_collector.run.lock import RunLock
 
@@ -172,7 +173,11 @@ def test_overlapping_cron_runs_store_each_event_once(collector, fake_api):
     fake_api.add_faults("slow:1.5")
     first = subprocess.Popen(collector.command(), cwd=collector.workdir, env=collector.env,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    time.sleep(0.5)
+    lock = collector.log_dir / "collect_events.lock"
+    deadline = time.monotonic() + 30
+    while not (lock.exists() and lock.read_text() == str(first.pid)):  # the first run holds the lock
+        assert first.poll() is None and time.monotonic() < deadline, "the first run never took the lock"
+        time.sleep(0.02)
     second = collector.run()
     assert first.wait(timeout=30) == 0, first.stdout.read()
     first.stdout.close()
@@ -214,13 +219,11 @@ def test_env_file_settings_are_read_and_flags_override_them(collector, fake_api,
     env_file = tmp_path / "settings.env"
     env_file.write_text(f"DATA_DIR={tmp_path / 'from-env-file'}\nLOG_LEVEL=DEBUG\n")
     env = {key: value for key, value in collector.env.items() if key != "DATA_DIR"}
-    result = subprocess.run(collector.command()[:2] + ["--env-file", str(env_file)], cwd=collector.workdir,
-                            env=env, capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.log + result.stderr
+    result = run_main("collect_events.py", ["--env-file", str(env_file)], env, collector.workdir)
+    assert result.returncode == 0, result.stdout + result.stderr
     assert (tmp_path / "from-env-file" / "metadata" / "last_seen.json").exists()
     flags = ["--env-file", str(env_file), "--data-dir", str(tmp_path / "flag")]
-    flagged = subprocess.run(collector.command()[:2] + flags,
-                             cwd=collector.workdir, env=env, capture_output=True, text=True, timeout=60)
+    flagged = run_main("collect_events.py", flags, env, collector.workdir)
     assert flagged.returncode == 0
     assert (tmp_path / "flag" / "metadata" / "last_seen.json").exists()
 

@@ -20,6 +20,7 @@ def assert_complete(collector, bodies: list[bytes]) -> None:
     assert {event["id"] for event in json.loads(bodies[-1])} <= set(state)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("index", SCENARIOS)
 @pytest.mark.parametrize("point", ["before-put", "mid-put", "after-put"])
 def test_kill_at_each_write_then_rerun_loses_nothing(fake_api, collector, snapshot_bodies, index, point):

@@ -17,5 +17,6 @@ def test_readme_settings_table_is_current():
 
 def test_ci_runs_the_readme_test_command():
     ci = (Path(__file__).resolve().parent.parent / ".ci" / "run").read_text()
-    assert ".venv/bin/python -m pytest" in README and "python3 -m pytest" in ci
-    assert "requirements-dev.txt" in ci
+    assert ".venv/bin/python -m pytest" in README and '/venv/bin/python" -m pytest' in ci
+    assert "-r requirements-lock.txt" in ci  # the exact versions of requirements-dev.txt's ranges
+    assert "-r requirements-dev.txt" in (Path(__file__).resolve().parent.parent / ".ci" / "newest").read_text()

@@ -34,12 +34,10 @@ def replay(server: FakePolisenServer, collector: Collector, indexes) -> None:
 
 
 @pytest.fixture(scope="module")
-def archive(tmp_path_factory, snapshot_bodies) -> Collector:
+def archive(replayed_archive) -> Collector:
     """The collector's archive after a full replay; tests copy it before changing it."""
-    with FakePolisenServer(snapshot_bodies) as server:
-        collector = Collector(tmp_path_factory.mktemp("archive"), server.url)
-        replay(server, collector, range(len(snapshot_bodies)))
-    return collector
+    assert {result.returncode for result in replayed_archive.results} <= {0, 1}
+    return replayed_archive.collector
 
 
 @pytest.fixture
@@ -203,7 +201,7 @@ def test_parquet_needs_a_file_and_pyarrow(workspace, tmp_path):
     blocker.mkdir(parents=True)
     (blocker / "__init__.py").write_text("raise ImportError('pyarrow is not installed')\n")
     result = workspace.run("-o", str(tmp_path / "out.parquet"), script="export_events.py",
-                           env={"PYTHONPATH": str(blocker.parent)})
+                           env={"PYTHONPATH": str(blocker.parent)}, process=True)  # an interpreter without pyarrow
     assert result.returncode == 2
     assert "Parquet output needs pyarrow: python3 -m pip install -r requirements-extras.txt" in result.stderr
     assert not (tmp_path / "out.parquet").exists()
@@ -225,6 +223,7 @@ def layout(data_dir: Path) -> dict[str, list[str]]:
 KILL_POINTS = [1, 2, 3, 4, 5, 34, 35, 36, 37, 40, 180]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kill_at", KILL_POINTS)
 def test_compaction_killed_at_a_step_then_rerun_exports_the_same(workspace, kill_at, tmp_path):
     latest, every = export_in_process(workspace.data_dir), export_in_process(workspace.data_dir, True)
@@ -260,6 +259,7 @@ def test_uninterrupted_compaction_takes_180_store_writes(workspace, tmp_path):
     assert (calls["put"], calls["delete"]) == (56, 124)
 
 
+@pytest.mark.slow
 def test_collecting_into_compacted_days_and_rebuilding_the_state(tmp_path, snapshot_bodies):
     """Every other snapshot, compacting halfway: later versions land in compacted days and merge."""
     bodies = snapshot_bodies[::2]

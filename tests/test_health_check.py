@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import re
 import subprocess
-import sys
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from in_process import run_main
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -188,8 +188,7 @@ def test_json_mode_prints_verdict_and_data(capsys, health):
 
 def test_usage_errors_are_unknown_in_nagios_mode(tmp_path):
     def run(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, str(REPO / "health_check.py"), *args], cwd=tmp_path,
-                              capture_output=True, text=True, timeout=30, check=False)
+        return run_main("health_check.py", args, os.environ, tmp_path)
 
     assert run("--nagios", "--warning", "100", "--critical", "50").returncode == 3
     assert run("--warning", "100", "--critical", "50").returncode == 2
@@ -205,9 +204,7 @@ def test_health_file_comes_from_health_file_or_log_dir_as_the_collector_has_it(t
     env = {"PATH": "/usr/bin:/bin"}
 
     def run(extra_env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, str(REPO / "health_check.py"), "--env-file", "none.env", *args],
-                              cwd=tmp_path, env={**env, **extra_env}, capture_output=True, text=True,
-                              timeout=30, check=False)
+        return run_main("health_check.py", ["--env-file", "none.env", *args], {**env, **extra_env}, tmp_path)
 
     assert run({}).stdout.startswith("HEALTHY: last run 5 min ago succeeded")
     assert run({"HEALTH_FILE": str(tmp_path / "elsewhere.json")}).stdout.startswith(

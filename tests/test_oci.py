@@ -21,8 +21,9 @@ from archive_truth import (
     canonical,
     versions_in_snapshots,
 )
-from conftest import REPO, Collector
+from conftest import Collector
 from fake_oci import ApiKey, FakeOCIServer, write_oci_config
+from in_process import environment
 
 from polisen_collector.archive.state import dump_document, load_document
 
@@ -83,6 +84,7 @@ def requests_to(fake: FakeOCIServer, method: str, fragment: str) -> list:
     return [r for r in fake.requests if r.method == method and fragment in r.path]
 
 
+@pytest.mark.slow
 def test_replay_through_oci_stores_the_same_archive_as_local(tmp_path, fake_api, fake_oci, oci_run, snapshot_bodies):
     local = workspace(tmp_path / "local", fake_api.url)
     for index in range(REPLAY_COUNT):
@@ -102,25 +104,23 @@ def test_replay_through_oci_stores_the_same_archive_as_local(tmp_path, fake_api,
     assert not oci_run.data_dir.exists(), "STORAGE=oci must not write the local archive"
 
 
-def test_listing_pages_through_next_start_with(tmp_path, fake_oci, oci_run):
+def test_listing_pages_through_next_start_with(tmp_path, fake_oci, oci_run, monkeypatch):
     for day in range(1, 26):
         fake_oci.put_object(f"events/2026/05/{day:02d}/events-x.jsonl", b"")
     fake_oci.put_object("metadata/other.json", b"{}")
-    script = (
-        "import sys; sys.path.insert(0, sys.argv[1]); import polisen_collector.storage.oci as oci_storage\n"
-        "oci_storage.LIST_PAGE_SIZE = 7\n"
-        "from polisen_collector.config import load_settings\n"
-        "storage = oci_storage.open_oci_storage(load_settings(env_file=None))\n"
-        "print('\\n'.join(storage.list('events/2026/05/')))"
-    )
-    result = subprocess.run([sys.executable, "-c", script, str(REPO)], env=oci_run.env,
-                            capture_output=True, text=True, timeout=60, check=False)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == [f"events/2026/05/{day:02d}/events-x.jsonl" for day in range(1, 26)]
+    import polisen_collector.storage.oci as oci_storage
+    from polisen_collector.config import load_settings
+
+    monkeypatch.setattr(oci_storage, "LIST_PAGE_SIZE", 7)
+    with environment(oci_run.env):
+        storage = oci_storage.open_oci_storage(load_settings(env_file=None))
+        listed = list(storage.list("events/2026/05/"))
+    assert listed == [f"events/2026/05/{day:02d}/events-x.jsonl" for day in range(1, 26)]
     pages = requests_to(fake_oci, "GET", "/o?")
     assert len(pages) == 4 and "start=events%2F2026%2F05%2F08" in pages[1].path
 
 
+@pytest.mark.slow
 def test_two_collectors_racing_on_one_bucket_lose_nothing(tmp_path, fake_api, fake_oci, api_key, snapshot_bodies):
     hosts = [oci_collector(tmp_path / f"host-{name}", fake_api.url, fake_oci, api_key) for name in "ab"]
     rounds = 10

@@ -45,6 +45,7 @@ def assert_polite(times: list[float]) -> None:
     assert max(sum(1 for t in times if start <= t < start + 86400) for start in times) <= 1440
 
 
+@pytest.mark.slow
 def test_long_backfill_with_retries_keeps_to_the_rules_across_runs(fake_api, tmp_path):
     clock = FakeClock()
     fake_api.state.clock = clock

@@ -1,9 +1,10 @@
-"""End to end: the collector, as a real process, over all 114 recorded API answers."""
+"""End to end: the collector over all 114 recorded API answers."""
 
 from __future__ import annotations
 
 import random
 
+import pytest
 from archive_truth import archived_versions, assert_archive_complete, versions_in_snapshots
 
 
@@ -17,8 +18,9 @@ def replay(fake_api, collector, count: int, before_run=None) -> list:
     return results
 
 
-def test_full_replay_archives_every_version_exactly_once(fake_api, collector, snapshot_bodies):
-    results = replay(fake_api, collector, len(snapshot_bodies))
+@pytest.mark.slow
+def test_full_replay_archives_every_version_exactly_once(replayed_archive, snapshot_bodies):
+    collector, results = replayed_archive.collector, replayed_archive.results
 
     empty_index = next(i for i, body in enumerate(snapshot_bodies) if not body.strip())
     failed = [i for i, r in enumerate(results) if r.returncode != 0]
@@ -31,6 +33,7 @@ def test_full_replay_archives_every_version_exactly_once(fake_api, collector, sn
     assert len(edited) == 13
 
 
+@pytest.mark.slow
 def test_replay_with_faults_in_a_third_of_runs_loses_nothing(fake_api, collector, snapshot_bodies):
     rng = random.Random(20260520)
     faults = ["status:500", "status:502", "status:503", "status:504", "429:0", "empty",

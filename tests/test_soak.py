@@ -11,15 +11,19 @@ import json
 import random
 import signal
 
+import pytest
 from archive_truth import assert_archive_complete
+from crash_run import store_faults
 
 SEED = 6_2026
 API_FAULTS = ["status:500", "status:502", "status:503", "status:504", "429:0", "empty", "truncated",
               "reset", "cut", "object", "short:60", "slow:0.2"]
 STORE_FAULTS = ["error-put", "before-put", "after-put"]
+KILLS = {"before-put", "after-put"}
 ATTEMPTS = 6
 
 
+@pytest.mark.slow
 def test_soak_with_api_and_storage_faults_loses_nothing(fake_api, collector, snapshot_bodies):
     rng = random.Random(SEED)
     outcomes = {"ok": 0, "failed": 0, "killed": 0}
@@ -31,14 +35,19 @@ def test_soak_with_api_and_storage_faults_loses_nothing(fake_api, collector, sna
             fake_api.state.faults.clear()
             if not last and rng.random() < 0.5:
                 fake_api.add_faults(*rng.choices(API_FAULTS, k=rng.randint(1, 4)))
-            store_fault = {"CRASH_POINT": "before-put", "CRASH_AT": "0"}
+            point, at = "before-put", 0
             if not last and rng.random() < 0.5:
                 at = rng.randint(1, 4)
-                store_fault = {"CRASH_POINT": rng.choice(STORE_FAULTS), "CRASH_AT": str(at)}
+                point = rng.choice(STORE_FAULTS)
             # A short read timeout turns the `slow` fault into a timeout; the last attempt, free of
             # faults, keeps the default so a busy machine cannot make it fail.
-            timeout = "30" if last else "0.1"
-            result = collector.run(script="tests/crash_run.py", env={**store_fault, "API_READ_TIMEOUT": timeout})
+            env = {"API_READ_TIMEOUT": "30" if last else "0.1"}
+            if at and point in KILLS:  # kill -9 needs a process of its own
+                result = collector.run(script="tests/crash_run.py",
+                                       env={**env, "CRASH_POINT": point, "CRASH_AT": str(at)})
+            else:
+                with store_faults(point, at):
+                    result = collector.run(env=env)
             if result.returncode == -signal.SIGKILL:
                 outcomes["killed"] += 1
             elif result.returncode == 0:

@@ -1,0 +1,60 @@
+"""pyproject.toml agrees with the requirements files, and every console script answers --version."""
+
+from __future__ import annotations
+
+import importlib
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from polisen_collector import __version__
+
+REPO = Path(__file__).resolve().parent.parent
+PROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+
+
+def requirement_lines(name: str) -> list[str]:
+    lines = (line.split(" #")[0].strip() for line in (REPO / name).read_text().splitlines())
+    return [line for line in lines if line and not line.startswith(("#", "-r"))]
+
+
+def test_dependencies_are_those_of_requirements_txt():
+    assert PROJECT["dependencies"] == requirement_lines("requirements.txt")
+
+
+def test_extras_together_are_requirements_extras_txt():
+    extras = PROJECT["optional-dependencies"]
+    assert set(extras) == {"plots", "parquet"}
+    assert extras["plots"] + extras["parquet"] == requirement_lines("requirements-extras.txt")
+
+
+def test_lock_pins_every_requirement_exactly():
+    pins = {}
+    for line in requirement_lines("requirements-lock.txt"):
+        match = re.fullmatch(r"([A-Za-z0-9._-]+)==([\w.+!-]+)", line)
+        assert match, f"not an exact pin: {line!r}"
+        pins[canonical(match[1])] = match[2]
+    wanted = [line for name in ("requirements.txt", "requirements-extras.txt", "requirements-dev.txt")
+              for line in requirement_lines(name)]
+    assert {canonical(re.split(r"[<>=!~\[; ]", line)[0]) for line in wanted} - set(pins) == set()
+
+
+def canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+@pytest.mark.parametrize("script", sorted(PROJECT["scripts"]))
+def test_console_script_answers_version(script, capsys):
+    module_name, function_name = PROJECT["scripts"][script].split(":")
+    main = getattr(importlib.import_module(module_name), function_name)
+    with pytest.raises(SystemExit) as leaving:
+        main(["--version"])
+    assert leaving.value.code == 0
+    assert capsys.readouterr().out.split()[-1] == __version__
+
+
+def test_every_door_is_installed():
+    doors = sorted(path.stem for path in REPO.glob("*.py"))
+    assert sorted(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["py-modules"]) == doors
