@@ -14,3 +14,8 @@ def utc_now() -> datetime:
 
 def utc_today() -> date:
     return utc_now().date()
+
+
+def epoch_seconds() -> float:
+    """Now as Unix time, for ledgers that compare times as numbers."""
+    return utc_now().timestamp()

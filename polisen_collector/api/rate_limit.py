@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 
 from polisen_collector.api.client import ApiError
+from polisen_collector.clock import epoch_seconds
 from polisen_collector.storage.base import Storage, StoredObject, update_object
 
 log = logging.getLogger("polisen.rate_limit")
@@ -82,7 +83,7 @@ class RateLimiter:
     """Waits for a free slot (up to max_wait) and records each request in the ledger."""
 
     def __init__(
-        self, storage: Storage, *, clock: Callable[[], float] = time.time,
+        self, storage: Storage, *, clock: Callable[[], float] = epoch_seconds,
         sleep: Callable[[float], None] = time.sleep, max_wait: float = MAX_WAIT,
     ) -> None:
         self.storage = storage
