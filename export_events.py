@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Export the archive as one clean table: one row per event (its latest version), JSONL/CSV/Parquet/SQLite.
 
-Exit codes: 0 done (bad archive lines are reported and skipped), 1 the store failed,
-2 bad arguments or configuration.
+Exit codes: 0 done (bad archive lines are reported and skipped), 1 the store or the output
+failed, 2 bad arguments or configuration.
 """
 
 from __future__ import annotations
@@ -162,6 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # a reader like `head` left
         return 0
+    except OSError as error:
+        print(f"export failed: {error}", file=sys.stderr)
+        return 1
     if sys.stderr.isatty() and summary.days:
         sys.stderr.write("\n")
     for event_id in summary.split_ids:

@@ -443,7 +443,7 @@ def write_sqlite(records: Iterable[tuple[dict[str, Any], list[tuple[str, dict[st
         for statement in triggers:
             connection.execute(statement)
         connection.execute("COMMIT")
-    except sqlite3.Error as error:
-        raise ExportError(f"cannot write the SQLite database: {error}") from None
+    except sqlite3.Error as error:  # such as "database or disk is full": the output failed, like an OSError
+        raise OSError(f"cannot write the SQLite database {path}: {error}") from None
     finally:
         connection.close()

@@ -345,6 +345,17 @@ def test_format_from_extension_or_flag(tmp_path, run_export):
     assert (tmp_path / "d.txt").read_text().startswith("id,datetime,")
 
 
+def test_an_output_that_cannot_be_written_fails_with_one_line_and_leaves_no_temp_file(tmp_path, run_export):
+    write_objects(tmp_path / "data", {
+        run_object_name("2026-05-20", "20260520T090000.000Z-aaaaaa"): [event(7, "2026-05-20 10:00:00 +02:00")],
+    })
+    (tmp_path / "out" / "events.db").mkdir(parents=True)  # a folder where the file should go
+    code, _, err = run_export(tmp_path / "data", "-o", str(tmp_path / "out" / "events.db"))
+    assert code == 1
+    assert err.splitlines()[-1].startswith("export failed: [Errno 21] Is a directory: ")
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["events.db"]
+
+
 def test_page_url_origin_comes_from_the_api_url(tmp_path, run_export, monkeypatch):
     write_objects(tmp_path / "data", {
         run_object_name("2026-05-20", "20260520T090000.000Z-aaaaaa"): [event(7, "2026-05-20 10:00:00 +02:00")],
@@ -392,7 +403,8 @@ def test_versions_dated_far_apart_are_merged_in_sqlite_and_reported(tmp_path, ru
          "first_collected": "2026-05-20T09:00:00+00:00", "last_collected": "2026-05-20T09:00:00+00:00", "versions": 1},
     ]
     assert sqlite_rows(db, "SELECT id, summary FROM versions ORDER BY id, first_collected") == [
-        {"id": 6, "summary": "Brand i skog."}, {"id": 7, "summary": "Brand i skog."}, {"id": 7, "summary": "Brand i skog, datum rättat."},
+        {"id": 6, "summary": "Brand i skog."},
+        {"id": 7, "summary": "Brand i skog."}, {"id": 7, "summary": "Brand i skog, datum rättat."},
         {"id": 8, "summary": "Brand i skog."},
     ]
     assert sqlite_rows(db, "SELECT rowid FROM events_fts WHERE events_fts MATCH 'rättat'") == [{"rowid": 7}]
