@@ -195,11 +195,12 @@ def iter_days(
             return
         if options.date_from is not None and day < options.date_from:
             continue
+        folder = partition_prefix(day.isoformat())
         canonical, elsewhere = [], []
         for name in group:
-            (canonical if name.startswith(partition_prefix(day.isoformat())) else elsewhere).append(name)
+            (canonical if name.startswith(folder) else elsewhere).append(name)
         for name in elsewhere:
-            on_bad(BadLine(name, 0, f"not in the folder of its day {partition_prefix(day.isoformat())}: skipped"))
+            on_bad(BadLine(name, 0, f"not in the folder of its day {folder}: skipped"))
         if canonical:
             yield day, sorted(canonical, key=collection_order_key)
 
