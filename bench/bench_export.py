@@ -30,6 +30,7 @@ from polisen_collector.archive.events import encode_jsonl
 from polisen_collector.archive.layout import run_object_name
 from polisen_collector.storage.local import LocalStorage
 
+COMPACT_AFTER_DAYS = 2
 RUNS_PER_DAY = 48
 EVENTS_PER_DAY = 71
 EDIT_SHARE = 0.012
@@ -59,7 +60,7 @@ def generate(root: Path, days: int, rng: random.Random) -> int:
     """Write the per-run objects directly (no fsync per file: this is set-up, not the thing timed)."""
     event_id = 600_000
     count = 0
-    start = date(2025, 1, 1)
+    start = date.today() - timedelta(days=days + COMPACT_AFTER_DAYS)  # every day old enough to compact
     for offset in range(days):
         day = start + timedelta(days=offset)
         runs: list[list[dict]] = [[] for _ in range(RUNS_PER_DAY)]
@@ -131,10 +132,10 @@ def main() -> None:
 
             storage = LocalStorage(data_dir)
             started = time.perf_counter()
-            report = compact(storage, date.today(), 2)
+            report = compact(storage, date.today(), COMPACT_AFTER_DAYS)
             print(f"  compaction {time.perf_counter() - started:.2f} s: {report}")
             started = time.perf_counter()
-            compact(storage, date.today(), 2)
+            compact(storage, date.today(), COMPACT_AFTER_DAYS)
             print(f"  compaction again (nothing to do) {time.perf_counter() - started:.2f} s")
             objects = sum(1 for _ in (data_dir / "events").rglob("*.jsonl"))
             print(f"{years} year(s) after compaction ({objects} objects):", flush=True)

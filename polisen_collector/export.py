@@ -55,11 +55,12 @@ COLUMNS: dict[str, str] = {
     "last_collected": "utc_time",
     "versions": "integer",
 }
+TEXT_COLUMNS = [name for name, kind in COLUMNS.items() if kind == "text"]
 FTS_COLUMNS = ("name", "summary")
 """The columns SQLite's full-text index `events_fts` covers."""
 
-# Cells a spreadsheet would read as a formula (OWASP's list): =, +, -, @, tab, carriage return.
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# A text cell starting with one of these is a formula to a spreadsheet (OWASP's list).
+FORMULA_STARTS = frozenset("=+-@\t\r")
 
 
 class ExportError(Exception):
@@ -298,11 +299,12 @@ def _text_row(row: dict[str, Any]) -> dict[str, Any]:
     return {key: _iso(value) if isinstance(value, datetime) else value for key, value in row.items()}
 
 
-def neutralise(value: Any) -> Any:
-    """A text cell a spreadsheet would run as a formula gets a leading `'`, so it shows as text."""
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
-        return "'" + value
-    return value
+def neutralise(cells: dict[str, Any]) -> None:
+    """Text cells a spreadsheet would run as a formula get a leading `'`, so they show as the text they are."""
+    for name in TEXT_COLUMNS:
+        value = cells[name]
+        if value and value[0] in FORMULA_STARTS:
+            cells[name] = "'" + value
 
 
 def write_jsonl(rows: Iterable[dict[str, Any]], out: TextIO) -> None:
@@ -316,7 +318,9 @@ def write_csv(rows: Iterable[dict[str, Any]], out: TextIO, raw: bool = False) ->
     writer.writeheader()
     for row in rows:
         cells = _text_row(row)
-        writer.writerow(cells if raw else {key: neutralise(value) for key, value in cells.items()})
+        if not raw:
+            neutralise(cells)
+        writer.writerow(cells)
 
 
 PARQUET_TYPES = {"integer": "int64", "text": "string", "real": "float64"}
