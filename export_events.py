@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""Export the archive as one clean table: one row per event (its latest version), JSONL/CSV/Parquet.
+"""Export the archive as one clean table: one row per event (its latest version), JSONL/CSV/Parquet/SQLite.
 
-Exit codes: 0 done (bad archive lines are reported and skipped), 1 the store failed,
-2 bad arguments or configuration.
+Exit codes: 0 done (bad archive lines are reported and skipped), 1 the store or the output
+failed, 2 bad arguments or configuration.
 """
 
 from __future__ import annotations
@@ -17,16 +17,27 @@ from polisen_collector import __version__
 from polisen_collector.cli import quiet_on_closed_pipe
 from polisen_collector.config import STORAGE_FIELDS, ConfigError, load_settings
 
+FORMATS = ("jsonl", "csv", "parquet", "sqlite")
+FORMAT_OF_SUFFIX = {
+    ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet", ".pq": "parquet",
+    ".db": "sqlite", ".sqlite": "sqlite", ".sqlite3": "sqlite",
+}
+FILE_ONLY = {"parquet": "Parquet", "sqlite": "SQLite"}
+
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Export the deduplicated event archive: one row per event id, its latest version.",
         epilog="Storage comes from the same settings as collect_events.py (STORAGE, DATA_DIR, OCI_*); see README.md.",
     )
-    parser.add_argument("-o", "--output", help="output file (default stdout; required for Parquet)")
-    parser.add_argument("--format", choices=("jsonl", "csv", "parquet"),
-                        help="output format (default: from the -o extension, else jsonl)")
-    parser.add_argument("--all-versions", action="store_true", help="one row per distinct version, not per id")
+    parser.add_argument("-o", "--output", help="output file (default stdout; required for Parquet and SQLite)")
+    parser.add_argument("--format", choices=FORMATS,
+                        help="output format (default: from the -o extension, jsonl on stdout)")
+    parser.add_argument("--all-versions", action="store_true",
+                        help="one row per distinct version, not per id (SQLite always has both: tables events, versions)")
+    parser.add_argument("--csv-raw", action="store_true",
+                        help="CSV: keep cells starting with = + - @ as they are (default: prefixed with ' "
+                             "so spreadsheets do not run them as formulas)")
     parser.add_argument("--from", dest="date_from", type=date.fromisoformat, metavar="YYYY-MM-DD",
                         help="first event date included")
     parser.add_argument("--to", dest="date_to", type=date.fromisoformat, metavar="YYYY-MM-DD",
@@ -42,21 +53,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def output_format(args: argparse.Namespace) -> str:
+def output_format(args: argparse.Namespace) -> str | None:
+    """The format asked for, else the one the -o extension names; None when it names none."""
     if args.format:
         return args.format
-    suffix = Path(args.output).suffix.lower() if args.output else ""
-    return {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}.get(suffix, "jsonl")
+    if not args.output:
+        return "jsonl"
+    return FORMAT_OF_SUFFIX.get(Path(args.output).suffix.lower())
 
 
 def names(values: list[str]) -> frozenset[str]:
     return frozenset(part.strip().casefold() for value in values for part in value.split(";") if part.strip())
 
 
-def show_progress(index: int, total: int, day: date) -> None:
-    sys.stderr.write(f"\rexporting {day} ({index}/{total} days)")
-    if index == total:
-        sys.stderr.write("\n")
+def show_progress(index: int, day: date) -> None:
+    sys.stderr.write(f"\rexporting {day} ({index} days)")
     sys.stderr.flush()
 
 
@@ -64,24 +75,32 @@ def report_bad(line) -> None:
     print(f"skipping bad archive line: {line}", file=sys.stderr)
 
 
-def write_output(fmt: str, rows, output: str | None) -> None:
-    """To stdout, or to a temp file renamed over -o at the end, so a failed export leaves no half file."""
-    from polisen_collector.export import WRITERS
+def write_output(fmt: str, source, output: str | None, csv_raw: bool) -> None:
+    """To stdout, or to a temp file renamed over -o at the end, so a failed export leaves no half file.
+
+    `source` is iter_rows' rows, or for SQLite iter_events_with_versions' records.
+    """
+    from polisen_collector.export import write_csv, write_jsonl, write_parquet, write_sqlite
     from polisen_collector.files import temp_file_beside
 
-    writer = WRITERS[fmt]
+    def write_text(handle) -> None:
+        if fmt == "csv":
+            write_csv(source, handle, raw=csv_raw)
+        else:
+            write_jsonl(source, handle)
+
     if output is None:
-        writer(rows, sys.stdout)
+        write_text(sys.stdout)
         return
     path = Path(output)
     fd, tmp = temp_file_beside(path)  # follows the umask, as the file it replaces would
     try:
-        if fmt == "parquet":
+        if fmt in FILE_ONLY:
             os.close(fd)
-            writer(rows, tmp)
+            (write_parquet if fmt == "parquet" else write_sqlite)(source, tmp)
         else:
             with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-                writer(rows, handle)
+                write_text(handle)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -92,15 +111,22 @@ def write_output(fmt: str, rows, output: str | None) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     fmt = output_format(args)
-    if fmt == "parquet" and not args.output:
-        print("error: Parquet output needs -o FILE", file=sys.stderr)
+    if fmt is None:
+        print(f"error: cannot tell the format from the name {args.output}: use --format {'|'.join(FORMATS)}",
+              file=sys.stderr)
+        return 2
+    if fmt in FILE_ONLY and not args.output:
+        print(f"error: {FILE_ONLY[fmt]} output needs -o FILE", file=sys.stderr)
+        return 2
+    if args.csv_raw and fmt != "csv":
+        print("error: --csv-raw applies only to CSV output", file=sys.stderr)
         return 2
     if args.output and not Path(args.output).resolve().parent.is_dir():
         print(f"error: the folder of {args.output} does not exist", file=sys.stderr)
         return 2
     try:
         settings = load_settings(overrides={"DATA_DIR": args.data_dir, "STORAGE": args.storage},
-                                 env_file=Path(args.env_file), only=STORAGE_FIELDS)
+                                 env_file=Path(args.env_file), only=(*STORAGE_FIELDS, "api_url", "site_url"))
     except ConfigError as error:
         print(f"configuration error: {error}", file=sys.stderr)
         return 2
@@ -108,18 +134,25 @@ def main(argv: list[str] | None = None) -> int:
         print(f"configuration error: DATA_DIR={str(settings.data_dir)!r} is not a folder", file=sys.stderr)
         return 2
 
-    from polisen_collector.export import ExportError, ExportOptions, ExportSummary, iter_rows
+    from polisen_collector.export import (
+        ExportError,
+        ExportOptions,
+        ExportSummary,
+        iter_events_with_versions,
+        iter_rows,
+    )
     from polisen_collector.storage import open_storage
     from polisen_collector.storage.base import StorageError
 
     options = ExportOptions(all_versions=args.all_versions, date_from=args.date_from, date_to=args.date_to,
-                            types=names(args.type), locations=names(args.location))
+                            types=names(args.type), locations=names(args.location),
+                            page_origin=settings.page_origin)
     summary = ExportSummary()
     try:
         storage = open_storage(settings)
-        rows = iter_rows(storage, options, summary, report_bad,
-                         show_progress if sys.stderr.isatty() else None)
-        write_output(fmt, rows, args.output)
+        produce = iter_events_with_versions if fmt == "sqlite" else iter_rows
+        source = produce(storage, options, summary, report_bad, show_progress if sys.stderr.isatty() else None)
+        write_output(fmt, source, args.output, args.csv_raw)
     except ExportError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -132,9 +165,14 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # a reader like `head` left
         return 0
+    except OSError as error:
+        print(f"export failed: {error}", file=sys.stderr)
+        return 1
+    if sys.stderr.isatty() and summary.days:
+        sys.stderr.write("\n")
     for event_id in summary.split_ids:
         print(f"warning: event {event_id} has versions dated on days more than a week apart; "
-              "exported once per date", file=sys.stderr)
+              + ("merged into one row of events" if fmt == "sqlite" else "exported once per date"), file=sys.stderr)
     print(f"exported {summary}", file=sys.stderr)
     return 0
 

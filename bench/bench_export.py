@@ -1,16 +1,19 @@
 #!/usr/bin/env python3
-"""Time export_events.py on a generated year of archive, before and after compaction (best of 3).
+"""Time export_events.py and its peak memory on generated archives of 1 and 4 years, before and after compaction.
 
 A year: 365 days x ~71 events (~26,000), spread over 48 per-run objects a day, 1.2% of the
 events edited once in a later run. Written into a temporary folder, removed at the end.
-Prints wall time (best of 3) and peak memory (max RSS) of each export.
-Usage: python3 bench/bench_export.py [--days 365]
+Each export runs 3 times; the figures are the best wall time and the largest peak RSS of the
+export process alone: a small launcher (python3 -S -I, about 8 MB) spawns it and reads its
+ru_maxrss from wait4. Linux starts a child's ru_maxrss from the memory of the process that
+spawned it, so measured from this benchmark (~30 MB after generating) the figure would be at
+least that; the launcher's own peak, printed as the floor, is what no figure can go below.
+Usage: python3 bench/bench_export.py [--years 1 4] [--repeat 3] [--compare OTHER_CHECKOUT]
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import subprocess
 import sys
@@ -27,12 +30,25 @@ from polisen_collector.archive.events import encode_jsonl
 from polisen_collector.archive.layout import run_object_name
 from polisen_collector.storage.local import LocalStorage
 
+COMPACT_AFTER_DAYS = 2
 RUNS_PER_DAY = 48
 EVENTS_PER_DAY = 71
 EDIT_SHARE = 0.012
 TYPES = ["Brand", "Stöld", "Trafikolycka", "Misshandel", "Rattfylleri", "Inbrott", "Sammanfattning natt"]
 PLACES = [("Stockholms län", "59.329324,18.068581"), ("Skåne län", "55.990257,13.595769"),
           ("Kävlinge", "55.793637,13.113398"), ("Uppsala län", "59.858564,17.638927")]
+OUTPUTS = [("JSONL", "events.jsonl", []), ("CSV", "events.csv", []), ("Parquet", "events.parquet", []),
+           ("SQLite", "events.db", []), ("JSONL --all-versions", "all.jsonl", ["--all-versions"])]
+
+# Spawns argv[1:], waits for it and prints its exit code, its peak RSS (KB) and the launcher's own
+# (VmHWM: the child's ru_maxrss starts from the memory of the process that spawned it, so that is its floor).
+LAUNCHER = (
+    "import os, sys\n"
+    "pid = os.posix_spawn(sys.argv[1], sys.argv[1:], os.environ)\n"
+    "_, status, usage = os.wait4(pid, 0)\n"
+    "floor = next(line.split()[1] for line in open('/proc/self/status') if line.startswith('VmHWM:'))\n"
+    "print(os.waitstatus_to_exitcode(status), usage.ru_maxrss, floor)\n"
+)
 
 
 def run_id(day: date, run: int) -> str:
@@ -44,7 +60,7 @@ def generate(root: Path, days: int, rng: random.Random) -> int:
     """Write the per-run objects directly (no fsync per file: this is set-up, not the thing timed)."""
     event_id = 600_000
     count = 0
-    start = date(2025, 1, 1)
+    start = date.today() - timedelta(days=days + COMPACT_AFTER_DAYS)  # every day old enough to compact
     for offset in range(days):
         day = start + timedelta(days=offset)
         runs: list[list[dict]] = [[] for _ in range(RUNS_PER_DAY)]
@@ -68,54 +84,62 @@ def generate(root: Path, days: int, rng: random.Random) -> int:
     return count
 
 
-def timed(label: str, command: list[str], repeat: int = 3) -> float:
-    """Best of `repeat` runs of a command, its peak memory, and the summary line it printed."""
-    best, peak_kb = float("inf"), 0
-    for _ in range(repeat):
-        with tempfile.TemporaryFile() as errors:
-            started = time.perf_counter()
-            process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=errors)
-            _, status, usage = os.wait4(process.pid, 0)
-            best = min(best, time.perf_counter() - started)
-            peak_kb = max(peak_kb, usage.ru_maxrss)
-            errors.seek(0)
-            summary = errors.read().decode().strip().splitlines()
-        if status != 0:
-            sys.exit(f"{label} failed: {summary}")
-    print(f"  {label:<40} {best:6.2f} s {peak_kb / 1024:6.0f} MB   {summary[-1]}")
-    return best
+def measured(command: list[str]) -> tuple[float, int, int, str]:
+    """(wall seconds, peak RSS KB of the command, launcher floor KB, last stderr line) of one run."""
+    with tempfile.TemporaryFile() as errors:
+        started = time.perf_counter()
+        result = subprocess.run([sys.executable, "-S", "-I", "-c", LAUNCHER, *command],
+                                stdout=subprocess.PIPE, stderr=errors, text=True, check=True)
+        wall = time.perf_counter() - started
+        errors.seek(0)
+        lines = errors.read().decode().strip().splitlines()
+    code, peak, floor = map(int, result.stdout.split())
+    if code != 0:
+        sys.exit(f"{' '.join(command)} failed ({code}): {lines[-3:]}")
+    return wall, peak, floor, lines[-1] if lines else ""
 
 
-def export_all(data_dir: Path, out: Path, phase: str) -> None:
-    base = [sys.executable, str(REPO / "export_events.py"), "--env-file", "/nonexistent.env", "--data-dir", str(data_dir)]
-    for name in ("events.jsonl", "events.csv", "events.parquet"):
-        timed(f"{phase}: export -o {name}", [*base, "-o", str(out / name)])
-    timed(f"{phase}: export --all-versions -o .jsonl", [*base, "--all-versions", "-o", str(out / "all.jsonl")])
+def export_all(data_dir: Path, out: Path, checkouts: dict[str, Path], repeat: int) -> None:
+    for label, name, extra in OUTPUTS:
+        for checkout_label, checkout in checkouts.items():
+            if checkout_label == "other" and name.endswith(".db"):
+                continue  # an older checkout may not write SQLite (it would write JSONL under that name)
+            command = [sys.executable, str(checkout / "export_events.py"), "--env-file", "/nonexistent.env",
+                       "--data-dir", str(data_dir), *extra, "-o", str(out / name)]
+            runs = [measured(command) for _ in range(repeat)]
+            wall, peak, floor = min(r[0] for r in runs), max(r[1] for r in runs), max(r[2] for r in runs)
+            row = f"  {label:<22} {checkout_label:<8} {wall:6.2f} s {peak / 1024:6.1f} MB"
+            print(f"{row}   (launcher floor {floor / 1024:.1f} MB)   {runs[-1][3]}", flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--days", type=int, default=365)
+    parser.add_argument("--years", type=int, nargs="+", default=[1, 4])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--compare", type=Path, metavar="CHECKOUT",
+                        help="also run this other checkout's export_events.py on the same archives")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="bench-export-") as tmp:
-        data_dir, out = Path(tmp) / "data", Path(tmp)
-        started = time.perf_counter()
-        events = generate(data_dir, args.days, random.Random(2026))
-        objects = sum(1 for _ in (data_dir / "events").rglob("*.jsonl"))
-        print(f"generated {events} events in {objects} objects over {args.days} days "
-              f"({time.perf_counter() - started:.1f} s)")
-        export_all(data_dir, out, "before")
+    checkouts = {"this": REPO, **({"other": args.compare.resolve()} if args.compare else {})}
+    for years in args.years:
+        with tempfile.TemporaryDirectory(prefix="bench-export-") as tmp:
+            data_dir, out = Path(tmp) / "data", Path(tmp)
+            started = time.perf_counter()
+            events = generate(data_dir, 365 * years, random.Random(2026))
+            objects = sum(1 for _ in (data_dir / "events").rglob("*.jsonl"))
+            print(f"{years} year(s): {events} events in {objects} objects "
+                  f"(generated in {time.perf_counter() - started:.1f} s); before compaction:", flush=True)
+            export_all(data_dir, out, checkouts, args.repeat)
 
-        storage = LocalStorage(data_dir)
-        started = time.perf_counter()
-        report = compact(storage, date.today(), 2)
-        print(f"  {'compaction':<40} {time.perf_counter() - started:6.2f} s {'':9}   {report}")
-        started = time.perf_counter()
-        report = compact(storage, date.today(), 2)
-        print(f"  {'compaction again (nothing to do)':<40} {time.perf_counter() - started:6.2f} s {'':9}   {report}")
-        objects = sum(1 for _ in (data_dir / "events").rglob("*.jsonl"))
-        print(f"after compaction: {objects} objects")
-        export_all(data_dir, out, "after")
+            storage = LocalStorage(data_dir)
+            started = time.perf_counter()
+            report = compact(storage, date.today(), COMPACT_AFTER_DAYS)
+            print(f"  compaction {time.perf_counter() - started:.2f} s: {report}")
+            started = time.perf_counter()
+            compact(storage, date.today(), COMPACT_AFTER_DAYS)
+            print(f"  compaction again (nothing to do) {time.perf_counter() - started:.2f} s")
+            objects = sum(1 for _ in (data_dir / "events").rglob("*.jsonl"))
+            print(f"{years} year(s) after compaction ({objects} objects):", flush=True)
+            export_all(data_dir, out, checkouts, args.repeat)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,11 @@
 """The deduplicated dataset: rows built from the archive day by day, and writers for them.
 
 A day's partition holds every version of the events dated that day (an edit keeps the
-event's datetime), so deduplicating day by day is exact and memory holds one day at a time.
-Should an edit ever move an event to another date, the days of the last MERGE_WINDOW_DAYS
-stay buffered and its versions are merged still; beyond that window the id is reported
-(export keeps a set of exported ids to notice, a few dozen bytes per event).
+event's datetime), so deduplicating day by day is exact, and the archive's listing is
+streamed: memory holds a few days at a time, whatever the size of the archive. Should an
+edit ever move an event to another date, the days of the last MERGE_WINDOW_DAYS stay
+buffered and its versions are merged still; beyond that window the id is reported
+(a bitmap of exported ids notices it, a few KB for years of the API's dense ids).
 """
 
 from __future__ import annotations
@@ -12,23 +13,68 @@ from __future__ import annotations
 import csv
 import json
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
+from itertools import groupby
 from typing import Any, TextIO
 
-from polisen_collector.archive.layout import BadLine, Version, collection_time, group_by_day, list_event_objects, read_versions
-from polisen_collector.pages.columns import GEOGRAPHY_COLUMNS, PAGE_COLUMNS, PageColumns, parquet_fields
+from polisen_collector.archive.events import partition_prefix
+from polisen_collector.archive.layout import (
+    EVENTS_PREFIX,
+    BadLine,
+    Version,
+    collection_order_key,
+    collection_time,
+    day_of_object,
+    read_versions,
+)
+from polisen_collector.pages.columns import PageColumns
 from polisen_collector.storage.base import Storage
 
 MERGE_WINDOW_DAYS = 7
-PARQUET_ROW_GROUP = 50_000
+PARQUET_ROW_GROUP = 10_000
 PARQUET_EVENT_TZ = "Europe/Stockholm"
+DEFAULT_PAGE_ORIGIN = "https://polisen.se"
 
-COLUMNS = [
-    "id", "datetime", "name", "summary", "url", "type", "location_name", "latitude", "longitude",
-    "first_collected", "last_collected", "versions", *PAGE_COLUMNS, *GEOGRAPHY_COLUMNS,
-]
+# Every column of the export and its kind; make_row below fills them. A new column is one
+# entry here and one in make_row: the CSV header, the Parquet schema and the SQLite tables
+# follow from this table.
+COLUMNS: dict[str, str] = {
+    "id": "integer",
+    "datetime": "local_time",
+    "name": "text",
+    "summary": "text",
+    "url": "text",
+    "page_url": "text",
+    "type": "text",
+    "location_name": "text",
+    "latitude": "real",
+    "longitude": "real",
+    "first_collected": "utc_time",
+    "last_collected": "utc_time",
+    "versions": "integer",
+    # From the event's archived page (pages/columns.py): the latest version, or with
+    # all_versions the one fetched while that feed version was current.
+    "page_title": "text",
+    "page_preamble": "text",
+    "page_body": "text",
+    "page_author": "text",
+    "page_published": "local_time",
+    "page_fetched": "utc_time",
+    # Where it happened, from SCB's municipalities and counties (geography.py).
+    "location_level": "text",
+    "municipality_code": "text",
+    "municipality_name": "text",
+    "county_code": "text",
+    "county_name": "text",
+}
+TEXT_COLUMNS = [name for name, kind in COLUMNS.items() if kind == "text"]
+FTS_COLUMNS = ("name", "summary", "page_preamble", "page_body")
+"""The columns SQLite's full-text index `events_fts` covers."""
+
+# A text cell starting with one of these is a formula to a spreadsheet (OWASP's list).
+FORMULA_STARTS = frozenset("=+-@\t\r")
 
 
 class ExportError(Exception):
@@ -42,11 +88,13 @@ class ExportOptions:
     date_to: date | None = None
     types: frozenset[str] = frozenset()
     locations: frozenset[str] = frozenset()
+    page_origin: str = DEFAULT_PAGE_ORIGIN
 
 
 @dataclass
 class ExportSummary:
     rows: int = 0
+    version_rows: int = 0
     days: int = 0
     versions_dropped: int = 0
     copies_dropped: int = 0
@@ -56,13 +104,17 @@ class ExportSummary:
     split_ids: list[int] = field(default_factory=list)
 
     def __str__(self) -> str:
-        text = (f"{self.rows} rows from {self.days} days; {self.versions_dropped} older versions dropped, "
-                f"{self.copies_dropped} identical copies dropped, {self.filtered_out} rows filtered out, "
-                f"{self.bad_lines} bad lines skipped")
+        if self.version_rows:
+            text = f"{self.rows} events and {self.version_rows} versions from {self.days} days; "
+        else:
+            text = (f"{self.rows} rows from {self.days} days; "
+                    f"{self.versions_dropped} older versions dropped, ")
+        text += (f"{self.copies_dropped} identical copies dropped, {self.filtered_out} rows filtered out, "
+                 f"{self.bad_lines} bad lines skipped")
         if self.unplaced:
             text += f"; {self.unplaced} rows placed in no municipality or county (location_level unknown)"
         if self.split_ids:
-            text += f"; {len(self.split_ids)} ids dated on days too far apart to merge, exported once per date"
+            text += f"; {len(self.split_ids)} ids dated on days too far apart to merge"
         return text
 
 
@@ -79,16 +131,19 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def make_row(version: Version, first_run: str, last_run: str, versions: int) -> dict[str, Any]:
+def make_row(version: Version, first_run: str, last_run: str, versions: int, origin: str) -> dict[str, Any]:
+    """The one place a row is built: one value for each of COLUMNS."""
     raw = version.event.raw
     location = raw.get("location") if isinstance(raw.get("location"), dict) else {}
     latitude, longitude = parse_gps(location.get("gps"))
+    url = _text(raw.get("url"))
     return {
         "id": version.event.id,
         "datetime": version.event.when,
         "name": _text(raw.get("name")),
         "summary": _text(raw.get("summary")),
-        "url": _text(raw.get("url")),
+        "url": url,
+        "page_url": origin + url if url and url.startswith("/") else None,
         "type": _text(raw.get("type")),
         "location_name": _text(location.get("name")),
         "latitude": latitude,
@@ -99,14 +154,17 @@ def make_row(version: Version, first_run: str, last_run: str, versions: int) -> 
     }
 
 
-def rows_of_id(versions: list[Version], all_versions: bool) -> list[dict[str, Any]]:
-    """The latest version (stored last) or every version (in order of first collection)."""
-    if all_versions:
-        ordered = sorted(versions, key=lambda v: v.first_run)
-        return [make_row(v, v.first_run, v.last_run, len(versions)) for v in ordered]
+def latest_row(versions: list[Version], origin: str) -> dict[str, Any]:
+    """The version stored last, with the first collection of any version."""
     latest = max(versions, key=lambda v: v.last_run)
     first = min((v.first_run for v in versions if v.first_run), default="")
-    return [make_row(latest, first, latest.last_run, len(versions))]
+    return make_row(latest, first, latest.last_run, len(versions), origin)
+
+
+def version_rows(versions: list[Version], origin: str) -> list[tuple[str, dict[str, Any]]]:
+    """(content hash, row) of every version, in order of first collection, each with its own times."""
+    ordered = sorted(versions, key=lambda v: v.first_run)
+    return [(v.event.hash, make_row(v, v.first_run, v.last_run, len(versions), origin)) for v in ordered]
 
 
 def _matches(row: dict[str, Any], options: ExportOptions) -> bool:
@@ -115,47 +173,77 @@ def _matches(row: dict[str, Any], options: ExportOptions) -> bool:
     return not options.locations or (row["location_name"] or "").casefold() in options.locations
 
 
-def iter_rows(
+class IdBitmap:
+    """A set of positive ints as bits in pages of PAGE_IDS: the API's ids are dense, so years fit in KB."""
+
+    PAGE_IDS = 4096
+
+    def __init__(self) -> None:
+        self.pages: dict[int, bytearray] = {}
+
+    def add(self, number: int) -> bool:
+        """Add `number`; True when it was there already."""
+        page, offset = divmod(number, self.PAGE_IDS)
+        bits = self.pages.get(page)
+        if bits is None:
+            bits = self.pages[page] = bytearray(self.PAGE_IDS // 8)
+        byte, mask = offset >> 3, 1 << (offset & 7)
+        present = bool(bits[byte] & mask)
+        bits[byte] |= mask
+        return present
+
+
+def iter_days(
+    storage: Storage, options: ExportOptions, on_bad: Callable[[BadLine], None],
+) -> Iterator[tuple[date, list[str]]]:
+    """(day, its objects in collection order) in date order, streamed from the listing.
+
+    Names sort by date only in the canonical folders (`events/2026/05/20/`); an object
+    elsewhere that looks like a day (`events/2026/5/20/`) is reported and skipped.
+    """
+    names = (name for name in storage.list(EVENTS_PREFIX) if day_of_object(name) is not None)
+    for day, group in groupby(names, key=day_of_object):
+        if options.date_to is not None and day > options.date_to:
+            return
+        if options.date_from is not None and day < options.date_from:
+            continue
+        folder = partition_prefix(day.isoformat())
+        canonical, elsewhere = [], []
+        for name in group:
+            (canonical if name.startswith(folder) else elsewhere).append(name)
+        for name in elsewhere:
+            on_bad(BadLine(name, 0, f"not in the folder of its day {folder}: skipped"))
+        if canonical:
+            yield day, sorted(canonical, key=collection_order_key)
+
+
+def iter_versions(
     storage: Storage,
     options: ExportOptions,
     summary: ExportSummary,
     on_bad: Callable[[BadLine], None],
-    progress: Callable[[int, int, date], None] | None = None,
-) -> Iterator[dict[str, Any]]:
-    """Rows of the export, day by day, ids ascending within a day."""
-    days = [
-        (day, names) for day, names in group_by_day(list_event_objects(storage))
-        if (options.date_from is None or day >= options.date_from)
-        and (options.date_to is None or day <= options.date_to)
-    ]
+    progress: Callable[[int, date], None] | None = None,
+) -> Iterator[list[Version]]:
+    """The versions of each id, day by day, ids ascending within a day."""
     window: OrderedDict[date, dict[int, list[Version]]] = OrderedDict()
-    exported: set[int] = set()
-    pages = PageColumns(storage)
+    exported = IdBitmap()
 
-    def flush(groups: dict[int, list[Version]]) -> Iterator[dict[str, Any]]:
+    def flush(groups: dict[int, list[Version]]) -> Iterator[list[Version]]:
         for event_id in sorted(groups):
-            versions = groups[event_id]
-            if event_id in exported:
+            if exported.add(event_id):
                 summary.split_ids.append(event_id)
-            exported.add(event_id)
-            rows = rows_of_id(versions, options.all_versions)
-            summary.versions_dropped += len(versions) - len(rows)
-            rows = pages.add(rows, options.all_versions)
-            for row in rows:
-                if _matches(row, options):
-                    summary.rows += 1
-                    summary.unplaced += row["location_level"] == "unknown"
-                    yield row
-                else:
-                    summary.filtered_out += 1
+            yield groups[event_id]
 
-    for index, (day, names) in enumerate(days, start=1):
+    def report(line: BadLine) -> None:
+        summary.bad_lines += 1
+        on_bad(line)
+
+    for index, (day, names) in enumerate(iter_days(storage, options, report), start=1):
         if progress:
-            progress(index, len(days), day)
+            progress(index, day)
         found = read_versions(storage, names)
         for line in found.bad:
-            on_bad(line)
-        summary.bad_lines += len(found.bad)
+            report(line)
         summary.copies_dropped += found.copies
         summary.days += 1
         groups: dict[int, list[Version]] = {}
@@ -165,10 +253,60 @@ def iter_rows(
             for earlier in window.values():
                 versions.extend(earlier.pop(event_id, []))
         window[day] = groups
-        while (day - next(iter(window))).days > MERGE_WINDOW_DAYS:  # no date arithmetic that overflows at year 1
+        while next(iter(window)) < day - timedelta(days=MERGE_WINDOW_DAYS):
             yield from flush(window.popitem(last=False)[1])
     while window:
         yield from flush(window.popitem(last=False)[1])
+
+
+def iter_rows(
+    storage: Storage,
+    options: ExportOptions,
+    summary: ExportSummary,
+    on_bad: Callable[[BadLine], None],
+    progress: Callable[[int, date], None] | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Rows of the export: each id's latest version, or with all_versions every version."""
+    pages = PageColumns(storage)
+    for versions in iter_versions(storage, options, summary, on_bad, progress):
+        if options.all_versions:
+            rows = [row for _, row in version_rows(versions, options.page_origin)]
+        else:
+            rows = [latest_row(versions, options.page_origin)]
+        summary.versions_dropped += len(versions) - len(rows)
+        for row in pages.add(rows, options.all_versions):
+            if _matches(row, options):
+                summary.rows += 1
+                summary.unplaced += row["location_level"] == "unknown"
+                yield row
+            else:
+                summary.filtered_out += 1
+
+
+def iter_events_with_versions(
+    storage: Storage,
+    options: ExportOptions,
+    summary: ExportSummary,
+    on_bad: Callable[[BadLine], None],
+    progress: Callable[[int, date], None] | None = None,
+) -> Iterator[tuple[dict[str, Any], list[tuple[str, dict[str, Any]]]]]:
+    """(latest row, (content hash, row) of every version) of each id whose latest version passes the filters.
+
+    Every row carries the event's latest page and its place; the page versions themselves
+    are in the other formats' `--all-versions`.
+    """
+    pages = PageColumns(storage)
+    for versions in iter_versions(storage, options, summary, on_bad, progress):
+        [latest] = pages.add([latest_row(versions, options.page_origin)], all_versions=False)
+        if not _matches(latest, options):
+            summary.filtered_out += 1
+            continue
+        hashes, rows = zip(*version_rows(versions, options.page_origin), strict=True)
+        every = list(zip(hashes, pages.add(list(rows), all_versions=False), strict=True))
+        summary.rows += 1
+        summary.unplaced += latest["location_level"] == "unknown"
+        summary.version_rows += len(every)
+        yield latest, every
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -181,53 +319,156 @@ def _text_row(row: dict[str, Any]) -> dict[str, Any]:
     return {key: _iso(value) if isinstance(value, datetime) else value for key, value in row.items()}
 
 
-def write_jsonl(rows: Iterator[dict[str, Any]], out: TextIO) -> None:
+def neutralise(cells: dict[str, Any]) -> None:
+    """Text cells a spreadsheet would run as a formula get a leading `'`, so they show as the text they are."""
+    for name in TEXT_COLUMNS:
+        value = cells[name]
+        if value and value[0] in FORMULA_STARTS:
+            cells[name] = "'" + value
+
+
+def write_jsonl(rows: Iterable[dict[str, Any]], out: TextIO) -> None:
     out.writelines(json.dumps(_text_row(row), ensure_ascii=False) + "\n" for row in rows)
 
 
-def write_csv(rows: Iterator[dict[str, Any]], out: TextIO) -> None:
-    writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")
+def write_csv(rows: Iterable[dict[str, Any]], out: TextIO, raw: bool = False) -> None:
+    """RFC 4180 CSV with a header (CRLF line ends, so a lone CR in a text is quoted too); cells that
+    start like a formula are neutralised unless `raw`."""
+    writer = csv.DictWriter(out, fieldnames=list(COLUMNS), lineterminator="\r\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow(_text_row(row))
+        cells = _text_row(row)
+        if not raw:
+            neutralise(cells)
+        writer.writerow(cells)
+
+
+PARQUET_TYPES = {"integer": "int64", "text": "string", "real": "float64"}
 
 
 def parquet_schema():
     import pyarrow as pa
 
-    return pa.schema([
-        ("id", pa.int64()),
-        ("datetime", pa.timestamp("ms", tz=PARQUET_EVENT_TZ)),
-        ("name", pa.string()),
-        ("summary", pa.string()),
-        ("url", pa.string()),
-        ("type", pa.string()),
-        ("location_name", pa.string()),
-        ("latitude", pa.float64()),
-        ("longitude", pa.float64()),
-        ("first_collected", pa.timestamp("ms", tz="UTC")),
-        ("last_collected", pa.timestamp("ms", tz="UTC")),
-        ("versions", pa.int64()),
-        *parquet_fields(PARQUET_EVENT_TZ),
-    ])
+    def arrow_type(kind: str):
+        if kind == "local_time":
+            return pa.timestamp("ms", tz=PARQUET_EVENT_TZ)
+        if kind == "utc_time":
+            return pa.timestamp("ms", tz="UTC")
+        return pa.type_for_alias(PARQUET_TYPES[kind])
+
+    return pa.schema([(name, arrow_type(kind)) for name, kind in COLUMNS.items()])
 
 
-def write_parquet(rows: Iterator[dict[str, Any]], out) -> None:
-    """Row groups of PARQUET_ROW_GROUP rows, so memory holds one group at a time."""
+def write_parquet(rows: Iterable[dict[str, Any]], out) -> None:
+    """Row groups of PARQUET_ROW_GROUP rows, gathered as columns: memory holds one group at a time."""
     try:
         import pyarrow as pa
         import pyarrow.parquet as pq
     except ImportError:
         raise ExportError("Parquet output needs pyarrow: python3 -m pip install -r requirements-extras.txt") from None
     schema = parquet_schema()
+
+    def empty_group() -> dict[str, list[Any]]:
+        return {name: [] for name in COLUMNS}
+
     with pq.ParquetWriter(out, schema) as writer:
-        batch: list[dict[str, Any]] = []
+        group, count = empty_group(), 0
         for row in rows:
-            batch.append(row)
-            if len(batch) >= PARQUET_ROW_GROUP:
-                writer.write_table(pa.Table.from_pylist(batch, schema=schema))
-                batch = []
-        writer.write_table(pa.Table.from_pylist(batch, schema=schema))
+            for name, values in group.items():
+                values.append(row[name])
+            count += 1
+            if count == PARQUET_ROW_GROUP:
+                writer.write_table(pa.Table.from_pydict(group, schema=schema))
+                group, count = empty_group(), 0
+        writer.write_table(pa.Table.from_pydict(group, schema=schema))
 
 
-WRITERS = {"jsonl": write_jsonl, "csv": write_csv, "parquet": write_parquet}
+SQLITE_TYPES = {"integer": "INTEGER", "text": "TEXT", "real": "REAL", "local_time": "TEXT", "utc_time": "TEXT"}
+VERSION_KEY = "content_hash"
+
+
+def _q(name: str) -> str:
+    """An SQL identifier, quoted as sqlite-utils quotes them."""
+    return f'"{name}"'
+
+
+def _column_list(names: Iterable[str], prefix: str = "") -> str:
+    return ", ".join(prefix + _q(name) for name in names)
+
+
+def sqlite_schema() -> tuple[list[str], list[str]]:
+    """(tables, full-text index triggers): `events` keyed by id, `versions`, and `events_fts` in the
+    shape sqlite-utils' enable_fts(..., create_triggers=True) gives, which Datasette detects."""
+    events = ",\n".join(
+        f"   {_q(name)} {SQLITE_TYPES[kind]}" + (" PRIMARY KEY" if name == "id" else "")
+        for name, kind in COLUMNS.items()
+    )
+    versions = ",\n".join(
+        f"   {_q(name)} {SQLITE_TYPES[kind]}" + (' REFERENCES "events"("id")' if name == "id" else "")
+        for name, kind in COLUMNS.items()
+    )
+    fts, new, old = _column_list(FTS_COLUMNS), _column_list(FTS_COLUMNS, "new."), _column_list(FTS_COLUMNS, "old.")
+    add = f'INSERT INTO "events_fts" (rowid, {fts}) VALUES (new.rowid, {new});'
+    remove = f'INSERT INTO "events_fts" ("events_fts", rowid, {fts}) VALUES(\'delete\', old.rowid, {old});'
+    tables = [
+        f'CREATE TABLE "events" (\n{events}\n)',
+        f'CREATE TABLE "versions" (\n{versions},\n   {_q(VERSION_KEY)} TEXT,\n   PRIMARY KEY ("id", {_q(VERSION_KEY)})\n)',
+        f'CREATE VIRTUAL TABLE "events_fts" USING FTS5 (\n    {fts},\n    content="events"\n)',
+    ]
+    triggers = [
+        f'CREATE TRIGGER "events_ai" AFTER INSERT ON "events" BEGIN\n  {add}\nEND',
+        f'CREATE TRIGGER "events_ad" AFTER DELETE ON "events" BEGIN\n  {remove}\nEND',
+        f'CREATE TRIGGER "events_au" AFTER UPDATE ON "events" BEGIN\n  {remove}\n  {add}\nEND',
+    ]
+    return tables, triggers
+
+
+def _upsert_event_sql() -> str:
+    """Insert a row into events; should the id be there already (versions dated too far apart to
+    merge in the stream) keep the later-collected content, the earliest collection, all versions."""
+    later = 'excluded."last_collected" > "events"."last_collected"'
+    updates = [f"{_q(name)} = CASE WHEN {later} THEN excluded.{_q(name)} ELSE \"events\".{_q(name)} END"
+               for name in COLUMNS if name not in ("id", "first_collected", "versions")]
+    updates += [
+        '"first_collected" = coalesce(min("events"."first_collected", excluded."first_collected"), '
+        '"events"."first_collected", excluded."first_collected")',
+        '"versions" = "events"."versions" + excluded."versions"',
+    ]
+    return (f'INSERT INTO "events" ({_column_list(COLUMNS)}) VALUES ({", ".join("?" * len(COLUMNS))})\n'
+            f'ON CONFLICT("id") DO UPDATE SET {", ".join(updates)}')
+
+
+def _insert_version_sql() -> str:
+    names = [*COLUMNS, VERSION_KEY]
+    return f'INSERT OR IGNORE INTO "versions" ({_column_list(names)}) VALUES ({", ".join("?" * len(names))})'
+
+
+def _sqlite_value(value: Any) -> Any:
+    return _iso(value) if isinstance(value, datetime) else value
+
+
+def write_sqlite(records: Iterable[tuple[dict[str, Any], list[tuple[str, dict[str, Any]]]]], path: str) -> None:
+    """A SQLite database in the new, empty file `path`: rows stream in, then the full-text index is built."""
+    import sqlite3
+
+    tables, triggers = sqlite_schema()
+    upsert, insert_version = _upsert_event_sql(), _insert_version_sql()
+    connection = sqlite3.connect(path, isolation_level=None)
+    try:
+        connection.execute("PRAGMA journal_mode = OFF")  # a temp file: renamed over -o only when complete
+        connection.execute("BEGIN")
+        for statement in tables:
+            connection.execute(statement)
+        for latest, every in records:
+            connection.execute(upsert, [_sqlite_value(latest[name]) for name in COLUMNS])
+            connection.executemany(insert_version, (
+                [*(_sqlite_value(row[name]) for name in COLUMNS), content_hash] for content_hash, row in every
+            ))
+        connection.execute('INSERT INTO "events_fts" ("events_fts") VALUES (\'rebuild\')')
+        for statement in triggers:
+            connection.execute(statement)
+        connection.execute("COMMIT")
+    except sqlite3.Error as error:  # such as "database or disk is full": the output failed, like an OSError
+        raise OSError(f"cannot write the SQLite database {path}: {error}") from None
+    finally:
+        connection.close()

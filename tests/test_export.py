@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import json
+import os
+import re
 import shutil
 import signal
+import sqlite3
 from datetime import datetime
 from pathlib import Path
 
@@ -16,12 +20,16 @@ from archive_truth import archived_versions, versions_in_snapshots
 from conftest import Collector
 from fake_polisen import FakePolisenServer
 
-from polisen_collector.archive.events import content_hash, parse_event_datetime
-from polisen_collector.export import ExportOptions, ExportSummary, iter_rows, write_jsonl
+import export_events
+from polisen_collector.archive.events import content_hash, encode_jsonl, parse_event_datetime
+from polisen_collector.archive.layout import run_object_name
+from polisen_collector.export import COLUMNS, ExportOptions, ExportSummary, iter_rows, make_row, write_jsonl
 from polisen_collector.geography import place_event
-from polisen_collector.pages.columns import GEOGRAPHY_COLUMNS, PAGE_COLUMNS
+from polisen_collector.pages.columns import PAGE_COLUMNS
 from polisen_collector.run.lock import RunLock
 from polisen_collector.storage.local import LocalStorage
+
+GEOGRAPHY_COLUMNS = ["location_level", "municipality_code", "municipality_name", "county_code", "county_name"]
 
 KILL_SCRIPT = "tests/compact_with_kill.py"
 
@@ -48,8 +56,12 @@ def workspace(tmp_path, archive) -> Collector:
     return copy
 
 
+PAGES_OF_POLISEN = {"POLISEN_API_URL": "https://polisen.se/api/events", "API_RATE_LIMIT": "on"}
+
+
 def export(collector: Collector, *args: str):
-    return collector.run(*args, script="export_events.py")
+    """The export as its own process; page_url then starts with https://polisen.se."""
+    return collector.run(*args, script="export_events.py", env=PAGES_OF_POLISEN)
 
 
 def export_rows(collector: Collector, *args: str) -> list[dict]:
@@ -70,7 +82,8 @@ def expected_row(content: str, versions: int) -> dict:
     latitude, longitude = (float(x) for x in event["location"]["gps"].split(","))
     return {
         "id": event["id"], "datetime": parse_event_datetime(event["datetime"]).isoformat(),
-        "name": event["name"], "summary": event["summary"], "url": event["url"], "type": event["type"],
+        "name": event["name"], "summary": event["summary"], "url": event["url"],
+        "page_url": "https://polisen.se" + event["url"], "type": event["type"],
         "location_name": event["location"]["name"], "latitude": latitude, "longitude": longitude,
         "versions": versions, **no_page_and_place(event),
     }
@@ -137,7 +150,7 @@ def test_csv_and_parquet_read_back_with_types(archive, tmp_path):
         types = dict(zip(relation.columns, map(str, relation.types), strict=True))
         assert {k: v for k, v in types.items() if k not in PAGE_COLUMNS + GEOGRAPHY_COLUMNS} == {
             "id": "BIGINT", "datetime": "TIMESTAMP WITH TIME ZONE", "name": "VARCHAR", "summary": "VARCHAR",
-            "url": "VARCHAR", "type": "VARCHAR", "location_name": "VARCHAR", "latitude": "DOUBLE",
+            "url": "VARCHAR", "page_url": "VARCHAR", "type": "VARCHAR", "location_name": "VARCHAR", "latitude": "DOUBLE",
             "longitude": "DOUBLE", "first_collected": "TIMESTAMP WITH TIME ZONE",
             "last_collected": "TIMESTAMP WITH TIME ZONE", "versions": "BIGINT",
         }, source
@@ -206,6 +219,223 @@ def test_parquet_needs_a_file_and_pyarrow(workspace, tmp_path):
     assert "Parquet output needs pyarrow: python3 -m pip install -r requirements-extras.txt" in result.stderr
     assert not (tmp_path / "out.parquet").exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out")] == []
+
+
+@pytest.fixture
+def run_export(monkeypatch, capsys, tmp_path):
+    """export_events.main in this process, with no settings from the environment but the API URL."""
+    for key in list(os.environ):
+        if key.startswith(("POLISEN_", "API_", "OCI_", "STORAGE", "DATA_DIR", "LOG_")):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("POLISEN_API_URL", "https://polisen.se/api/events")
+
+    def run(data_dir: Path, *args: str) -> tuple[int, str, str]:
+        code = export_events.main(["--env-file", str(tmp_path / "none.env"), "--data-dir", str(data_dir), *args])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+def sqlite_rows(path: Path, query: str, *params) -> list[dict]:
+    with sqlite3.connect(path) as connection:
+        connection.row_factory = sqlite3.Row
+        return [dict(row) for row in connection.execute(query, params)]
+
+
+def words(text: str) -> set[str]:
+    return set(re.findall(r"[^\W_]+", text.casefold()))
+
+
+def test_sqlite_has_events_versions_and_a_full_text_index(archive, snapshot_bodies, run_export, tmp_path):
+    truth = versions_in_snapshots(snapshot_bodies)
+    reference = {row["id"]: row for row in map(json.loads, export_in_process(archive.data_dir).splitlines())}
+    code, out, err = run_export(archive.data_dir, "-o", str(tmp_path / "events.db"))
+    assert (code, out) == (0, "")
+    versions_total = sum(map(len, truth.values()))
+    assert err.splitlines()[-1] == (f"exported {len(truth)} events and {versions_total} versions from 28 days; "
+                                    "0 identical copies dropped, 0 rows filtered out, 0 bad lines skipped")
+    db = tmp_path / "events.db"
+
+    events = sqlite_rows(db, "SELECT * FROM events ORDER BY id")
+    assert events == [reference[event_id] for event_id in sorted(truth)]
+    assert [without_collected(row) for row in events] == [
+        expected_row(truth[event_id][-1], len(truth[event_id])) for event_id in sorted(truth)
+    ]
+    versions = sqlite_rows(db, "SELECT * FROM versions ORDER BY id, first_collected")
+    assert [without_collected({k: v for k, v in row.items() if k != "content_hash"}) for row in versions] == [
+        expected_row(content, len(truth[event_id])) for event_id in sorted(truth) for content in truth[event_id]
+    ]
+    assert [row["content_hash"] for row in versions] == [
+        content_hash(json.loads(content)) for event_id in sorted(truth) for content in truth[event_id]
+    ]
+    assert sqlite_rows(db, "SELECT name, type FROM pragma_table_info('events')") == [
+        {"name": name, "type": {"integer": "INTEGER", "real": "REAL"}.get(kind, "TEXT")} for name, kind in COLUMNS.items()
+    ]
+    assert sqlite_rows(db, "SELECT name, pk FROM pragma_table_info('events') WHERE pk") == [{"name": "id", "pk": 1}]
+
+    # Full-text search over name and summary, as Datasette's ?_search= runs it.
+    matched = sqlite_rows(db, "SELECT rowid FROM events_fts WHERE events_fts MATCH ? ORDER BY rowid", "trafikolycka")
+    expected = [event_id for event_id in sorted(truth)
+                if "trafikolycka" in words(f"{reference[event_id]['name']} {reference[event_id]['summary']}")]
+    assert [row["rowid"] for row in matched] == expected
+    assert len(expected) > 20
+    # The shape Datasette detects (content="events") and sqlite-utils' triggers keep the index in step.
+    fts_sql = sqlite_rows(db, "SELECT sql FROM sqlite_master WHERE name = 'events_fts'")[0]["sql"]
+    assert 'USING FTS5' in fts_sql and 'content="events"' in fts_sql
+    with sqlite3.connect(db) as connection:
+        connection.execute("UPDATE events SET summary = 'Zebrakorsning blockerad' WHERE id = ?", (expected[0],))
+    assert sqlite_rows(db, "SELECT rowid FROM events_fts WHERE events_fts MATCH 'zebrakorsning'") == [
+        {"rowid": expected[0]}
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def write_objects(data_dir: Path, objects: dict[str, list[dict]]) -> None:
+    for name, events in objects.items():
+        path = data_dir / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(encode_jsonl(events))
+
+
+def event(event_id: int, when: str, **fields) -> dict:
+    return {"id": event_id, "datetime": when, "name": f"{when[:10]}, Brand, Kävlinge", "summary": "Brand i skog.",
+            "url": f"/aktuellt/handelser/{event_id}/", "type": "Brand",
+            "location": {"name": "Kävlinge", "gps": "55.793637,13.113398"}, **fields}
+
+
+def test_csv_cells_that_look_like_formulas_are_neutralised_unless_raw(tmp_path, run_export):
+    hostile = event(7, "2026-05-20 10:00:00 +02:00", name="=HYPERLINK(\"http://x\")", summary="+46 70 123",
+                    type="-1+2", location={"name": "@SUM(A1)", "gps": "-12.5,-45.25"}, url="\t/x")
+    tame = event(8, "2026-05-20 11:00:00 +02:00", name="a=b, -ok", summary="\rcr")
+    write_objects(tmp_path / "data", {run_object_name("2026-05-20", "20260520T090000.000Z-aaaaaa"): [hostile, tame]})
+
+    code, _, err = run_export(tmp_path / "data", "-o", str(tmp_path / "safe.csv"))
+    assert code == 0, err
+    code, _, err = run_export(tmp_path / "data", "-o", str(tmp_path / "raw.csv"), "--csv-raw")
+    assert code == 0, err
+
+    def cells(name: str) -> list[dict]:
+        with (tmp_path / name).open(newline="", encoding="utf-8") as handle:
+            return [{k: row[k] for k in ("name", "summary", "url", "page_url", "type", "location_name", "latitude",
+                                         "longitude")} for row in csv.DictReader(handle)]
+
+    assert cells("safe.csv") == [
+        {"name": "'=HYPERLINK(\"http://x\")", "summary": "'+46 70 123", "url": "'\t/x", "page_url": "",
+         "type": "'-1+2", "location_name": "'@SUM(A1)", "latitude": "-12.5", "longitude": "-45.25"},
+        {"name": "a=b, -ok", "summary": "'\rcr", "url": "/aktuellt/handelser/8/",
+         "page_url": "https://polisen.se/aktuellt/handelser/8/", "type": "Brand", "location_name": "Kävlinge",
+         "latitude": "55.793637", "longitude": "13.113398"},
+    ]
+    assert cells("raw.csv") == [
+        {"name": "=HYPERLINK(\"http://x\")", "summary": "+46 70 123", "url": "\t/x", "page_url": "",
+         "type": "-1+2", "location_name": "@SUM(A1)", "latitude": "-12.5", "longitude": "-45.25"},
+        {"name": "a=b, -ok", "summary": "\rcr", "url": "/aktuellt/handelser/8/",
+         "page_url": "https://polisen.se/aktuellt/handelser/8/", "type": "Brand", "location_name": "Kävlinge",
+         "latitude": "55.793637", "longitude": "13.113398"},
+    ]
+
+
+@pytest.mark.parametrize(("args", "line"), [
+    (["-o", "events.txt"], "error: cannot tell the format from the name {out}/events.txt: "
+                           "use --format jsonl|csv|parquet|sqlite"),
+    (["-o", "events"], "error: cannot tell the format from the name {out}/events: use --format jsonl|csv|parquet|sqlite"),
+    (["--format", "sqlite"], "error: SQLite output needs -o FILE"),
+    (["--csv-raw", "-o", "events.jsonl"], "error: --csv-raw applies only to CSV output"),
+])
+def test_format_errors_are_one_line_and_write_nothing(tmp_path, run_export, args, line):
+    out = tmp_path / "out"
+    out.mkdir()
+    args = [str(out / arg) if arg.startswith("events") else arg for arg in args]
+    code, stdout, err = run_export(tmp_path, *args)
+    assert (code, stdout, err) == (2, "", line.format(out=out) + "\n")
+    assert list(out.iterdir()) == []
+
+
+def test_format_from_extension_or_flag(tmp_path, run_export):
+    write_objects(tmp_path / "data", {
+        run_object_name("2026-05-20", "20260520T090000.000Z-aaaaaa"): [event(7, "2026-05-20 10:00:00 +02:00")],
+    })
+    for name in ("a.db", "b.sqlite", "c.SQLITE3"):
+        assert run_export(tmp_path / "data", "-o", str(tmp_path / name))[0] == 0
+        assert sqlite_rows(tmp_path / name, "SELECT id FROM events") == [{"id": 7}]
+    assert run_export(tmp_path / "data", "--format", "csv", "-o", str(tmp_path / "d.txt"))[0] == 0
+    assert (tmp_path / "d.txt").read_text().startswith("id,datetime,")
+
+
+def test_an_output_that_cannot_be_written_fails_with_one_line_and_leaves_no_temp_file(tmp_path, run_export):
+    write_objects(tmp_path / "data", {
+        run_object_name("2026-05-20", "20260520T090000.000Z-aaaaaa"): [event(7, "2026-05-20 10:00:00 +02:00")],
+    })
+    (tmp_path / "out" / "events.db").mkdir(parents=True)  # a folder where the file should go
+    code, _, err = run_export(tmp_path / "data", "-o", str(tmp_path / "out" / "events.db"))
+    assert code == 1
+    assert err.splitlines()[-1].startswith("export failed: [Errno 21] Is a directory: ")
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["events.db"]
+
+
+def test_page_url_origin_comes_from_the_api_url(tmp_path, run_export, monkeypatch):
+    write_objects(tmp_path / "data", {
+        run_object_name("2026-05-20", "20260520T090000.000Z-aaaaaa"): [event(7, "2026-05-20 10:00:00 +02:00")],
+    })
+    monkeypatch.setenv("POLISEN_API_URL", "http://127.0.0.1:8080/api/events")
+    code, out, _ = run_export(tmp_path / "data")
+    assert code == 0
+    assert json.loads(out)["page_url"] == "http://127.0.0.1:8080/aktuellt/handelser/7/"
+
+
+def test_versions_dated_far_apart_are_merged_in_sqlite_and_reported(tmp_path, run_export):
+    """An edit that moved an event's date by weeks (never seen in real data) and a stray folder."""
+    first = event(7, "2026-05-01 10:00:00 +02:00")
+    moved = event(7, "2026-05-20 10:00:00 +02:00", summary="Brand i skog, datum rättat.")
+    other = event(8, "2026-05-20 11:00:00 +02:00")
+    write_objects(tmp_path / "data", {
+        run_object_name("2026-05-01", "20260501T090000.000Z-aaaaaa"): [first],
+        run_object_name("2026-05-10", "20260510T090000.000Z-aaaaaa"): [event(6, "2026-05-10 10:00:00 +02:00")],
+        run_object_name("2026-05-20", "20260520T090000.000Z-bbbbbb"): [moved, other],
+        "events/2026/5/20/events-20260520T100000.000Z-cccccc.jsonl": [other],
+    })
+
+    code, out, err = run_export(tmp_path / "data")
+    assert code == 0
+    assert [(row["id"], row["summary"]) for row in map(json.loads, out.splitlines())] == [
+        (7, "Brand i skog."), (6, "Brand i skog."), (7, "Brand i skog, datum rättat."), (8, "Brand i skog."),
+    ]
+    assert err.splitlines() == [
+        "skipping bad archive line: events/2026/5/20/events-20260520T100000.000Z-cccccc.jsonl line 0: "
+        "not in the folder of its day events/2026/05/20/: skipped",
+        "warning: event 7 has versions dated on days more than a week apart; exported once per date",
+        "exported 4 rows from 3 days; 0 older versions dropped, 0 identical copies dropped, "
+        "0 rows filtered out, 1 bad lines skipped; 1 ids dated on days too far apart to merge",
+    ]
+
+    code, _, err = run_export(tmp_path / "data", "-o", str(tmp_path / "events.db"))
+    assert code == 0
+    assert "warning: event 7 has versions dated on days more than a week apart; merged into one row of events" in err
+    db = tmp_path / "events.db"
+    assert sqlite_rows(db, "SELECT id, datetime, summary, first_collected, last_collected, versions FROM events"
+                           " WHERE id != 6") == [
+        {"id": 7, "datetime": "2026-05-20T10:00:00+02:00", "summary": "Brand i skog, datum rättat.",
+         "first_collected": "2026-05-01T09:00:00+00:00", "last_collected": "2026-05-20T09:00:00+00:00", "versions": 2},
+        {"id": 8, "datetime": "2026-05-20T11:00:00+02:00", "summary": "Brand i skog.",
+         "first_collected": "2026-05-20T09:00:00+00:00", "last_collected": "2026-05-20T09:00:00+00:00", "versions": 1},
+    ]
+    assert sqlite_rows(db, "SELECT id, summary FROM versions ORDER BY id, first_collected") == [
+        {"id": 6, "summary": "Brand i skog."},
+        {"id": 7, "summary": "Brand i skog."}, {"id": 7, "summary": "Brand i skog, datum rättat."},
+        {"id": 8, "summary": "Brand i skog."},
+    ]
+    assert sqlite_rows(db, "SELECT rowid FROM events_fts WHERE events_fts MATCH 'rättat'") == [{"rowid": 7}]
+
+
+def test_every_column_is_built_in_one_place():
+    """make_row fills the feed's columns, PageColumns.add the page's and the place's: together, COLUMNS."""
+    from polisen_collector.archive.events import validate_event
+    from polisen_collector.archive.layout import Version
+
+    version = Version(validate_event(event(7, "2026-05-20 10:00:00 +02:00")), "", "")
+    row = make_row(version, "", "", 1, "https://polisen.se")
+    assert [*row, *PAGE_COLUMNS, *GEOGRAPHY_COLUMNS] == list(COLUMNS)
 
 
 def compact(collector: Collector, kill_at: int = 0, calls_file: Path | None = None):

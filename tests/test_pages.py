@@ -274,6 +274,28 @@ def test_the_docs_duckdb_examples_group_by_county_and_search_the_text(replayed, 
     assert len(found) == sum("kniv" in text.lower() for (text,) in texts if text)
 
 
+@pytest.mark.slow
+def test_sqlite_full_text_search_covers_the_page_text(replayed, tmp_path):
+    import sqlite3
+
+    from polisen_collector.export import iter_events_with_versions, write_sqlite
+
+    storage = replayed[0]
+    path = tmp_path / "events.db"
+    write_sqlite(iter_events_with_versions(storage, ExportOptions(), ExportSummary(), on_bad=lambda line: None), str(path))
+    with sqlite3.connect(path) as db:
+        bodies = db.execute("SELECT id, name, summary, page_preamble, page_body FROM events").fetchall()
+        found = {row[0] for row in db.execute(
+            "SELECT rowid FROM events_fts WHERE events_fts MATCH 'kniv*'")}
+    # Whole words starting with "kniv" (kniv, knivar, knivskuren ...) in any indexed column, as FTS5 tokenises them.
+    expected = {event_id for event_id, *texts in bodies
+                if any(word.startswith("kniv") for text in texts if text
+                       for word in "".join(c if c.isalnum() else " " for c in text.lower()).split())}
+    assert found == expected
+    assert any(not any("kniv" in (text or "").lower() for text in texts[:2])
+               for event_id, *texts in bodies if event_id in found), "some are found by their page text alone"
+
+
 @pytest.mark.parametrize(("environ", "message"), [
     ({"PAGE_INTERVAL_SECONDS": "0.5"}, "PAGE_INTERVAL_SECONDS=0.5 is refused"),
     ({"POLISEN_SITE_URL": "http://polisen.se"}, "POLISEN_SITE_URL='http://polisen.se' is invalid: must use https"),

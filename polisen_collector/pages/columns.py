@@ -1,6 +1,7 @@
 """The page and geography columns of the export: what the event's page says, and where it happened.
 
-export.py builds a row per event (or per event version) from the feed; `PageColumns.add`
+export.py builds a row per event (or per event version) from the feed, `page_url` included;
+`PageColumns.add`
 gives those rows of one event the parsed text of its archived page (pages/store.py) and
 its place (geography.place_event). By default the event's latest page version; with
 all versions, each page version beside the feed version that was current when it was
@@ -18,28 +19,8 @@ from polisen_collector.pages.parse import parse_page
 from polisen_collector.pages.store import PageVersion, day_page_versions, read_page_html
 from polisen_collector.storage.base import Storage
 
-SITE_ORIGIN = "https://polisen.se"
-PAGE_COLUMNS = ["page_title", "page_preamble", "page_body", "page_author", "page_published", "page_url",
-                "page_fetched"]
-GEOGRAPHY_COLUMNS = ["location_level", "municipality_code", "municipality_name", "county_code", "county_name"]
+PAGE_COLUMNS = ["page_title", "page_preamble", "page_body", "page_author", "page_published", "page_fetched"]
 CACHED_DAYS = 16
-
-
-def parquet_fields(event_tz: str) -> list[tuple[str, Any]]:
-    import pyarrow as pa
-
-    text = pa.string()
-    return [
-        ("page_title", text), ("page_preamble", text), ("page_body", text), ("page_author", text),
-        ("page_published", pa.timestamp("ms", tz=event_tz)), ("page_url", text),
-        ("page_fetched", pa.timestamp("ms", tz="UTC")),
-        *((name, text) for name in GEOGRAPHY_COLUMNS),
-    ]
-
-
-def page_url(url: Any) -> str | None:
-    """The page's absolute address on polisen.se."""
-    return SITE_ORIGIN + url if isinstance(url, str) and url.startswith("/") else None
 
 
 class PageColumns:
@@ -86,7 +67,6 @@ class PageColumns:
     def _complete(self, row: dict[str, Any], version: PageVersion | None) -> dict[str, Any]:
         place = place_event(row.get("location_name"), row.get("name"))
         fields = self.page_fields(version)
-        fields["page_url"] = page_url(row.get("url"))
         return {**row, **fields, "location_level": place.location_level, "municipality_code": place.municipality_code,
                 "municipality_name": place.municipality_name, "county_code": place.county_code,
                 "county_name": place.county_name}

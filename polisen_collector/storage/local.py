@@ -78,20 +78,27 @@ class LocalStorage:
             raise StorageError(f"cannot write {name} in {self.description}: {error}") from error
 
     def list(self, prefix: str) -> Iterator[str]:
-        """Names under `prefix`, sorted; walks only the folder the prefix points into and skips temp files."""
+        """Names under `prefix` in name order, skipping temp files; walks lazily, one folder in
+        memory at a time, so listing years of archive costs no more memory than listing a day."""
         folder = prefix.rpartition("/")[0]
         start = self.root.joinpath(*folder.split("/")) if folder else self.root
-        names = []
-        for dirpath, dirnames, filenames in os.walk(start):
-            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-            rel_dir = Path(dirpath).relative_to(self.root).as_posix()
-            for filename in filenames:
-                if filename.startswith("."):
-                    continue
-                name = filename if rel_dir == "." else f"{rel_dir}/{filename}"
-                if name.startswith(prefix):
-                    names.append(name)
-        return iter(sorted(names))
+        return self._walk(start, f"{folder}/" if folder else "", prefix)
+
+    def _walk(self, directory: Path, relative: str, prefix: str) -> Iterator[str]:
+        try:
+            with os.scandir(directory) as scan:
+                entries = [(entry.name, entry.is_dir(), entry.is_symlink()) for entry in scan
+                           if not entry.name.startswith(".")]
+        except OSError:
+            return
+        # A folder's names all start with "<folder>/", so sorting it as "<folder>/" keeps name order.
+        for name, is_dir, is_link in sorted(entries, key=lambda entry: entry[0] + "/" if entry[1] else entry[0]):
+            path = relative + name
+            if is_dir:  # folders that are symbolic links are not followed
+                if not is_link and (prefix.startswith(path + "/") or (path + "/").startswith(prefix)):
+                    yield from self._walk(directory / name, path + "/", prefix)
+            elif path.startswith(prefix):
+                yield path
 
     def delete(self, name: str) -> None:
         try:
