@@ -15,7 +15,7 @@ import json
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from itertools import groupby
 from typing import Any, TextIO
 
@@ -253,7 +253,7 @@ def iter_versions(
             for earlier in window.values():
                 versions.extend(earlier.pop(event_id, []))
         window[day] = groups
-        while next(iter(window)) < day - timedelta(days=MERGE_WINDOW_DAYS):
+        while (day - next(iter(window))).days > MERGE_WINDOW_DAYS:  # no date arithmetic that overflows at year 1
             yield from flush(window.popitem(last=False)[1])
     while window:
         yield from flush(window.popitem(last=False)[1])

@@ -323,25 +323,57 @@ class PolisenClient:
     def _read_body(self, response: requests.Response) -> bytes:
         """The decoded body, within the size cap and the request's deadline."""
         limit = self.options.max_body_bytes
-        declared = response.headers.get("Content-Length")
-        if declared and declared.isdigit() and "Content-Encoding" not in response.headers and int(declared) > limit:
-            raise ApiError(f"response of {declared} bytes is larger than API_MAX_BODY_BYTES={limit}")
-        chunks = []
-        size = 0
         try:
-            for chunk in response.raw.stream(CHUNK_BYTES, decode_content=True):
-                size += len(chunk)
-                if size > limit:
-                    raise ApiError(
-                        f"response body exceeds API_MAX_BODY_BYTES={limit} once decompressed; refused"
-                    )
-                chunks.append(chunk)
-        except (Urllib3HTTPError, OSError) as error:
+            body = read_capped(response, limit)
+        except BodyTooLarge as error:
+            if error.declared is not None:
+                raise ApiError(f"response of {error.declared} bytes is larger than API_MAX_BODY_BYTES={limit}") from None
+            raise ApiError(f"response body exceeds API_MAX_BODY_BYTES={limit} once decompressed; refused") from None
+        except BodyBroken as error:
             if not self._deadline_hit:
-                raise _BadBody(f"body broken off after {size} bytes: {type(error).__name__}") from None
+                raise _BadBody(str(error)) from None
+            raise self._deadline_error(f"{error.received} bytes of its body had arrived") from None
         if self._deadline_hit:
-            raise self._deadline_error(f"{size} bytes of its body had arrived")
-        return b"".join(chunks)
+            raise self._deadline_error(f"{len(body)} bytes of its body had arrived")
+        return body
+
+
+class BodyTooLarge(Exception):
+    """A body over its size cap; `declared` is the Content-Length that said so in advance, if any."""
+
+    def __init__(self, declared: int | None) -> None:
+        super().__init__(f"body larger than allowed (declared {declared})" if declared else "body larger than allowed")
+        self.declared = declared
+
+
+class BodyBroken(Exception):
+    """The body's stream broke off (a reset, a bad gzip stream) after `received` decoded bytes."""
+
+    def __init__(self, received: int, cause: BaseException) -> None:
+        super().__init__(f"body broken off after {received} bytes: {type(cause).__name__}")
+        self.received = received
+
+
+def read_capped(response: requests.Response, limit: int) -> bytes:
+    """The decoded body of a streamed response, refused past `limit` bytes before anything is held.
+
+    A declared length over the limit is refused at once (unless compressed: the cap is on the
+    decoded size, which a gzip bomb's header does not tell).
+    """
+    declared = response.headers.get("Content-Length")
+    if declared and declared.isdigit() and "Content-Encoding" not in response.headers and int(declared) > limit:
+        raise BodyTooLarge(int(declared))
+    chunks = []
+    size = 0
+    try:
+        for chunk in response.raw.stream(CHUNK_BYTES, decode_content=True):
+            size += len(chunk)
+            if size > limit:
+                raise BodyTooLarge(None)
+            chunks.append(chunk)
+    except (Urllib3HTTPError, OSError) as error:
+        raise BodyBroken(size, error) from None
+    return b"".join(chunks)
 
 
 class _PoliteAdapter(HTTPAdapter):

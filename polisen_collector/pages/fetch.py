@@ -15,9 +15,8 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import requests
-from urllib3.exceptions import HTTPError as Urllib3HTTPError
 
-from polisen_collector.api.client import CHUNK_BYTES, user_agent
+from polisen_collector.api.client import BodyBroken, BodyTooLarge, read_capped, user_agent
 
 log = logging.getLogger("polisen.pages")
 
@@ -109,17 +108,10 @@ class PageClient:
 
     def _read_body(self, url: str, response: requests.Response) -> bytes:
         limit = self.options.max_bytes
-        declared = response.headers.get("Content-Length")
-        if declared and declared.isdigit() and "Content-Encoding" not in response.headers and int(declared) > limit:
-            raise PageError(f"{url}: page of {declared} bytes is larger than PAGE_MAX_BYTES={limit}")
-        chunks = []
-        size = 0
         try:
-            for chunk in response.raw.stream(CHUNK_BYTES, decode_content=True):
-                size += len(chunk)
-                if size > limit:
-                    raise PageError(f"{url}: page exceeds PAGE_MAX_BYTES={limit} once decompressed")
-                chunks.append(chunk)
-        except (Urllib3HTTPError, OSError) as error:
-            raise PageError(f"{url}: body broken off after {size} bytes: {type(error).__name__}") from None
-        return b"".join(chunks)
+            return read_capped(response, limit)
+        except BodyTooLarge as error:
+            size = f"page of {error.declared} bytes is larger than" if error.declared else "page exceeds"
+            raise PageError(f"{url}: {size} PAGE_MAX_BYTES={limit}" + ("" if error.declared else " once decompressed")) from None
+        except BodyBroken as error:
+            raise PageError(f"{url}: {error}") from None
