@@ -92,7 +92,10 @@ def main(argv: list[str] | None = None) -> int:
         from polisen_collector.logging_setup import print_failure, silence_logging
 
         silence_logging()
-        problem = record_config_failure(args, error)
+        # Only a collection run speaks for health.json: a dry run writes nothing, and the audit,
+        # compaction and an on-demand backfill are other jobs (the audit has health-audit.json).
+        collection = not (args.dry_run or args.audit or args.compact or args.backfill)
+        problem = record_config_failure(args, error) if collection else None
         print_failure(f"configuration error: {error}" + (f" ({problem})" if problem else ""))
         return EXIT_CONFIG
 
@@ -129,7 +132,7 @@ def record_config_failure(args: argparse.Namespace, error: ConfigError) -> str |
     try:
         some = load_some(("health_file", "log_dir", "healthcheck_ping_url"),
                          overrides=cli_overrides(args), env_file=Path(args.env_file))
-    except (OSError, ValueError) as failure:  # e.g. an unreadable .env: the config error is what matters
+    except (OSError, ValueError, ConfigError) as failure:  # e.g. an unreadable .env: the config error is what matters
         return f"not recorded in the health file: {failure}"
     if "log_dir" not in some:  # LOG_DIR itself is the bad setting: nowhere to record it
         return None

@@ -180,7 +180,7 @@ class Bench:
                 self.oci.add_secret(VAULT, f"polisen-collector-{suffix}", value)
             base.update({"OCI_AUTH": "vault", "OCI_VAULT_ID": VAULT, "OCI_SECRETS_ENDPOINT": self.oci.url,
                          "OCI_CONFIG_FILE": str(write_oci_config(workdir / "vault-reader", reader))})
-        templates = {THIS: "{python} " + shlex.quote(str(REPO / "collect_events.py")) + " --env-file none.env", **others}
+        templates = {THIS: "{python} " + shlex.quote(str(REPO / "collect_events.py")) + " --env-file /dev/null", **others}
         self.contenders = []
         for name in names:
             home = workdir / name

@@ -229,7 +229,7 @@ SETTINGS: list[Setting] = [
     Setting("LOG_DIR", "log_dir", "./logs", _folder,
             "Folder of the rotating log, the lock and the API cache."),
     Setting("LOG_LEVEL", "log_level", "INFO", _log_level,
-            "DEBUG, INFO, WARNING or ERROR."),
+            "DEBUG, INFO, WARNING, ERROR or CRITICAL."),
     Setting("LOG_MAX_BYTES", "log_max_bytes", "5000000", _whole(100, 10_000_000_000),
             "Size at which the log file rotates (100 to 10000000000)."),
     Setting("LOG_BACKUP_COUNT", "log_backup_count", "5", _whole(0, 1000),
@@ -337,10 +337,18 @@ class Settings:
         return self.log_dir / "collect_events.lock"
 
 
+DEFAULT_ENV_FILE = Path(".env")
+
+
 def read_env_file(path: Path) -> dict[str, str]:
-    """Values from a `.env` file; missing file means none."""
-    if not path.is_file():
-        return {}
+    """Values from a `.env` file. The default `.env` may be missing; a file named with --env-file
+    must exist, so that a typo in its path never sends a run out on the built-in defaults."""
+    if not path.exists():
+        if path == DEFAULT_ENV_FILE:
+            return {}
+        raise ConfigError(f"--env-file {path}: no such file (use --env-file /dev/null for none)")
+    if path.is_dir():
+        raise ConfigError(f"--env-file {path} is a folder, not a file of KEY=VALUE settings")
     from dotenv import dotenv_values
 
     return {key: value for key, value in dotenv_values(path).items() if value is not None}
@@ -462,4 +470,6 @@ def settings_table() -> str:
 
 
 if __name__ == "__main__":
-    print(settings_table())
+    from polisen_collector.cli import quiet_on_closed_pipe
+
+    quiet_on_closed_pipe(lambda argv=None: print(settings_table()))()

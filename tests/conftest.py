@@ -69,7 +69,7 @@ class Collector:
         })
 
     def command(self, *args: str, script: str = "collect_events.py") -> list[str]:
-        return [sys.executable, str(REPO / script), "--env-file", str(self.workdir / "none.env"), *args]
+        return [sys.executable, str(REPO / script), "--env-file", os.devnull, *args]
 
     def run(self, *args: str, env: dict[str, str] | None = None, timeout: float = 60,
             script: str = "collect_events.py", process: bool = False) -> subprocess.CompletedProcess:
@@ -84,7 +84,7 @@ class Collector:
                 capture_output=True, text=True, timeout=timeout,
             )
         else:
-            result = run_main(script, ["--env-file", str(self.workdir / "none.env"), *args], full_env, self.workdir)
+            result = run_main(script, ["--env-file", os.devnull, *args], full_env, self.workdir)
         result.log = log_file.read_bytes()[start:].decode("utf-8") if log_file.exists() else ""
         return result
 

@@ -63,7 +63,7 @@ def write_history(directory: Path, runs: list[dict]) -> None:
 
 def analyze(metrics_dir: Path, *args: str, env: dict | None = None, process: bool = False) -> subprocess.CompletedProcess:
     """analyze_metrics.py's main() in-process; as a real process where the interpreter matters."""
-    argv = ["--metrics-dir", str(metrics_dir), "--env-file", str(metrics_dir.parent / "none.env"), *args]
+    argv = ["--metrics-dir", str(metrics_dir), "--env-file", os.devnull, *args]
     env = {**{k: v for k, v in os.environ.items() if not k.startswith(("METRICS_", "RUN_"))}, **(env or {})}
     if not process:
         return run_main("analyze_metrics.py", argv, env, metrics_dir.parent)

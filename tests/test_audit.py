@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -141,7 +142,7 @@ def test_audit_tick_from_the_command_line_and_its_health(tmp_path, monkeypatch, 
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("API_RATE_LIMIT", "off")
     monkeypatch.setenv("AUDIT_REQUESTS_PER_TICK", "3")
-    args = ["--env-file", str(tmp_path / "none.env"), "--api-url", fake_api.url, "--data-dir", str(tmp_path / "data"),
+    args = ["--env-file", os.devnull, "--api-url", fake_api.url, "--data-dir", str(tmp_path / "data"),
             "--log-dir", str(tmp_path / "logs"), "--metrics-dir", str(tmp_path / "metrics")]
     fake_api.serve(113)
     assert collect_events.main(args) == 0
@@ -156,7 +157,7 @@ def test_audit_tick_from_the_command_line_and_its_health(tmp_path, monkeypatch, 
     assert len(list((tmp_path / "metrics").glob("run-*.json"))) == 1, "the run's statistics stay the runs'"
     capsys.readouterr()
 
-    check = ["--env-file", str(tmp_path / "none.env"), "--health-file", str(tmp_path / "logs" / "health.json"),
+    check = ["--env-file", os.devnull, "--health-file", str(tmp_path / "logs" / "health.json"),
              "--nagios"]
     assert health_check.main(check) == 0
     audit["sweep_due_by"] = "2026-01-01T00:00:00+00:00"
@@ -198,7 +199,7 @@ def test_a_failing_tick_exits_1_counts_its_requests_and_keeps_the_sweep(tmp_path
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("API_RATE_LIMIT", "off")
     monkeypatch.setenv("API_BACKOFF_FACTOR", "0.01")
-    args = ["--env-file", str(tmp_path / "none.env"), "--api-url", fake_api.url, "--data-dir", str(tmp_path / "data"),
+    args = ["--env-file", os.devnull, "--api-url", fake_api.url, "--data-dir", str(tmp_path / "data"),
             "--log-dir", str(tmp_path / "logs"), "--metrics-dir", str(tmp_path / "metrics"), "--audit"]
     assert collect_events.main(args) == 0
     sweep = read_progress(LocalStorage(tmp_path / "data").get("metadata/audit.json"))
@@ -219,7 +220,7 @@ def test_a_gap_the_last_run_left_pending_is_a_warning_until_the_audit_says_other
     document = {"last_run": (now - timedelta(minutes=5)).isoformat(), "status": "success", "events_processed": 3,
                 "execution_time": 1.0, "backfill": {"pending_days": 2, "next_pending_day": "2026-05-29"}}
     health.write_text(json.dumps(document))
-    check = ["--env-file", str(tmp_path / "none.env"), "--health-file", str(health), "--nagios"]
+    check = ["--env-file", os.devnull, "--health-file", str(health), "--nagios"]
     assert health_check.main(check) == 1
     assert "WARNING: unhealed gap: 2 days from 2026-05-29 still to backfill" in capsys.readouterr().out
     audit = {"last_tick": now.isoformat(), "status": "success", "unhealed_gap": None,

@@ -230,7 +230,7 @@ def run_export(monkeypatch, capsys, tmp_path):
     monkeypatch.setenv("POLISEN_API_URL", "https://polisen.se/api/events")
 
     def run(data_dir: Path, *args: str) -> tuple[int, str, str]:
-        code = export_events.main(["--env-file", str(tmp_path / "none.env"), "--data-dir", str(data_dir), *args])
+        code = export_events.main(["--env-file", os.devnull, "--data-dir", str(data_dir), *args])
         out, err = capsys.readouterr()
         return code, out, err
 

@@ -204,7 +204,7 @@ def test_health_file_comes_from_health_file_or_log_dir_as_the_collector_has_it(t
     env = {"PATH": "/usr/bin:/bin"}
 
     def run(extra_env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-        return run_main("health_check.py", ["--env-file", "none.env", *args], {**env, **extra_env}, tmp_path)
+        return run_main("health_check.py", ["--env-file", os.devnull, *args], {**env, **extra_env}, tmp_path)
 
     assert run({}).stdout.startswith("HEALTHY: last run 5 min ago succeeded")
     assert run({"HEALTH_FILE": str(tmp_path / "elsewhere.json")}).stdout.startswith(

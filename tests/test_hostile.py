@@ -53,7 +53,7 @@ class Workspace:
         handlers, level = list(root.handlers), root.level
         self.capsys.readouterr()
         try:
-            code = collect_events.main(["--env-file", str(self.root / "none.env"), *args])
+            code = collect_events.main(["--env-file", os.devnull, *args])
         finally:
             for handler in list(root.handlers):
                 if handler not in handlers:
@@ -331,7 +331,7 @@ def test_export_skips_stored_lines_with_huge_ids_or_absurd_dates(workspace, fake
         (workspace.data_dir / name).write_text(json.dumps(event) + "\n")
     capsys.readouterr()
     out = tmp_path / f"export.{fmt}"
-    assert export_events.main(["--data-dir", str(workspace.data_dir), "--env-file", str(tmp_path / "none.env"),
+    assert export_events.main(["--data-dir", str(workspace.data_dir), "--env-file", os.devnull,
                                 "--format", fmt, "-o", str(out)]) == 0
     stderr = capsys.readouterr().err
     assert f"exported {len(json.loads(snapshot_bodies[0]))} rows" in stderr
@@ -404,7 +404,7 @@ def test_an_empty_log_dir_is_refused_and_health_check_says_why(workspace, fake_a
     assert output.splitlines() == ["configuration error: LOG_DIR='' is invalid: must not be empty "
                                    "(name a folder; ./ for the working directory)"]
     assert not any(workspace.root.iterdir()) and fake_api.requests == []
-    assert health_check.main(["--env-file", str(workspace.root / "none.env")]) == 1
+    assert health_check.main(["--env-file", os.devnull]) == 1
     assert capsys.readouterr().out.startswith("UNHEALTHY: cannot tell where the health file is: LOG_DIR='' is invalid")
 
 

@@ -83,7 +83,7 @@ def test_a_real_process_prints_nothing_on_success_and_one_line_on_failure(collec
 def test_verbose_echoes_the_log_to_stderr_and_stdout_stays_empty(collector, fake_api, capfd, monkeypatch,
                                                                   quiet_root_logger):
     in_process_env(monkeypatch, API_RATE_LIMIT="off", API_CONTACT_EMAIL="ops@example.invalid")
-    code = collect_events.main(["--env-file", str(collector.workdir / "none.env"), "--api-url", fake_api.url,
+    code = collect_events.main(["--env-file", os.devnull, "--api-url", fake_api.url,
                                 "--data-dir", str(collector.data_dir), "--log-dir", str(collector.log_dir),
                                 "--metrics-dir", str(collector.metrics_dir), "-v"])
     out, err = capfd.readouterr()
@@ -108,7 +108,7 @@ def test_a_run_leaves_readable_files_and_a_private_lock(collector, fake_api, mon
     textfile_dir = collector.workdir / "textfile"
     in_process_env(monkeypatch, API_RATE_LIMIT="off", API_CONTACT_EMAIL="ops@example.invalid",
                    PROMETHEUS_TEXTFILE_DIR=str(textfile_dir))
-    code = collect_events.main(["--env-file", str(collector.workdir / "none.env"), "--api-url", fake_api.url,
+    code = collect_events.main(["--env-file", os.devnull, "--api-url", fake_api.url,
                                 "--data-dir", str(collector.data_dir), "--log-dir", str(collector.log_dir),
                                 "--metrics-dir", str(collector.metrics_dir)])
     assert (code, capfd.readouterr()) == (0, ("", ""))
@@ -125,7 +125,7 @@ def test_an_export_file_follows_the_umask(collector, fake_api, monkeypatch, umas
     assert collector.run().returncode == 0
     in_process_env(monkeypatch)
     out = collector.workdir / "events.csv"
-    assert export_events.main(["--env-file", "none.env", "--data-dir", str(collector.data_dir), "-o", str(out)]) == 0
+    assert export_events.main(["--env-file", os.devnull, "--data-dir", str(collector.data_dir), "-o", str(out)]) == 0
     assert mode(out) == 0o644 and out.read_text().count("\n") == 501
 
 
@@ -170,7 +170,7 @@ def test_a_closed_pipe_ends_a_door_quietly(tmp_path, monkeypatch, capfd):
     (tmp_path / "metrics" / f"run-{RUN_METRICS['run_id']}.json").write_text(json.dumps(RUN_METRICS))
     in_process_env(monkeypatch)
     monkeypatch.setattr(sys, "stdout", ClosedPipe())
-    assert analyze_metrics.main(["--env-file", "none.env", "--metrics-dir", str(tmp_path / "metrics")]) == 0
+    assert analyze_metrics.main(["--env-file", os.devnull, "--metrics-dir", str(tmp_path / "metrics")]) == 0
     assert sys.stdout is not None and not isinstance(sys.stdout, ClosedPipe)
     assert capfd.readouterr().err == ""
 
@@ -179,7 +179,7 @@ def test_analyze_metrics_into_head_prints_no_traceback(tmp_path):
     metrics = tmp_path / "metrics"
     metrics.mkdir()
     (metrics / f"run-{RUN_METRICS['run_id']}.json").write_text(json.dumps(RUN_METRICS))
-    command = f"{sys.executable} {REPO / 'analyze_metrics.py'} --env-file none.env --metrics-dir {metrics}"
+    command = f"{sys.executable} {REPO / 'analyze_metrics.py'} --env-file /dev/null --metrics-dir {metrics}"
     # head -n 0 leaves before the tool writes (a sure closed pipe); head -1 whenever it happens to.
     for reader, expected in [("head -n 0", ""), ("head -1", "1 runs in ")] * 3:
         done = subprocess.run(f"{command} | {reader}", shell=True, cwd=tmp_path, capture_output=True, text=True,
@@ -384,7 +384,7 @@ def test_plot_of_a_single_run_draws_points(tmp_path, monkeypatch, capsys):
     (tmp_path / "metrics" / f"run-{RUN_METRICS['run_id']}.json").write_text(json.dumps(RUN_METRICS))
     in_process_env(monkeypatch)
     picture = tmp_path / "trends.png"
-    assert analyze_metrics.main(["--env-file", "none.env", "--metrics-dir", str(tmp_path / "metrics"),
+    assert analyze_metrics.main(["--env-file", os.devnull, "--metrics-dir", str(tmp_path / "metrics"),
                                  "--plot", str(picture)]) == 0
     assert capsys.readouterr().err == f"plot written to {picture}\n"
     assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -394,7 +394,7 @@ def test_under_systemd_the_failure_line_has_journald_error_priority(collector, f
                                                                   quiet_root_logger):
     in_process_env(monkeypatch, API_RATE_LIMIT="off", API_BACKOFF_FACTOR="0.01")
     fake_api.add_faults(*["status:503"] * 4)
-    args = ["--env-file", str(collector.workdir / "none.env"), "--api-url", fake_api.url,
+    args = ["--env-file", os.devnull, "--api-url", fake_api.url,
             "--data-dir", str(collector.data_dir), "--log-dir", str(collector.log_dir),
             "--metrics-dir", str(collector.metrics_dir)]
     status = os.fstat(2)  # capfd's file stands in for the journal's socket
