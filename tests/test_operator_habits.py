@@ -295,7 +295,10 @@ def unit_service_section(name: str) -> dict[str, str]:
     return values
 
 
-@pytest.mark.parametrize("unit", ["polisen-collector.service", "polisen-audit.service", "polisen-health.service"])
+UNITS = ["polisen-collector.service", "polisen-audit.service", "polisen-compact.service", "polisen-health.service"]
+
+
+@pytest.mark.parametrize("unit", UNITS)
 def test_units_are_hardened_and_use_the_virtual_environment(unit):
     service = unit_service_section(unit)
     assert {key: service.get(key) for key in HARDENING} == HARDENING
@@ -311,10 +314,14 @@ def test_the_collector_may_write_exactly_its_folders_and_the_textfile_dir():
         "/opt/polisen-events-collector/metrics", "-/var/lib/prometheus/node-exporter"]
     assert (service["UMask"], service["SuccessExitStatus"]) == ("0022", "3")
     assert "ReadWritePaths" not in unit_service_section("polisen-health.service")
+    for job in ("polisen-audit.service", "polisen-compact.service"):
+        same = unit_service_section(job)
+        assert [same[key] for key in ("ReadWritePaths", "UMask", "SuccessExitStatus")] == [
+            service[key] for key in ("ReadWritePaths", "UMask", "SuccessExitStatus")]
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
-@pytest.mark.parametrize("unit", ["polisen-collector.service", "polisen-audit.service", "polisen-health.service"])
+@pytest.mark.parametrize("unit", UNITS)
 def test_systemd_analyze_rates_the_units_at_most_2(unit):
     done = subprocess.run(["systemd-analyze", "security", "--offline=yes", str(REPO / "deploy" / unit)],
                           capture_output=True, text=True, timeout=60)
