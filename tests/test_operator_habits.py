@@ -340,6 +340,17 @@ def test_readme_docs_and_example_crontab_give_the_same_cron_line():
     assert cron_lines(REPO / "README.md") == example == cron_lines(REPO / "docs" / "operations.md")
 
 
+def test_every_cron_line_in_the_docs_is_one_of_the_example_crontab():
+    def cron_lines(path: Path) -> set[str]:
+        return {line for line in path.read_text().splitlines()
+                if re.match(r"[\d*][\d,*/-]* [\d,*/-]+ \S+ \S+ \S+ ", line) and "collect_events.py" in line}
+
+    example = cron_lines(REPO / "deploy" / "crontab.example")
+    assert len(example) == 3
+    for page in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
+        assert cron_lines(page) <= example, page.name
+
+
 # --- 8. the trends picture ------------------------------------------------------------------------------
 
 def first_day_runs() -> list:
