@@ -181,7 +181,7 @@ def test_analyze_metrics_into_head_prints_no_traceback(tmp_path):
     (metrics / f"run-{RUN_METRICS['run_id']}.json").write_text(json.dumps(RUN_METRICS))
     command = f"{sys.executable} {REPO / 'analyze_metrics.py'} --env-file none.env --metrics-dir {metrics}"
     # head -n 0 leaves before the tool writes (a sure closed pipe); head -1 whenever it happens to.
-    for reader, expected in [("head -n 0", ""), ("head -1", "1 runs in ")] * 3:
+    for reader, expected in [("head -n 0", ""), ("head -1", "1 run in ")] * 3:
         done = subprocess.run(f"{command} | {reader}", shell=True, cwd=tmp_path, capture_output=True, text=True,
                               timeout=60, env={"PATH": os.environ["PATH"]})
         assert (done.returncode, done.stderr) == (0, ""), (reader, done.stderr)
@@ -393,6 +393,25 @@ def test_a_first_day_plot_has_a_title_utc_markers_and_shaded_missed_runs():
         assert sorted({num2date(x).strftime("%H:%M") for x in corners[:, 0]}) == ["09:37", "11:37"]
         assert "missed runs (3)" in [text.get_text() for text in timings.get_legend().get_texts()]
         assert wire.xaxis.get_major_formatter()._tz == UTC_TZ
+    finally:
+        plt.close(figure)
+
+
+def test_the_plot_draws_every_step_the_text_table_shows():
+    import dataclasses
+
+    import matplotlib.pyplot as plt
+
+    from polisen_collector.analysis import Loaded, analyze, trend_figure
+
+    runs = [dataclasses.replace(run, timings={**run.timings, "pages": 2.5}) if run.outcome == "success" else run
+            for run in first_day_runs()]
+    figure = trend_figure(runs, 30)
+    try:
+        timings = figure.axes[0]
+        assert [line.get_label() for line in timings.lines] == list(analyze(Loaded(runs, []), 30)["steps"]) == [
+            "api_fetch", "total", "pages"]
+        assert [value for value in timings.lines[2].get_ydata() if value == value] == [2.5] * 6  # NaN for the failure
     finally:
         plt.close(figure)
 
