@@ -129,6 +129,18 @@ def test_an_export_file_follows_the_umask(collector, fake_api, monkeypatch, umas
     assert mode(out) == 0o644 and out.read_text().count("\n") == 501
 
 
+def test_secrets_check_on_a_local_install_says_why_it_wants_oci_settings(tmp_path, monkeypatch, capsys):
+    env_file = tmp_path / "empty.env"
+    env_file.write_text("")
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.oci/config
+    for storage, hint in (("local", "; this checks the OCI settings a STORAGE=oci run would use, and STORAGE=local "
+                                    "here needs none (docs/oci.md)"), ("oci", "")):
+        in_process_env(monkeypatch, STORAGE=storage)
+        assert secrets_manager.main(["--env-file", str(env_file)]) == 2
+        assert capsys.readouterr() == ("", "configuration error: OCI_CONFIG_FILE='~/.oci/config' does not exist "
+                                           f"(OCI_AUTH=config_file needs an OCI config file){hint}\n")
+
+
 # --- 3. each tool validates only the settings it reads ----------------------------------------------
 
 def test_read_only_tools_ignore_bad_values_of_settings_they_do_not_read(collector, fake_api, monkeypatch, capsys):
