@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
-"""The last run's performance metrics: its summary line, its JSON, or a Prometheus textfile.
+"""The last run's performance metrics: its summary line or its JSON.
 
 Each run writes `METRICS_DIR/run-<run id>.json` (see docs/metrics.md); this prints the
-newest one. Exit codes: 0 printed, 1 no metrics file yet or it is unreadable, 2 bad
+newest one. Before the first run (no folder, or no file in it) it says "no metrics yet in
+DIR" (with --json: `null`) and exits 0, as analyze_metrics.py does: a new install is not a
+failure. Exit codes: 0 printed, 1 the newest file or the folder is unreadable, 2 bad
 arguments or configuration.
 """
 
@@ -37,10 +39,13 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         print(f"configuration error: {error}", file=sys.stderr)
         return EXIT_CONFIG
-    from polisen_collector.metrics.run_metrics import MetricsFileError, latest_run, summary_line
+    from polisen_collector.metrics.run_metrics import MetricsFileError, NoMetricsYet, latest_run, summary_line
 
     try:
         run = latest_run(some["metrics_dir"])
+    except NoMetricsYet as nothing:
+        print("null" if args.json else f"{nothing}: every run of collect_events.py leaves one run-*.json file there.")
+        return EXIT_OK
     except MetricsFileError as error:
         print(str(error), file=sys.stderr)
         return EXIT_FAILED

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from polisen_collector import __version__
 from polisen_collector.cli import quiet_on_closed_pipe
-from polisen_collector.config import STORAGE_FIELDS, ConfigError, load_settings
+from polisen_collector.config import STORAGE_FIELDS, ConfigError, load_settings, load_some
 from polisen_collector.exit_codes import EXIT_CONFIG, EXIT_FAILED, EXIT_OK
 
 
@@ -27,6 +27,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--env-file", default=".env", help="file of KEY=VALUE settings (default .env)")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser.parse_args(argv)
+
+
+def _local_hint(env_file: Path) -> str:
+    """Why OCI settings are asked for on a host whose archive is local (STORAGE is forced to oci)."""
+    try:
+        storage = load_some(("storage",), env_file=env_file).get("storage")
+    except ConfigError:
+        return ""
+    if storage != "local":
+        return ""
+    return ("; this checks the OCI settings a STORAGE=oci run would use, and STORAGE=local here "
+            "needs none (docs/oci.md)")
 
 
 @quiet_on_closed_pipe
@@ -45,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"OCI could not be reached: {error}", file=sys.stderr)
             return EXIT_FAILED
     except ConfigError as error:
-        print(f"configuration error: {error}", file=sys.stderr)
+        print(f"configuration error: {error}{_local_hint(Path(args.env_file))}", file=sys.stderr)
         return EXIT_CONFIG
     print(f"OK: {storage.description} is readable ({STATE_OBJECT} {'found' if found else 'not there yet'})")
     return EXIT_OK

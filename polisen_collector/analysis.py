@@ -11,6 +11,7 @@ import math
 import os
 import statistics
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
@@ -237,7 +238,7 @@ def analyze(loaded: Loaded, interval_minutes: int) -> dict[str, Any]:
             month = months[f"{run.started_at.year:04d}-{run.started_at.month:02d}"]
             month["runs"] += 1
             month["bytes"] += counts["bytes_wire"]
-    step_names = [s for s in STEPS if s in steps] + sorted(set(steps) - set(STEPS))
+    step_names = ordered_steps(steps)
     trends = {name: values.trend(totals=name == "runs") for name, values in series.items()} if runs else {}
     if runs:
         trends.update({f"{step}_seconds": steps[step].trend() for step in step_names})
@@ -260,6 +261,12 @@ def analyze(loaded: Loaded, interval_minutes: int) -> dict[str, Any]:
     }
 
 
+def ordered_steps(names: Iterable[str]) -> list[str]:
+    """The feed's steps in the order a run takes them, then any others (pages, backfill) by name."""
+    names = set(names)
+    return [step for step in STEPS if step in names] + sorted(names - set(STEPS))
+
+
 def human_bytes(size: float | None) -> str:
     if size is None:
         return "-"
@@ -280,6 +287,11 @@ def _change(trend: dict[str, Any] | None) -> str:
     return f"{trend['change'] * 100:+.1f}%"
 
 
+def _plural(count: int, noun: str) -> str:
+    """`1 run`, `4,342 runs`: a count with its noun."""
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
 def _spark(trend: dict[str, Any] | None) -> str:
     return trend["sparkline"] if trend else ""
 
@@ -289,7 +301,7 @@ def format_report(doc: dict[str, Any], metrics_dir: Path) -> str:
     period, trend = doc["period"], doc["trends"]
     runs = period["runs"]
     lines = [
-        (f"{runs:,} runs in {metrics_dir} from {period['first_run'][:16].replace('T', ' ')} "
+        (f"{_plural(runs, 'run')} in {metrics_dir} from {period['first_run'][:16].replace('T', ' ')} "
          f"to {period['last_run'][:16].replace('T', ' ')} UTC"),
         "",
         "Outcomes: " + ", ".join(f"{name} {n:,} ({n / runs:.1%})" for name, n in doc["outcomes"].items())
@@ -300,12 +312,12 @@ def format_report(doc: dict[str, Any], metrics_dir: Path) -> str:
         lines += [f"  {e['count']:>6,}  {e['error'][:110]}" for e in doc["top_errors"]]
     schedule = doc["schedule"]
     lines.append(
-        f"Schedule (every {schedule['interval_minutes']} min): {schedule['expected_runs']:,} runs expected, "
-        f"{schedule['missed_runs']:,} missed in {len(schedule['gaps']):,} gaps"
+        f"Schedule (every {schedule['interval_minutes']} min): {_plural(schedule['expected_runs'], 'run')} expected, "
+        f"{schedule['missed_runs']:,} missed in {_plural(len(schedule['gaps']), 'gap')}"
     )
     for gap in sorted(schedule["gaps"], key=lambda g: -g["minutes"])[:3]:
         lines.append(f"  {gap['after'][:16].replace('T', ' ')} -> {gap['before'][:16].replace('T', ' ')}: "
-                     f"{gap['minutes'] / 60:.1f} h, {gap['missed_runs']} runs missed")
+                     f"{gap['minutes'] / 60:.1f} h, {_plural(gap['missed_runs'], 'run')} missed")
 
     header = f"{'':<18}{'count':>8}{'mean':>9}{'median':>9}{'p95':>9}{'min':>9}{'max':>9}{'stdev':>9}"
     trend_header = f"  {TREND_WEEKS} weeks{'':<{max(0, TREND_WEEKS - 8)}}  week vs 4 before"
@@ -321,11 +333,13 @@ def format_report(doc: dict[str, Any], metrics_dir: Path) -> str:
                      f"{e['total']:>10,.0f}  {_spark(t)}  {_change(t)}")
     wire, t = doc["bytes_wire"], trend.get("bytes_wire_per_run")
     per_run = wire["per_run"]
-    lines += ["", (f"Bytes on the wire per run: mean {human_bytes(per_run['mean'])}, median "
-                   f"{human_bytes(per_run['median'])}, max {human_bytes(per_run['max'])}; "
-                   f"total {human_bytes(wire['total'])}   {_spark(t)}  {_change(t)}")]
+    # The same columns as the events table above, so the sparklines line up.
+    lines += ["", f"Bytes on the wire per run{'':<1}{'mean':>9}{'median':>9}{'max':>9}{'total':>10}" + trend_header,
+              f"  {'all runs':<24}{human_bytes(per_run['mean']):>9}{human_bytes(per_run['median']):>9}"
+              f"{human_bytes(per_run['max']):>9}{human_bytes(wire['total']):>10}  {_spark(t)}  {_change(t)}"]
     for month, m in wire["per_month"].items():
-        lines.append(f"  {month}  {m['runs']:>6,} runs  {human_bytes(m['bytes']):>9}")
+        label = f"{month} ({_plural(m['runs'], 'run')})"
+        lines.append(f"  {label:<24}{human_bytes(m['bytes'] / m['runs']):>9}{'':>18}{human_bytes(m['bytes']):>10}")
     success = trend.get("success_rate")
     if success and success["this_week"] is not None:
         before = success["weeks_before"]
@@ -364,13 +378,15 @@ def trend_figure(runs: list[Run], interval_minutes: int):
     runs = sorted(runs, key=lambda run: run.started_at)
     per_run = runs[-1].started_at - runs[0].started_at < PER_RUN_SPAN
     buckets: dict[datetime, dict[str, Series]] = defaultdict(lambda: defaultdict(Series))
+    timed: set[str] = set()
     for run in runs:
         bucket = buckets[run.started_at if per_run else run.started_at.replace(hour=0, minute=0, second=0,
                                                                                 microsecond=0)]
         bucket["failed"].add(run.outcome == "failed", 0)
         if run.outcome != "locked":
             for step, seconds in run.timings.items():
-                bucket[step].add(seconds, 0)
+                bucket[f"step:{step}"].add(seconds, 0)
+                timed.add(step)
         for name in ("new_events", "updated_events") if run.outcome == "success" else ():
             if name in run.counts:
                 bucket[name].add(run.counts[name], 0)
@@ -385,9 +401,8 @@ def trend_figure(runs: list[Run], interval_minutes: int):
     line = {"linewidth": 1, **({"marker": "o", "markersize": 4} if len(x) < SPARSE_POINTS else {})}
     each = "per run" if per_run else "daily mean"
     figure, axes = plt.subplots(4, 1, figsize=(11, 11), sharex=True)
-    steps = {step for bucket in buckets.values() for step in bucket} & set(STEPS)
-    for step in (s for s in STEPS if s in steps):
-        axes[0].plot(x, series(step), label=step, **line)
+    for step in ordered_steps(timed):
+        axes[0].plot(x, series(f"step:{step}"), label=step, **line)
     axes[0].set(title="Step timings", ylabel=f"seconds ({each})", yscale="log")
     for name in ("new_events", "updated_events"):
         axes[1].plot(x, series(name), label=name.replace("_", " "), **line)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -177,6 +178,30 @@ def test_text_report_shows_each_section(generated):
                      "Most common errors:", "ApiError: HTTP 503 (after 3 retries)", "Bytes on the wire per run",
                      "  2026-04 ", "  2026-05 ", f"{len(MISSING)} missed in 2 gaps", "This week: success rate"):
         assert expected in out, expected
+
+
+def test_the_bytes_sparkline_lines_up_with_the_events_table(generated):
+    directory, _ = generated
+    lines = analyze(directory).stdout.splitlines()
+    events = lines.index(next(line for line in lines if line.startswith("Events per successful run")))
+    wire = lines.index(next(line for line in lines if line.startswith("Bytes on the wire per run")))
+    assert lines[wire][len("Bytes on the wire per run"):] == lines[events][len("Events per successful run"):]
+    column = lines[events].index("12 weeks")
+    assert lines[wire + 1].startswith("  all runs ")
+    for line in (lines[events + 1], lines[wire + 1]):  # 12 weeks of bars (blank before the history), the change
+        assert re.fullmatch(r" *[\u2581-\u2588]+  [+-]\d+\.\d%", line[column:]) and len(line[column:].split()[0]) <= 12, line
+        assert line[column - 2:column] == "  " and line[column + 12:column + 14] == "  ", line
+    assert lines[wire + 2].startswith("  2026-04 (") and lines[wire + 2].split()[-1] == "MB"
+
+
+def test_one_run_is_one_run(generated, tmp_path):
+    _, runs = generated
+    directory = tmp_path / "metrics"
+    write_history(directory, runs[:1])
+    out = analyze(directory).stdout
+    assert out.startswith(f"1 run in {directory} from ")
+    assert "Schedule (every 30 min): 1 run expected, 0 missed in 0 gaps\n" in out
+    assert "  2026-04 (1 run)  " in out
 
 
 def test_since_and_days_read_only_recent_runs(generated, tmp_path):

@@ -178,20 +178,24 @@ def test_two_jobs_at_once_are_refused(capsys):
     assert "--compact and --audit are separate jobs" in capsys.readouterr().err
 
 
-def test_the_default_install_runs_the_audit_between_the_collections():
+def test_the_default_install_runs_the_audit_between_the_collections_and_compacts_daily():
     deploy = REPO / "deploy"
     cron = [line.split() for line in (deploy / "crontab.example").read_text().splitlines()
             if line.strip() and not line.startswith("#")]
-    minutes = {" ".join(line[5:]).endswith("--audit"): line[0] for line in cron}
-    assert minutes == {False: "7,37", True: "22"}
-    timer = (deploy / "polisen-audit.timer").read_text()
-    assert "OnCalendar=*:22\n" in timer and "OnCalendar=*:07,37" in (deploy / "polisen-collector.timer").read_text()
-    service = (deploy / "polisen-audit.service").read_text()
-    assert "ExecStart=/opt/polisen-events-collector/.venv/bin/python collect_events.py --audit\n" in service
+    schedule = {" ".join(line[5:]): " ".join(line[:5]) for line in cron}
+    job = "cd /opt/polisen-events-collector && .venv/bin/python collect_events.py"
+    assert schedule == {job: "7,37 * * * *", f"{job} --audit": "22 * * * *", f"{job} --compact": "52 3 * * *"}
+    assert "OnCalendar=*:22\n" in (deploy / "polisen-audit.timer").read_text()
+    assert "OnCalendar=*:07,37" in (deploy / "polisen-collector.timer").read_text()
+    assert "OnCalendar=*-*-* 03:52\n" in (deploy / "polisen-compact.timer").read_text()
     hardening = [line for line in (deploy / "polisen-collector.service").read_text().splitlines()
                  if line.startswith(("NoNewPrivileges", "Protect", "ReadWritePaths", "Private", "User=", "Group=", "UMask",
                                      "Restrict", "Capability", "Ambient", "SystemCall", "Memory", "Lock", "Device"))]
-    assert hardening and all(line in service.splitlines() for line in hardening)
+    for flag in ("--audit", "--compact"):
+        service = (deploy / f"polisen-{flag[2:]}.service").read_text()
+        assert f"ExecStart=/opt/polisen-events-collector/.venv/bin/python collect_events.py {flag}\n" in service
+        assert "SuccessExitStatus=3\n" in service
+        assert hardening and all(line in service.splitlines() for line in hardening)
 
 
 def test_a_failing_tick_exits_1_counts_its_requests_and_keeps_the_sweep(tmp_path, monkeypatch, fake_api):

@@ -23,7 +23,7 @@ from fake_polisen import FakePolisenServer
 import export_events
 from polisen_collector.archive.events import content_hash, encode_jsonl, parse_event_datetime
 from polisen_collector.archive.layout import run_object_name
-from polisen_collector.export import COLUMNS, ExportOptions, ExportSummary, iter_rows, make_row, write_jsonl
+from polisen_collector.export import COLUMNS, FTS_COLUMNS, ExportOptions, ExportSummary, iter_rows, make_row, write_jsonl
 from polisen_collector.geography import place_event
 from polisen_collector.pages.columns import PAGE_COLUMNS
 from polisen_collector.run.lock import RunLock
@@ -536,3 +536,12 @@ def test_compaction_leaves_a_day_with_an_unreadable_line_and_waits_for_the_lock(
     assert f"not compacting 2026-05-25: unreadable line events/2026/05/25/{before[0]} line" in result.log
     assert "27 days compacted" in result.log
     assert sorted(p.name for p in folder.iterdir()) == before
+
+
+def test_the_export_docs_list_every_column_and_what_the_full_text_index_covers():
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "export.md").read_text()
+    table = docs.split("**Columns**", 1)[1].split("\n\n", 2)[1]
+    listed = [name for row in table.splitlines()[2:] for name in re.findall(r"`(\w+)`", row.split("|")[1])]
+    assert sorted(listed) == sorted(COLUMNS)
+    fts_row = next(line for line in docs.splitlines() if line.startswith("| `events_fts` |"))
+    assert re.findall(r"`events\.(\w+)`", fts_row) == list(FTS_COLUMNS)

@@ -129,6 +129,18 @@ def test_an_export_file_follows_the_umask(collector, fake_api, monkeypatch, umas
     assert mode(out) == 0o644 and out.read_text().count("\n") == 501
 
 
+def test_secrets_check_on_a_local_install_says_why_it_wants_oci_settings(tmp_path, monkeypatch, capsys):
+    env_file = tmp_path / "empty.env"
+    env_file.write_text("")
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.oci/config
+    for storage, hint in (("local", "; this checks the OCI settings a STORAGE=oci run would use, and STORAGE=local "
+                                    "here needs none (docs/oci.md)"), ("oci", "")):
+        in_process_env(monkeypatch, STORAGE=storage)
+        assert secrets_manager.main(["--env-file", str(env_file)]) == 2
+        assert capsys.readouterr() == ("", "configuration error: OCI_CONFIG_FILE='~/.oci/config' does not exist "
+                                           f"(OCI_AUTH=config_file needs an OCI config file){hint}\n")
+
+
 # --- 3. each tool validates only the settings it reads ----------------------------------------------
 
 def test_read_only_tools_ignore_bad_values_of_settings_they_do_not_read(collector, fake_api, monkeypatch, capsys):
@@ -181,7 +193,7 @@ def test_analyze_metrics_into_head_prints_no_traceback(tmp_path):
     (metrics / f"run-{RUN_METRICS['run_id']}.json").write_text(json.dumps(RUN_METRICS))
     command = f"{sys.executable} {REPO / 'analyze_metrics.py'} --env-file /dev/null --metrics-dir {metrics}"
     # head -n 0 leaves before the tool writes (a sure closed pipe); head -1 whenever it happens to.
-    for reader, expected in [("head -n 0", ""), ("head -1", "1 runs in ")] * 3:
+    for reader, expected in [("head -n 0", ""), ("head -1", "1 run in ")] * 3:
         done = subprocess.run(f"{command} | {reader}", shell=True, cwd=tmp_path, capture_output=True, text=True,
                               timeout=60, env={"PATH": os.environ["PATH"]})
         assert (done.returncode, done.stderr) == (0, ""), (reader, done.stderr)
@@ -295,7 +307,10 @@ def unit_service_section(name: str) -> dict[str, str]:
     return values
 
 
-@pytest.mark.parametrize("unit", ["polisen-collector.service", "polisen-audit.service", "polisen-health.service"])
+UNITS = ["polisen-collector.service", "polisen-audit.service", "polisen-compact.service", "polisen-health.service"]
+
+
+@pytest.mark.parametrize("unit", UNITS)
 def test_units_are_hardened_and_use_the_virtual_environment(unit):
     service = unit_service_section(unit)
     assert {key: service.get(key) for key in HARDENING} == HARDENING
@@ -311,10 +326,14 @@ def test_the_collector_may_write_exactly_its_folders_and_the_textfile_dir():
         "/opt/polisen-events-collector/metrics", "-/var/lib/prometheus/node-exporter"]
     assert (service["UMask"], service["SuccessExitStatus"]) == ("0022", "3")
     assert "ReadWritePaths" not in unit_service_section("polisen-health.service")
+    for job in ("polisen-audit.service", "polisen-compact.service"):
+        same = unit_service_section(job)
+        assert [same[key] for key in ("ReadWritePaths", "UMask", "SuccessExitStatus")] == [
+            service[key] for key in ("ReadWritePaths", "UMask", "SuccessExitStatus")]
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
-@pytest.mark.parametrize("unit", ["polisen-collector.service", "polisen-audit.service", "polisen-health.service"])
+@pytest.mark.parametrize("unit", UNITS)
 def test_systemd_analyze_rates_the_units_at_most_2(unit):
     done = subprocess.run(["systemd-analyze", "security", "--offline=yes", str(REPO / "deploy" / unit)],
                           capture_output=True, text=True, timeout=60)
@@ -331,6 +350,17 @@ def test_readme_docs_and_example_crontab_give_the_same_cron_line():
     example = cron_lines(REPO / "deploy" / "crontab.example")
     assert example == ["7,37 * * * *  cd /opt/polisen-events-collector && .venv/bin/python collect_events.py"]
     assert cron_lines(REPO / "README.md") == example == cron_lines(REPO / "docs" / "operations.md")
+
+
+def test_every_cron_line_in_the_docs_is_one_of_the_example_crontab():
+    def cron_lines(path: Path) -> set[str]:
+        return {line for line in path.read_text().splitlines()
+                if re.match(r"[\d*][\d,*/-]* [\d,*/-]+ \S+ \S+ \S+ ", line) and "collect_events.py" in line}
+
+    example = cron_lines(REPO / "deploy" / "crontab.example")
+    assert len(example) == 3
+    for page in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
+        assert cron_lines(page) <= example, page.name
 
 
 # --- 8. the trends picture ------------------------------------------------------------------------------
@@ -375,6 +405,25 @@ def test_a_first_day_plot_has_a_title_utc_markers_and_shaded_missed_runs():
         assert sorted({num2date(x).strftime("%H:%M") for x in corners[:, 0]}) == ["09:37", "11:37"]
         assert "missed runs (3)" in [text.get_text() for text in timings.get_legend().get_texts()]
         assert wire.xaxis.get_major_formatter()._tz == UTC_TZ
+    finally:
+        plt.close(figure)
+
+
+def test_the_plot_draws_every_step_the_text_table_shows():
+    import dataclasses
+
+    import matplotlib.pyplot as plt
+
+    from polisen_collector.analysis import Loaded, analyze, trend_figure
+
+    runs = [dataclasses.replace(run, timings={**run.timings, "pages": 2.5}) if run.outcome == "success" else run
+            for run in first_day_runs()]
+    figure = trend_figure(runs, 30)
+    try:
+        timings = figure.axes[0]
+        assert [line.get_label() for line in timings.lines] == list(analyze(Loaded(runs, []), 30)["steps"]) == [
+            "api_fetch", "total", "pages"]
+        assert [value for value in timings.lines[2].get_ydata() if value == value] == [2.5] * 6  # NaN for the failure
     finally:
         plt.close(figure)
 

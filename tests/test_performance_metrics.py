@@ -171,3 +171,25 @@ def test_real_runs_leave_metrics_that_match_the_archive(collector, fake_api, tmp
     assert parsed["polisen_collector_last_run_success"][0].value == 0
     assert parsed["polisen_collector_last_success_timestamp_seconds"][0].value == pytest.approx(
         datetime.fromisoformat(runs[2]["finished_at"]).timestamp())
+
+
+def test_performance_metrics_before_the_first_run_says_so_and_exits_0(tmp_path, monkeypatch, capsys):
+    import performance_metrics
+
+    monkeypatch.delenv("METRICS_DIR", raising=False)
+    env_file = tmp_path / "empty.env"
+    env_file.write_text("")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for folder in (tmp_path / "missing", empty):
+        argv = ["--env-file", str(env_file), "--metrics-dir", str(folder)]
+        assert performance_metrics.main(argv) == 0
+        assert capsys.readouterr() == (
+            f"no metrics yet in {folder}: every run of collect_events.py leaves one run-*.json file there.\n", "")
+        assert performance_metrics.main([*argv, "--json"]) == 0
+        assert capsys.readouterr() == ("null\n", "")
+
+    (empty / "run-20260520T054943.000Z-abcdef.json").write_text('{"run_id": ')
+    assert performance_metrics.main(["--env-file", str(env_file), "--metrics-dir", str(empty)]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith(f"{empty / 'run-20260520T054943.000Z-abcdef.json'} is unreadable: ")

@@ -117,7 +117,11 @@ def summary_line(document: dict[str, Any]) -> str:
 
 
 class MetricsFileError(Exception):
-    """No metrics file to show, or it is unreadable; the message says which."""
+    """The metrics file or folder cannot be read; the message says which."""
+
+
+class NoMetricsYet(MetricsFileError):
+    """No run has left a metrics file yet (or the folder does not exist yet): not a failure."""
 
 
 def latest_run(directory: Path) -> dict[str, Any]:
@@ -125,10 +129,12 @@ def latest_run(directory: Path) -> dict[str, Any]:
     try:
         names = sorted(entry.name for entry in os.scandir(directory)
                        if entry.name.startswith("run-") and entry.name.endswith(".json"))
+    except FileNotFoundError:
+        raise NoMetricsYet(f"no metrics yet in {directory}") from None
     except OSError as error:
         raise MetricsFileError(f"cannot read the metrics folder {directory}: {error.strerror}") from None
     if not names:
-        raise MetricsFileError(f"no run-*.json metrics file in {directory} yet")
+        raise NoMetricsYet(f"no metrics yet in {directory}")
     path = Path(directory) / names[-1]
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
