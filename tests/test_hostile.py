@@ -144,6 +144,7 @@ def test_a_trickling_body_meets_the_whole_request_deadline(workspace, fake_api, 
     assert_recovers(workspace, snapshot_bodies[:1])
 
 
+@pytest.mark.slow
 def test_trickling_headers_meet_the_deadline_too(workspace, fake_api, snapshot_bodies):
     fake_api.add_faults(*["trickle-headers:0.2"] * 2)
     code, output = workspace.run(API_CONNECT_TIMEOUT="0.5", API_READ_TIMEOUT="0.5", API_MAX_RETRIES="1")

@@ -128,6 +128,7 @@ def test_after_an_outage_no_id_is_missing(tmp_path, snapshot_bodies, snapshot_ti
     outage(tmp_path, snapshot_bodies, snapshot_times, last, hours)
 
 
+@pytest.mark.slow
 def test_events_dated_months_back_published_only_during_an_outage_are_recovered_by_the_audit(
         tmp_path, snapshot_bodies, snapshot_times):
     late = [{"id": 900_000 + n, "datetime": f"2026-0{2 + n}-1{n} 9:1{n}:00 +01:00", "name": "sen publicering",
