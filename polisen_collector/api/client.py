@@ -232,7 +232,6 @@ class PolisenClient:
         if last_modified:
             headers["If-Modified-Since"] = last_modified
         self._retry_log = _RetryLog()
-        body_failures = 0
         requests_sent = 0
         while True:
             budget = self.options.max_retries - self._retry_log.count
@@ -251,7 +250,6 @@ class PolisenClient:
                     error.retries, error.requests = self._retry_log.count, requests_sent
                     raise error from None
                 self._retry_log.count += 1
-                body_failures += 1
                 wait = self.options.backoff(self._retry_log.count)
                 log.warning(
                     "API response unusable (%s); retry %d of %d in %.1f s",
