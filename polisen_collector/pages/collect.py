@@ -122,7 +122,7 @@ def collect_pages(
         return None if stored is not None and stored.data == data else data
 
     try:
-        update_object(storage, QUEUE_OBJECT, change, current=current)
+        update_object(storage, QUEUE_OBJECT, change, current=current, content_type="application/gzip")
     finally:
         metrics.count(**report.as_counts())
     return report
