@@ -4,7 +4,8 @@ One gzip-compressed JSON object in the store, `metadata/pages.json` (an older pl
 one is still read), changed only through
 storage.base.update_object. Per event id it keeps the event content hash the page was
 queued for (so a feed edit queues the page again), the page's status, when it is due,
-failed tries, and the fingerprint and validators of its latest stored version.
+failed tries, and the fingerprint and validators of its latest stored version (a page
+re-checked and `done` keeps only its hash, fingerprint and first fetch).
 
 Statuses: `new` (never fetched), `changed` (the feed's content changed), `recheck` (one
 look again RECHECK_AFTER the first fetch) are pending; `done`, `gone` (404/410 on
@@ -109,7 +110,11 @@ def record_fetched(entry: PageEntry, now: datetime, fingerprint: str, etag: str 
         entry.first_fetched = now.isoformat()
         entry.status, entry.due = "recheck", (now + RECHECK_AFTER).isoformat()
     else:
+        # Re-checked: nothing will fetch it again unless the feed's content changes, and then
+        # from the event's own url, without validators. Only the hash and the fingerprint stay,
+        # so the queue (rewritten by every run that fetches a page) keeps small.
         entry.status, entry.due = "done", None
+        entry.url, entry.etag, entry.last_modified = "", None, None
 
 
 def record_failure(entry: PageEntry, now: datetime, missing: bool) -> None:
