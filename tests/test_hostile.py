@@ -8,72 +8,39 @@ that a later normal run leaves the archive complete.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import signal
 from pathlib import Path
 
 import pytest
 from archive_truth import assert_archive_complete
+from conftest import Collector
 
-import collect_events
 import health_check
 from polisen_collector.api.client import ApiOptions, PolisenClient
 
-ENV_PREFIXES = ("POLISEN_", "API_", "OCI_", "STORAGE", "DATA_DIR", "LOG_", "METRICS_", "HEALTH", "STATE_",
-                "COMPACT_", "BACKFILL_", "RUN_INTERVAL", "PROMETHEUS_")
-
 
 class Workspace:
-    """A collector workspace in tmp_path, run in-process by collect_events.main()."""
+    """The conftest's collector workspace (collect_events.main() in-process), seen as the exit
+    code and everything a run printed followed by what it added to its log file."""
 
-    def __init__(self, root: Path, api_url: str, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
-        self.root = root
-        self.data_dir, self.log_dir, self.metrics_dir = root / "data", root / "logs", root / "metrics"
-        self.monkeypatch = monkeypatch
-        self.capsys = capsys
-        self.env = {
-            "POLISEN_API_URL": api_url, "DATA_DIR": str(self.data_dir), "LOG_DIR": str(self.log_dir),
-            "METRICS_DIR": str(self.metrics_dir), "API_BACKOFF_FACTOR": "0.01",
-            "API_CONTACT_EMAIL": "tests@example.invalid", "API_RATE_LIMIT": "off", "PAGES_PER_RUN": "0",
-        }
+    def __init__(self, collector: Collector) -> None:
+        self.collector = collector
+        self.root, self.data_dir, self.log_dir = collector.workdir, collector.data_dir, collector.log_dir
+        self.env = collector.env
 
     def run(self, *args: str, **env: str) -> tuple[int, str]:
-        """Exit code, and what the run printed on stderr followed by what it added to its log file.
-
-        `env` holds settings for this run only, on top of the workspace's own."""
-        log_file = self.log_dir / "polisen-collector.log"
-        start = log_file.stat().st_size if log_file.exists() else 0
-        for key in list(os.environ):
-            if key.startswith(ENV_PREFIXES):
-                self.monkeypatch.delenv(key)
-        for key, value in {**self.env, **env}.items():
-            self.monkeypatch.setenv(key, value)
-        root = logging.getLogger()
-        handlers, level = list(root.handlers), root.level
-        self.capsys.readouterr()
-        try:
-            code = collect_events.main(["--env-file", os.devnull, *args])
-        finally:
-            for handler in list(root.handlers):
-                if handler not in handlers:
-                    root.removeHandler(handler)
-                    handler.close()
-            for handler in handlers:
-                if handler not in root.handlers:
-                    root.addHandler(handler)
-            root.setLevel(level)
-        captured = self.capsys.readouterr()
-        logged = log_file.read_bytes()[start:].decode("utf-8") if log_file.exists() else ""
-        return code, captured.out + captured.err + logged
+        """`env` holds settings for this run only, on top of the workspace's own."""
+        result = self.collector.run(*args, env=env)
+        return result.returncode, result.stdout + result.stderr + result.log
 
     def health(self) -> dict:
-        return json.loads((self.log_dir / "health.json").read_text())
+        return self.collector.health()
 
 
 @pytest.fixture
-def workspace(tmp_path, fake_api, monkeypatch, capsys) -> Workspace:
-    return Workspace(tmp_path, fake_api.url, monkeypatch, capsys)
+def workspace(collector) -> Workspace:
+    return Workspace(collector)
 
 
 def error_lines(output: str) -> list[str]:
@@ -399,12 +366,13 @@ def test_an_odd_setting_is_one_line_and_exit_2_before_any_request(workspace, fak
     assert_recovers(workspace, snapshot_bodies[:1])
 
 
-def test_an_empty_log_dir_is_refused_and_health_check_says_why(workspace, fake_api, capsys):
+def test_an_empty_log_dir_is_refused_and_health_check_says_why(workspace, fake_api, capsys, monkeypatch):
     code, output = workspace.run(LOG_DIR="")
     assert code == 2
     assert output.splitlines() == ["configuration error: LOG_DIR='' is invalid: must not be empty "
                                    "(name a folder; ./ for the working directory)"]
     assert not any(workspace.root.iterdir()) and fake_api.requests == []
+    monkeypatch.setenv("LOG_DIR", "")
     assert health_check.main(["--env-file", os.devnull]) == 1
     assert capsys.readouterr().out.startswith("UNHEALTHY: cannot tell where the health file is: LOG_DIR='' is invalid")
 
