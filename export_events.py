@@ -163,8 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"export failed: {error}", file=sys.stderr)
         return 1
     except BrokenPipeError:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # a reader like `head` left
-        return 0
+        raise  # a reader like `head` left: quiet_on_closed_pipe ends the tool, not a failed output
     except OSError as error:
         print(f"export failed: {error}", file=sys.stderr)
         return 1
