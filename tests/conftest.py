@@ -103,9 +103,11 @@ class Collector:
 
     def state(self) -> dict:
         """The state document, `seen` as a mapping of id text to entry (whatever its stored format)."""
-        from polisen_collector.archive.state import load_document
+        from polisen_collector.archive.state import STATE_OBJECT, load_document
+        from polisen_collector.storage.local import LocalStorage
 
-        return load_document((self.data_dir / "metadata" / "last_seen.json").read_bytes())
+        storage = LocalStorage(self.data_dir)
+        return load_document(storage.get(STATE_OBJECT).data, storage)
 
     def health(self) -> dict:
         return json.loads((self.log_dir / "health.json").read_text())

@@ -59,10 +59,10 @@ def test_a_tick_plans_gap_days_first_then_recent_days_then_the_sweep():
 
 def test_the_state_records_the_last_answer_and_old_states_still_load():
     stamp = datetime(2026, 6, 5, 20, 54, 34, tzinfo=UTC)
-    state = read_state(StoredObject(encode_state({1: ("h", "2026-06-05", "2026-06-05")}, "run", stamp), "e1"))
+    state = read_state(StoredObject(encode_state({1: ("h", "2026-06-05", "2026-06-05")}, "run", stamp), "e1"), None)
     assert state.last_answer_at == stamp and state.seen == {1: ("h", "2026-06-05", "2026-06-05")}
     old = {"format": 1, "updated_at": "2026-06-05T20:54:34+00:00", "seen": {"1": ["h", "2026-06-05", "2026-06-05"]}}
-    assert read_state(StoredObject(json.dumps(old).encode(), "e2")).last_answer_at is None
+    assert read_state(StoredObject(json.dumps(old).encode(), "e2"), None).last_answer_at is None
 
 
 @pytest.mark.parametrize("hours", [26, pytest.param(72, marks=pytest.mark.slow)])
@@ -133,7 +133,7 @@ def test_the_audit_stores_what_the_feed_path_missed_and_says_so(tmp_path, caplog
                         "2026-02-10 (2 new, 0 updated), 2026-03-02 (1 new, 0 updated)"]
     assert json.loads((tmp_path / "metadata" / "backfill.json").read_text())["pending"] == {}
     assert read_progress(storage.get("metadata/audit.json")).cursor == "2026-03-01"
-    state = read_state(storage.get(STATE_OBJECT))
+    state = read_state(storage.get(STATE_OBJECT), storage)
     assert set(state.seen) == {500_001, 500_002, 500_003}
 
 

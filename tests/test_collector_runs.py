@@ -33,7 +33,7 @@ def test_first_run_writes_one_object_per_local_date_and_the_state(collector, sna
     raw_file = next((collector.data_dir / "events").rglob("*.jsonl")).read_text(encoding="utf-8")
     assert "ä" in raw_file or "ö" in raw_file or "å" in raw_file
     state = collector.state()
-    assert state["format"] == 2
+    assert state["format"] == 3
     assert set(map(int, state["seen"])) == {e["id"] for e in events}
     summary = result.log.strip().splitlines()[-1]
     assert "fetched 500, new 500, updated 0, unchanged 0, invalid 0" in summary

@@ -52,7 +52,7 @@ def test_commit_state_that_lost_the_race_merges_into_the_other_collectors_state(
     today = utc_today().isoformat()
     ours, theirs, both = event(10), event(20), event(30, "edited by us")
     storage.put(STATE_OBJECT, encode_state({30: (event(30).hash, "2026-06-01", today)}, "run-0"))
-    state = read_state(storage.get(STATE_OBJECT))
+    state = read_state(storage.get(STATE_OBJECT), storage)
     # Another collector commits between our read and our write: it stored event 20.
     storage.put(STATE_OBJECT, encode_state({**state.seen, 20: (theirs.hash, theirs.day, today)}, "run-other"))
     metrics = RunMetrics("run-1")
@@ -61,7 +61,7 @@ def test_commit_state_that_lost_the_race_merges_into_the_other_collectors_state(
 
     written = storage.get(STATE_OBJECT)
     assert written.etag == etag
-    document = load_document(written.data)
+    document = load_document(written.data, storage)
     assert document["updated_by_run"] == "run-1"
     assert document["seen"] == {
         "10": [ours.hash, ours.day, today],

@@ -5,10 +5,12 @@ The fake checks every request's signature against the test-generated API key it 
 
 from __future__ import annotations
 
+import gzip
 import json
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -26,6 +28,7 @@ from fake_oci import ApiKey, FakeOCIServer, write_oci_config
 from in_process import environment
 
 from polisen_collector.archive.state import dump_document, load_document
+from polisen_collector.storage.local import LocalStorage
 
 BUCKET = "polisen-events-collector"
 STATE = "metadata/last_seen.json"
@@ -69,7 +72,10 @@ def oci_run(tmp_path, fake_api, fake_oci, api_key) -> Collector:
 
 
 def bucket_state(fake: FakeOCIServer) -> dict:
-    return load_document(fake.objects()[STATE].data)
+    """The bucket's state document, its base (if any) merged in."""
+    with tempfile.TemporaryDirectory() as folder:
+        storage = LocalStorage(fake.dump(Path(folder)))
+        return load_document(storage.get(STATE).data, storage)
 
 
 def by_day(lines: list[tuple[str, dict]]) -> dict[str, list[str]]:
@@ -338,11 +344,16 @@ def state_reads(fake: FakeOCIServer) -> list[tuple[int, int]]:
 
 
 def test_the_state_travels_only_when_it_changed(tmp_path, fake_api, fake_oci, api_key, oci_run, snapshot_bodies):
-    """Read with If-None-Match and the etag this host last saw; its copy is used only on that 304."""
+    """Read with If-None-Match and the etag this host last saw; its copy is used only on that 304.
+
+    The state's 500 ids live in a write-once base that each host reads at most once; a run
+    that stores a few events rewrites only the head, the entries that differ from the base."""
     oci_run.env["OCI_NAMESPACE"] = "testnamespace"
     fake_api.serve(0)
     assert oci_run.run().returncode == 0
     assert (oci_run.log_dir / "state-cache").exists()
+    (base,) = [name for name in fake_oci.objects() if name.startswith("metadata/bases/last_seen-")]
+    assert json.loads(gzip.decompress(fake_oci.objects()[STATE].data))["base"] == base
     fake_oci.requests.clear()
     assert oci_run.run().returncode == 0  # nothing new: the API answers 304, and so does the state read
     assert [(r.method, r.status, r.body_in, r.body_out) for r in fake_oci.requests] == [("GET", 304, 0, 0)]
@@ -352,13 +363,20 @@ def test_the_state_travels_only_when_it_changed(tmp_path, fake_api, fake_oci, ap
     assert oci_run.run().returncode == 0  # new events: the state is still the one this host wrote
     assert state_reads(fake_oci) == [(304, 0)]
     (written,) = requests_to(fake_oci, "PUT", "metadata%2Flast_seen.json")
-    assert written.body_in == len(fake_oci.objects()[STATE].data) < 20_000
+    assert written.body_in == len(fake_oci.objects()[STATE].data) < 1_000, "the head only"
+    assert requests_to(fake_oci, "GET", "metadata%2Fbases") == [], "the base this host wrote is never read back"
 
     other = oci_collector(tmp_path / "host-b", fake_api.url, fake_oci, api_key)
     fake_api.serve(2)
+    fake_oci.requests.clear()
     assert other.run().returncode == 0  # another host moves the state on: this host's copy is stale
+    assert [r.status for r in requests_to(fake_oci, "GET", "metadata%2Fbases")] == [200], "read once by a new host"
     moved = fake_oci.objects()[STATE].data
     fake_api.serve(3)
+    fake_oci.requests.clear()
+    assert other.run().returncode == 0
+    assert requests_to(fake_oci, "GET", "metadata%2Fbases") == [], "then kept"
+    moved = fake_oci.objects()[STATE].data
     fake_oci.requests.clear()
     assert oci_run.run().returncode == 0
     assert state_reads(fake_oci) == [(200, len(moved))]

@@ -1,4 +1,4 @@
-"""The state object's encoding: format 2 (compressed columns) written, format 1 still read."""
+"""The state object's encoding: format 3 (compressed columns, a head over a base) written, 2 and 1 still read."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from polisen_collector.archive.state import (
     load_document,
 )
 from polisen_collector.storage.base import NotModified, StoredObject
+from polisen_collector.storage.delta_map import BASES
 from polisen_collector.storage.local import LocalStorage
 from polisen_collector.storage.local_copy import LocalCopy
 
@@ -42,7 +43,8 @@ def test_round_trip_of_the_compact_format():
     data = encode_state(SEEN, "run-1")
     assert data[:2] == b"\x1f\x8b", "gzip-compressed at rest and on the wire"
     document = json.loads(gzip.decompress(data))
-    assert document["format"] == STATE_FORMAT == 2
+    assert document["format"] == STATE_FORMAT == 3
+    assert document["base"] is None and document["forgotten"] == [], "a small state needs no base"
     assert document["seen"] == {
         "id_deltas": [635718, 650297 - 635718, 4],
         "hash": ["fedcba9876543210", "0123456789abcdef", "cafe"],
@@ -53,13 +55,80 @@ def test_round_trip_of_the_compact_format():
     assert seen_of(data) == SEEN
 
 
-def test_format_1_is_still_read_and_rewritten_as_format_2():
+def test_format_1_is_still_read_and_rewritten_as_format_3():
     assert seen_of(format_1(SEEN)) == SEEN
     assert seen_of(encode_state(seen_of(format_1(SEEN)), "run-2")) == SEEN
 
 
+def test_format_2_is_still_read():
+    document = json.loads(gzip.decompress(encode_state(SEEN, "run-1")))
+    del document["base"], document["forgotten"]
+    assert seen_of(gzip.compress(json.dumps({**document, "format": 2}).encode())) == SEEN
+
+
+def big_state(count: int, start: int = 600000) -> dict:
+    return {start + 3 * n: (f"{n * 2654435761 % 2**64:016x}", "2026-05-20", "2026-05-27") for n in range(count)}
+
+
+def bases_in(storage: LocalStorage) -> list[str]:
+    return sorted(storage.list(BASES))
+
+
+def test_a_large_state_is_a_small_head_over_a_write_once_base(tmp_path):
+    storage = LocalStorage(tmp_path)
+    seen = big_state(3000)
+    first = encode_state(seen, "run-1", storage=storage)
+    [base_name] = bases_in(storage)
+    assert json.loads(gzip.decompress(first))["base"] == base_name
+    assert len(first) < 500, "the head carries nothing the base holds"
+    assert decode_state(first, storage)[0] == seen
+
+    edited = {**seen, 600000: ("beef", "2026-05-20", "2026-05-28"), 700000: ("cafe", "2026-05-28", "2026-05-28")}
+    del edited[600003], edited[600006]
+    base = decode_state(first, storage)[2]
+    second = encode_state(edited, "run-2", storage=storage, base=base)
+    head = json.loads(gzip.decompress(second))
+    assert bases_in(storage) == [base_name], "a small change writes no new base"
+    assert head["base"] == base_name and head["forgotten"] == [600003, 600006]
+    assert head["seen"]["id_deltas"] == [600000, 100000] and head["seen"]["hash"] == ["beef", "cafe"]
+    assert decode_state(second, storage)[0] == edited
+    assert len(second) < 300
+
+
+def test_a_new_base_once_the_head_outgrows_a_quarter_of_it(tmp_path):
+    storage = LocalStorage(tmp_path)
+    stale = "metadata/bases/last_seen-20200101T000000Z-0123456789abcdef.json.gz"
+    storage.put(stale, b"left by a run killed before its head was written")
+    seen = big_state(1000)
+    base = decode_state(encode_state(seen, "run-1", storage=storage), storage)[2]
+    assert stale not in bases_in(storage), "an unused base written long ago is deleted"
+    quarter = {**seen, **{key: ("0", "2026-05-20", "2026-05-28") for key in list(seen)[:250]}}
+    assert bases_in(storage) == [base.name]
+    assert json.loads(gzip.decompress(encode_state(quarter, "r", storage=storage, base=base)))["base"] == base.name
+    more = {**seen, **{key: ("0", "2026-05-20", "2026-05-28") for key in list(seen)[:251]}}
+    data = encode_state(more, "run-2", storage=storage, base=base)
+    head = json.loads(gzip.decompress(data))
+    assert head["base"] != base.name and head["seen"]["id_deltas"] == [] and head["forgotten"] == []
+    assert bases_in(storage) == sorted([base.name, head["base"]]), "the base the last head named is kept"
+    assert decode_state(data, storage)[0] == more
+
+
+def test_a_missing_or_damaged_base_makes_the_state_corrupt(tmp_path):
+    storage = LocalStorage(tmp_path)
+    data = encode_state(big_state(400), "run-1", storage=storage)
+    [name] = bases_in(storage)
+    storage.put(name, b"not gzip")
+    with pytest.raises(CorruptState, match="unreadable"):
+        decode_state(data, storage)
+    storage.delete(name)
+    with pytest.raises(CorruptState, match="missing"):
+        decode_state(data, storage)
+    with pytest.raises(CorruptState, match="without its store"):
+        decode_state(data)
+
+
 def test_other_top_level_fields_pass_through_both_ways():
-    document = {"format": 2, "updated_at": "x", "last_answer_at": "2026-05-27T10:00:00+00:00", "notes": {"a": [1]},
+    document = {"format": 3, "updated_at": "x", "last_answer_at": "2026-05-27T10:00:00+00:00", "notes": {"a": [1]},
                 "seen": {"7": ["aa", "2026-05-20", "2026-05-21"], "3": ["bb", "2026-05-19", "2026-05-21"]}}
     loaded = load_document(dump_document(document))
     assert loaded == {**document, "seen": {"3": ["bb", "2026-05-19", "2026-05-21"], "7": ["aa", "2026-05-20", "2026-05-21"]}}
@@ -76,7 +145,11 @@ def test_a_real_sized_state_is_a_fraction_of_format_1():
 @pytest.mark.parametrize("data", [
     b"\x1f\x8b not really gzip",
     gzip.compress(b"{not json"),
+    gzip.compress(b'{"format": 4, "seen": {}}'),
     gzip.compress(b'{"format": 3, "seen": {}}'),
+    gzip.compress(b'{"format": 3, "base": "metadata/last_seen.json", "forgotten": [],'
+                  b' "seen": {"id_deltas": [], "hash": [], "day": [], "last_seen": []}}'),
+    gzip.compress(b'{"format": 3, "forgotten": ["7"], "seen": {"id_deltas": [], "hash": [], "day": [], "last_seen": []}}'),
     gzip.compress(b'{"format": 2, "seen": {"id_deltas": [1, 2], "hash": ["a"], "day": ["2026-05-20"], "last_seen": []}}'),
     gzip.compress(b'{"format": 2, "seen": {"id_deltas": [5, 0], "hash": ["a", "b"], "day": ["2026-05-20", "2026-05-20"],'
                   b' "last_seen": ["2026-05-20", "2026-05-20"]}}'),
@@ -109,3 +182,22 @@ def test_local_copy_serves_the_copy_only_on_a_not_modified(tmp_path):
     store.delete("metadata/state")
     assert kept.get("metadata/state") is None and not copy.exists()
     assert kept.get("other") is None and not (tmp_path / "logs" / "other").exists()
+
+
+def test_local_copy_reads_a_write_once_object_once_and_keeps_the_newest_few(tmp_path):
+    store = LocalStorage(tmp_path / "store")
+    folder = tmp_path / "logs" / "bases"
+    kept = LocalCopy(store, {}, write_once={"metadata/bases/": folder})
+    names = [f"metadata/bases/last_seen-2026052{n}T000000Z-{n:016x}.json.gz" for n in range(5)]
+    for name in names[:4]:
+        store.put(name, name.encode())  # written by another host
+    assert kept.get(names[0]).data == names[0].encode()
+    store.delete(names[0])
+    assert kept.get(names[0]).data == names[0].encode(), "the copy is used without asking the store"
+    (folder / names[0].rsplit("/", 1)[1]).write_bytes(b"damaged")
+    assert kept.get(names[0]) is None, "a damaged copy is not used"
+    for name in names[1:4]:
+        kept.get(name)
+    kept.put(names[4], b"ours")
+    assert sorted(path.name for path in folder.iterdir()) == [name.rsplit("/", 1)[1] for name in names[2:]]
+    assert kept.get("metadata/bases/a/b") is None and not (folder / "a").exists(), "only flat names are kept"

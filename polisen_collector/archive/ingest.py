@@ -128,7 +128,7 @@ def recover_state(storage: Storage, stored: StoredObject | None, run_id: str, re
     """The state in `stored`; a corrupt one is kept aside and, like a missing one, rebuilt from the archive."""
     today = utc_today()
     try:
-        state = read_state(stored)
+        state = read_state(stored, storage)
     except CorruptState as error:
         keep = f"{STATE_OBJECT}.corrupt-{run_id}"
         storage.put(keep, error.data)
@@ -198,7 +198,7 @@ def commit_state(
             log.warning("state changed under us (another collector?); merging into it")
             state = recover_state(storage, current, run_id, retention_days)
         seen = prune(updated_state(state.seen, stored, answered, today), today, retention_days)
-        data = encode_state(seen, run_id, answered_at or state.last_answer_at)
+        data = encode_state(seen, run_id, answered_at or state.last_answer_at, storage=storage, base=state.base)
         metrics.count(state_ids=len(seen), state_bytes=len(data))
         return data
 

@@ -6,10 +6,13 @@ has shown it for STATE_RETENTION_DAYS: not by its event date (old events do reap
 the feed, one from March was served in late May) and not because one short answer lacked
 it, so the state stays bounded without forgetting anything the API can still serve.
 
-Format 2 (written since issue 16) is gzip-compressed JSON whose `seen` is held in columns:
+Format 3 (written since issue 16) is gzip-compressed JSON. Its `seen` is held in columns:
 ids ascending, each as its difference from the one before, and the three entry fields as
-parallel lists; every other top-level field is kept as it is. About 11 bytes an id, a
-fifth of format 1 (plain JSON, `seen` a mapping), which is still read.
+parallel lists, about 11 bytes an id. Once it remembers a few hundred ids the object is a
+head over a write-once base (storage/delta_map.py): `base` names the base, `seen` holds
+only the entries that differ from it and `forgotten` the ids gone from it, so a run moves
+a few KB however long the retention. Formats 2 (columns, no base) and 1 (plain JSON, `seen`
+a mapping) are still read; every other top-level field is kept as it is.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import gzip
 import json
 import logging
 import zlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -25,13 +29,16 @@ from typing import Any
 from polisen_collector.archive.layout import collection_time, group_by_day, list_event_objects, read_versions
 from polisen_collector.clock import utc_now
 from polisen_collector.storage.base import Storage, StorageError, StoredObject
+from polisen_collector.storage.delta_map import Base, UnusableBase, merge, read_base, split
 
 log = logging.getLogger("polisen.state")
 
 STATE_OBJECT = "metadata/last_seen.json"
-STATE_FORMAT = 2
-READABLE_FORMATS = (1, 2)
+STATE_FORMAT = 3
+READABLE_FORMATS = (1, 2, 3)
 STATE_CONTENT_TYPE = "application/gzip"
+BASE_KIND = "last_seen"
+COLUMNS = ("id_deltas", "hash", "day", "last_seen")
 
 
 class CorruptState(StorageError):
@@ -56,6 +63,8 @@ class State:
     rebuilt: bool = False
     last_answer_at: datetime | None = None
     """When the feed answer stored last was served (gaps.py judges outages by it); None: unknown."""
+    base: Base = field(default_factory=Base)
+    """The base the state was read over; the next write carries only what differs from it."""
 
     @property
     def etag(self) -> str | None:
@@ -66,84 +75,120 @@ class State:
         return self.source is not None
 
 
-def load_document(data: bytes) -> dict[str, Any]:
-    """The state document of either format, `seen` as a mapping of id text to entry list (format 1's shape)."""
+def rows_of_columns(columns: Any) -> dict[int, tuple]:
+    """Format 2 and 3 columns as id -> entry; ValueError, TypeError or KeyError when malformed."""
+    deltas, *fields = (columns[key] for key in COLUMNS)
+    if any(len(column) != len(deltas) for column in fields) or any(delta <= 0 for delta in deltas):
+        raise ValueError("columns of different lengths or ids not ascending")
+    rows = {}
+    event_id = 0
+    for delta, *entry in zip(deltas, *fields, strict=True):
+        event_id += delta
+        rows[event_id] = tuple(entry)
+    return rows
+
+
+def columns_of_rows(rows: Mapping[int, Sequence]) -> dict[str, list]:
+    numbers = sorted(rows)
+    entries = [rows[number] for number in numbers]
+    return {
+        "id_deltas": [b - a for a, b in zip([0, *numbers], numbers, strict=False)],
+        **{key: [entry[index] for entry in entries] for index, key in enumerate(COLUMNS[1:])},
+    }
+
+
+def parse_document(data: bytes, storage: Storage | None = None) -> tuple[dict[str, Any], dict[int, Any], Base]:
+    """The document's other fields, its entries (a format 3 head merged with its base), and that base."""
     try:
         document = json.loads(gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data)
     except (ValueError, EOFError, OSError, zlib.error) as error:
         raise CorruptState(f"{STATE_OBJECT} is not valid (gzip-compressed) JSON: {error}") from None
     if not isinstance(document, dict) or document.get("format") not in READABLE_FORMATS:
-        raise CorruptState(f"{STATE_OBJECT} is not a state object of format {' or '.join(map(str, READABLE_FORMATS))}")
-    if document["format"] == 2:
-        columns = document.get("seen")
-        try:
-            deltas, *fields = (columns[key] for key in ("id_deltas", "hash", "day", "last_seen"))
-            if any(len(column) != len(deltas) for column in fields) or any(delta <= 0 for delta in deltas):
-                raise ValueError("columns of different lengths or ids not ascending")
-            seen = {}
-            event_id = 0
-            for delta, *entry in zip(deltas, *fields, strict=True):
-                event_id += delta
-                seen[str(event_id)] = entry
-        except (TypeError, ValueError, KeyError) as error:
-            raise CorruptState(f"{STATE_OBJECT} has malformed columns: {error}") from None
-        document["seen"] = seen
-    return document
+        raise CorruptState(f"{STATE_OBJECT} is not a state object of format {', '.join(map(str, READABLE_FORMATS))}")
+    seen = document.pop("seen", None)
+    base_name = document.pop("base", None)
+    forgotten = document.pop("forgotten", [])
+    if document["format"] == 1:
+        if not isinstance(seen, dict):
+            raise CorruptState(f"{STATE_OBJECT} has no 'seen' mapping")
+        return document, seen, Base()
+    try:
+        rows = rows_of_columns(seen)
+        if not isinstance(forgotten, list) or not all(isinstance(key, int) for key in forgotten):
+            raise ValueError("'forgotten' is not a list of ids")
+    except (TypeError, ValueError, KeyError) as error:
+        raise CorruptState(f"{STATE_OBJECT} has malformed columns: {error}") from None
+    if base_name is None:
+        return document, rows, Base()
+    try:
+        if storage is None:
+            raise UnusableBase(f"it names the base {base_name} but was read without its store")
+        base = read_base(storage, str(base_name), rows_of_columns)
+    except UnusableBase as error:
+        raise CorruptState(f"{STATE_OBJECT} is unusable: {error}") from None
+    return document, merge(base, rows, forgotten), base
+
+
+def load_document(data: bytes, storage: Storage | None = None) -> dict[str, Any]:
+    """The whole state document of any format, `seen` as a mapping of id text to entry list (format 1's shape)."""
+    document, rows, _ = parse_document(data, storage)
+    return {**document, "seen": {str(key): list(entry) for key, entry in rows.items()}}
 
 
 def dump_document(document: dict[str, Any]) -> bytes:
-    """Format 2 bytes of a document in format 1's shape; fields other than `seen` pass through."""
-    ids = sorted(document["seen"], key=int)
-    entries = [document["seen"][key] for key in ids]
-    numbers = [int(key) for key in ids]
-    columns = {
-        "id_deltas": [b - a for a, b in zip([0, *numbers], numbers, strict=False)],
-        "hash": [entry[0] for entry in entries],
-        "day": [entry[1] for entry in entries],
-        "last_seen": [entry[2] for entry in entries],
-    }
-    compact = {**document, "format": STATE_FORMAT, "seen": columns}
-    return gzip.compress(json.dumps(compact, separators=(",", ":")).encode("utf-8"), compresslevel=9, mtime=0)
+    """Format 3 bytes, with no base, of a document in format 1's shape; other fields pass through."""
+    rows = {int(key): entry for key, entry in document["seen"].items()}
+    head = {**document, "format": STATE_FORMAT, "base": None, "seen": columns_of_rows(rows), "forgotten": []}
+    return gzip.compress(json.dumps(head, separators=(",", ":")).encode("utf-8"), compresslevel=9, mtime=0)
 
 
-def decode_state(data: bytes) -> tuple[dict[int, Entry], datetime | None]:
-    """The remembered versions and `last_answer_at`, or CorruptState."""
-    document = load_document(data)
-    seen = document.get("seen")
-    if not isinstance(seen, dict):
-        raise CorruptState(f"{STATE_OBJECT} has no 'seen' mapping")
+def decode_state(data: bytes, storage: Storage | None = None) -> tuple[dict[int, Entry], datetime | None, Base]:
+    """The remembered versions, `last_answer_at` and the base they were read over, or CorruptState."""
+    document, rows, base = parse_document(data, storage)
     try:
         result = {}
-        for key, value in seen.items():
+        for key, value in rows.items():
             content_hash, day, last_seen = value
             date.fromisoformat(day)
             date.fromisoformat(last_seen)
             result[int(key)] = (str(content_hash), day, last_seen)
-        return result, last_answer_of(document)
+        return result, last_answer_of(document), base
     except (TypeError, ValueError) as error:
         raise CorruptState(f"{STATE_OBJECT} has a malformed entry: {error}") from None
 
 
-def encode_state(seen: dict[int, Entry], run_id: str, last_answer_at: datetime | None = None) -> bytes:
+def encode_state(
+    seen: dict[int, Entry], run_id: str, last_answer_at: datetime | None = None, *,
+    storage: Storage | None = None, base: Base | None = None,
+) -> bytes:
+    """The state's bytes; with `storage`, a head over `base` (or over a new base written now)."""
+    if storage is None:
+        parts = Base(), dict(seen), []
+    else:
+        found = split(storage, BASE_KIND, seen, base or Base(), columns_of_rows)
+        parts = found.base, found.changed, found.removed
+    head_base, changed, forgotten = parts
     document = {
         "format": STATE_FORMAT,
         "updated_at": utc_now().isoformat(timespec="seconds"),
         "updated_by_run": run_id,
         LAST_ANSWER_KEY: last_answer_at.isoformat(timespec="seconds") if last_answer_at else None,
-        "seen": {str(event_id): list(seen[event_id]) for event_id in sorted(seen)},
+        "base": head_base.name,
+        "seen": columns_of_rows(changed),
+        "forgotten": forgotten,
     }
-    return dump_document(document)
+    return gzip.compress(json.dumps(document, separators=(",", ":")).encode("utf-8"), compresslevel=9, mtime=0)
 
 
-def read_state(stored: StoredObject | None) -> State:
-    """The state in a stored object (None: no state yet); CorruptState if it is unusable."""
+def read_state(stored: StoredObject | None, storage: Storage | None) -> State:
+    """The state in a stored object of `storage` (None: no state yet); CorruptState if it is unusable."""
     if stored is None:
         return State()
     try:
-        seen, last_answer_at = decode_state(stored.data)
+        seen, last_answer_at, base = decode_state(stored.data, storage)
     except CorruptState as error:
         raise CorruptState(str(error), data=stored.data, etag=stored.etag) from None
-    return State(seen=seen, source=stored, last_answer_at=last_answer_at)
+    return State(seen=seen, source=stored, last_answer_at=last_answer_at, base=base)
 
 
 LAST_ANSWER_KEY = "last_answer_at"

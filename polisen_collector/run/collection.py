@@ -43,9 +43,12 @@ log = logging.getLogger("polisen.collect")
 # the queue (or import the backfill), so a run that finds nothing new costs one API request
 # and one conditional state read.
 BACKFILL_MARKER = "backfill-pending"
-# This host's copy of the state as it last read or wrote it, so that reading the state from a
-# remote store costs no body when it has not changed since (see storage/local_copy.py).
+# This host's copies of the state and the page queue as it last read or wrote them, and of
+# their write-once bases, so that reading them from a remote store costs no body when they have
+# not changed since (see storage/local_copy.py and storage/delta_map.py).
 STATE_COPY = "state-cache"
+QUEUE_COPY = "pages-cache"
+BASES_COPY = "bases"
 
 
 # When the page queue next has a page due, as this host last saw it ("idle": none pending).
@@ -69,13 +72,16 @@ def api_options(settings: Settings) -> ApiOptions:
 
 
 def open_archive(settings: Settings) -> Storage:
-    """The store of the settings; a remote one reads the state conditionally against STATE_COPY."""
+    """The store of the settings; a remote one reads the state and the page queue against local copies."""
     storage = open_storage(settings)
     if settings.storage == "local":
         return storage
+    from polisen_collector.pages.queue import QUEUE_OBJECT
+    from polisen_collector.storage.delta_map import BASES
     from polisen_collector.storage.local_copy import LocalCopy
 
-    return LocalCopy(storage, {STATE_OBJECT: settings.log_dir / STATE_COPY})
+    return LocalCopy(storage, {STATE_OBJECT: settings.log_dir / STATE_COPY, QUEUE_OBJECT: settings.log_dir / QUEUE_COPY},
+                     write_once={BASES: settings.log_dir / BASES_COPY})
 
 
 def run_once(settings: Settings, dry_run: bool = False, backfill_days: list[str] | None = None) -> int:

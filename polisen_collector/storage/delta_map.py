@@ -1,0 +1,133 @@
+"""A large shared map kept as a small head over a write-once base, so a run rewrites only what changed.
+
+The state and the page queue each remember a few thousand ids and are rewritten by most runs.
+Their object (the head, changed only through storage.base.update_object) names a base under
+`metadata/bases/`, written once and never changed, and carries only the rows that differ from
+it and the ids gone from it. When those outgrow a quarter of the base, the next write starts a
+new base holding every row. A map too small to be worth a base (MIN_BASE_ROWS) lives in its head.
+
+Bases never change, so a host keeps a copy of each (storage/local_copy.py) and reads one from
+a remote store at most once. A run that stores a few events then moves a head of a few KB,
+not the whole map. A new base is written before the head that names it, so a kill in between
+leaves only an unused base; bases no head has named for KEEP_UNUSED are deleted when the next
+base is written.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import logging
+import zlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+from polisen_collector.clock import utc_now
+from polisen_collector.storage.base import Storage, StorageError
+
+log = logging.getLogger("polisen.storage")
+
+BASES = "metadata/bases/"
+MIN_BASE_ROWS = 256
+REBASE_FRACTION = 4
+"""A new base when the head would carry more than 1/REBASE_FRACTION of the base's rows."""
+KEEP_UNUSED = timedelta(hours=1)
+STAMP = "%Y%m%dT%H%M%SZ"
+BASE_CONTENT_TYPE = "application/gzip"
+
+Row = TypeVar("Row")
+
+
+class UnusableBase(StorageError):
+    """The base a head names is missing or unreadable."""
+
+
+@dataclass(frozen=True)
+class Base:
+    """The base a head was read with (name None: the head holds every row)."""
+
+    name: str | None = None
+    rows: Mapping[int, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Split:
+    """What a head must carry over its base."""
+
+    base: Base
+    changed: dict[int, Any]
+    removed: list[int]
+
+
+def read_base(storage: Storage, name: str, unpack: Callable[[Any], dict[int, Row]]) -> Base:
+    """The rows of the base `name`; UnusableBase when it is gone or does not decode."""
+    if not name.startswith(BASES):
+        raise UnusableBase(f"{name} is not a base object (they live under {BASES})")
+    stored = storage.get(name)
+    if stored is None:
+        raise UnusableBase(f"its base {name} is missing")
+    try:
+        return Base(name, unpack(json.loads(gzip.decompress(stored.data))["rows"]))
+    except (ValueError, TypeError, KeyError, AttributeError, EOFError, OSError, zlib.error) as error:
+        raise UnusableBase(f"its base {name} is unreadable: {error}") from None
+
+
+def merge(base: Base, changed: Mapping[int, Row], removed: list[int]) -> dict[int, Row]:
+    """The whole map: the base, overlaid with the head's rows, less the ids the head removed."""
+    rows = {**base.rows, **changed}
+    for key in removed:
+        rows.pop(key, None)
+    return rows
+
+
+def split(
+    storage: Storage, kind: str, rows: Mapping[int, Row], base: Base, pack: Callable[[Mapping[int, Row]], Any],
+) -> Split:
+    """How to store `rows` over `base`: the rows that differ from it, or a new base written now."""
+    if len(rows) < MIN_BASE_ROWS:
+        return Split(Base(), dict(rows), [])
+    changed = {key: row for key, row in rows.items() if key not in base.rows or base.rows[key] != row}
+    removed = sorted(key for key in base.rows if key not in rows)
+    if base.name is not None and len(changed) + len(removed) <= len(base.rows) // REBASE_FRACTION:
+        return Split(base, changed, removed)
+    new_base = write_base(storage, kind, rows, pack)
+    drop_unused_bases(storage, kind, keep={new_base.name, base.name})
+    return Split(new_base, {}, [])
+
+
+def write_base(storage: Storage, kind: str, rows: Mapping[int, Row], pack: Callable[[Mapping[int, Row]], Any]) -> Base:
+    data = gzip.compress(json.dumps({"rows": pack(rows)}, separators=(",", ":")).encode("utf-8"),
+                         compresslevel=9, mtime=0)
+    name = f"{BASES}{kind}-{utc_now().strftime(STAMP)}-{hashlib.sha256(data).hexdigest()[:16]}.json.gz"
+    storage.put(name, data, content_type=BASE_CONTENT_TYPE)
+    log.info("wrote %s (%d rows, %d bytes)", name, len(rows), len(data))
+    return Base(name, dict(rows))
+
+
+def drop_unused_bases(storage: Storage, kind: str, keep: set[str | None]) -> None:
+    """Delete this kind's bases other than `keep` written more than KEEP_UNUSED ago.
+
+    A head names either its predecessor's base or one written just before it, so an older
+    base that is not kept is named by no head a run can still be reading. Failing to delete
+    one costs only space.
+    """
+    cutoff = utc_now() - KEEP_UNUSED
+    try:
+        for name in list(storage.list(f"{BASES}{kind}-")):
+            written = base_written_at(name)
+            if name not in keep and written is not None and written < cutoff:
+                storage.delete(name)
+    except StorageError as error:
+        log.warning("could not delete unused bases of %s: %s", kind, error)
+
+
+def base_written_at(name: str) -> datetime | None:
+    """When a base was written, from its name; None for a name not of this module's form."""
+    try:
+        stamp = name.rsplit("/", 1)[-1].split("-")[-2]
+        return datetime.strptime(stamp, STAMP).replace(tzinfo=UTC)
+    except (IndexError, ValueError):
+        return None
