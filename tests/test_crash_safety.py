@@ -43,3 +43,27 @@ def test_kill_at_each_write_then_rerun_loses_nothing(fake_api, collector, snapsh
         assert_complete(collector, snapshot_bodies[: index + 1])
         nth += 1
     assert len(killed_at) >= 2, "the run must have been killed at an event write and at the state write"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["last_seen", "pages"])
+@pytest.mark.parametrize("point", ["before-put", "mid-put", "after-put"])
+def test_kill_at_a_base_write_loses_nothing(fake_api, collector, snapshot_bodies, kind, point):
+    """A first run writes the state's and the page queue's bases before the heads that name them."""
+    pages = {"PAGES_PER_RUN": "2"}
+    fake_api.serve(0)
+    crashed = collector.run(script="tests/crash_run.py",
+                            env={**pages, "CRASH_POINT": point, "CRASH_AT": "1", "CRASH_MATCH": f"bases/{kind}-"})
+    assert crashed.returncode == -signal.SIGKILL, crashed.log + crashed.stderr
+    fake_api.serve(1)
+    recovered = collector.run(env=pages)
+    assert recovered.returncode == 0, recovered.log + recovered.stderr
+    assert_complete(collector, snapshot_bodies[:2])
+    from polisen_collector.pages.queue import QUEUE_OBJECT, decode_queue
+    from polisen_collector.storage.local import LocalStorage
+
+    storage = LocalStorage(collector.data_dir)
+    queue, base = decode_queue(storage.get(QUEUE_OBJECT).data, storage)
+    assert base.name is not None and collector.state()["base"] is not None
+    assert {event["id"] for body in snapshot_bodies[:2] for event in json.loads(body)} <= set(queue)
+    assert len(list(storage.list("metadata/bases/"))) <= 4, "at most an unused base of each kind beside the used"

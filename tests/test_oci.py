@@ -537,7 +537,7 @@ def test_vault_name_that_finds_no_single_active_vault_is_one_line_and_exit_2(
     assert len(requests_to(fake_oci, "GET", "/20180608/vaults")) == expected_lookups, "a 404 is not retried"
 
 
-def test_pages_are_stored_in_the_bucket_like_the_events(fake_api, fake_oci, oci_run, snapshot_bodies):
+def test_pages_are_stored_in_the_bucket_like_the_events(tmp_path, fake_api, fake_oci, oci_run, snapshot_bodies):
     from polisen_collector.pages.queue import QUEUE_OBJECT, decode_queue
 
     fake_api.serve(0)
@@ -545,7 +545,9 @@ def test_pages_are_stored_in_the_bucket_like_the_events(fake_api, fake_oci, oci_
     objects = fake_oci.objects()
     pages = {name: blob for name, blob in objects.items() if name.startswith("pages/")}
     assert len(pages) == 3 and {blob.content_type for blob in pages.values()} == {"application/gzip"}
-    queue = decode_queue(objects[QUEUE_OBJECT].data)
+    bucket = LocalStorage(fake_oci.dump(tmp_path / "bucket"))
+    queue, base = decode_queue(objects[QUEUE_OBJECT].data, bucket)
+    assert base.name is not None and base.name.startswith("metadata/bases/pages-"), "500 entries: a head over a base"
     assert sum(entry.fingerprint is not None for entry in queue.values()) == 3
     assert len(queue) == len(json.loads(snapshot_bodies[0]))
     assert not oci_run.data_dir.exists(), "STORAGE=oci must not write the local archive"

@@ -20,9 +20,10 @@ from polisen_collector.metrics.run_metrics import RunMetrics
 from polisen_collector.pages.collect import collect_pages
 from polisen_collector.pages.fetch import PageClient, PageError, PageOptions
 from polisen_collector.pages.parse import content_fingerprint, parse_page
-from polisen_collector.pages.queue import QUEUE_OBJECT, decode_queue
+from polisen_collector.pages.queue import QUEUE_OBJECT, PageEntry, decode_queue, encode_queue
 from polisen_collector.pages.store import day_page_versions, read_page_html
 from polisen_collector.run.feed import collect
+from polisen_collector.storage.delta_map import Base
 from polisen_collector.storage.local import LocalStorage
 
 T0 = datetime(2026, 5, 20, 6, 0, tzinfo=UTC)
@@ -138,7 +139,7 @@ def test_missing_page_is_tried_on_three_runs_then_gone(fake_api, snapshot_bodies
         metrics = RunMetrics("run")
         collect_pages(storage, client, [event], {}, metrics, max_pages=10,
                       now=lambda hours=hours: T0 + timedelta(hours=hours))
-        entry = decode_queue(storage.get(QUEUE_OBJECT).data)[event.id]
+        entry = decode_queue(storage.get(QUEUE_OBJECT).data, storage)[0][event.id]
         outcomes.append((metrics.counts["page_requests"], entry.status, entry.tries))
     assert outcomes == [(1, "new", 1), (0, "new", 1), (1, "new", 2), (0, "new", 2), (1, "gone", 3),
                         (0, "gone", 3), (0, "gone", 3)]
@@ -331,7 +332,7 @@ def test_an_archive_without_pages_gets_them_queued_from_the_state(fake_api, snap
 
     metrics = RunMetrics("run")
     collect_pages(storage, client, [], seen, metrics, max_pages=0, now=lambda: T0)
-    entries = decode_queue(storage.get(QUEUE_OBJECT).data)
+    entries, _ = decode_queue(storage.get(QUEUE_OBJECT).data, storage)
     assert set(entries) == set(seen)
     assert entries[999].status == "failed"
     archived = {event.id: event for event in events_of(snapshot_bodies[0])}
@@ -400,3 +401,40 @@ def test_the_page_step_stops_when_its_time_is_used_up(fake_api, snapshot_bodies,
                            max_pages=30, budget_seconds=0.1)
     assert 1 <= report.requests < 30 and "used up" in report.stopped
     assert metrics.counts["pages_backlog"] == len(events) - report.stored
+
+
+def queue_entries(count: int) -> dict[int, PageEntry]:
+    return {600000 + n: PageEntry(url="", day="2026-05-20", hash=f"{n:016x}", status="done",
+                                  fingerprint=f"{n * 7:016x}", first_fetched="2026-05-21T10:00:00+00:00")
+            for n in range(count)}
+
+
+def test_a_large_page_queue_is_a_small_head_over_a_base_and_older_queues_are_read(tmp_path):
+    storage = LocalStorage(tmp_path)
+    entries = queue_entries(2000)
+    first = encode_queue(entries, storage=storage)
+    (base_name,) = storage.list("metadata/bases/pages-")
+    assert json.loads(gzip.decompress(first)) == {"format": 2, "base": base_name, "pages": {}, "removed": []}
+    read, base = decode_queue(first, storage)
+    assert read == entries and base.name == base_name
+
+    fetched = {**entries, 700000: PageEntry(url="/aktuellt/x", day="2026-05-28", hash="ab", due="2026-05-28T10:00:00")}
+    del fetched[600000]
+    head = encode_queue(fetched, storage=storage, base=base)
+    assert len(head) < 300 and list(storage.list("metadata/bases/")) == [base_name]
+    assert json.loads(gzip.decompress(head))["removed"] == [600000]
+    assert decode_queue(head, storage)[0] == fetched
+
+    format_1 = {"format": 1, "pages": {"7": {"url": "/a", "day": "2026-05-20", "hash": "h", "status": "new"}}}
+    for data in (json.dumps(format_1).encode(), gzip.compress(json.dumps(format_1).encode())):
+        assert decode_queue(data, storage) == ({7: PageEntry(url="/a", day="2026-05-20", hash="h")}, Base())
+
+
+@pytest.mark.parametrize("damage", ["missing", "unreadable"])
+def test_a_page_queue_whose_base_is_unusable_starts_anew(tmp_path, caplog, damage):
+    storage = LocalStorage(tmp_path)
+    data = encode_queue(queue_entries(300), storage=storage)
+    (base_name,) = storage.list("metadata/bases/")
+    storage.delete(base_name) if damage == "missing" else storage.put(base_name, b"\x1f\x8b garbage")
+    assert decode_queue(data, storage) == ({}, Base())
+    assert f"its base {base_name} is {damage}" in caplog.text

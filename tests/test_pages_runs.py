@@ -31,8 +31,9 @@ def pages_archived(collector, *bodies: bytes) -> dict[int, list]:
 
 
 def queue(collector) -> dict:
-    stored = LocalStorage(collector.data_dir).get(QUEUE_OBJECT)
-    return decode_queue(stored.data if stored else None)
+    storage = LocalStorage(collector.data_dir)
+    stored = storage.get(QUEUE_OBJECT)
+    return decode_queue(stored.data if stored else None, storage)[0]
 
 
 def test_an_unreachable_site_neither_fails_nor_delays_the_feed(fake_api, collector, snapshot_bodies):

@@ -130,9 +130,10 @@ def parse_document(data: bytes, storage: Storage | None = None) -> tuple[dict[st
 
 
 def load_document(data: bytes, storage: Storage | None = None) -> dict[str, Any]:
-    """The whole state document of any format, `seen` as a mapping of id text to entry list (format 1's shape)."""
-    document, rows, _ = parse_document(data, storage)
-    return {**document, "seen": {str(key): list(entry) for key, entry in rows.items()}}
+    """The whole state document of any format, `seen` as a mapping of id text to entry list (format 1's
+    shape) and `base` the name of the base merged into it (None: none)."""
+    document, rows, base = parse_document(data, storage)
+    return {**document, "base": base.name, "seen": {str(key): list(entry) for key, entry in rows.items()}}
 
 
 def dump_document(document: dict[str, Any]) -> bytes:

@@ -87,7 +87,7 @@ def collect_pages(
     report = PagesReport()
     started = now()
     current = storage.get(QUEUE_OBJECT)
-    entries = decode_queue(current.data if current else None)
+    entries, _ = decode_queue(current.data if current else None, storage)
     answered = {event.id for event in events}
     missed, lost = missed_events(storage, seen, entries, answered)
     if missed:
@@ -116,9 +116,9 @@ def collect_pages(
         log.info("%d event pages wait for the next runs", report.backlog)
 
     def change(stored: StoredObject | None) -> bytes | None:
-        merged = decode_queue(stored.data if stored else None)
+        merged, base = decode_queue(stored.data if stored else None, storage)
         merged.update(touched)
-        data = encode_queue(prune(merged, set(seen) | answered))
+        data = encode_queue(prune(merged, set(seen) | answered), storage=storage, base=base)
         return None if stored is not None and stored.data == data else data
 
     try:

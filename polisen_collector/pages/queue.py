@@ -1,8 +1,10 @@
 """The page queue: which event pages are waiting, and what is known of each page fetched.
 
-One gzip-compressed JSON object in the store, `metadata/pages.json` (an older plain-JSON
-one is still read), changed only through
-storage.base.update_object. Per event id it keeps the event content hash the page was
+One gzip-compressed JSON object in the store, `metadata/pages.json`, changed only through
+storage.base.update_object. Format 2 is a head over a write-once base (storage/delta_map.py):
+`base` names it, `pages` holds the entries that differ from it and `removed` the ids gone
+from it, so a run that fetches a page rewrites a few KB. Format 1 (every entry in the one
+object, gzip-compressed or plain JSON) is still read. Per event id it keeps the event content hash the page was
 queued for (so a feed edit queues the page again), the page's status, when it is due,
 failed tries, and the fingerprint and validators of its latest stored version (a page
 re-checked and `done` keeps only its hash, fingerprint and first fetch).
@@ -20,15 +22,20 @@ import gzip
 import json
 import logging
 import zlib
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from polisen_collector.archive.events import Event
+from polisen_collector.storage.base import Storage
+from polisen_collector.storage.delta_map import Base, UnusableBase, merge, read_base, split
 
 log = logging.getLogger("polisen.pages")
 
 QUEUE_OBJECT = "metadata/pages.json"
-QUEUE_FORMAT = 1
+QUEUE_FORMAT = 2
+BASE_KIND = "pages"
 PENDING = frozenset({"new", "changed", "recheck"})
 RECHECK_AFTER = timedelta(days=1)
 RETRY_AFTER = (timedelta(hours=1), timedelta(hours=6), timedelta(hours=24), timedelta(hours=24))
@@ -54,23 +61,48 @@ class PageEntry:
         return self.status in PENDING
 
 
-def decode_queue(data: bytes | None) -> dict[int, PageEntry]:
-    """The queue's entries; an unreadable queue counts as empty (pages are queued again)."""
+def unpack(pages: Any) -> dict[int, PageEntry]:
+    return {int(event_id): PageEntry(**fields) for event_id, fields in pages.items()}
+
+
+def pack(entries: Mapping[int, PageEntry]) -> dict[str, dict[str, Any]]:
+    return {str(event_id): {k: v for k, v in asdict(entry).items() if v is not None}
+            for event_id, entry in sorted(entries.items())}
+
+
+def decode_queue(data: bytes | None, storage: Storage | None = None) -> tuple[dict[int, PageEntry], Base]:
+    """The queue's entries (its base, read from `storage`, merged in) and that base.
+
+    An unreadable queue counts as empty: its pages are queued again from the state.
+    """
     if data is None:
-        return {}
+        return {}, Base()
     try:
         document = json.loads(gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data)
-        return {int(event_id): PageEntry(**fields) for event_id, fields in document["pages"].items()}
-    except (ValueError, TypeError, KeyError, AttributeError, EOFError, OSError, zlib.error) as error:
+        changed = unpack(document["pages"])
+        name, removed = document.get("base"), document.get("removed", [])
+        if not isinstance(removed, list) or not all(isinstance(key, int) for key in removed):
+            raise ValueError("'removed' is not a list of ids")
+        if name is None:
+            return changed, Base()
+        if storage is None:
+            raise UnusableBase(f"it names the base {name} but was read without its store")
+        base = read_base(storage, str(name), unpack)
+        return merge(base, changed, removed), base
+    except (ValueError, TypeError, KeyError, AttributeError, EOFError, OSError, zlib.error, UnusableBase) as error:
         log.warning("%s is unreadable (%s); starting a new page queue", QUEUE_OBJECT, error)
-        return {}
+        return {}, Base()
 
 
-def encode_queue(entries: dict[int, PageEntry]) -> bytes:
-    pages = {str(event_id): {k: v for k, v in asdict(entry).items() if v is not None}
-             for event_id, entry in sorted(entries.items())}
-    document = json.dumps({"format": QUEUE_FORMAT, "pages": pages}, separators=(",", ":")).encode("utf-8")
-    return gzip.compress(document, compresslevel=9, mtime=0)  # URLs and dates repeat: about 6x smaller
+def encode_queue(entries: dict[int, PageEntry], *, storage: Storage | None = None, base: Base | None = None) -> bytes:
+    """The queue's bytes; with `storage`, a head over `base` (or over a new base written now)."""
+    if storage is None:
+        head_base, changed, removed = Base(), entries, []
+    else:
+        found = split(storage, BASE_KIND, entries, base or Base(), pack)
+        head_base, changed, removed = found.base, found.changed, found.removed
+    document = {"format": QUEUE_FORMAT, "base": head_base.name, "pages": pack(changed), "removed": removed}
+    return gzip.compress(json.dumps(document, separators=(",", ":")).encode("utf-8"), compresslevel=9, mtime=0)
 
 
 def enqueue(entries: dict[int, PageEntry], events: list[Event], now: datetime) -> dict[int, PageEntry]:
