@@ -16,6 +16,8 @@ EVERY = 4                 # kill at writes 1, 5, 9, ... and the last: events, st
 def kind(name: str) -> str:
     if name.startswith("events/"):
         return "event"
+    if name.startswith("metadata/bases/last_seen-"):
+        return "base"
     return {"metadata/last_seen.json": "state", "metadata/backfill.json": "queue"}[name]
 
 
@@ -65,13 +67,15 @@ def assert_healed(collector, bodies: list[bytes]) -> None:
 
 @pytest.mark.slow
 def test_the_uninterrupted_backfill_run_and_its_writes(outage, collector, snapshot_bodies):
-    """Pins what the kills below hit: the gap queued first, the window's 7 days, the state, then per day event, state, queue."""
+    """Pins what the kills below hit: the gap queued first, the window's 7 days, the state, then per day
+    event, state, queue; twice the state's heads have carried enough to start a new base first."""
     outage()
     result, writes = crash_run(collector, "before-put", 0)
     assert result.returncode == 0, result.log[-2000:]
     assert "possible gap in the archive from 2026-05-23 to 2026-05-30" in result.log
     kinds = [kind(writes[str(n)]) for n in range(1, len(writes) + 1)]
-    assert kinds == ["queue"] + ["event"] * 7 + ["state"] + ["event", "state", "queue"] * 8
+    once_a_day, rebasing = ["event", "state", "queue"], ["event", "base", "state", "queue"]
+    assert kinds == ["queue"] + ["event"] * 7 + ["state"] + rebasing + once_a_day * 5 + rebasing + once_a_day
     assert_healed(collector, snapshot_bodies)
 
 
@@ -79,9 +83,9 @@ def test_the_uninterrupted_backfill_run_and_its_writes(outage, collector, snapsh
 @pytest.mark.parametrize("point", ["before-put", "after-put"])
 def test_kill_at_the_writes_of_a_backfilling_run_then_normal_runs_heal_the_gap(
         outage, collector, snapshot_bodies, point):
-    total = 33  # see test_the_uninterrupted_backfill_run_and_its_writes
+    total, base = 35, 11  # see test_the_uninterrupted_backfill_run_and_its_writes
     hit = {}
-    for at in sorted({*range(1, total + 1, EVERY), total}):
+    for at in sorted({*range(1, total + 1, EVERY), base, total}):
         outage()
         crashed, writes = crash_run(collector, point, at)
         assert crashed.returncode == -signal.SIGKILL, crashed.log[-2000:]
@@ -95,5 +99,5 @@ def test_kill_at_the_writes_of_a_backfilling_run_then_normal_runs_heal_the_gap(
             assert_healed(collector, snapshot_bodies)
         except AssertionError as error:
             raise AssertionError(f"killed {point} write {at} ({writes[str(at)]}): {error}") from error
-    assert {kind(name) for name in hit.values()} == {"event", "state", "queue"}, hit
+    assert {kind(name) for name in hit.values()} == {"event", "base", "state", "queue"}, hit
 

@@ -414,7 +414,8 @@ def test_a_large_page_queue_is_a_small_head_over_a_base_and_older_queues_are_rea
     entries = queue_entries(2000)
     first = encode_queue(entries, storage=storage)
     (base_name,) = storage.list("metadata/bases/pages-")
-    assert json.loads(gzip.decompress(first)) == {"format": 2, "base": base_name, "pages": {}, "removed": []}
+    assert json.loads(gzip.decompress(first)) == {"format": 2, "base": base_name, "pages": {}, "removed": [],
+                                                  "carried": 0}
     read, base = decode_queue(first, storage)
     assert read == entries and base.name == base_name
 
@@ -422,7 +423,7 @@ def test_a_large_page_queue_is_a_small_head_over_a_base_and_older_queues_are_rea
     del fetched[600000]
     head = encode_queue(fetched, storage=storage, base=base)
     assert len(head) < 300 and list(storage.list("metadata/bases/")) == [base_name]
-    assert json.loads(gzip.decompress(head))["removed"] == [600000]
+    assert json.loads(gzip.decompress(head))["removed"] == [600000] and decode_queue(head, storage)[1].carried == 2
     assert decode_queue(head, storage)[0] == fetched
 
     format_1 = {"format": 1, "pages": {"7": {"url": "/a", "day": "2026-05-20", "hash": "h", "status": "new"}}}

@@ -89,28 +89,29 @@ def test_a_large_state_is_a_small_head_over_a_write_once_base(tmp_path):
     second = encode_state(edited, "run-2", storage=storage, base=base)
     head = json.loads(gzip.decompress(second))
     assert bases_in(storage) == [base_name], "a small change writes no new base"
-    assert head["base"] == base_name and head["forgotten"] == [600003, 600006]
+    assert head["base"] == base_name and head["forgotten"] == [600003, 600006] and head["carried"] == 4
     assert head["seen"]["id_deltas"] == [600000, 100000] and head["seen"]["hash"] == ["beef", "cafe"]
     assert decode_state(second, storage)[0] == edited
     assert len(second) < 300
 
 
-def test_a_new_base_once_the_head_outgrows_a_quarter_of_it(tmp_path):
+def test_a_new_base_once_the_heads_have_carried_as_many_rows_as_it_holds(tmp_path):
     storage = LocalStorage(tmp_path)
     stale = "metadata/bases/last_seen-20200101T000000Z-0123456789abcdef.json.gz"
     storage.put(stale, b"left by a run killed before its head was written")
     seen = big_state(1000)
     base = decode_state(encode_state(seen, "run-1", storage=storage), storage)[2]
     assert stale not in bases_in(storage), "an unused base written long ago is deleted"
-    quarter = {**seen, **{key: ("0", "2026-05-20", "2026-05-28") for key in list(seen)[:250]}}
-    assert bases_in(storage) == [base.name]
-    assert json.loads(gzip.decompress(encode_state(quarter, "r", storage=storage, base=base)))["base"] == base.name
-    more = {**seen, **{key: ("0", "2026-05-20", "2026-05-28") for key in list(seen)[:251]}}
-    data = encode_state(more, "run-2", storage=storage, base=base)
-    head = json.loads(gzip.decompress(data))
-    assert head["base"] != base.name and head["seen"]["id_deltas"] == [] and head["forgotten"] == []
+    edited = {**seen, **{key: ("0", "2026-05-20", "2026-05-28") for key in list(seen)[:600]}}
+    head = json.loads(gzip.decompress(data := encode_state(edited, "run-2", storage=storage, base=base)))
+    assert (head["base"], head["carried"]) == (base.name, 600)
+    base = decode_state(data, storage)[2]
+    assert base.carried == 600
+    head = json.loads(gzip.decompress(data := encode_state(edited, "run-3", storage=storage, base=base)))
+    assert head["base"] != base.name, "600 + 600 rows carried: more than the base's 1000"
+    assert head["seen"]["id_deltas"] == [] and head["forgotten"] == [] and head["carried"] == 0
     assert bases_in(storage) == sorted([base.name, head["base"]]), "the base the last head named is kept"
-    assert decode_state(data, storage)[0] == more
+    assert decode_state(data, storage)[0] == edited
 
 
 def test_a_missing_or_damaged_base_makes_the_state_corrupt(tmp_path):

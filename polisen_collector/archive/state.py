@@ -10,8 +10,9 @@ Format 3 (written since issue 16) is gzip-compressed JSON. Its `seen` is held in
 ids ascending, each as its difference from the one before, and the three entry fields as
 parallel lists, about 11 bytes an id. Once it remembers a few hundred ids the object is a
 head over a write-once base (storage/delta_map.py): `base` names the base, `seen` holds
-only the entries that differ from it and `forgotten` the ids gone from it, so a run moves
-a few KB however long the retention. Formats 2 (columns, no base) and 1 (plain JSON, `seen`
+only the entries that differ from it, `forgotten` the ids gone from it and `carried` how
+many entries the heads have carried since the base, so a run moves a few KB however long
+the retention. Formats 2 (columns, no base) and 1 (plain JSON, `seen`
 a mapping) are still read; every other top-level field is kept as it is.
 """
 
@@ -108,6 +109,7 @@ def parse_document(data: bytes, storage: Storage | None = None) -> tuple[dict[st
     seen = document.pop("seen", None)
     base_name = document.pop("base", None)
     forgotten = document.pop("forgotten", [])
+    carried = document.pop("carried", 0)
     if document["format"] == 1:
         if not isinstance(seen, dict):
             raise CorruptState(f"{STATE_OBJECT} has no 'seen' mapping")
@@ -123,7 +125,7 @@ def parse_document(data: bytes, storage: Storage | None = None) -> tuple[dict[st
     try:
         if storage is None:
             raise UnusableBase(f"it names the base {base_name} but was read without its store")
-        base = read_base(storage, str(base_name), rows_of_columns)
+        base = read_base(storage, str(base_name), rows_of_columns, carried)
     except UnusableBase as error:
         raise CorruptState(f"{STATE_OBJECT} is unusable: {error}") from None
     return document, merge(base, rows, forgotten), base
@@ -177,6 +179,7 @@ def encode_state(
         "base": head_base.name,
         "seen": columns_of_rows(changed),
         "forgotten": forgotten,
+        "carried": head_base.carried,
     }
     return gzip.compress(json.dumps(document, separators=(",", ":")).encode("utf-8"), compresslevel=9, mtime=0)
 

@@ -2,8 +2,9 @@
 
 One gzip-compressed JSON object in the store, `metadata/pages.json`, changed only through
 storage.base.update_object. Format 2 is a head over a write-once base (storage/delta_map.py):
-`base` names it, `pages` holds the entries that differ from it and `removed` the ids gone
-from it, so a run that fetches a page rewrites a few KB. Format 1 (every entry in the one
+`base` names it, `pages` holds the entries that differ from it, `removed` the ids gone
+from it and `carried` the entries the heads have carried since the base, so a run that
+fetches a page rewrites a few KB. Format 1 (every entry in the one
 object, gzip-compressed or plain JSON) is still read. Per event id it keeps the event content hash the page was
 queued for (so a feed edit queues the page again), the page's status, when it is due,
 failed tries, and the fingerprint and validators of its latest stored version (a page
@@ -23,7 +24,7 @@ import json
 import logging
 import zlib
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -87,8 +88,9 @@ def decode_queue(data: bytes | None, storage: Storage | None = None) -> tuple[di
             return changed, Base()
         if storage is None:
             raise UnusableBase(f"it names the base {name} but was read without its store")
-        base = read_base(storage, str(name), unpack)
-        return merge(base, changed, removed), base
+        base = read_base(storage, str(name), unpack, document.get("carried", 0))
+        # Copies: entries are changed in place, and the next write compares them with the base's.
+        return {key: replace(entry) for key, entry in merge(base, changed, removed).items()}, base
     except (ValueError, TypeError, KeyError, AttributeError, EOFError, OSError, zlib.error, UnusableBase) as error:
         log.warning("%s is unreadable (%s); starting a new page queue", QUEUE_OBJECT, error)
         return {}, Base()
@@ -101,7 +103,8 @@ def encode_queue(entries: dict[int, PageEntry], *, storage: Storage | None = Non
     else:
         found = split(storage, BASE_KIND, entries, base or Base(), pack)
         head_base, changed, removed = found.base, found.changed, found.removed
-    document = {"format": QUEUE_FORMAT, "base": head_base.name, "pages": pack(changed), "removed": removed}
+    document = {"format": QUEUE_FORMAT, "base": head_base.name, "pages": pack(changed), "removed": removed,
+                "carried": head_base.carried}
     return gzip.compress(json.dumps(document, separators=(",", ":")).encode("utf-8"), compresslevel=9, mtime=0)
 
 

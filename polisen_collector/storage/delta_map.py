@@ -3,8 +3,11 @@
 The state and the page queue each remember a few thousand ids and are rewritten by most runs.
 Their object (the head, changed only through storage.base.update_object) names a base under
 `metadata/bases/`, written once and never changed, and carries only the rows that differ from
-it and the ids gone from it. When those outgrow a quarter of the base, the next write starts a
-new base holding every row. A map too small to be worth a base (MIN_BASE_ROWS) lives in its head.
+it and the ids gone from it. Once the heads written since the base have carried, together,
+more rows than the base holds, the next write starts a new base holding every row: rent until
+the rent paid equals the price, then buy, which keeps a run's bytes within twice the best
+schedule whatever the rate of change (about sqrt(2 x rows x changes a run) rows a run).
+A map too small to be worth a base (MIN_BASE_ROWS) lives in its head.
 
 Bases never change, so a host keeps a copy of each (storage/local_copy.py) and reads one from
 a remote store at most once. A run that stores a few events then moves a head of a few KB,
@@ -21,7 +24,7 @@ import json
 import logging
 import zlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -32,8 +35,6 @@ log = logging.getLogger("polisen.storage")
 
 BASES = "metadata/bases/"
 MIN_BASE_ROWS = 256
-REBASE_FRACTION = 4
-"""A new base when the head would carry more than 1/REBASE_FRACTION of the base's rows."""
 KEEP_UNUSED = timedelta(hours=1)
 STAMP = "%Y%m%dT%H%M%SZ"
 BASE_CONTENT_TYPE = "application/gzip"
@@ -47,30 +48,35 @@ class UnusableBase(StorageError):
 
 @dataclass(frozen=True)
 class Base:
-    """The base a head was read with (name None: the head holds every row)."""
+    """The base a head was read with (name None: the head holds every row), and how many
+    rows the heads written since that base have carried in all (the head's `carried`)."""
 
     name: str | None = None
     rows: Mapping[int, Any] = field(default_factory=dict)
+    carried: int = 0
 
 
 @dataclass(frozen=True)
 class Split:
-    """What a head must carry over its base."""
+    """What a head must carry over its base; `base.carried` counts these rows too."""
 
     base: Base
     changed: dict[int, Any]
     removed: list[int]
 
 
-def read_base(storage: Storage, name: str, unpack: Callable[[Any], dict[int, Row]]) -> Base:
-    """The rows of the base `name`; UnusableBase when it is gone or does not decode."""
+def read_base(storage: Storage, name: str, unpack: Callable[[Any], dict[int, Row]], carried: Any = 0) -> Base:
+    """The rows of the base `name`, with the head's count of rows `carried` since; UnusableBase
+    when the base is gone or does not decode."""
+    if isinstance(carried, bool) or not isinstance(carried, int) or carried < 0:
+        raise UnusableBase(f"its count of rows carried since the base is not a count: {carried!r}")
     if not name.startswith(BASES):
         raise UnusableBase(f"{name} is not a base object (they live under {BASES})")
     stored = storage.get(name)
     if stored is None:
         raise UnusableBase(f"its base {name} is missing")
     try:
-        return Base(name, unpack(json.loads(gzip.decompress(stored.data))["rows"]))
+        return Base(name, unpack(json.loads(gzip.decompress(stored.data))["rows"]), carried)
     except (ValueError, TypeError, KeyError, AttributeError, EOFError, OSError, zlib.error) as error:
         raise UnusableBase(f"its base {name} is unreadable: {error}") from None
 
@@ -91,8 +97,9 @@ def split(
         return Split(Base(), dict(rows), [])
     changed = {key: row for key, row in rows.items() if key not in base.rows or base.rows[key] != row}
     removed = sorted(key for key in base.rows if key not in rows)
-    if base.name is not None and len(changed) + len(removed) <= len(base.rows) // REBASE_FRACTION:
-        return Split(base, changed, removed)
+    carried = base.carried + len(changed) + len(removed)
+    if base.name is not None and carried <= len(base.rows):
+        return Split(replace(base, carried=carried), changed, removed)
     new_base = write_base(storage, kind, rows, pack)
     drop_unused_bases(storage, kind, keep={new_base.name, base.name})
     return Split(new_base, {}, [])
