@@ -24,9 +24,8 @@ from polisen_collector.health.file import (
 )
 from polisen_collector.metrics.run_metrics import RunMetrics, prune_metrics
 from polisen_collector.recovery.audit import AuditProgress, AuditReport, Budget, health_section, run_audit
-from polisen_collector.run.collection import open_client
+from polisen_collector.run.collection import open_archive, open_client
 from polisen_collector.run.lock import LockHeld, LockUnusable, RunLock
-from polisen_collector.storage import open_storage
 from polisen_collector.storage.base import StorageError
 
 log = logging.getLogger("polisen.audit")
@@ -54,7 +53,7 @@ def audit_once(settings: Settings) -> int:
     report = AuditReport()
     budget = budget_of(settings)
     try:
-        storage = open_storage(settings)
+        storage = open_archive(settings)  # the state and its base from this host's copies when unchanged
         client = open_client(settings)
         try:
             report = run_audit(storage, client, metrics, budget=budget,
