@@ -15,6 +15,19 @@ import pytest
 from fake_polisen import FakePolisenServer, load_snapshot, snapshot_paths, snapshot_time
 from in_process import run_main
 
+from polisen_collector.config import SETTINGS
+
+SETTING_NAMES = frozenset(setting.env for setting in SETTINGS)
+"""The collector's environment variables: a developer's shell must not leak them into a test."""
+
+
+def clear_settings(monkeypatch: pytest.MonkeyPatch, **values: str) -> None:
+    """No setting from the environment in this test's process, but `values`."""
+    for key in SETTING_NAMES:
+        monkeypatch.delenv(key, raising=False)
+    for key, value in values.items():
+        monkeypatch.setenv(key, value)
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
@@ -53,10 +66,7 @@ class Collector:
         self.data_dir = workdir / "data"
         self.log_dir = workdir / "logs"
         self.metrics_dir = workdir / "metrics"
-        self.env = {
-            key: value for key, value in os.environ.items()
-            if not key.startswith(("POLISEN_", "API_", "OCI_", "STORAGE", "DATA_DIR", "LOG_", "METRICS_", "HEALTH", "PAGE"))
-        }
+        self.env = {key: value for key, value in os.environ.items() if key not in SETTING_NAMES}
         self.env.update({
             "POLISEN_API_URL": api_url,
             "DATA_DIR": str(self.data_dir),
@@ -108,6 +118,15 @@ class Collector:
 
         storage = LocalStorage(self.data_dir)
         return load_document(storage.get(STATE_OBJECT).data, storage)
+
+    def copy_archive(self, workdir: Path) -> Collector:
+        """A new workspace in `workdir` holding a copy of this one's archive (to change it freely)."""
+        copy = Collector(workdir, "http://127.0.0.1:9/api/events")
+        shutil.copytree(self.data_dir, copy.data_dir)
+        return copy
+
+    def last_metrics(self) -> dict:
+        return json.loads(self.metrics_files()[-1].read_text())
 
     def health(self) -> dict:
         return json.loads((self.log_dir / "health.json").read_text())

@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from conftest import clear_settings
 from fake_polisen import FakePolisenServer
 
 import collect_events
@@ -138,9 +139,7 @@ def test_the_audit_stores_what_the_feed_path_missed_and_says_so(tmp_path, caplog
 
 
 def test_audit_tick_from_the_command_line_and_its_health(tmp_path, monkeypatch, fake_api, capsys):
-    for key in ("POLISEN_API_URL", "DATA_DIR", "LOG_DIR", "METRICS_DIR", "HEALTH_FILE"):
-        monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("API_RATE_LIMIT", "off")
+    clear_settings(monkeypatch, API_RATE_LIMIT="off")
     monkeypatch.setenv("AUDIT_REQUESTS_PER_TICK", "3")
     args = ["--env-file", os.devnull, "--api-url", fake_api.url, "--data-dir", str(tmp_path / "data"),
             "--log-dir", str(tmp_path / "logs"), "--metrics-dir", str(tmp_path / "metrics")]
@@ -199,9 +198,7 @@ def test_the_default_install_runs_the_audit_between_the_collections_and_compacts
 
 
 def test_a_failing_tick_exits_1_counts_its_requests_and_keeps_the_sweep(tmp_path, monkeypatch, fake_api):
-    for key in ("POLISEN_API_URL", "DATA_DIR", "LOG_DIR", "METRICS_DIR", "HEALTH_FILE"):
-        monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("API_RATE_LIMIT", "off")
+    clear_settings(monkeypatch, API_RATE_LIMIT="off")
     monkeypatch.setenv("API_BACKOFF_FACTOR", "0.01")
     args = ["--env-file", os.devnull, "--api-url", fake_api.url, "--data-dir", str(tmp_path / "data"),
             "--log-dir", str(tmp_path / "logs"), "--metrics-dir", str(tmp_path / "metrics"), "--audit"]

@@ -6,6 +6,7 @@ import json
 import os
 
 import pytest
+from conftest import clear_settings
 
 import analyze_metrics
 import collect_events
@@ -15,9 +16,7 @@ import health_check
 
 @pytest.fixture
 def workspace(tmp_path, monkeypatch):
-    for key in list(os.environ):
-        if key.startswith(("POLISEN_", "API_", "STORAGE", "DATA_DIR", "LOG_", "METRICS_", "HEALTH", "OCI_")):
-            monkeypatch.delenv(key)
+    clear_settings(monkeypatch)
     monkeypatch.chdir(tmp_path)
     (tmp_path / "logs").mkdir()
     return tmp_path
@@ -49,7 +48,7 @@ def test_an_env_file_that_is_not_there_is_refused_not_ignored(workspace, capsys,
     assert main(["--env-file", str(workspace / "typo.env")]) == 2
     err = capsys.readouterr().err
     assert f"--env-file {workspace / 'typo.env'}: no such file" in err
-    assert health_of(workspace) is None or "typo.env" in health_of(workspace)["error"]["message"]
+    assert health_of(workspace) is None
 
 
 def test_health_check_with_a_missing_env_file_is_unknown(workspace, capsys):

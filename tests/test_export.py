@@ -7,7 +7,6 @@ import io
 import json
 import os
 import re
-import shutil
 import signal
 import sqlite3
 from datetime import datetime
@@ -17,7 +16,7 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 from archive_truth import archived_versions, versions_in_snapshots
-from conftest import Collector
+from conftest import Collector, clear_settings
 from fake_polisen import FakePolisenServer
 
 import export_events
@@ -51,9 +50,7 @@ def archive(replayed_archive) -> Collector:
 @pytest.fixture
 def workspace(tmp_path, archive) -> Collector:
     """A private copy of the replayed archive."""
-    copy = Collector(tmp_path, "http://127.0.0.1:9/api/events")
-    shutil.copytree(archive.data_dir, copy.data_dir)
-    return copy
+    return archive.copy_archive(tmp_path)
 
 
 PAGES_OF_POLISEN = {"POLISEN_API_URL": "https://polisen.se/api/events", "API_RATE_LIMIT": "on"}
@@ -224,10 +221,7 @@ def test_parquet_needs_a_file_and_pyarrow(workspace, tmp_path):
 @pytest.fixture
 def run_export(monkeypatch, capsys, tmp_path):
     """export_events.main in this process, with no settings from the environment but the API URL."""
-    for key in list(os.environ):
-        if key.startswith(("POLISEN_", "API_", "OCI_", "STORAGE", "DATA_DIR", "LOG_")):
-            monkeypatch.delenv(key)
-    monkeypatch.setenv("POLISEN_API_URL", "https://polisen.se/api/events")
+    clear_settings(monkeypatch, POLISEN_API_URL="https://polisen.se/api/events")
 
     def run(data_dir: Path, *args: str) -> tuple[int, str, str]:
         code = export_events.main(["--env-file", os.devnull, "--data-dir", str(data_dir), *args])

@@ -56,19 +56,15 @@ def ping_server():
     server.stop()
 
 
-def last_metrics(collector) -> dict:
-    return json.loads(collector.metrics_files()[-1].read_text())
-
-
 def test_success_then_each_kind_of_failure_is_recorded(collector, fake_api):
     assert collector.run().returncode == 0
     first = collector.health()
-    counts = last_metrics(collector)["counts"]
+    counts = collector.last_metrics()["counts"]
     assert first["events_processed"] == counts["new_events"] + counts["updated_events"] > 400
     assert (first["status"], first["error"], first["consecutive_failures"]) == ("success", None, 0)
     assert first["last_success"] == first["last_run"]
     assert datetime.fromisoformat(first["last_run"]).utcoffset() is not None
-    assert first["run_id"] == last_metrics(collector)["run_id"] and first["version"] and first["host"]
+    assert first["run_id"] == collector.last_metrics()["run_id"] and first["version"] and first["host"]
 
     fake_api.add_faults(*["status:503"] * 10)
     api_503 = collector.run(env={"API_MAX_RETRIES": "1"})

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 from pathlib import Path
 
 import pytest
 from archive_truth import assert_archive_complete
 from conftest import Collector
+from fake_clock import FakeClock
 
 import health_check
 from polisen_collector.api.client import ApiOptions, PolisenClient
@@ -172,19 +172,6 @@ def test_a_reason_phrase_with_a_pipe_does_not_split_the_nagios_line(workspace, f
 # -- the rate-limit ledger ---------------------------------------------------------------------------
 
 
-class FakeClock:
-    """Time for the rate limiter and the fake API; sleeping moves it on at once."""
-
-    def __init__(self) -> None:
-        self.now = 1_780_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
-
-
 @pytest.fixture
 def clock(workspace, fake_api, monkeypatch) -> FakeClock:
     """Runs with the rate limit on, on a fake clock."""
@@ -192,7 +179,7 @@ def clock(workspace, fake_api, monkeypatch) -> FakeClock:
     from polisen_collector.run import collection
     from polisen_collector.storage.local import LocalStorage
 
-    fake = FakeClock()
+    fake = FakeClock(1_780_000_000.0)
     fake_api.state.clock = fake
     monkeypatch.setattr(collection, "rate_limiter",
                         lambda settings: RateLimiter(LocalStorage(settings.log_dir), clock=fake, sleep=fake.sleep))
@@ -397,23 +384,6 @@ def test_a_symlinked_lock_file_is_refused_and_its_target_left_alone(workspace, f
     assert fake_api.requests == []
     (workspace.log_dir / "collect_events.lock").unlink()
     assert_recovers(workspace, snapshot_bodies[:1])
-
-
-def test_health_check_on_a_fifo_refuses_it_at_once(tmp_path, capsys):
-    fifo = tmp_path / "health.json"
-    os.mkfifo(fifo)
-
-    def hung(*_: object) -> None:
-        raise TimeoutError("health_check.py hangs on a FIFO")
-
-    previous = signal.signal(signal.SIGALRM, hung)
-    signal.alarm(10)  # a regression fails the test instead of hanging the suite
-    assert health_check.main(["--health-file", str(fifo)]) == 1
-    assert capsys.readouterr().out == f"UNHEALTHY: health file {fifo} is not a regular file; refusing to read it\n"
-    assert health_check.main(["--nagios", "--health-file", str(fifo)]) == 3
-    assert capsys.readouterr().out.startswith("POLISEN_COLLECTOR UNKNOWN: health file")
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, previous)
 
 
 def test_a_backfill_day_of_mostly_invalid_events_stops_the_backfill_with_one_line(workspace, fake_api, tmp_path,

@@ -15,7 +15,7 @@ from datetime import UTC as UTC_TZ
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from conftest import REPO, clear_settings
 
 import analyze_metrics
 import collect_events
@@ -59,22 +59,13 @@ def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-def in_process_env(monkeypatch, **values: str) -> None:
-    for key in list(os.environ):
-        if key.startswith(("POLISEN_", "API_", "OCI_", "STORAGE", "DATA_DIR", "LOG_", "METRICS_", "HEALTH",
-                           "PROMETHEUS_", "RUN_")):
-            monkeypatch.delenv(key)
-    for key, value in values.items():
-        monkeypatch.setenv(key, value)
-
-
 # --- 1. cron: silence on success, one stderr line on failure ---------------------------------------
 
 def test_a_real_process_prints_nothing_on_success_and_one_line_on_failure(collector, fake_api):
-    ok = collector.run(env={"API_CONTACT_EMAIL": ""})
+    ok = collector.run(env={"API_CONTACT_EMAIL": ""}, process=True)
     assert (ok.returncode, ok.stdout, ok.stderr) == (0, "", "")
     fake_api.add_faults(*["status:503"] * 4)
-    failed = collector.run()
+    failed = collector.run(process=True)
     assert (failed.returncode, failed.stdout) == (1, "")
     [line] = failed.stderr.splitlines()
     assert line.startswith("run failed: ") and "503" in line, line
@@ -82,7 +73,7 @@ def test_a_real_process_prints_nothing_on_success_and_one_line_on_failure(collec
 
 def test_verbose_echoes_the_log_to_stderr_and_stdout_stays_empty(collector, fake_api, capfd, monkeypatch,
                                                                   quiet_root_logger):
-    in_process_env(monkeypatch, API_RATE_LIMIT="off", API_CONTACT_EMAIL="ops@example.invalid")
+    clear_settings(monkeypatch, API_RATE_LIMIT="off", API_CONTACT_EMAIL="ops@example.invalid")
     code = collect_events.main(["--env-file", os.devnull, "--api-url", fake_api.url,
                                 "--data-dir", str(collector.data_dir), "--log-dir", str(collector.log_dir),
                                 "--metrics-dir", str(collector.metrics_dir), "-v"])
@@ -106,7 +97,7 @@ def test_atomic_writes_follow_the_umask_unless_private(tmp_path, umask):
 def test_a_run_leaves_readable_files_and_a_private_lock(collector, fake_api, monkeypatch, umask,
                                                        quiet_root_logger, capfd):
     textfile_dir = collector.workdir / "textfile"
-    in_process_env(monkeypatch, API_RATE_LIMIT="off", API_CONTACT_EMAIL="ops@example.invalid",
+    clear_settings(monkeypatch, API_RATE_LIMIT="off", API_CONTACT_EMAIL="ops@example.invalid",
                    PROMETHEUS_TEXTFILE_DIR=str(textfile_dir))
     code = collect_events.main(["--env-file", os.devnull, "--api-url", fake_api.url,
                                 "--data-dir", str(collector.data_dir), "--log-dir", str(collector.log_dir),
@@ -123,7 +114,7 @@ def test_a_run_leaves_readable_files_and_a_private_lock(collector, fake_api, mon
 
 def test_an_export_file_follows_the_umask(collector, fake_api, monkeypatch, umask, capsys):
     assert collector.run().returncode == 0
-    in_process_env(monkeypatch)
+    clear_settings(monkeypatch)
     out = collector.workdir / "events.csv"
     assert export_events.main(["--env-file", os.devnull, "--data-dir", str(collector.data_dir), "-o", str(out)]) == 0
     assert mode(out) == 0o644 and out.read_text().count("\n") == 501
@@ -135,7 +126,7 @@ def test_secrets_check_on_a_local_install_says_why_it_wants_oci_settings(tmp_pat
     monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.oci/config
     for storage, hint in (("local", "; this checks the OCI settings a STORAGE=oci run would use, and STORAGE=local "
                                     "here needs none (docs/oci.md)"), ("oci", "")):
-        in_process_env(monkeypatch, STORAGE=storage)
+        clear_settings(monkeypatch, STORAGE=storage)
         assert secrets_manager.main(["--env-file", str(env_file)]) == 2
         assert capsys.readouterr() == ("", "configuration error: OCI_CONFIG_FILE='~/.oci/config' does not exist "
                                            f"(OCI_AUTH=config_file needs an OCI config file){hint}\n")
@@ -147,7 +138,7 @@ def test_read_only_tools_ignore_bad_values_of_settings_they_do_not_read(collecto
     assert collector.run().returncode == 0
     env_file = collector.workdir / "loopback.env"
     env_file.write_text("API_RATE_LIMIT=off\nLOG_LEVEL=verbose\nAPI_READ_TIMEOUT=soon\nSTORAGE=local\n")
-    in_process_env(monkeypatch, METRICS_DIR=str(collector.metrics_dir), DATA_DIR=str(collector.data_dir))
+    clear_settings(monkeypatch, METRICS_DIR=str(collector.metrics_dir), DATA_DIR=str(collector.data_dir))
     assert analyze_metrics.main(["--env-file", str(env_file), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["period"]["runs"] == 1
     assert export_events.main(["--env-file", str(env_file)]) == 0
@@ -180,7 +171,7 @@ class ClosedPipe(io.StringIO):
 def test_a_closed_pipe_ends_a_door_quietly(tmp_path, monkeypatch, capfd):
     (tmp_path / "metrics").mkdir()
     (tmp_path / "metrics" / f"run-{RUN_METRICS['run_id']}.json").write_text(json.dumps(RUN_METRICS))
-    in_process_env(monkeypatch)
+    clear_settings(monkeypatch)
     monkeypatch.setattr(sys, "stdout", ClosedPipe())
     assert analyze_metrics.main(["--env-file", os.devnull, "--metrics-dir", str(tmp_path / "metrics")]) == 0
     assert sys.stdout is not None and not isinstance(sys.stdout, ClosedPipe)
@@ -253,7 +244,9 @@ def test_short_plugin_options_and_verbose_details(tmp_path, capsys):
     failed_runs(health, 1)
     code, lines = nagios(capsys, health, "-v")
     assert code == 1 and lines[0].startswith("POLISEN_COLLECTOR WARNING: last run 5 min ago failed: OSError: disk full")
-    assert lines[1:5] == [lines[1], lines[2], "events processed: 0, execution time: 0.50 s", "consecutive failures: 1"]
+    assert lines[1].startswith("last run: ") and lines[1].endswith(" (5 min ago), failed"), lines[1]
+    assert lines[2].startswith("last success: "), lines[2]
+    assert lines[3:5] == ["events processed: 0, execution time: 0.50 s", "consecutive failures: 1"]
     with pytest.raises(SystemExit) as exited:
         health_check.main(["-V"])
     assert exited.value.code == 0 and capsys.readouterr().out.endswith(f" {__version__}\n")
@@ -265,6 +258,8 @@ def test_a_health_file_that_would_block_is_unknown_at_once(tmp_path, capsys):
     code, lines = nagios(capsys, stuck, "-t", "0.3")
     assert (code, lines) == (3, [f"POLISEN_COLLECTOR UNKNOWN: health file {stuck} is not a regular file; "
                                  "refusing to read it"])
+    assert health_check.main(["--health-file", str(stuck)]) == 1
+    assert capsys.readouterr().out == f"UNHEALTHY: health file {stuck} is not a regular file; refusing to read it\n"
 
 
 def test_plugin_usage_errors_are_unknown(tmp_path, capsys):
@@ -431,7 +426,7 @@ def test_the_plot_draws_every_step_the_text_table_shows():
 def test_plot_of_a_single_run_draws_points(tmp_path, monkeypatch, capsys):
     (tmp_path / "metrics").mkdir()
     (tmp_path / "metrics" / f"run-{RUN_METRICS['run_id']}.json").write_text(json.dumps(RUN_METRICS))
-    in_process_env(monkeypatch)
+    clear_settings(monkeypatch)
     picture = tmp_path / "trends.png"
     assert analyze_metrics.main(["--env-file", os.devnull, "--metrics-dir", str(tmp_path / "metrics"),
                                  "--plot", str(picture)]) == 0
@@ -441,7 +436,7 @@ def test_plot_of_a_single_run_draws_points(tmp_path, monkeypatch, capsys):
 
 def test_under_systemd_the_failure_line_has_journald_error_priority(collector, fake_api, capfd, monkeypatch,
                                                                   quiet_root_logger):
-    in_process_env(monkeypatch, API_RATE_LIMIT="off", API_BACKOFF_FACTOR="0.01")
+    clear_settings(monkeypatch, API_RATE_LIMIT="off", API_BACKOFF_FACTOR="0.01")
     fake_api.add_faults(*["status:503"] * 4)
     args = ["--env-file", os.devnull, "--api-url", fake_api.url,
             "--data-dir", str(collector.data_dir), "--log-dir", str(collector.log_dir),

@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from fake_polisen import PAGES_DIR, FakePolisenServer, snapshot_paths
+from fake_clock import FakeClock
+from fake_polisen import PAGES_DIR, FakePolisenServer, snapshot_paths, snapshot_time
 
 from polisen_collector.api.client import ApiError, ApiOptions, PolisenClient
 from polisen_collector.archive.events import validate_event
@@ -29,19 +30,8 @@ from polisen_collector.storage.local import LocalStorage
 T0 = datetime(2026, 5, 20, 6, 0, tzinfo=UTC)
 
 
-class FakeClock:
-    """Monotonic time that moves only when the code under test sleeps."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
+def no_bad_line(line: str) -> None:
+    pytest.fail(f"unreadable archive line: {line}")
 
 
 def page_bytes(event_id: int) -> bytes:
@@ -176,15 +166,11 @@ def test_recheck_a_day_later_keeps_an_edited_page_and_a_feed_edit_fetches_again(
     assert run(100, [changed, same])["page_requests"] == 0
 
 
-def snapshot_time(path: Path) -> datetime:
-    return datetime.strptime(path.name.split(".")[0], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
-
-
 @pytest.fixture(scope="module")
 def replayed(tmp_path_factory, snapshot_bodies):
     """20 snapshots (about three days) through the feed run and the page step, at the recorded times."""
     count = 20
-    times = [snapshot_time(path) for path in snapshot_paths()[:count]]
+    times = [datetime.fromtimestamp(snapshot_time(path), UTC) for path in snapshot_paths()[:count]]
     storage = LocalStorage(tmp_path_factory.mktemp("replay"))
     answered: dict[int, list] = {}
     with FakePolisenServer(snapshot_bodies) as server:
@@ -234,7 +220,7 @@ def test_replay_fetches_each_page_about_once(replayed, snapshot_bodies):
 @pytest.mark.slow
 def test_export_has_page_text_and_the_place_of_every_event(replayed):
     storage = replayed[0]
-    rows = list(iter_rows(storage, ExportOptions(), ExportSummary(), on_bad=lambda line: None))
+    rows = list(iter_rows(storage, ExportOptions(), ExportSummary(), on_bad=no_bad_line))
     assert len(rows) == len(replayed[1])
     for row in rows:
         place = place_event(row["location_name"], row["name"])
@@ -260,7 +246,7 @@ def test_the_docs_duckdb_examples_group_by_county_and_search_the_text(replayed, 
     from polisen_collector.export import write_parquet
 
     storage = replayed[0]
-    write_parquet(iter_rows(storage, ExportOptions(), ExportSummary(), on_bad=lambda line: None),
+    write_parquet(iter_rows(storage, ExportOptions(), ExportSummary(), on_bad=no_bad_line),
                   str(tmp_path / "events.parquet"))
     docs = (Path(__file__).resolve().parent.parent / "docs" / "pages-and-geography.md").read_text(encoding="utf-8")
     sql = docs.split("## Export columns")[1].split("```sql")[1].split("```")[0]
@@ -283,7 +269,7 @@ def test_sqlite_full_text_search_covers_the_page_text(replayed, tmp_path):
 
     storage = replayed[0]
     path = tmp_path / "events.db"
-    write_sqlite(iter_events_with_versions(storage, ExportOptions(), ExportSummary(), on_bad=lambda line: None), str(path))
+    write_sqlite(iter_events_with_versions(storage, ExportOptions(), ExportSummary(), on_bad=no_bad_line), str(path))
     with sqlite3.connect(path) as db:
         bodies = db.execute("SELECT id, name, summary, page_preamble, page_body FROM events").fetchall()
         found = {row[0] for row in db.execute(
@@ -364,7 +350,7 @@ def test_export_pairs_page_versions_with_feed_versions(snapshot_bodies, tmp_path
                           now=lambda hours=hours: T0 + timedelta(hours=hours, minutes=1))
 
     def export(all_versions: bool) -> list[dict]:
-        rows = iter_rows(storage, ExportOptions(all_versions=all_versions), ExportSummary(), on_bad=lambda line: None)
+        rows = iter_rows(storage, ExportOptions(all_versions=all_versions), ExportSummary(), on_bad=no_bad_line)
         return [row for row in rows if row["id"] == first["id"]]
 
     old_title, new_title = parse_page(page_bytes(first["id"])).title, parse_page(new_page).title
@@ -384,7 +370,7 @@ def test_export_counts_the_events_placed_nowhere(snapshot_bodies, tmp_path):
     storage = LocalStorage(tmp_path)
     write_events(storage, [validate_event(known), validate_event(nowhere)], new_run_id(T0))
     summary = ExportSummary()
-    rows = {row["id"]: row for row in iter_rows(storage, ExportOptions(), summary, on_bad=lambda line: None)}
+    rows = {row["id"]: row for row in iter_rows(storage, ExportOptions(), summary, on_bad=no_bad_line)}
     assert summary.unplaced == 1 and "1 rows placed in no municipality or county" in str(summary)
     assert [rows[1][key] for key in ("location_level", "municipality_code", "county_code", "county_name")] == [
         "unknown", None, None, None]

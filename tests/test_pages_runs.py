@@ -18,10 +18,6 @@ from polisen_collector.storage.local import LocalStorage
 PAGES = {"PAGES_PER_RUN": "4"}
 
 
-def last_metrics(collector) -> dict:
-    return json.loads(collector.metrics_files()[-1].read_text())
-
-
 def pages_archived(collector, *bodies: bytes) -> dict[int, list]:
     storage = LocalStorage(collector.data_dir)
     found: dict[int, list] = {}
@@ -41,7 +37,7 @@ def test_an_unreachable_site_neither_fails_nor_delays_the_feed(fake_api, collect
     result = collector.run(env={**PAGES, "POLISEN_SITE_URL": "http://127.0.0.1:9"})
     assert result.returncode == 0, result.stderr + result.log[-2000:]
     assert collector.health()["status"] == "success"
-    counts = last_metrics(collector)["counts"]
+    counts = collector.last_metrics()["counts"]
     events = len(json.loads(snapshot_bodies[0]))
     assert (counts["new_events"], counts["page_requests"], counts["pages_failed"], counts["pages_stored"]) == (
         events, 1, 1, 0)
@@ -51,7 +47,7 @@ def test_an_unreachable_site_neither_fails_nor_delays_the_feed(fake_api, collect
     fake_api.serve(1)
     result = collector.run(env=PAGES)
     assert result.returncode == 0
-    counts = last_metrics(collector)["counts"]
+    counts = collector.last_metrics()["counts"]
     assert (counts["page_requests"], counts["pages_stored"]) == (4, 4)
     assert len(pages_archived(collector, snapshot_bodies[0])) == 4
     assert len(fake_api.page_requests()) == 4
@@ -61,7 +57,7 @@ def test_a_run_without_pages_fetches_none(fake_api, collector):
     fake_api.serve(0)
     assert collector.run().returncode == 0
     assert fake_api.page_requests() == []
-    assert "pages_backlog" not in last_metrics(collector)["counts"]
+    assert "pages_backlog" not in collector.last_metrics()["counts"]
 
 
 @pytest.mark.slow
@@ -97,15 +93,15 @@ def test_a_run_that_stores_nothing_skips_the_page_step_until_a_page_is_due(tmp_p
     with FakePolisenServer([three]) as server:
         collector = Collector(tmp_path, server.url)
         assert collector.run(env=PAGES).returncode == 0
-        assert last_metrics(collector)["counts"]["pages_stored"] == 3
+        assert collector.last_metrics()["counts"]["pages_stored"] == 3
         hint = (collector.log_dir / "pages-next-due").read_text()
         assert datetime.fromisoformat(hint) > datetime.now(UTC) + timedelta(hours=23)  # the re-checks
 
         assert collector.run(env=PAGES).returncode == 0
         assert [r.status for r in server.requests[-1:]] == [304]
-        assert "page_requests" not in last_metrics(collector)["counts"], "nothing stored, nothing due: no page step"
+        assert "page_requests" not in collector.last_metrics()["counts"], "nothing stored, nothing due: no page step"
 
         (collector.log_dir / "pages-next-due").write_text("2020-01-01T00:00:00+00:00")
         assert collector.run(env=PAGES).returncode == 0
-        assert last_metrics(collector)["counts"]["page_requests"] == 0  # due by the hint; the queue says tomorrow
+        assert collector.last_metrics()["counts"]["page_requests"] == 0  # due by the hint; the queue says tomorrow
         assert datetime.fromisoformat((collector.log_dir / "pages-next-due").read_text()) > datetime.now(UTC)

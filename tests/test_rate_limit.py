@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 
 import pytest
+from fake_clock import FakeClock
 
 from polisen_collector.api.client import ApiError, ApiOptions, PolisenClient
 from polisen_collector.api.rate_limit import RateLimited, RateLimiter
@@ -15,19 +16,6 @@ from polisen_collector.recovery.gaps import parse_day_range
 from polisen_collector.storage.local import LocalStorage
 
 START = 1_780_000_000.0
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = START
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
 
 
 def new_client(url: str, storage: LocalStorage, clock: FakeClock, max_retries: int = 3) -> PolisenClient:
@@ -47,7 +35,7 @@ def assert_polite(times: list[float]) -> None:
 
 @pytest.mark.slow
 def test_long_backfill_with_retries_keeps_to_the_rules_across_runs(fake_api, tmp_path):
-    clock = FakeClock()
+    clock = FakeClock(START)
     fake_api.state.clock = clock
     fake_api.serve(113)
     storage = LocalStorage(tmp_path / "data")
@@ -77,7 +65,7 @@ def test_long_backfill_with_retries_keeps_to_the_rules_across_runs(fake_api, tmp
 
 
 def test_retry_after_is_honoured_by_the_next_run_too(fake_api, tmp_path):
-    clock = FakeClock()
+    clock = FakeClock(START)
     fake_api.state.clock = clock
     storage = LocalStorage(tmp_path / "data")
     fake_api.add_faults("429:30", "429:40")
@@ -93,7 +81,7 @@ def test_retry_after_is_honoured_by_the_next_run_too(fake_api, tmp_path):
 
 
 def test_a_long_wait_stops_instead_of_sleeping(tmp_path):
-    clock = FakeClock()
+    clock = FakeClock(START)
     storage = LocalStorage(tmp_path / "data")
     limiter = RateLimiter(storage, clock=clock, sleep=clock.sleep)
     for _ in range(60):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 
 import duckdb
 import pandas as pd
@@ -45,8 +44,7 @@ def archive(tmp_path_factory, snapshot_bodies, latest) -> Collector:
 
 @pytest.fixture(params=["per-run objects", "compacted"])
 def workspace(request, tmp_path, archive) -> Collector:
-    copy = Collector(tmp_path, "http://127.0.0.1:9/api/events")
-    shutil.copytree(archive.data_dir, copy.data_dir)
+    copy = archive.copy_archive(tmp_path)
     if request.param == "compacted":
         result = copy.run("--compact")
         assert result.returncode == 0 and " 0 days compacted" not in result.log, result.log[-500:]
