@@ -21,6 +21,21 @@ SETTING_NAMES = frozenset(setting.env for setting in SETTINGS)
 """The collector's environment variables: a developer's shell must not leak them into a test."""
 
 
+def state_view(storage) -> dict:
+    """The stored state as one document: its own fields, `base` (the name of its base or None)
+    and `seen`, the base merged in, as a mapping of id text to entry list."""
+    from polisen_collector.archive.state import STATE_OBJECT, parse_document
+
+    document, rows, base = parse_document(storage.get(STATE_OBJECT).data, storage)
+    return {**document, "base": base.name, "seen": {str(key): list(entry) for key, entry in rows.items()}}
+
+
+def format_1_state(document: dict) -> bytes:
+    """A state document (as state_view gives) as collectors wrote it before format 2: plain JSON,
+    still read, so a test can plant a state of its own."""
+    return json.dumps({**{key: value for key, value in document.items() if key != "base"}, "format": 1}).encode()
+
+
 def clear_settings(monkeypatch: pytest.MonkeyPatch, **values: str) -> None:
     """No setting from the environment in this test's process, but `values`."""
     for key in SETTING_NAMES:
@@ -113,11 +128,9 @@ class Collector:
 
     def state(self) -> dict:
         """The state document, `seen` as a mapping of id text to entry (whatever its stored format)."""
-        from polisen_collector.archive.state import STATE_OBJECT, load_document
         from polisen_collector.storage.local import LocalStorage
 
-        storage = LocalStorage(self.data_dir)
-        return load_document(storage.get(STATE_OBJECT).data, storage)
+        return state_view(LocalStorage(self.data_dir))
 
     def copy_archive(self, workdir: Path) -> Collector:
         """A new workspace in `workdir` holding a copy of this one's archive (to change it freely)."""

@@ -12,11 +12,11 @@ from archive_truth import (
     canonical,
     versions_in_snapshots,
 )
+from conftest import format_1_state
 from fake_polisen import FakePolisenServer
 
 from polisen_collector.api.client import ApiOptions, PolisenClient
 from polisen_collector.archive.events import validate_event
-from polisen_collector.archive.state import dump_document
 from polisen_collector.metrics.run_metrics import RunMetrics
 from polisen_collector.recovery.backfill import backfill_on_demand
 from polisen_collector.recovery.gaps import Gap, coverage_start, detect_gap
@@ -128,7 +128,7 @@ def test_backfill_on_demand_prints_progress_and_never_duplicates(fake_api, colle
 
     state = collector.state()
     state["seen"] = {}
-    (collector.data_dir / "metadata" / "last_seen.json").write_bytes(dump_document(state))
+    (collector.data_dir / "metadata" / "last_seen.json").write_bytes(format_1_state(state))
     again = collector.run("--backfill", "2026-05-25..2026-05-27")
     assert again.returncode == 0
     assert f"{len(newest)} events, 0 new, 0 updated" in again.log

@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
+from conftest import state_view
 
 from polisen_collector.archive.events import validate_event
 from polisen_collector.archive.ingest import Changes, commit_state, find_changes, updated_state
-from polisen_collector.archive.state import STATE_OBJECT, encode_state, load_document, read_state
+from polisen_collector.archive.state import STATE_OBJECT, encode_state, read_state
 from polisen_collector.clock import utc_today
 from polisen_collector.metrics.run_metrics import RunMetrics
 from polisen_collector.storage.base import StorageError, update_object
@@ -61,7 +62,7 @@ def test_commit_state_that_lost_the_race_merges_into_the_other_collectors_state(
 
     written = storage.get(STATE_OBJECT)
     assert written.etag == etag
-    document = load_document(written.data, storage)
+    document = state_view(storage)
     assert document["updated_by_run"] == "run-1"
     assert document["seen"] == {
         "10": [ours.hash, ours.day, today],

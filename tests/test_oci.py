@@ -23,11 +23,10 @@ from archive_truth import (
     canonical,
     versions_in_snapshots,
 )
-from conftest import Collector
+from conftest import Collector, format_1_state, state_view
 from fake_oci import ApiKey, FakeOCIServer, write_oci_config
 from in_process import environment
 
-from polisen_collector.archive.state import dump_document, load_document
 from polisen_collector.storage.local import LocalStorage
 
 BUCKET = "polisen-events-collector"
@@ -74,8 +73,7 @@ def oci_run(tmp_path, fake_api, fake_oci, api_key) -> Collector:
 def bucket_state(fake: FakeOCIServer) -> dict:
     """The bucket's state document, its base (if any) merged in."""
     with tempfile.TemporaryDirectory() as folder:
-        storage = LocalStorage(fake.dump(Path(folder)))
-        return load_document(storage.get(STATE).data, storage)
+        return state_view(LocalStorage(fake.dump(Path(folder))))
 
 
 def by_day(lines: list[tuple[str, dict]]) -> dict[str, list[str]]:
@@ -161,7 +159,7 @@ def test_state_write_412_reloads_merges_and_retries(fake_api, fake_oci, oci_run)
     def another_collector_writes_the_state() -> None:
         document = bucket_state(fake_oci)
         document["seen"].update(planted)
-        fake_oci.put_object(STATE, dump_document(document))
+        fake_oci.put_object(STATE, format_1_state(document))
 
     fake_oci.before("PUT", STATE, another_collector_writes_the_state)
     fake_api.serve(5)

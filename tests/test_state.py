@@ -11,9 +11,7 @@ from polisen_collector.archive.state import (
     STATE_FORMAT,
     CorruptState,
     decode_state,
-    dump_document,
     encode_state,
-    load_document,
 )
 from polisen_collector.storage.base import NotModified, StoredObject
 from polisen_collector.storage.delta_map import BASES
@@ -126,14 +124,6 @@ def test_a_missing_or_damaged_base_makes_the_state_corrupt(tmp_path):
         decode_state(data, storage)
     with pytest.raises(CorruptState, match="without its store"):
         decode_state(data)
-
-
-def test_other_top_level_fields_pass_through_both_ways():
-    document = {"format": 3, "updated_at": "x", "last_answer_at": "2026-05-27T10:00:00+00:00", "notes": {"a": [1]},
-                "seen": {"7": ["aa", "2026-05-20", "2026-05-21"], "3": ["bb", "2026-05-19", "2026-05-21"]}}
-    loaded = load_document(dump_document(document))
-    in_id_order = {"3": ["bb", "2026-05-19", "2026-05-21"], "7": ["aa", "2026-05-20", "2026-05-21"]}
-    assert loaded == {**document, "base": None, "seen": in_id_order}
 
 
 def test_a_real_sized_state_is_a_fraction_of_format_1():

@@ -18,10 +18,7 @@ a mapping) are still read; every other top-level field is kept as it is.
 
 from __future__ import annotations
 
-import gzip
-import json
 import logging
-import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -30,7 +27,7 @@ from typing import Any
 from polisen_collector.archive.layout import collection_time, group_by_day, list_event_objects, read_versions
 from polisen_collector.clock import utc_now
 from polisen_collector.storage.base import Storage, StorageError, StoredObject
-from polisen_collector.storage.delta_map import Base, UnusableBase, merge, read_base, split
+from polisen_collector.storage.delta_map import Base, UnusableBase, gzip_json, head_fields, json_of, load_head
 
 log = logging.getLogger("polisen.state")
 
@@ -40,15 +37,16 @@ READABLE_FORMATS = (1, 2, 3)
 STATE_CONTENT_TYPE = "application/gzip"
 BASE_KIND = "last_seen"
 COLUMNS = ("id_deltas", "hash", "day", "last_seen")
+HEAD_KEYS = ("seen", "base", "forgotten", "carried")
+"""The fields that hold the entries; every other field of the document is the state's own."""
 
 
 class CorruptState(StorageError):
     """The state object exists but cannot be read as a state; carries it for safekeeping."""
 
-    def __init__(self, message: str, data: bytes = b"", etag: str | None = None) -> None:
+    def __init__(self, message: str, data: bytes = b"") -> None:
         super().__init__(message)
         self.data = data
-        self.etag = etag
 
 
 Entry = tuple[str, str, str]
@@ -101,48 +99,23 @@ def columns_of_rows(rows: Mapping[int, Sequence]) -> dict[str, list]:
 def parse_document(data: bytes, storage: Storage | None = None) -> tuple[dict[str, Any], dict[int, Any], Base]:
     """The document's other fields, its entries (a format 3 head merged with its base), and that base."""
     try:
-        document = json.loads(gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data)
-    except (ValueError, EOFError, OSError, zlib.error) as error:
+        document = json_of(data)
+    except ValueError as error:
         raise CorruptState(f"{STATE_OBJECT} is not valid (gzip-compressed) JSON: {error}") from None
     if not isinstance(document, dict) or document.get("format") not in READABLE_FORMATS:
         raise CorruptState(f"{STATE_OBJECT} is not a state object of format {', '.join(map(str, READABLE_FORMATS))}")
-    seen = document.pop("seen", None)
-    base_name = document.pop("base", None)
-    forgotten = document.pop("forgotten", [])
-    carried = document.pop("carried", 0)
+    fields = {key: value for key, value in document.items() if key not in HEAD_KEYS}
     if document["format"] == 1:
-        if not isinstance(seen, dict):
+        if not isinstance(document.get("seen"), dict):
             raise CorruptState(f"{STATE_OBJECT} has no 'seen' mapping")
-        return document, seen, Base()
+        return fields, document["seen"], Base()
     try:
-        rows = rows_of_columns(seen)
-        if not isinstance(forgotten, list) or not all(isinstance(key, int) for key in forgotten):
-            raise ValueError("'forgotten' is not a list of ids")
+        rows, base = load_head(storage, document, rows_of_columns, "seen", "forgotten")
     except (TypeError, ValueError, KeyError) as error:
         raise CorruptState(f"{STATE_OBJECT} has malformed columns: {error}") from None
-    if base_name is None:
-        return document, rows, Base()
-    try:
-        if storage is None:
-            raise UnusableBase(f"it names the base {base_name} but was read without its store")
-        base = read_base(storage, str(base_name), rows_of_columns, carried)
     except UnusableBase as error:
         raise CorruptState(f"{STATE_OBJECT} is unusable: {error}") from None
-    return document, merge(base, rows, forgotten), base
-
-
-def load_document(data: bytes, storage: Storage | None = None) -> dict[str, Any]:
-    """The whole state document of any format, `seen` as a mapping of id text to entry list (format 1's
-    shape) and `base` the name of the base merged into it (None: none)."""
-    document, rows, base = parse_document(data, storage)
-    return {**document, "base": base.name, "seen": {str(key): list(entry) for key, entry in rows.items()}}
-
-
-def dump_document(document: dict[str, Any]) -> bytes:
-    """Format 3 bytes, with no base, of a document in format 1's shape; other fields pass through."""
-    rows = {int(key): entry for key, entry in document["seen"].items()}
-    head = {**document, "format": STATE_FORMAT, "base": None, "seen": columns_of_rows(rows), "forgotten": []}
-    return gzip.compress(json.dumps(head, separators=(",", ":")).encode("utf-8"), compresslevel=9, mtime=0)
+    return fields, rows, base
 
 
 def decode_state(data: bytes, storage: Storage | None = None) -> tuple[dict[int, Entry], datetime | None, Base]:
@@ -165,23 +138,13 @@ def encode_state(
     storage: Storage | None = None, base: Base | None = None,
 ) -> bytes:
     """The state's bytes; with `storage`, a head over `base` (or over a new base written now)."""
-    if storage is None:
-        parts = Base(), dict(seen), []
-    else:
-        found = split(storage, BASE_KIND, seen, base or Base(), columns_of_rows)
-        parts = found.base, found.changed, found.removed
-    head_base, changed, forgotten = parts
-    document = {
+    return gzip_json({
         "format": STATE_FORMAT,
         "updated_at": utc_now().isoformat(timespec="seconds"),
         "updated_by_run": run_id,
         LAST_ANSWER_KEY: last_answer_at.isoformat(timespec="seconds") if last_answer_at else None,
-        "base": head_base.name,
-        "seen": columns_of_rows(changed),
-        "forgotten": forgotten,
-        "carried": head_base.carried,
-    }
-    return gzip.compress(json.dumps(document, separators=(",", ":")).encode("utf-8"), compresslevel=9, mtime=0)
+        **head_fields(storage, BASE_KIND, seen, base, columns_of_rows, "seen", "forgotten"),
+    })
 
 
 def read_state(stored: StoredObject | None, storage: Storage | None) -> State:
@@ -191,7 +154,7 @@ def read_state(stored: StoredObject | None, storage: Storage | None) -> State:
     try:
         seen, last_answer_at, base = decode_state(stored.data, storage)
     except CorruptState as error:
-        raise CorruptState(str(error), data=stored.data, etag=stored.etag) from None
+        raise CorruptState(str(error), data=stored.data) from None
     return State(seen=seen, source=stored, last_answer_at=last_answer_at, base=base)
 
 

@@ -14,7 +14,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 
 from polisen_collector.archive.events import Event, partition_prefix
@@ -87,7 +87,7 @@ def collect_pages(
     report = PagesReport()
     started = now()
     current = storage.get(QUEUE_OBJECT)
-    entries, _ = decode_queue(current.data if current else None, storage)
+    entries, base = decode_queue(current.data if current else None, storage)
     answered = {event.id for event in events}
     missed, lost = missed_events(storage, seen, entries, answered)
     if missed:
@@ -104,7 +104,7 @@ def collect_pages(
             report.stopped = f"the page step's {budget_seconds:g} s are used up"
             log.info("page fetching stopped for this run: %s", report.stopped)
             break
-        entry = replace(entries[event_id])
+        entry = entries[event_id]
         keep_going = _fetch_one(storage, client, event_id, entry, now(), report)
         entries[event_id] = touched[event_id] = entry
         if not keep_going:
@@ -116,9 +116,12 @@ def collect_pages(
         log.info("%d event pages wait for the next runs", report.backlog)
 
     def change(stored: StoredObject | None) -> bytes | None:
-        merged, base = decode_queue(stored.data if stored else None, storage)
-        merged.update(touched)
-        data = encode_queue(prune(merged, set(seen) | answered), storage=storage, base=base)
+        if stored is current:  # the queue as read above, with this run's changes
+            merged, over = entries, base
+        else:  # another collector wrote it meanwhile: its entries, with this run's changes
+            theirs, over = decode_queue(stored.data if stored else None, storage)
+            merged = {**theirs, **touched}
+        data = encode_queue(prune(merged, set(seen) | answered), storage=storage, base=over)
         return None if stored is not None and stored.data == data else data
 
     try:

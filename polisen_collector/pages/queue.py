@@ -19,10 +19,7 @@ no longer remembers their id, so the object stays the size of the state.
 
 from __future__ import annotations
 
-import gzip
-import json
 import logging
-import zlib
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
@@ -30,7 +27,7 @@ from typing import Any
 
 from polisen_collector.archive.events import Event
 from polisen_collector.storage.base import Storage
-from polisen_collector.storage.delta_map import Base, UnusableBase, merge, read_base, split
+from polisen_collector.storage.delta_map import Base, UnusableBase, gzip_json, head_fields, json_of, load_head
 
 log = logging.getLogger("polisen.pages")
 
@@ -79,33 +76,17 @@ def decode_queue(data: bytes | None, storage: Storage | None = None) -> tuple[di
     if data is None:
         return {}, Base()
     try:
-        document = json.loads(gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data)
-        changed = unpack(document["pages"])
-        name, removed = document.get("base"), document.get("removed", [])
-        if not isinstance(removed, list) or not all(isinstance(key, int) for key in removed):
-            raise ValueError("'removed' is not a list of ids")
-        if name is None:
-            return changed, Base()
-        if storage is None:
-            raise UnusableBase(f"it names the base {name} but was read without its store")
-        base = read_base(storage, str(name), unpack, document.get("carried", 0))
-        # Copies: entries are changed in place, and the next write compares them with the base's.
-        return {key: replace(entry) for key, entry in merge(base, changed, removed).items()}, base
-    except (ValueError, TypeError, KeyError, AttributeError, EOFError, OSError, zlib.error, UnusableBase) as error:
+        entries, base = load_head(storage, json_of(data), unpack, "pages", "removed")
+    except (ValueError, TypeError, KeyError, AttributeError, UnusableBase) as error:
         log.warning("%s is unreadable (%s); starting a new page queue", QUEUE_OBJECT, error)
         return {}, Base()
+    # Copies: entries are changed in place, and the next write compares them with the base's.
+    return {key: replace(entry) for key, entry in entries.items()}, base
 
 
 def encode_queue(entries: dict[int, PageEntry], *, storage: Storage | None = None, base: Base | None = None) -> bytes:
     """The queue's bytes; with `storage`, a head over `base` (or over a new base written now)."""
-    if storage is None:
-        head_base, changed, removed = Base(), entries, []
-    else:
-        found = split(storage, BASE_KIND, entries, base or Base(), pack)
-        head_base, changed, removed = found.base, found.changed, found.removed
-    document = {"format": QUEUE_FORMAT, "base": head_base.name, "pages": pack(changed), "removed": removed,
-                "carried": head_base.carried}
-    return gzip.compress(json.dumps(document, separators=(",", ":")).encode("utf-8"), compresslevel=9, mtime=0)
+    return gzip_json({"format": QUEUE_FORMAT, **head_fields(storage, BASE_KIND, entries, base, pack, "pages", "removed")})
 
 
 def enqueue(entries: dict[int, PageEntry], events: list[Event], now: datetime) -> dict[int, PageEntry]:

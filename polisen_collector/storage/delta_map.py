@@ -65,7 +65,52 @@ class Split:
     removed: list[int]
 
 
-def read_base(storage: Storage, name: str, unpack: Callable[[Any], dict[int, Row]], carried: Any = 0) -> Base:
+def gzip_json(document: Any) -> bytes:
+    """Compact JSON, gzip-compressed the same way every time (no timestamp), as heads and bases are stored."""
+    return gzip.compress(json.dumps(document, separators=(",", ":")).encode("utf-8"), compresslevel=9, mtime=0)
+
+
+def json_of(data: bytes) -> Any:
+    """The JSON in `data`, gzip-compressed or plain (as older heads were); ValueError when it is neither."""
+    try:
+        return json.loads(gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data)
+    except (EOFError, OSError, zlib.error) as error:
+        raise ValueError(f"not valid gzip: {error}") from None
+
+
+def load_head(
+    storage: Storage | None, head: dict[str, Any], unpack: Callable[[Any], dict[int, Row]], rows_key: str,
+    removed_key: str,
+) -> tuple[dict[int, Row], Base]:
+    """The whole map of a head (its base read from `storage` and merged in), and that base.
+
+    ValueError, TypeError or KeyError when the head is malformed; UnusableBase when its base is.
+    """
+    changed = unpack(head[rows_key])
+    removed = head.get(removed_key, [])
+    if not isinstance(removed, list) or not all(isinstance(key, int) for key in removed):
+        raise ValueError(f"{removed_key!r} is not a list of ids")
+    name = head.get("base")
+    if name is None:
+        return changed, Base()
+    if storage is None:
+        raise UnusableBase(f"it names the base {name} but was read without its store")
+    base = read_base(storage, str(name), unpack, head.get("carried", 0))
+    return merge(base, changed, removed), base
+
+
+def head_fields(
+    storage: Storage | None, kind: str, rows: Mapping[int, Row], base: Base | None,
+    pack: Callable[[Mapping[int, Row]], Any], rows_key: str, removed_key: str,
+) -> dict[str, Any]:
+    """The fields of a head holding `rows`: over `base`, or over a new base written now, or
+    (no `storage`) over none."""
+    found = Split(Base(), dict(rows), []) if storage is None else split(storage, kind, rows, base or Base(), pack)
+    return {"base": found.base.name, rows_key: pack(found.changed), removed_key: found.removed,
+            "carried": found.base.carried}
+
+
+def read_base(storage: Storage, name: str, unpack: Callable[[Any], dict[int, Row]], carried: Any) -> Base:
     """The rows of the base `name`, with the head's count of rows `carried` since; UnusableBase
     when the base is gone or does not decode."""
     if isinstance(carried, bool) or not isinstance(carried, int) or carried < 0:
@@ -76,8 +121,8 @@ def read_base(storage: Storage, name: str, unpack: Callable[[Any], dict[int, Row
     if stored is None:
         raise UnusableBase(f"its base {name} is missing")
     try:
-        return Base(name, unpack(json.loads(gzip.decompress(stored.data))["rows"]), carried)
-    except (ValueError, TypeError, KeyError, AttributeError, EOFError, OSError, zlib.error) as error:
+        return Base(name, unpack(json_of(stored.data)["rows"]), carried)
+    except (ValueError, TypeError, KeyError, AttributeError) as error:
         raise UnusableBase(f"its base {name} is unreadable: {error}") from None
 
 
@@ -106,8 +151,7 @@ def split(
 
 
 def write_base(storage: Storage, kind: str, rows: Mapping[int, Row], pack: Callable[[Mapping[int, Row]], Any]) -> Base:
-    data = gzip.compress(json.dumps({"rows": pack(rows)}, separators=(",", ":")).encode("utf-8"),
-                         compresslevel=9, mtime=0)
+    data = gzip_json({"rows": pack(rows)})
     name = f"{BASES}{kind}-{utc_now().strftime(STAMP)}-{hashlib.sha256(data).hexdigest()[:16]}.json.gz"
     storage.put(name, data, content_type=BASE_CONTENT_TYPE)
     log.info("wrote %s (%d rows, %d bytes)", name, len(rows), len(data))
