@@ -75,14 +75,8 @@ def list_event_objects(storage: Storage, prefix: str = EVENTS_PREFIX) -> list[st
     return sorted((n for n in storage.list(prefix) if day_of_object(n) is not None), key=collection_order_key)
 
 
-def iter_object_lines(storage: Storage, name: str) -> Iterator[dict[str, Any] | BadLine]:
-    """The JSON objects of one archive object, with a BadLine for each unusable line."""
-    for _, item in iter_numbered_lines(storage, name):
-        yield item
-
-
 def iter_numbered_lines(storage: Storage, name: str) -> Iterator[tuple[int, dict[str, Any] | BadLine]]:
-    """Like iter_object_lines, with the line number of each object."""
+    """The JSON objects of one archive object with their line numbers, a BadLine for each unusable line."""
     stored = storage.get(name)
     if stored is None:
         return
@@ -185,6 +179,11 @@ class DayVersions:
     versions: list[Version]
     bad: list[BadLine]
     copies: int
+
+
+def read_day(storage: Storage, day: str) -> DayVersions:
+    """The distinct versions of one day's partition (`YYYY-MM-DD`), as read_versions gives them."""
+    return read_versions(storage, list_event_objects(storage, partition_prefix(day)))
 
 
 def read_versions(storage: Storage, names: list[str]) -> DayVersions:

@@ -17,8 +17,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from polisen_collector.archive.events import Event, partition_prefix
-from polisen_collector.archive.layout import list_event_objects, read_versions
+from polisen_collector.archive.events import Event
+from polisen_collector.archive.layout import read_day
 from polisen_collector.archive.state import Entry
 from polisen_collector.clock import utc_now
 from polisen_collector.metrics.run_metrics import RunMetrics
@@ -142,7 +142,7 @@ def missed_events(storage: Storage, seen: Mapping[int, Entry], entries: dict[int
             by_day[day].add(event_id)
     found: dict[int, Event] = {}
     for day, ids in sorted(by_day.items()):
-        for version in read_versions(storage, list_event_objects(storage, partition_prefix(day))).versions:
+        for version in read_day(storage, day).versions:
             event = version.event
             if event.id in ids and event.hash == seen[event.id][0]:
                 found[event.id] = event

@@ -226,6 +226,7 @@ def run_audit(
     gap_days = sorted(load_progress(storage).pending)
     plan = plan_tick(report.progress, gap_days, started, budget)
     counted = BackfillReport()
+    remaining: dict[str, int] | None = None  # the gap days as the last tick-off left them
     with metrics.step("audit"):
         for day, why in plan:
             before = counted.requests
@@ -242,10 +243,10 @@ def run_audit(
             report.requests += counted.requests - before
             report.progress = record_day(storage, day, why, started, counted.requests - before, budget.horizon_days)
             if why == "gap":
-                finish_day(storage, day)
+                remaining = finish_day(storage, day)
             report.audited.append(DayAudit(day, why, fetched, new, updated))
             log.info("audit %s (%s): %d events, %d new, %d updated", day, why, fetched, new, updated)
-    report.gap_days = sorted(load_progress(storage).pending) if gap_days else []
+    report.gap_days = gap_days if remaining is None else sorted(remaining)
     metrics.count(audit_requests=report.requests, audit_days=len(report.audited),
                   audit_events=sum(day.fetched for day in report.audited), audit_new=report.new,
                   audit_updated=report.updated, audit_gap_days=len(report.gap_days))

@@ -19,7 +19,6 @@ from typing import Any
 
 from polisen_collector.api.client import ApiError, PolisenClient
 from polisen_collector.api.rate_limit import RateLimited
-from polisen_collector.archive.events import InvalidEvent, partition_prefix, validate_event
 from polisen_collector.archive.ingest import (
     InvalidAnswer,
     commit_state,
@@ -28,7 +27,7 @@ from polisen_collector.archive.ingest import (
     validate_all,
     write_events,
 )
-from polisen_collector.archive.layout import BadLine, iter_object_lines, list_event_objects, new_run_id
+from polisen_collector.archive.layout import new_run_id, read_day
 from polisen_collector.clock import utc_now
 from polisen_collector.metrics.run_metrics import RunMetrics
 from polisen_collector.recovery.gaps import Gap
@@ -113,12 +112,13 @@ def queue_days(storage: Storage, days: list[str]) -> None:
     update_progress(storage, lambda pending: [pending.setdefault(day, 0) for day in days])
 
 
-def finish_day(storage: Storage, day: str) -> None:
-    update_progress(storage, lambda pending: pending.pop(day, None))
+def finish_day(storage: Storage, day: str) -> dict[str, int]:
+    """Tick a day off; the days still pending."""
+    return update_progress(storage, lambda pending: pending.pop(day, None))
 
 
-def fail_day(storage: Storage, day: str) -> None:
-    """Count a failed run on a day; after DAY_ATTEMPTS runs it is given up, loudly."""
+def fail_day(storage: Storage, day: str) -> dict[str, int]:
+    """Count a failed run on a day; after DAY_ATTEMPTS runs it is given up, loudly. The days still pending."""
     def change(pending: dict[str, int]) -> None:
         failures = pending.get(day, 0) + 1
         if failures >= DAY_ATTEMPTS:
@@ -127,22 +127,12 @@ def fail_day(storage: Storage, day: str) -> None:
         else:
             pending[day] = failures
 
-    update_progress(storage, change)
+    return update_progress(storage, change)
 
 
 def archived_hashes(storage: Storage, day: str) -> dict[int, str]:
     """The hash of the latest archived version of each event in one day's partition."""
-    latest: dict[int, str] = {}
-    for name in list_event_objects(storage, partition_prefix(day)):
-        for item in iter_object_lines(storage, name):
-            if isinstance(item, BadLine):
-                continue
-            try:
-                event = validate_event(item)
-            except InvalidEvent:
-                continue
-            latest[event.id] = event.hash
-    return latest
+    return {version.event.id: version.event.hash for version in read_day(storage, day).versions}
 
 
 def backfill_day(
@@ -176,6 +166,7 @@ def run_backfill(
     """Backfill days oldest first, ticking each off; stops cleanly on the rate limit or an API error."""
     report = BackfillReport()
     days = sorted(set(days))
+    pending: dict[str, int] | None = None  # as the last tick-off left the queue
     with metrics.step("backfill"):
         for number, day in enumerate(days, start=1):
             try:
@@ -187,16 +178,16 @@ def run_backfill(
             except (ApiError, InvalidAnswer) as error:
                 report.stopped = str(error)
                 log.error("backfill stopped at %s: %s; it continues next run", day, error)
-                fail_day(storage, day)
+                pending = fail_day(storage, day)
                 break
-            finish_day(storage, day)
+            pending = finish_day(storage, day)
             report.days_done.append(day)
             report.fetched += fetched
             report.new += new
             report.updated += updated
             log.info("backfill %s (%d/%d): %d events, %d new, %d updated, %d already archived",
                      day, number, len(days), fetched, new, updated, fetched - new - updated)
-    report.pending = sorted(load_progress(storage).pending)
+    report.pending = sorted(load_progress(storage).pending if pending is None else pending)
     metrics.count(backfill_days=len(report.days_done), backfill_events=report.fetched, backfill_new=report.new,
                   backfill_updated=report.updated, backfill_requests=report.requests,
                   backfill_truncated_days=len(report.truncated), backfill_pending_days=len(report.pending))

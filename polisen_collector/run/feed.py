@@ -74,10 +74,11 @@ class ApiCache:
             return {}
         return {k: v for k, v in document.items() if isinstance(v, str)}
 
-    def save(self, url: str, result: FetchResult, state_etag: str | None) -> None:
+    def save(self, url: str, result: FetchResult, state_etag: str | None, loaded: dict[str, str]) -> None:
+        """Keep the validators; `loaded` is what load() gave at the run's start (unchanged: no write)."""
         document = {"url": url, "etag": result.etag, "last_modified": result.last_modified, "state_etag": state_etag}
         document = {k: v for k, v in document.items() if v}
-        if document != self.load():  # a run that found nothing new writes only its metrics and health
+        if document != loaded:  # a run that found nothing new writes only its metrics and health
             atomic_write(self.path, json.dumps(document).encode("utf-8"), durable=False)
 
 
@@ -94,9 +95,8 @@ def collect(
 ) -> RunReport:
     """One collection: fetch and read the state in parallel, store what is new, then the state."""
     report = RunReport()
-    cached = api_cache.load() if api_cache else {}
-    if cached.get("url") != client.options.url:
-        cached = {}
+    loaded = api_cache.load() if api_cache else {}
+    cached = loaded if loaded.get("url") == client.options.url else {}
 
     def fetch(conditional: bool = True) -> FetchResult:
         validators = {"etag": cached.get("etag"), "last_modified": cached.get("last_modified")} if conditional else {}
@@ -156,11 +156,11 @@ def collect(
         report.objects_written = write_events(storage, changes.stored, run_id)
     metrics.count(objects_written=len(report.objects_written))
     state_etag = state.etag
-    refreshed = updated_state(state.seen, [], events, utc_today()) != state.seen
-    if changes.stored or refreshed or not state.exists or state.rebuilt:
+    if (changes.stored or not state.exists or state.rebuilt
+            or updated_state(state.seen, [], events, utc_today()) != state.seen):  # an answered id seen on a new day
         with metrics.step("metadata_update"):
             state_etag = commit_state(storage, state, changes.stored, events, run_id, retention_days, metrics,
                                       answered_at=answered_at)
     if api_cache is not None:
-        api_cache.save(client.options.url, result, state_etag)
+        api_cache.save(client.options.url, result, state_etag, loaded)
     return report
