@@ -356,7 +356,7 @@ PER_RUN_SPAN = timedelta(days=3)
 SPARSE_POINTS = 60
 
 
-def plot(runs: list[Run], path: Path, interval_minutes: int = 30) -> None:
+def plot(runs: list[Run], path: Path, interval_minutes: int) -> None:
     """The trends drawn into a PNG (see trend_figure)."""
     import matplotlib.pyplot as plt
 

@@ -25,7 +25,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -97,7 +97,6 @@ class _RetryLog:
     """Counts retries across urllib3's immutable Retry copies."""
 
     count: int = 0
-    reasons: list[str] = field(default_factory=list)
 
 
 def user_agent(contact_email: str) -> str:
@@ -187,7 +186,6 @@ class PolisenClient:
                 new = super().increment(method, url, response, error, _pool, _stacktrace)
                 reason = f"HTTP {response.status}" if response is not None else type(error).__name__
                 retry_log.count += 1
-                retry_log.reasons.append(reason)
                 wait = new.get_retry_after(response) if response is not None else None
                 log.warning(
                     "API request failed (%s); retry %d of %d in %.1f s",

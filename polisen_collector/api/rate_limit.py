@@ -90,7 +90,6 @@ class RateLimiter:
         self.clock = clock
         self.sleep = sleep
         self.max_wait = max_wait
-        self.sent: list[float] = []
 
     def _update(self, change: Callable[[list[float], float], tuple[list[float], float]]) -> None:
         """Change the ledger (request times, Retry-After deadline) with a conditional write."""
@@ -126,7 +125,6 @@ class RateLimiter:
             return [*times, taken], not_before
 
         self._update(take_slot)
-        self.sent.append(taken)
         return taken
 
     def defer(self, seconds: float) -> None:

@@ -57,7 +57,6 @@ class PageClient:
         self._clock = clock
         self._sleep = sleep
         self._last_request: float | None = None
-        self.requests = 0
         self.session = requests.Session()
         self.session.max_redirects = MAX_REDIRECTS
         self.session.headers.update({
@@ -92,7 +91,6 @@ class PageClient:
         if last_modified:
             headers["If-Modified-Since"] = last_modified
         self._pace()
-        self.requests += 1
         try:
             response = self.session.get(url, headers=headers, stream=True,
                                         timeout=(self.options.connect_timeout, self.options.read_timeout))
