@@ -331,6 +331,26 @@ def test_an_archive_without_pages_gets_them_queued_from_the_state(fake_api, snap
     assert fake_api.page_requests() == []
 
 
+@pytest.mark.slow
+def test_the_sqlite_export_reads_each_page_once(replayed):
+    """Every version row of an event carries its latest page: read and parsed once, not per row."""
+    from collections import Counter
+
+    from polisen_collector.export import iter_events_with_versions
+
+    class CountingReads(LocalStorage):
+        reads: Counter = Counter()
+
+        def get(self, name: str):
+            self.reads[name] += 1
+            return super().get(name)
+
+    storage = CountingReads(replayed[0].root)
+    exported = list(iter_events_with_versions(storage, ExportOptions(), ExportSummary(), on_bad=no_bad_line))
+    page_reads = {name: count for name, count in storage.reads.items() if name.startswith("pages/")}
+    assert len(page_reads) == len(exported) and set(page_reads.values()) == {1}
+
+
 def test_export_pairs_page_versions_with_feed_versions(snapshot_bodies, tmp_path):
     first, second, third = json.loads(snapshot_bodies[0])[:3]
     edited = {**first, "summary": first["summary"] + " Uppdaterad."}

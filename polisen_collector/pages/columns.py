@@ -24,11 +24,13 @@ CACHED_DAYS = 16
 
 
 class PageColumns:
-    """Adds page and geography columns to export rows; lists each day's page objects once."""
+    """Adds page and geography columns to export rows; lists each day's page objects once, and
+    reads and parses a page once for all the rows of its event (they come one after the other)."""
 
     def __init__(self, storage: Storage) -> None:
         self.storage = storage
         self._days: OrderedDict[str, dict[int, list[PageVersion]]] = OrderedDict()
+        self._last: tuple[str, dict[str, Any]] | None = None
 
     def versions(self, event_id: int, day: str) -> list[PageVersion]:
         if day not in self._days:
@@ -38,9 +40,14 @@ class PageColumns:
         return self._days[day].get(event_id, [])
 
     def page_fields(self, version: PageVersion | None) -> dict[str, Any]:
-        fields: dict[str, Any] = dict.fromkeys(PAGE_COLUMNS)
         if version is None:
-            return fields
+            return dict.fromkeys(PAGE_COLUMNS)
+        if self._last is None or self._last[0] != version.name:
+            self._last = version.name, self._read_fields(version)
+        return dict(self._last[1])
+
+    def _read_fields(self, version: PageVersion) -> dict[str, Any]:
+        fields: dict[str, Any] = dict.fromkeys(PAGE_COLUMNS)
         html = read_page_html(self.storage, version.name)
         page = parse_page(html) if html is not None else None
         fields["page_fetched"] = version.fetched
