@@ -39,7 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         print(f"configuration error: {error}", file=sys.stderr)
         return EXIT_CONFIG
-    from polisen_collector.metrics.run_metrics import MetricsFileError, NoMetricsYet, latest_run, summary_line
+    from polisen_collector.analysis import MetricsFileError, NoMetricsYet, latest_run
+    from polisen_collector.metrics.run_metrics import summary_line
 
     try:
         run = latest_run(some["metrics_dir"])

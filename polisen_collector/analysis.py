@@ -1,4 +1,4 @@
-"""Statistics over the per-run metrics files: timings, events, failures, bandwidth, gaps, trends.
+"""Reading the per-run metrics files, and statistics over them: timings, events, failures, bandwidth, gaps, trends.
 
 Kept to plain json and the statistics module so that a year of runs (17,520 files) is read
 and summarised in well under a second; matplotlib is imported only by plot().
@@ -33,6 +33,14 @@ class BadMetricsFile(Exception):
     """A metrics file that cannot be used; str() says why."""
 
 
+class MetricsFileError(Exception):
+    """The metrics file or folder cannot be read; the message says which."""
+
+
+class NoMetricsYet(MetricsFileError):
+    """No run has left a metrics file yet (or the folder does not exist yet): not a failure."""
+
+
 @dataclass(frozen=True)
 class Run:
     run_id: str
@@ -54,12 +62,22 @@ NUMBER_TYPES = frozenset((int, float))
 
 def parse_run(data: bytes) -> Run:
     """One metrics file's content as a Run, or BadMetricsFile saying what is wrong."""
+    return run_of(metrics_document(data))
+
+
+def metrics_document(data: bytes) -> dict[str, Any]:
+    """A metrics file's JSON object, or BadMetricsFile."""
     try:
         document = json.loads(data)
     except (ValueError, UnicodeDecodeError) as error:
         raise BadMetricsFile(f"not valid JSON ({error})") from None
     if not isinstance(document, dict):
         raise BadMetricsFile("not a JSON object")
+    return document
+
+
+def run_of(document: dict[str, Any]) -> Run:
+    """A metrics document as a Run, or BadMetricsFile saying which field is missing or wrong."""
     run_id, started, outcome = document.get("run_id"), document.get("started_at"), document.get("outcome")
     timings, counts, errors = document.get("timings"), document.get("counts"), document.get("errors", [])
     if not (isinstance(run_id, str) and isinstance(started, str) and isinstance(outcome, str)):
@@ -91,6 +109,32 @@ def read_file(path: str) -> bytes:
     return b"".join(chunks)
 
 
+def run_file_names(directory: Path) -> list[str]:
+    """The `run-*.json` names in directory, oldest first (run ids start with their UTC time); OSError if unreadable."""
+    return sorted(name for name in os.listdir(directory) if name.startswith("run-") and name.endswith(".json"))
+
+
+def latest_run(directory: Path) -> dict[str, Any]:
+    """The metrics document of the newest run in `directory`, checked as analyze_metrics.py checks every run."""
+    try:
+        names = run_file_names(directory)
+    except FileNotFoundError:
+        raise NoMetricsYet(f"no metrics yet in {directory}") from None
+    except OSError as error:
+        raise MetricsFileError(f"cannot read the metrics folder {directory}: {error.strerror}") from None
+    if not names:
+        raise NoMetricsYet(f"no metrics yet in {directory}")
+    path = Path(directory) / names[-1]
+    try:
+        document = metrics_document(read_file(str(path)))
+        run_of(document)  # the fields the summary line reads
+    except OSError as error:
+        raise MetricsFileError(f"{path} is unreadable: {error.strerror}") from None
+    except BadMetricsFile as error:
+        raise MetricsFileError(f"{path} is unreadable: {error}") from None
+    return document
+
+
 def load_runs(directory: Path, since: datetime | None = None) -> Loaded:
     """Every readable `run-*.json` in directory (started at or after since), sorted by time.
 
@@ -98,7 +142,7 @@ def load_runs(directory: Path, since: datetime | None = None) -> Loaded:
     Unreadable or partial files are skipped and listed with the reason.
     """
     try:
-        names = sorted(name for name in os.listdir(directory) if name.startswith("run-") and name.endswith(".json"))
+        names = run_file_names(directory)
     except (FileNotFoundError, NotADirectoryError):
         return Loaded([], [])
     if since is not None:

@@ -193,3 +193,7 @@ def test_performance_metrics_before_the_first_run_says_so_and_exits_0(tmp_path, 
     assert performance_metrics.main(["--env-file", str(env_file), "--metrics-dir", str(empty)]) == 1
     out, err = capsys.readouterr()
     assert out == "" and err.startswith(f"{empty / 'run-20260520T054943.000Z-abcdef.json'} is unreadable: ")
+    (empty / "run-20260520T054943.000Z-abcdef.json").write_text('{"counts": [1]}')  # JSON, not a run's metrics
+    assert performance_metrics.main(["--env-file", str(env_file), "--metrics-dir", str(empty)]) == 1
+    assert capsys.readouterr() == ("", f"{empty / 'run-20260520T054943.000Z-abcdef.json'} is unreadable: "
+                                       "lacks run_id, started_at or outcome\n")

@@ -116,35 +116,6 @@ def summary_line(document: dict[str, Any]) -> str:
     )
 
 
-class MetricsFileError(Exception):
-    """The metrics file or folder cannot be read; the message says which."""
-
-
-class NoMetricsYet(MetricsFileError):
-    """No run has left a metrics file yet (or the folder does not exist yet): not a failure."""
-
-
-def latest_run(directory: Path) -> dict[str, Any]:
-    """The metrics document of the newest run in `directory` (names sort by time)."""
-    try:
-        names = sorted(entry.name for entry in os.scandir(directory)
-                       if entry.name.startswith("run-") and entry.name.endswith(".json"))
-    except FileNotFoundError:
-        raise NoMetricsYet(f"no metrics yet in {directory}") from None
-    except OSError as error:
-        raise MetricsFileError(f"cannot read the metrics folder {directory}: {error.strerror}") from None
-    if not names:
-        raise NoMetricsYet(f"no metrics yet in {directory}")
-    path = Path(directory) / names[-1]
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise MetricsFileError(f"{path} is unreadable: {error}") from None
-    if not isinstance(document, dict):
-        raise MetricsFileError(f"{path} is not a metrics document (a JSON object)")
-    return document
-
-
 def prune_metrics(directory: Path, retention_days: int, now: datetime | None = None) -> int:
     """Delete metrics files (and leftover temp files) older than retention_days; returns how many.
 
