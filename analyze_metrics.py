@@ -13,8 +13,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from polisen_collector import __version__
-from polisen_collector.cli import quiet_on_closed_pipe
+from polisen_collector.cli import add_standard_options, quiet_on_closed_pipe
 from polisen_collector.clock import utc_now
 from polisen_collector.config import ConfigError, load_settings
 
@@ -47,8 +46,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--interval", type=positive_int, help="expected minutes between runs (RUN_INTERVAL_MINUTES)")
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of text")
     parser.add_argument("--plot", metavar="FILE.png", type=Path, help="also draw the trends into a PNG (matplotlib)")
-    parser.add_argument("--env-file", default=".env", help="file of KEY=VALUE settings (default .env)")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    add_standard_options(parser)
     return parser.parse_args(argv)
 
 
@@ -59,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings(
             overrides={"METRICS_DIR": args.metrics_dir,
                        "RUN_INTERVAL_MINUTES": str(args.interval) if args.interval else None},
-            env_file=Path(args.env_file), only=("metrics_dir", "run_interval_minutes"),
+            env_file=args.env_file, only=("metrics_dir", "run_interval_minutes"),
         )
     except ConfigError as error:
         print(f"configuration error: {error}", file=sys.stderr)

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-from polisen_collector import __version__
-from polisen_collector.cli import quiet_on_closed_pipe
+from polisen_collector.cli import add_standard_options, quiet_on_closed_pipe
 from polisen_collector.config import ConfigError, Settings, check_writable_dir, load_settings
 from polisen_collector.exit_codes import EXIT_CONFIG, EXIT_OK
 
@@ -33,7 +31,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--storage", choices=("local", "oci"), help="archive backend (STORAGE)")
     parser.add_argument("--log-dir", help="log, lock and health folder (LOG_DIR)")
     parser.add_argument("--metrics-dir", help="per-run metrics folder (METRICS_DIR)")
-    parser.add_argument("--env-file", default=".env", help="file of KEY=VALUE settings (default .env)")
     parser.add_argument("--dry-run", action="store_true", help="fetch and report, write nothing")
     parser.add_argument("--compact", action="store_true",
                         help="do not fetch: merge the per-run objects of days older than COMPACT_AFTER_DAYS")
@@ -43,7 +40,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="fetch these days with ?DateTime= (e.g. 2026-05-01..2026-05-20) instead of the feed")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="also print the log to stderr (a run by hand; cron wants silence)")
-    parser.add_argument("-V", "--version", action="version", version=f"%(prog)s {__version__}")
+    add_standard_options(parser)
     args = parser.parse_args(argv)
     chosen = [flag for flag, on in (("--compact", args.compact), ("--audit", args.audit),
                                     ("--backfill", args.backfill is not None)) if on]
@@ -63,7 +60,7 @@ def cli_overrides(args: argparse.Namespace) -> dict[str, str | None]:
 
 
 def build_settings(args: argparse.Namespace) -> Settings:
-    settings = load_settings(overrides=cli_overrides(args), env_file=Path(args.env_file))
+    settings = load_settings(overrides=cli_overrides(args), env_file=args.env_file)
     check_writable_dir(settings.log_dir, "LOG_DIR")
     check_writable_dir(settings.metrics_dir, "METRICS_DIR")
     if settings.storage == "local":
@@ -131,7 +128,7 @@ def record_config_failure(args: argparse.Namespace, error: ConfigError) -> str |
 
     try:
         some = load_some(("health_file", "log_dir", "healthcheck_ping_url"),
-                         overrides=cli_overrides(args), env_file=Path(args.env_file))
+                         overrides=cli_overrides(args), env_file=args.env_file)
     except (OSError, ValueError, ConfigError) as failure:  # e.g. an unreadable .env: the config error is what matters
         return f"not recorded in the health file: {failure}"
     if "log_dir" not in some:  # LOG_DIR itself is the bad setting: nowhere to record it

@@ -13,8 +13,7 @@ import sys
 from datetime import date
 from pathlib import Path
 
-from polisen_collector import __version__
-from polisen_collector.cli import quiet_on_closed_pipe
+from polisen_collector.cli import add_standard_options, quiet_on_closed_pipe
 from polisen_collector.config import STORAGE_FIELDS, ConfigError, load_settings
 
 FORMATS = ("jsonl", "csv", "parquet", "sqlite")
@@ -48,8 +47,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="only these location names (repeat or separate with ';'), case-insensitive")
     parser.add_argument("--data-dir", help="local archive folder (DATA_DIR)")
     parser.add_argument("--storage", choices=("local", "oci"), help="archive backend (STORAGE)")
-    parser.add_argument("--env-file", default=".env", help="file of KEY=VALUE settings (default .env)")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    add_standard_options(parser)
     return parser.parse_args(argv)
 
 
@@ -126,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         settings = load_settings(overrides={"DATA_DIR": args.data_dir, "STORAGE": args.storage},
-                                 env_file=Path(args.env_file), only=(*STORAGE_FIELDS, "api_url", "site_url"))
+                                 env_file=args.env_file, only=(*STORAGE_FIELDS, "api_url", "site_url"))
     except ConfigError as error:
         print(f"configuration error: {error}", file=sys.stderr)
         return 2

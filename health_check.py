@@ -15,8 +15,7 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
-from polisen_collector import __version__
-from polisen_collector.cli import quiet_on_closed_pipe
+from polisen_collector.cli import add_standard_options, quiet_on_closed_pipe
 from polisen_collector.config import ConfigError
 from polisen_collector.health.verdict import CRITICAL_FAILURES, NAGIOS_EXIT, UNKNOWN, Verdict, assess
 
@@ -34,7 +33,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         epilog="The health file is HEALTH_FILE, else health.json in LOG_DIR (environment or .env).",
     )
     parser.add_argument("--health-file", help="health JSON to read (HEALTH_FILE)")
-    parser.add_argument("--env-file", default=".env", help="file of KEY=VALUE settings (default .env)")
     parser.add_argument("--max-age-minutes", type=_minutes, default=45.0,
                         help="older than this is unhealthy (default 45: 30 min interval + 15 min grace)")
     parser.add_argument("--json", action="store_true", help="print the verdict and the health data as JSON")
@@ -51,7 +49,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="give up reading the health file after this long: UNKNOWN (default 10)")
     parser.add_argument("-v", "--verbose", action="count", default=0,
                         help="print the details after the status line, also when unhealthy")
-    parser.add_argument("-V", "--version", action="version", version=f"%(prog)s {__version__}")
+    add_standard_options(parser)
     parser.add_argument("--serve", action="store_true", help="serve GET /healthz and GET /metrics over HTTP")
     parser.add_argument("--host", default="127.0.0.1", help="--serve: address to bind (default loopback)")
     parser.add_argument("--port", type=int, default=9108, help="--serve: port (default 9108; 0 picks a free one)")
@@ -87,7 +85,7 @@ def health_path(args: argparse.Namespace) -> Path:
         return Path(args.health_file)
     from polisen_collector.config import health_path_of, load_some
 
-    some = load_some(("health_file", "log_dir"), env_file=Path(args.env_file), strict=True)
+    some = load_some(("health_file", "log_dir"), env_file=args.env_file, strict=True)
     return health_path_of(some.get("health_file"), some["log_dir"])
 
 

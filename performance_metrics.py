@@ -13,10 +13,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
-from polisen_collector import __version__
-from polisen_collector.cli import quiet_on_closed_pipe
+from polisen_collector.cli import add_standard_options, quiet_on_closed_pipe
 from polisen_collector.config import ConfigError, load_some
 from polisen_collector.exit_codes import EXIT_CONFIG, EXIT_FAILED, EXIT_OK
 
@@ -25,8 +23,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Show the metrics of the collector's last run.")
     parser.add_argument("--metrics-dir", help="folder of run-*.json files (METRICS_DIR)")
     parser.add_argument("--json", action="store_true", help="print the run's whole JSON document")
-    parser.add_argument("--env-file", default=".env", help="file of KEY=VALUE settings (default .env)")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    add_standard_options(parser)
     return parser.parse_args(argv)
 
 
@@ -34,7 +31,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        some = load_some(("metrics_dir",), overrides={"METRICS_DIR": args.metrics_dir}, env_file=Path(args.env_file),
+        some = load_some(("metrics_dir",), overrides={"METRICS_DIR": args.metrics_dir}, env_file=args.env_file,
                          strict=True)
     except ConfigError as error:
         print(f"configuration error: {error}", file=sys.stderr)

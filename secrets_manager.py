@@ -13,8 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from polisen_collector import __version__
-from polisen_collector.cli import quiet_on_closed_pipe
+from polisen_collector.cli import add_standard_options, quiet_on_closed_pipe
 from polisen_collector.config import STORAGE_FIELDS, ConfigError, load_settings, load_some
 from polisen_collector.exit_codes import EXIT_CONFIG, EXIT_FAILED, EXIT_OK
 
@@ -24,8 +23,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description="Check that the OCI credentials (OCI_AUTH: config file, principals or OCI Vault) reach the bucket.",
         epilog="Settings come from the environment or a .env file; see README.md.",
     )
-    parser.add_argument("--env-file", default=".env", help="file of KEY=VALUE settings (default .env)")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    add_standard_options(parser)
     return parser.parse_args(argv)
 
 
@@ -45,7 +43,7 @@ def _local_hint(env_file: Path) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        settings = load_settings(overrides={"STORAGE": "oci"}, env_file=Path(args.env_file), only=STORAGE_FIELDS)
+        settings = load_settings(overrides={"STORAGE": "oci"}, env_file=args.env_file, only=STORAGE_FIELDS)
         from polisen_collector.archive.state import STATE_OBJECT
         from polisen_collector.storage import open_storage
         from polisen_collector.storage.base import StorageError
@@ -57,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"OCI could not be reached: {error}", file=sys.stderr)
             return EXIT_FAILED
     except ConfigError as error:
-        print(f"configuration error: {error}{_local_hint(Path(args.env_file))}", file=sys.stderr)
+        print(f"configuration error: {error}{_local_hint(args.env_file)}", file=sys.stderr)
         return EXIT_CONFIG
     print(f"OK: {storage.description} is readable ({STATE_OBJECT} {'found' if found else 'not there yet'})")
     return EXIT_OK

@@ -1,15 +1,26 @@
-"""What every door shares: a quiet exit when the reader of its output goes away."""
+"""What every door shares: `--env-file` and `--version`, and a quiet exit when the reader of its output goes away."""
 
 from __future__ import annotations
 
+import argparse
 import functools
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
+from polisen_collector import __version__
+from polisen_collector.config import DEFAULT_ENV_FILE
 from polisen_collector.exit_codes import EXIT_OK
 
 Main = Callable[[list[str] | None], int]
+
+
+def add_standard_options(parser: argparse.ArgumentParser) -> None:
+    """`--env-file` (settings beside the environment's) and `-V`/`--version`, the same in every door."""
+    parser.add_argument("--env-file", type=Path, default=DEFAULT_ENV_FILE,
+                        help=f"file of KEY=VALUE settings (default {DEFAULT_ENV_FILE})")
+    parser.add_argument("-V", "--version", action="version", version=f"%(prog)s {__version__}")
 
 
 def quiet_on_closed_pipe(main: Main) -> Main:
