@@ -15,7 +15,6 @@ from polisen_collector.api.client import ApiError
 from polisen_collector.archive.layout import new_run_id
 from polisen_collector.clock import utc_now
 from polisen_collector.config import ConfigError, Settings
-from polisen_collector.exit_codes import EXIT_CONFIG, EXIT_FAILED, EXIT_LOCKED, EXIT_OK
 from polisen_collector.health.file import (
     HealthFileError,
     audit_health_path,
@@ -24,8 +23,8 @@ from polisen_collector.health.file import (
 )
 from polisen_collector.metrics.run_metrics import RunMetrics, prune_metrics
 from polisen_collector.recovery.audit import AuditProgress, AuditReport, Budget, health_section, run_audit
-from polisen_collector.run.collection import open_archive, open_client
-from polisen_collector.run.lock import LockHeld, LockUnusable, RunLock
+from polisen_collector.run.collection import exit_code_for, lock_refused, open_archive, open_client
+from polisen_collector.run.lock import RunLock
 from polisen_collector.storage.base import StorageError
 
 log = logging.getLogger("polisen.audit")
@@ -41,14 +40,8 @@ def audit_once(settings: Settings) -> int:
     run_id = new_run_id()
     metrics = RunMetrics(run_id)
     lock = RunLock(settings.log_dir / "audit.lock")
-    try:
-        lock.acquire()
-    except LockHeld as error:
-        log.error("%s", error)
-        return EXIT_LOCKED
-    except LockUnusable as error:
-        log.error("audit failed: %s", error)
-        return EXIT_FAILED
+    if (refused := lock_refused(lock, "audit")) is not None:
+        return refused
     error: BaseException | None = None
     report = AuditReport()
     budget = budget_of(settings)
@@ -72,9 +65,7 @@ def audit_once(settings: Settings) -> int:
     metrics.finish("failed" if error else "success")
     metrics.info["audit"] = health_section(report, budget, metrics.finished_at or utc_now())
     _save(settings, metrics, report, budget, error)
-    if isinstance(error, ConfigError):
-        return EXIT_CONFIG
-    return EXIT_FAILED if error else EXIT_OK
+    return exit_code_for(error)
 
 
 CARRIED = ("oldest_day_audited", "sweep_position", "last_full_sweep", "sweep_due_by", "unhealed_gap")

@@ -115,21 +115,15 @@ def run_once(settings: Settings, dry_run: bool = False, backfill_days: list[str]
 def run_compaction(settings: Settings) -> int:
     """Compact old days under the collectors' lock, so no run on this host writes meanwhile."""
     lock = RunLock(settings.lock_path)
-    try:
-        lock.acquire()
-    except LockHeld as error:
-        log.error("%s", error)
-        return EXIT_LOCKED
-    except LockUnusable as error:
-        log.error("compaction failed: %s", error)
-        return EXIT_FAILED
+    if (refused := lock_refused(lock, "compaction")) is not None:
+        return refused
     try:
         from polisen_collector.archive.compaction import compact
 
         report = compact(open_storage(settings), utc_today(), settings.compact_after_days)
     except (ConfigError, StorageError) as failure:
         log.error("compaction failed: %s", failure)
-        return EXIT_CONFIG if isinstance(failure, ConfigError) else EXIT_FAILED
+        return exit_code_for(failure)
     finally:
         lock.release()
     log.info("%s", report)
@@ -225,9 +219,27 @@ def _backfill_locked(settings: Settings, metrics: RunMetrics, days: list[str]) -
     metrics.finish("failed" if error else "success")
     log.info("%s", metrics.summary())
     _save_metrics(settings, metrics)
-    if isinstance(error, ConfigError):
-        return EXIT_CONFIG
-    return EXIT_FAILED if error else EXIT_OK
+    return exit_code_for(error)
+
+
+def exit_code_for(error: BaseException | None) -> int:
+    """0 without an error, 2 for a configuration error (or refused credentials), else 1."""
+    if error is None:
+        return EXIT_OK
+    return EXIT_CONFIG if isinstance(error, ConfigError) else EXIT_FAILED
+
+
+def lock_refused(lock: RunLock, task: str) -> int | None:
+    """Take `lock` for a task that leaves no health file; when it cannot, log why and give the exit code."""
+    try:
+        lock.acquire()
+    except LockHeld as error:
+        log.error("%s", error)
+        return EXIT_LOCKED
+    except LockUnusable as error:
+        log.error("%s failed: %s", task, error)
+        return EXIT_FAILED
+    return None
 
 
 def _read_backfill_queue(storage: Storage) -> Progress:
