@@ -195,7 +195,8 @@ class AuditReport:
     requests: int = 0
     stopped: str | None = None
     failed: bool = False
-    progress: AuditProgress = field(default_factory=AuditProgress)
+    progress: AuditProgress | None = None
+    """As the tick read and left it; None: the tick failed before reading it."""
     gap_days: list[str] = field(default_factory=list)
 
     @property
@@ -222,9 +223,9 @@ def run_audit(
     """
     report = AuditReport()
     started = now
-    report.progress = read_progress(storage.get(PROGRESS_OBJECT))
+    report.progress = progress = read_progress(storage.get(PROGRESS_OBJECT))
     gap_days = sorted(load_progress(storage).pending)
-    plan = plan_tick(report.progress, gap_days, started, budget)
+    plan = plan_tick(progress, gap_days, started, budget)
     counted = BackfillReport()
     remaining: dict[str, int] | None = None  # the gap days as the last tick-off left them
     with metrics.step("audit"):
@@ -275,7 +276,7 @@ def oldest_audited(progress: AuditProgress) -> str | None:
 
 def health_section(report: AuditReport, budget: Budget, now: datetime) -> dict[str, Any]:
     """The audit's part of the health picture (see health/file.py: audit_health_path)."""
-    progress = report.progress
+    progress = report.progress or AuditProgress()
     base = progress.last_full_sweep or progress.sweep_started
     due = datetime.fromisoformat(base) + SWEEP_GRACE * budget.sweep_days() * DAY if base else None
     return {

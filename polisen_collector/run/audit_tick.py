@@ -22,7 +22,7 @@ from polisen_collector.health.file import (
     write_audit_health,
 )
 from polisen_collector.metrics.run_metrics import RunMetrics, prune_metrics
-from polisen_collector.recovery.audit import AuditProgress, AuditReport, Budget, health_section, run_audit
+from polisen_collector.recovery.audit import AuditReport, Budget, health_section, run_audit
 from polisen_collector.run.collection import exit_code_for, lock_refused, open_archive, open_client
 from polisen_collector.run.lock import RunLock
 from polisen_collector.storage.base import StorageError
@@ -87,7 +87,7 @@ def _save(settings: Settings, metrics: RunMetrics, report: AuditReport, budget: 
         log.warning("could not write the audit metrics file in %s: %s", settings.metrics_dir, failure)
     path = audit_health_path(settings.health_path)
     section = metrics.info["audit"]
-    if report.progress == AuditProgress():  # failed before reading the progress: keep what was known
+    if report.progress is None:  # failed before reading the progress: keep what was known
         section = {**{key: value for key, value in _previous(path).items() if key in CARRIED}, **{
             key: value for key, value in section.items() if key not in CARRIED}}
     try:
