@@ -77,6 +77,7 @@ class FakePolisenState:
     bodies: list[bytes]
     index: int = 0
     faults: deque = field(default_factory=deque)
+    page_faults: deque = field(default_factory=deque)
     requests: list[LoggedRequest] = field(default_factory=list)
     latency: float = 0.0
     support_etag: bool = True
@@ -183,6 +184,10 @@ class FakePolisenServer:
         """Queue faults, one per coming request (`none` lets one pass): see _Handler._fault."""
         self.state.faults.extend(faults)
 
+    def add_page_faults(self, *faults: str) -> None:
+        """Queue faults for the coming page requests, one each, as add_faults does for the feed."""
+        self.state.page_faults.extend(faults)
+
     @property
     def requests(self) -> list[LoggedRequest]:
         return self.state.requests
@@ -215,6 +220,10 @@ class _Handler(BaseHTTPRequestHandler):
         if self.fake.latency:
             time.sleep(self.fake.latency)
         if parts.path != "/api/events":
+            with self.fake.lock:
+                page_fault = self.fake.page_faults.popleft() if self.fake.page_faults else None
+            if page_fault and page_fault != "none":
+                return self._fault(entry, page_fault, b"<html>" + b" " * 200 + b"</html>")
             return self._page(entry, unquote(parts.path), index)
         if fault and fault != "none":
             return self._fault(entry, fault, body)

@@ -96,6 +96,20 @@ def test_client_refuses_big_pages_and_other_hosts(fake_api, snapshot_bodies):
     assert [r.path for r in fake_api.page_requests()] == [url]
 
 
+def test_client_keeps_the_api_clients_guards_on_redirects_and_slow_pages(fake_api, snapshot_bodies):
+    """A redirect to plain http off loopback is refused; a page that trickles in runs into the deadline."""
+    fake_api.serve(0)
+    url = json.loads(snapshot_bodies[0])[0]["url"]
+    fake_api.add_page_faults("redirect:http://collector-test.invalid/x", "trickle-headers:0.05", "trickle:0.05")
+    with pytest.raises(PageError, match="refused to follow a redirect to http://collector-test.invalid/x"):
+        page_client(fake_api).fetch(url)
+    fast = page_client(fake_api, connect_timeout=0.1, read_timeout=0.2)  # a deadline of 0.5 s
+    for _ in range(2):  # the headers, then the body, a byte every 0.05 s: each read well within read_timeout
+        with pytest.raises(PageError, match=r"took longer than 0.5 s \(API_CONNECT_TIMEOUT"):
+            fast.fetch(url)
+    assert page_client(fake_api).fetch(url).status == 200, "the next page is served as usual"
+
+
 def test_pacing_and_backlog_over_runs(fake_api, snapshot_bodies, tmp_path):
     """At most max_pages a run, a second apart; the rest waits, the oldest first, and is counted."""
     fake_api.serve(0)

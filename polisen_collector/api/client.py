@@ -68,8 +68,7 @@ class ApiOptions:
 
     @property
     def deadline(self) -> float:
-        """Seconds a whole answer may take, however slowly its bytes trickle in."""
-        return self.connect_timeout + 2 * self.read_timeout
+        return answer_deadline(self.connect_timeout, self.read_timeout)
 
     def backoff(self, retry: int) -> float:
         """The wait before retry number `retry` (1, 2, 3 ...): factor x 1, 2, 4 ..., at most two minutes."""
@@ -104,6 +103,43 @@ def user_agent(contact_email: str) -> str:
     return f"polisen-events-collector/{__version__} (+{contact}) python-requests/{requests.__version__}"
 
 
+def answer_deadline(connect_timeout: float, read_timeout: float) -> float:
+    """Seconds a whole answer may take, however slowly its bytes trickle in."""
+    return connect_timeout + 2 * read_timeout
+
+
+class Deadline:
+    """The time limit of a client's request: armed as the request goes out, past it the sockets
+    of the client's connections are shut down, so a read blocked on a trickling server (headers
+    or body) returns at once. `hit` says whether it ran out."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.connections: set[Any] = set()
+        self.hit = False
+        self._timer: threading.Timer | None = None
+
+    def arm(self) -> None:
+        self.disarm()
+        self.hit = False
+        self._timer = threading.Timer(self.seconds, self._hang_up)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _hang_up(self) -> None:
+        self.hit = True
+        for connection in list(self.connections):
+            sock = getattr(connection, "sock", None)
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
 class PolisenClient:
     """Fetches the events feed. One instance per run; not thread-safe."""
 
@@ -116,9 +152,7 @@ class PolisenClient:
         self.limiter = limiter
         self._headroom = 0
         self._pending_wait = 0.0
-        self._connections: set[Any] = set()
-        self._watchdog: threading.Timer | None = None
-        self._deadline_hit = False
+        self._deadline = Deadline(options.deadline)
         self._retry_log = _RetryLog()
         self.session = requests.Session()
         self.session.headers.update(
@@ -137,29 +171,7 @@ class PolisenClient:
             self.limiter.acquire(min_wait, headroom=self._headroom)
         elif min_wait > 0:
             self._sleep(min_wait)
-        self._arm_deadline()  # from the moment the request goes out, not counting the waits before
-
-    def _arm_deadline(self) -> None:
-        """Start the watchdog of one request: past the deadline it shuts this client's sockets
-        down, so a read blocked on a trickling server (headers or body) returns at once."""
-        self._disarm_deadline()
-        self._deadline_hit = False
-        self._watchdog = threading.Timer(self.options.deadline, self._hang_up)
-        self._watchdog.daemon = True
-        self._watchdog.start()
-
-    def _disarm_deadline(self) -> None:
-        if self._watchdog is not None:
-            self._watchdog.cancel()
-            self._watchdog = None
-
-    def _hang_up(self) -> None:
-        self._deadline_hit = True
-        for connection in list(self._connections):
-            sock = getattr(connection, "sock", None)
-            if sock is not None:
-                with contextlib.suppress(OSError):
-                    socket.socket.shutdown(sock, socket.SHUT_RDWR)
+        self._deadline.arm()  # from the moment the request goes out, not counting the waits before
 
     def _deadline_error(self, received: str) -> ApiError:
         return ApiError(
@@ -256,14 +268,14 @@ class PolisenClient:
                 self._pending_wait = wait
                 continue
             finally:
-                self._disarm_deadline()
+                self._deadline.disarm()
             requests_sent += 1 + self._retry_log.count - before
             result.retries = self._retry_log.count
             result.requests = requests_sent
             return result
 
     def _mount(self, budget: int) -> None:
-        adapter = _PoliteAdapter(self._before_request, self._connections, max_retries=self._retry(max(budget, 0)))
+        adapter = GuardedAdapter(self._before_request, self._deadline, max_retries=self._retry(max(budget, 0)))
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
 
@@ -304,7 +316,7 @@ class PolisenClient:
 
     def _request_error(self, url: str, error: requests.exceptions.RequestException) -> ApiError:
         """The one line for a request that got no answer."""
-        if self._deadline_hit:
+        if self._deadline.hit:
             return self._deadline_error("its headers were not complete")
         if isinstance(error, requests.exceptions.RetryError):
             return ApiError(f"{url} kept failing: {_last_reason(error)}")
@@ -326,10 +338,10 @@ class PolisenClient:
                 raise ApiError(f"response of {error.declared} bytes is larger than API_MAX_BODY_BYTES={limit}") from None
             raise ApiError(f"response body exceeds API_MAX_BODY_BYTES={limit} once decompressed; refused") from None
         except BodyBroken as error:
-            if not self._deadline_hit:
+            if not self._deadline.hit:
                 raise _BadBody(str(error)) from None
             raise self._deadline_error(f"{error.received} bytes of its body had arrived") from None
-        if self._deadline_hit:
+        if self._deadline.hit:
             raise self._deadline_error(f"{len(body)} bytes of its body had arrived")
         return body
 
@@ -372,13 +384,14 @@ def read_capped(response: requests.Response, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-class _PoliteAdapter(HTTPAdapter):
-    """An adapter that lets the client hold back each request it sends, and keeps the set of
-    its open connections, whose sockets the client's deadline watchdog may shut down."""
+class GuardedAdapter(HTTPAdapter):
+    """An adapter that checks every hop (redirects included: https, plain http only for loopback),
+    lets the client hold back each request it sends (`before_request`, which arms the deadline),
+    and keeps the client's open connections, whose sockets the deadline may shut down."""
 
-    def __init__(self, before_request: Callable[[float], None], connections: set[Any], **kwargs: Any) -> None:
+    def __init__(self, before_request: Callable[[float], None], deadline: Deadline, **kwargs: Any) -> None:
         self._before_request = before_request
-        self._connections = connections
+        self._connections = deadline.connections
         super().__init__(**kwargs)
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
@@ -408,7 +421,7 @@ def _check_hop(url: str) -> None:
     parts = urlsplit(url)
     if parts.scheme == "https" or (parts.scheme == "http" and is_loopback_host(parts.hostname)):
         return
-    raise ApiError(f"refused to follow a redirect to {_cut(url)}: the API must be reached over https "
+    raise ApiError(f"refused to follow a redirect to {_cut(url)}: polisen.se must be reached over https "
                    "(plain http only for loopback hosts)")
 
 

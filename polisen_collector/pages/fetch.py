@@ -2,7 +2,9 @@
 
 One request at a time, at least `interval` seconds apart (PAGE_INTERVAL_SECONDS, 0 only when
 API_RATE_LIMIT is off for a loopback site), with the collector's User-Agent and contact,
-gzip, and conditional GET. No retries within a run: a page that fails stays queued and
+gzip, and conditional GET. The API client's guards hold here too: each redirect is checked
+(https, plain http only for loopback) and a whole answer must come within a deadline, however
+slowly its bytes trickle in. No retries within a run: a page that fails stays queued and
 is tried again on a later run (pages/queue.py), so one bad page never holds a run up.
 """
 
@@ -16,7 +18,16 @@ from urllib.parse import urlsplit
 
 import requests
 
-from polisen_collector.api.client import BodyBroken, BodyTooLarge, read_capped, user_agent
+from polisen_collector.api.client import (
+    ApiError,
+    BodyBroken,
+    BodyTooLarge,
+    Deadline,
+    GuardedAdapter,
+    answer_deadline,
+    read_capped,
+    user_agent,
+)
 
 log = logging.getLogger("polisen.pages")
 
@@ -57,8 +68,12 @@ class PageClient:
         self._clock = clock
         self._sleep = sleep
         self._last_request: float | None = None
+        self._deadline = Deadline(answer_deadline(options.connect_timeout, options.read_timeout))
         self.session = requests.Session()
         self.session.max_redirects = MAX_REDIRECTS
+        adapter = GuardedAdapter(lambda _: self._deadline.arm(), self._deadline)
+        self.session.mount("https://", adapter)
+        self.session.mount("http://", adapter)
         self.session.headers.update({
             "User-Agent": user_agent(options.contact_email),
             "Accept": "text/html",
@@ -94,22 +109,35 @@ class PageClient:
         try:
             response = self.session.get(url, headers=headers, stream=True,
                                         timeout=(self.options.connect_timeout, self.options.read_timeout))
+        except ApiError as refused:  # a redirect off the rules
+            raise PageError(f"{url}: {refused}") from None
         except requests.exceptions.RequestException as error:
-            raise PageError(f"{url}: {type(error).__name__}") from None
-        with response:
-            answer = PageResponse(status=response.status_code, etag=response.headers.get("ETag"),
-                                  last_modified=response.headers.get("Last-Modified"))
-            if response.status_code == 200:
-                answer.body = self._read_body(url, response)
-            answer.bytes_wire = response.raw.tell()
-            return answer
+            raise PageError(f"{url}: {self._too_slow() or type(error).__name__}") from None
+        try:
+            with response:
+                answer = PageResponse(status=response.status_code, etag=response.headers.get("ETag"),
+                                      last_modified=response.headers.get("Last-Modified"))
+                if response.status_code == 200:
+                    answer.body = self._read_body(url, response)
+                answer.bytes_wire = response.raw.tell()
+                return answer
+        finally:
+            self._deadline.disarm()
+
+    def _too_slow(self) -> str | None:
+        if not self._deadline.hit:
+            return None
+        return f"the answer took longer than {self._deadline.seconds:g} s (API_CONNECT_TIMEOUT + 2 x API_READ_TIMEOUT)"
 
     def _read_body(self, url: str, response: requests.Response) -> bytes:
         limit = self.options.max_bytes
         try:
-            return read_capped(response, limit)
+            body = read_capped(response, limit)
         except BodyTooLarge as error:
             size = f"page of {error.declared} bytes is larger than" if error.declared else "page exceeds"
             raise PageError(f"{url}: {size} PAGE_MAX_BYTES={limit}" + ("" if error.declared else " once decompressed")) from None
         except BodyBroken as error:
-            raise PageError(f"{url}: {error}") from None
+            raise PageError(f"{url}: {self._too_slow() or error}") from None
+        if self._deadline.hit:
+            raise PageError(f"{url}: {self._too_slow()}")
+        return body
