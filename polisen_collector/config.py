@@ -13,7 +13,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 DEFAULT_API_URL = "https://polisen.se/api/events"
 
@@ -42,11 +42,17 @@ def _checked_port(parts) -> None:
         raise ValueError("its port must be from 1 to 65535")
 
 
-def _url(value: str) -> str:
+def _http_url(value: str) -> SplitResult:
+    """The parts of an http(s) URL with a host and a valid port; ValueError otherwise."""
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("must be an http(s) URL with a host")
     _checked_port(parts)
+    return parts
+
+
+def _url(value: str) -> str:
+    parts = _http_url(value)
     if parts.scheme == "http" and not is_loopback_host(parts.hostname):
         raise ValueError("must use https (plain http is allowed only for loopback hosts)")
     return value
@@ -60,10 +66,7 @@ def _any_url(value: str) -> str | None:
     """A URL of any scheme http(s), for endpoints the operator controls."""
     if not value:
         return None
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("must be an http(s) URL with a host")
-    _checked_port(parts)
+    _http_url(value)
     return value
 
 
@@ -370,15 +373,11 @@ def load_settings(
     their defaults, so a value meant for another tool (LOG_LEVEL, API_RATE_LIMIT) never stops it.
     """
     values = _raw_values(environ, overrides, env_file)
-    parsed: dict[str, Any] = {}
-    for setting in SETTINGS:
-        read = only is None or setting.field in only
-        raw = values.get(setting.env, setting.default) if read else setting.default
-        try:
-            parsed[setting.field] = setting.parse(raw)
-        except ValueError as error:
-            raise ConfigError(f"{setting.env}={_shown(raw)} is invalid: {error}") from None
-    settings = Settings(**parsed)
+    settings = Settings(**{
+        setting.field: _parsed(setting, values.get(setting.env, setting.default)
+                               if only is None or setting.field in only else setting.default)
+        for setting in SETTINGS
+    })
     _check_together(settings)
     return settings
 
@@ -411,13 +410,20 @@ def load_some(
     parsed: dict[str, Any] = {}
     for setting in SETTINGS:
         if setting.field in fields:
-            raw = values.get(setting.env, setting.default)
             try:
-                parsed[setting.field] = setting.parse(raw)
-            except ValueError as error:
+                parsed[setting.field] = _parsed(setting, values.get(setting.env, setting.default))
+            except ConfigError:
                 if strict:
-                    raise ConfigError(f"{setting.env}={_shown(raw)} is invalid: {error}") from None
+                    raise
     return parsed
+
+
+def _parsed(setting: Setting, raw: str) -> Any:
+    """The setting's value, or ConfigError: one line naming the setting and the bad value."""
+    try:
+        return setting.parse(raw)
+    except ValueError as error:
+        raise ConfigError(f"{setting.env}={_shown(raw)} is invalid: {error}") from None
 
 
 def _shown(raw: str) -> str:
