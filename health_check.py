@@ -91,9 +91,8 @@ def health_path(args: argparse.Namespace) -> Path:
 
 def report(verdict: Verdict, args: argparse.Namespace) -> int:
     if args.nagios:
-        warning, critical = timedelta(minutes=args.warning), timedelta(minutes=args.critical)
         code = NAGIOS_EXIT[verdict.state]
-        perfdata = verdict.perfdata(warning, critical, args.critical_failures)
+        perfdata = verdict.perfdata(**limits(args), critical_failures=args.critical_failures)
         line = f"POLISEN_COLLECTOR {verdict.state}: {plugin_text(verdict.message)}" + (f" | {perfdata}" if perfdata else "")
     else:
         code = 0 if verdict.healthy else 1

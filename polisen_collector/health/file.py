@@ -72,17 +72,15 @@ def audit_health_path(health_path: Path) -> Path:
 
 def write_audit_health(path: Path, *, finished_at: datetime, error: BaseException | None,
                        run_id: str, audit: dict[str, Any]) -> dict[str, Any]:
-    document: dict[str, Any] = {
+    return _write(path, {
         "last_tick": finished_at.isoformat(),
         "status": "failed" if error else "success",
-        "error": None if error is None else {"type": type(error).__name__, "message": str(error)},
+        "error": _error_of(error),
         "run_id": run_id,
         "version": __version__,
         "host": socket.gethostname(),
         **audit,
-    }
-    atomic_write(Path(path), json.dumps(document, indent=2, ensure_ascii=False).encode("utf-8"), durable=False)
-    return document
+    })
 
 
 def write_health(
@@ -112,7 +110,7 @@ def write_health(
         "status": "success" if success else "failed",
         "events_processed": events_processed,
         "execution_time": round(execution_time, 3),
-        "error": None if error is None else {"type": type(error).__name__, "message": str(error)},
+        "error": _error_of(error),
         "last_success": finished_at.isoformat() if success else previous_success,
         "consecutive_failures": 0 if success else previous_failures + 1,
         "version": __version__,
@@ -120,5 +118,13 @@ def write_health(
         "run_id": run_id,
         **(extra or {}),
     }
+    return _write(path, document)
+
+
+def _error_of(error: BaseException | None) -> dict[str, str] | None:
+    return None if error is None else {"type": type(error).__name__, "message": str(error)}
+
+
+def _write(path: Path, document: dict[str, Any]) -> dict[str, Any]:
     atomic_write(Path(path), json.dumps(document, indent=2, ensure_ascii=False).encode("utf-8"), durable=False)
     return document
