@@ -42,6 +42,12 @@ def _checked_port(parts) -> None:
         raise ValueError("its port must be from 1 to 65535")
 
 
+def origin_of(url: str) -> str:
+    """The scheme and host (and port) of a URL: `https://polisen.se`."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
 def _http_url(value: str) -> SplitResult:
     """The parts of an http(s) URL with a host and a valid port; ValueError otherwise."""
     parts = urlsplit(value)
@@ -328,8 +334,7 @@ class Settings:
     @property
     def page_origin(self) -> str:
         """Where event pages are fetched: POLISEN_SITE_URL, else the API URL's scheme and host."""
-        parts = urlsplit(self.site_url or self.api_url)
-        return f"{parts.scheme}://{parts.netloc}"
+        return origin_of(self.site_url or self.api_url)
 
     @property
     def health_path(self) -> Path:

@@ -29,13 +29,14 @@ from polisen_collector.archive.layout import (
     day_of_object,
     read_versions,
 )
+from polisen_collector.config import DEFAULT_API_URL, origin_of
 from polisen_collector.pages.columns import PageColumns
 from polisen_collector.storage.base import Storage
 
 MERGE_WINDOW_DAYS = 7
 PARQUET_ROW_GROUP = 10_000
 PARQUET_EVENT_TZ = "Europe/Stockholm"
-DEFAULT_PAGE_ORIGIN = "https://polisen.se"
+DEFAULT_PAGE_ORIGIN = origin_of(DEFAULT_API_URL)
 
 # Every column of the export and its kind; make_row below fills them. A new column is one
 # entry here and one in make_row: the CSV header, the Parquet schema and the SQLite tables
