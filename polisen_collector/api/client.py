@@ -334,9 +334,7 @@ class PolisenClient:
         try:
             body = read_capped(response, limit)
         except BodyTooLarge as error:
-            if error.declared is not None:
-                raise ApiError(f"response of {error.declared} bytes is larger than API_MAX_BODY_BYTES={limit}") from None
-            raise ApiError(f"response body exceeds API_MAX_BODY_BYTES={limit} once decompressed; refused") from None
+            raise ApiError(error.refusal("response", "API_MAX_BODY_BYTES", limit)) from None
         except BodyBroken as error:
             if not self._deadline.hit:
                 raise _BadBody(str(error)) from None
@@ -352,6 +350,12 @@ class BodyTooLarge(Exception):
     def __init__(self, declared: int | None) -> None:
         super().__init__(f"body larger than allowed (declared {declared})" if declared else "body larger than allowed")
         self.declared = declared
+
+    def refusal(self, what: str, setting: str, limit: int) -> str:
+        """The one line for the operator: `what` (a response, a page) over `setting`=limit."""
+        if self.declared is not None:
+            return f"{what} of {self.declared} bytes is larger than {setting}={limit}"
+        return f"{what} exceeds {setting}={limit} once decompressed; refused"
 
 
 class BodyBroken(Exception):

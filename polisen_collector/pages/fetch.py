@@ -134,8 +134,7 @@ class PageClient:
         try:
             body = read_capped(response, limit)
         except BodyTooLarge as error:
-            size = f"page of {error.declared} bytes is larger than" if error.declared else "page exceeds"
-            raise PageError(f"{url}: {size} PAGE_MAX_BYTES={limit}" + ("" if error.declared else " once decompressed")) from None
+            raise PageError(f"{url}: {error.refusal('page', 'PAGE_MAX_BYTES', limit)}") from None
         except BodyBroken as error:
             raise PageError(f"{url}: {self._too_slow() or error}") from None
         if self._deadline.hit:
