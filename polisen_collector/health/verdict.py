@@ -175,8 +175,8 @@ def _judge(health: dict[str, Any], path: Path, warning: timedelta, critical: tim
     if duration is None:
         raise _Unusable(f"execution_time {_quote(health['execution_time'])} is not a number of seconds")
     last_success = _timestamp(health, "last_success") if health.get("last_success") is not None else None
-    failures = _count(health, "consecutive_failures") if health.get("consecutive_failures") is not None else None
-    if "consecutive_failures" in health and health["consecutive_failures"] is not None and failures is None:
+    failures = _count(health, "consecutive_failures")
+    if failures is None and health.get("consecutive_failures") is not None:
         raise _Unusable(f"consecutive_failures {_quote(health['consecutive_failures'])} is not a count")
 
     age = now - last_run
