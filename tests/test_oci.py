@@ -24,6 +24,7 @@ from archive_truth import (
     versions_in_snapshots,
 )
 from conftest import Collector, format_1_state, state_view
+from cryptography.hazmat.primitives import serialization
 from fake_oci import ApiKey, FakeOCIServer, write_oci_config
 from in_process import environment
 
@@ -282,6 +283,49 @@ def test_missing_credentials_are_one_line_and_exit_2(fake_api, oci_run, env, mes
     assert message in result.log
     assert "Traceback" not in result.stdout + result.stderr + result.log
     assert fake_api.requests == []
+
+
+def encrypted_pem(key: ApiKey, pass_phrase: bytes) -> str:
+    return key.private_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(pass_phrase),
+    ).decode("ascii")
+
+
+def test_a_key_file_that_is_not_the_fingerprints_key_is_refused_before_any_request(tmp_path, fake_api, fake_oci,
+                                                                                    oci_run, api_key):
+    """The commonest key mix-up (a new key file, the old fingerprint) is named before OCI answers 401."""
+    config = write_oci_config(tmp_path / "mixed-up", api_key)
+    (tmp_path / "mixed-up" / "key.pem").write_text(ApiKey.generate().pem)
+    result = oci_run.run(env={"OCI_CONFIG_FILE": str(config)})
+    assert_failed_as_config_error_storing_nothing(oci_run, result, fake_oci, "is not the key of its fingerprint "
+                                                  f"{api_key.fingerprint} (the key's is ")
+    assert fake_oci.requests == [] and fake_api.requests == []
+
+
+@pytest.mark.parametrize(("key_text", "pass_phrase", "problem"), [
+    (lambda key: encrypted_pem(key, b"s3cret"), None, "needs a pass_phrase"),
+    (lambda key: encrypted_pem(key, b"s3cret"), "wrong", "is not a readable RSA PEM private key"),
+    (lambda key: key.private_key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode("ascii"), None,
+     "is not a readable RSA PEM private key"),
+    (lambda key: encrypted_pem(key, b"s3cret"), "s3cret", None),
+    (lambda key: key.pem, "inherited-from-DEFAULT", None),
+])
+def test_key_files_with_and_without_a_pass_phrase(tmp_path, fake_api, fake_oci, oci_run, api_key, key_text,
+                                                  pass_phrase, problem):
+    config = write_oci_config(tmp_path / "keyed", api_key)
+    (tmp_path / "keyed" / "key.pem").write_text(key_text(api_key))
+    if pass_phrase:
+        config.write_text(config.read_text() + f"pass_phrase={pass_phrase}\n")
+    fake_api.serve(0)
+    result = oci_run.run(env={"OCI_CONFIG_FILE": str(config)})
+    if problem is None:
+        assert result.returncode == 0, result.log[-800:]
+        assert fake_oci.objects(), "the key signed requests that OCI accepted"
+    else:
+        assert_failed_as_config_error_storing_nothing(oci_run, result, fake_oci, f"the private key of profile DEFAULT "
+                                                      f"of OCI config file {config} {problem}")
 
 
 def test_unreachable_endpoint_fails_the_run_with_an_actionable_line(fake_api, oci_run):
