@@ -371,13 +371,24 @@ def test_a_run_imports_only_what_it_uses(fake_api, collector):
     assert not nothing_new & NEVER_ON_A_RUN
 
 
-def test_an_oci_run_imports_no_vault_clients_and_no_pkcs11_signer(fake_api, oci_run):
+def test_an_oci_run_imports_only_the_sdk_modules_it_calls(fake_api, fake_oci, oci_run):
+    """No vault clients, PKCS#11 signer, pagination, DNS client or transfer managers (storage/oci_sdk.py)."""
     fake_api.serve(0)
     imported = imported_modules(oci_run)
-    assert "oci.object_storage" in imported
+    assert fake_oci.objects(), "the run stored its events"
+    assert {"oci.object_storage.object_storage_client", "oci.base_client", "oci.signer"} <= imported
     assert not {name for name in imported if name.startswith("pkcs11.")}, "the SDK's PKCS#11 signer is skipped"
-    assert not imported & {"oci.secrets", "oci.key_management"}
+    assert not imported & {"oci.secrets", "oci.key_management", "oci.pagination", "oci.dns", "oci.fips",
+                           "oci.object_storage.transfer", "oci.waiter"}
     assert not imported & NEVER_ON_A_RUN
+
+
+def test_fips_mode_imports_the_whole_sdk_which_sets_it_up(fake_api, fake_oci, oci_run):
+    oci_run.env["OCI_PYTHON_SDK_FIPS_LIBCRYPTO_PATH"] = "/nonexistent/libcrypto.so"  # OpenSSL 3: only a warning
+    fake_api.serve(0)
+    imported = imported_modules(oci_run)
+    assert fake_oci.objects(), "the run stored its events"
+    assert {"oci", "oci.fips", "oci.pagination", "oci.object_storage.transfer"} <= imported
 
 
 def state_reads(fake: FakeOCIServer) -> list[tuple[int, int]]:

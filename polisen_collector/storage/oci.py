@@ -15,7 +15,7 @@ from typing import Any
 from polisen_collector.config import ConfigError, Settings
 from polisen_collector.storage.base import NotModified, PreconditionFailed, StorageError, StoredObject
 from polisen_collector.storage.oci_auth import OciAuth, oci_credentials, retry_strategy
-from polisen_collector.storage.oci_sdk import oci
+from polisen_collector.storage.oci_sdk import ObjectStorageClient, oci
 
 log = logging.getLogger("polisen.oci")
 
@@ -153,7 +153,7 @@ def open_oci_storage(settings: Settings) -> OCIStorage:
     """
     auth = oci_credentials(settings)
     try:
-        client = oci.object_storage.ObjectStorageClient(
+        client = ObjectStorageClient(
             auth.config, signer=auth.signer, service_endpoint=settings.oci_endpoint,
             retry_strategy=retry_strategy(settings), circuit_breaker_strategy=oci.circuit_breaker.NoCircuitBreakerStrategy(),
         )

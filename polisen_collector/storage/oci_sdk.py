@@ -1,19 +1,72 @@
-"""The `oci` SDK as the collector imports it: without the PKCS#11 signer it never uses.
+"""The `oci` SDK as the collector imports it: the modules a run calls, and no others.
 
-Importing any part of the SDK runs its package `__init__`, which loads every signer,
-pagination and more; no narrower import exists. The SDK treats `python-pkcs11` as
-optional (`oci.auth.signers` skips its PKCS#11 signer when the module is missing), so
-marking that module absent before the first import saves about 45 ms of every OCI run's
-start. The collector signs with an API key or a principal, never with a hardware token.
-Imported only when STORAGE=oci.
+Importing any part of the SDK normally runs its package `__init__`, which imports every
+signer, pagination (and with it the DNS client), the FIPS set-up and more; importing the
+Object Storage client runs `oci.object_storage`'s, which adds the transfer managers. A run
+calls none of them: together some 40 ms of every OCI run's start. So `oci` and
+`oci.object_storage` are registered as bare packages whose submodules load on first use
+(`oci.config`, `oci.retry`, `oci.object_storage.object_storage_client`, ...): the SDK's own
+lazy loading of its services, without the eager part. The SDK's modules import each other
+by name, so they work the same over a bare package.
+
+The whole package is imported as usual when it already is (a program that imported `oci`
+before) or when FIPS mode is asked for, which the package `__init__` sets up.
+
+The SDK treats `python-pkcs11` as optional (`oci.auth.signers` skips its PKCS#11 signer when
+the module is missing); it is marked absent, saving another 45 ms: the collector signs with
+an API key or a principal, never with a hardware token. Imported only when STORAGE=oci.
 """
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
+import os
 import sys
+from types import ModuleType
+from typing import Any
+
+FIPS_SETTINGS = ("FIPS_LIBCRYPTO_PATH", "OCI_PYTHON_SDK_FIPS_LIBCRYPTO_PATH")
+
+
+def bare_package(name: str) -> ModuleType:
+    """Package `name` registered without running its `__init__`; a submodule loads when first used."""
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.submodule_search_locations is None:
+        raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+    package = importlib.util.module_from_spec(spec)
+
+    def submodule(attribute: str) -> Any:
+        if attribute.startswith("__"):
+            raise AttributeError(f"module {name!r} has no attribute {attribute!r}")
+        try:
+            return importlib.import_module(f"{name}.{attribute}")
+        except ModuleNotFoundError as error:
+            if error.name != f"{name}.{attribute}":
+                raise
+            raise AttributeError(f"module {name!r} has no attribute {attribute!r}") from None
+
+    package.__getattr__ = submodule  # type: ignore[method-assign]  # PEP 562: a module's fallback lookup
+    sys.modules[name] = package
+    parent, _, child = name.rpartition(".")
+    if parent:
+        setattr(sys.modules[parent], child, package)
+    return package
+
+
+def _import_oci() -> ModuleType:
+    if "oci" in sys.modules or any(os.environ.get(setting) for setting in FIPS_SETTINGS):
+        import oci
+
+        return oci
+    package = bare_package("oci")
+    bare_package("oci.object_storage")
+    return package
+
 
 sys.modules.setdefault("pkcs11", None)  # type: ignore[arg-type]  # None: "not installed" to the import system
+oci = _import_oci()
 
-import oci  # noqa: E402
+from oci.object_storage.object_storage_client import ObjectStorageClient  # noqa: E402
 
-__all__ = ["oci"]
+__all__ = ["ObjectStorageClient", "oci"]
