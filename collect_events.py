@@ -83,6 +83,8 @@ def parse_backfill(text: str | None) -> list[str] | None:
 @quiet_on_closed_pipe
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.compact or args.audit or args.backfill:
+        gc.enable()  # jobs over many days: their few cycles a day add up (see __main__ below)
     try:
         settings = build_settings(args)
         backfill_days = parse_backfill(args.backfill)
@@ -149,8 +151,9 @@ def record_config_failure(args: argparse.Namespace, error: ConfigError) -> str |
 
 
 if __name__ == "__main__":
-    # A run is short and makes few reference cycles (a few hundred objects, 3 MB with 200 pages):
-    # without the cyclic collector its start, which allocates the ~700 modules' objects, costs
-    # 15 ms of CPU less (docs/performance.md). Reference counting still frees everything else.
+    # A collection run is short and makes few reference cycles (a few hundred objects, 3 MB
+    # with 200 pages): without the cyclic collector its start, which allocates the objects of
+    # some 600 modules, costs 15 ms of CPU less (docs/performance.md). Reference counting still
+    # frees everything else, and process exit the cycles.
     gc.disable()
     sys.exit(main())
