@@ -1,4 +1,4 @@
-"""Local files that a reader may see at any moment: written whole or not at all.
+"""Local files that a reader may see at any moment: written whole or not at all; read only when regular.
 
 Files follow the umask (0644 under the usual 022), so a monitoring user such as `nagios` or
 node_exporter can read the health file, the metrics and the textfile; `private=True` keeps a
@@ -8,12 +8,47 @@ file to its owner (0600) whatever the umask.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
+import stat
 from pathlib import Path
 
 PUBLIC_MODE = 0o666  # the kernel takes the umask off
 PRIVATE_MODE = 0o600
+READ_SIZE = 1 << 16
+
+
+class NotRegularFile(OSError):
+    """A FIFO, device or folder where a file was expected."""
+
+    def __init__(self, path: Path | str) -> None:
+        super().__init__(errno.EINVAL, "not a regular file", str(path))
+
+
+def read_regular(path: Path | str, max_bytes: int | None = None) -> bytes:
+    """A whole file, in as few system calls as possible; refused (NotRegularFile) unless regular.
+
+    O_NONBLOCK: a FIFO put in a file's place (by mistake or malice) would otherwise block the
+    open, and with it a cron run holding its lock, until something writes to it. With
+    `max_bytes`, at most max_bytes + 1 bytes are read: the caller sees that it is too large.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise NotRegularFile(path)
+        budget = None if max_bytes is None else max_bytes + 1
+        chunks: list[bytes] = []
+        size = 0
+        while budget is None or size < budget:
+            chunk = os.read(fd, READ_SIZE if budget is None else min(READ_SIZE, budget - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    finally:
+        os.close(fd)
+    return b"".join(chunks)
 
 
 def temp_file_beside(path: Path, *, private: bool = False) -> tuple[int, str]:

@@ -397,3 +397,31 @@ def test_a_backfill_day_of_mostly_invalid_events_stops_the_backfill_with_one_lin
     code, output = workspace.run("--backfill", "2026-05-19..2026-05-19")
     assert code == 0, output
     assert_archive_complete(workspace.data_dir, [fake_api.state.events_dated("2026-05-19", 0)], copies_allowed=False)
+
+
+def test_fifos_in_place_of_the_run_s_own_files_never_block_a_run(workspace, fake_api, tmp_path, snapshot_bodies):
+    """Opening a FIFO for reading blocks until something writes to it: a run that did would hold
+    its lock, and refuse every later run, for ever. Each such file is read only when regular:
+    a cache or hint is then read as missing and rewritten, the state is one clear failure."""
+    textfiles = tmp_path / "textfiles"
+    env = {"PROMETHEUS_TEXTFILE_DIR": str(textfiles), "PAGES_PER_RUN": "1"}
+    fake_api.serve(0)
+    first = workspace.collector.run(env=env, process=True, timeout=60)
+    assert first.returncode == 0, first.log[-800:]
+    blocking = [workspace.log_dir / "api-cache.json", workspace.log_dir / "pages-next-due",
+                textfiles / "polisen_collector.prom"]
+    for path in blocking:
+        path.unlink()
+        os.mkfifo(path)
+    second = workspace.collector.run(env=env, process=True, timeout=60)  # a blocked run would time out
+    assert second.returncode == 0, second.log[-800:]
+    assert all(path.is_file() for path in blocking), "each was read as missing, then written anew"
+    assert workspace.health()["status"] == "success"
+
+    state = workspace.data_dir / "metadata" / "last_seen.json"
+    state.unlink()
+    os.mkfifo(state)
+    third = workspace.collector.run(process=True, timeout=60)
+    assert_failed_with(workspace, third.returncode, third.stderr + third.log,
+                       "cannot read metadata/last_seen.json in local folder")
+    assert "not a regular file" in error_lines(third.log)[0]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -328,6 +329,17 @@ def test_key_files_with_and_without_a_pass_phrase(tmp_path, fake_api, fake_oci, 
                                                       f"of OCI config file {config} {problem}")
 
 
+@pytest.mark.parametrize("replace", [os.mkfifo, lambda path: None], ids=["fifo", "missing"])
+def test_a_key_file_missing_or_that_would_block_is_a_config_error(tmp_path, fake_api, fake_oci, oci_run, api_key,
+                                                                  replace):
+    config = write_oci_config(tmp_path / "odd-key", api_key)
+    (tmp_path / "odd-key" / "key.pem").unlink()
+    replace(tmp_path / "odd-key" / "key.pem")
+    result = oci_run.run(env={"OCI_CONFIG_FILE": str(config)}, process=True, timeout=60)
+    assert_failed_as_config_error_storing_nothing(oci_run, result, fake_oci, "the key_file of profile DEFAULT of "
+                                                  f"OCI config file {config} is missing or not a regular file")
+
+
 def test_unreachable_endpoint_fails_the_run_with_an_actionable_line(fake_api, oci_run):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -394,6 +406,24 @@ def test_fips_mode_imports_the_whole_sdk_which_sets_it_up(fake_api, fake_oci, oc
 def state_reads(fake: FakeOCIServer) -> list[tuple[int, int]]:
     """(status, response body bytes) of each read of the state."""
     return [(r.status, r.body_out) for r in requests_to(fake, "GET", "metadata%2Flast_seen.json")]
+
+
+def test_fifos_in_place_of_the_local_copies_are_read_as_missing(fake_api, fake_oci, oci_run):
+    """A FIFO would block the run that opened it; a copy that is not a regular file is no copy."""
+    oci_run.env["OCI_NAMESPACE"] = "testnamespace"
+    fake_api.serve(0)
+    assert oci_run.run().returncode == 0
+    copies = [oci_run.log_dir / "state-cache", *(oci_run.log_dir / "bases").iterdir()]
+    assert len(copies) == 2, copies
+    for path in copies:
+        path.unlink()
+        os.mkfifo(path)
+    fake_oci.requests.clear()
+    fake_api.serve(1)
+    result = oci_run.run(process=True, timeout=60)  # a blocked run would time out
+    assert result.returncode == 0, result.log[-800:]
+    assert all(path.is_file() for path in copies), "read in full from the bucket, then kept again"
+    assert [(r.method, r.status) for r in fake_oci.requests][:2] == [("GET", 200), ("GET", 200)]
 
 
 def test_the_state_travels_only_when_it_changed(tmp_path, fake_api, fake_oci, api_key, oci_run, snapshot_bodies):

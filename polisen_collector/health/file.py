@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
-import stat
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from polisen_collector import __version__
-from polisen_collector.files import atomic_write
+from polisen_collector.files import NotRegularFile, atomic_write, read_regular
 
 REQUIRED_FIELDS = ("last_run", "status", "events_processed", "execution_time")
 MAX_BYTES = 1_000_000
@@ -37,11 +35,9 @@ def read_health(path: Path) -> dict[str, Any]:
 def read_health_document(path: Path) -> dict[str, Any]:
     """A health JSON object (the collection's or the audit's), or HealthFileError saying why not."""
     try:
-        # O_NONBLOCK: opening a FIFO put in its place returns at once instead of waiting for a writer
-        with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as handle:
-            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-                raise HealthFileError(f"health file {path} is not a regular file; refusing to read it")
-            data = handle.read(MAX_BYTES + 1)
+        data = read_regular(path, MAX_BYTES)
+    except NotRegularFile:
+        raise HealthFileError(f"health file {path} is not a regular file; refusing to read it") from None
     except FileNotFoundError:
         raise HealthFileError(f"health file {path} does not exist (has the collector ever run?)") from None
     except OSError as error:

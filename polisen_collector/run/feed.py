@@ -26,7 +26,7 @@ from polisen_collector.archive.ingest import (
 )
 from polisen_collector.archive.state import Entry, State
 from polisen_collector.clock import utc_now, utc_today
-from polisen_collector.files import atomic_write
+from polisen_collector.files import atomic_write, read_regular
 from polisen_collector.metrics.run_metrics import RunMetrics
 from polisen_collector.storage.base import Storage
 
@@ -67,7 +67,7 @@ class ApiCache:
 
     def load(self) -> dict[str, str]:
         try:
-            document = json.loads(self.path.read_text(encoding="utf-8"))
+            document = json.loads(read_regular(self.path))
         except (OSError, ValueError):
             return {}
         if not isinstance(document, dict):

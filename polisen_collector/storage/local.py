@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from polisen_collector.files import atomic_write
+from polisen_collector.files import atomic_write, read_regular
 from polisen_collector.storage.base import NotModified, PreconditionFailed, StorageError, StoredObject
 
 
@@ -32,7 +32,7 @@ class LocalStorage:
 
     def get(self, name: str) -> StoredObject | None:
         try:
-            data = self._path(name).read_bytes()
+            data = read_regular(self._path(name))
         except FileNotFoundError:
             return None
         except OSError as error:

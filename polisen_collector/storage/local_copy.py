@@ -19,7 +19,7 @@ import logging
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from polisen_collector.files import atomic_write
+from polisen_collector.files import atomic_write, read_regular
 from polisen_collector.storage.base import NotModified, Storage, StoredObject
 
 log = logging.getLogger("polisen.storage")
@@ -104,7 +104,7 @@ class LocalCopy:
     def _load(self, name: str) -> StoredObject | None:
         """The copy, if it is intact and of this object in this store."""
         try:
-            header, _, data = self._path(name).read_bytes().partition(b"\n")
+            header, _, data = read_regular(self._path(name)).partition(b"\n")
             meta = json.loads(header)
         except (OSError, ValueError):
             return None

@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
 from polisen_collector.config import ConfigError, Settings
+from polisen_collector.files import read_regular
 from polisen_collector.storage.base import StorageError
 from polisen_collector.storage.oci_sdk import oci
 
@@ -125,6 +126,8 @@ def _config_file(settings: Settings, region: str) -> OciAuth:
         ) from None
     except oci.exceptions.ProfileNotFound:
         raise ConfigError(f"OCI_PROFILE={settings.oci_profile!r} is not a profile in {location}") from None
+    except oci.exceptions.InvalidKeyFilePath:
+        raise ConfigError(f"the key_file of {where} is missing or not a regular file") from None
     except oci.exceptions.InvalidConfig as error:
         problems = ", ".join(f"{key} {problem}" for key, problem in sorted(error.errors.items()))
         raise ConfigError(f"{where} is invalid: {problems}") from None
@@ -192,7 +195,7 @@ def _api_key_signer(config: dict[str, Any], where: str) -> ApiKeySigner:
         pem = pem.encode("ascii", "replace")
     else:
         try:
-            pem = Path(config["key_file"]).expanduser().read_bytes()
+            pem = read_regular(Path(config["key_file"]).expanduser())
         except OSError as error:
             raise ConfigError(f"cannot read the key_file of {where}: {error.strerror}") from None
     try:
