@@ -29,3 +29,21 @@ def test_nothing_new_writes_only_its_metrics_health_lock_and_log(collector, fake
     ], "the lock (its pid), the health file and the log"
     assert len([name for name in changed if name.startswith("metrics/run-")]) == 1
     assert collector.health()["status"] == "success" and collector.health()["events_processed"] == 0
+
+
+@pytest.mark.parametrize(("args", "paused"), [((), True), (("--compact",), False)])
+def test_a_collection_run_pauses_the_cyclic_collector_and_restores_it(collector, fake_api, monkeypatch, args, paused):
+    """A run skips the cyclic GC's scans of its imports (docs/performance.md); the jobs over many
+    days keep it; either way the caller's collector is on again after main() (tests call it in-process)."""
+    import gc
+
+    from polisen_collector.run import collection
+
+    seen = []
+    for name in ("run_once", "run_compaction"):
+        real = getattr(collection, name)
+        monkeypatch.setattr(collection, name, lambda *a, real=real, **k: seen.append(gc.isenabled()) or real(*a, **k))
+    assert gc.isenabled()
+    assert collector.run(*args).returncode == 0
+    assert seen == [not paused]
+    assert gc.isenabled()
