@@ -310,14 +310,19 @@ def iter_events_with_versions(
         yield latest, every
 
 
-def _iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    return value.isoformat(timespec="milliseconds" if value.microsecond else "seconds")
+# One format per column, so that a reader infers one type for it: pandas' read_csv(parse_dates=)
+# leaves a column of mixed `...:49+00:00` and `...:49.106+00:00` as text. The collection times
+# have milliseconds (the run ids'); the event's and the page's own times are whole seconds.
+TIMESPEC = {"utc_time": "milliseconds", "local_time": "seconds"}
+
+
+def _text_value(column: str, value: Any) -> Any:
+    """A datetime cell as ISO 8601 text in its column's one format; other values as they are."""
+    return value.isoformat(timespec=TIMESPEC[COLUMNS.get(column, "utc_time")]) if isinstance(value, datetime) else value
 
 
 def _text_row(row: dict[str, Any]) -> dict[str, Any]:
-    return {key: _iso(value) if isinstance(value, datetime) else value for key, value in row.items()}
+    return {key: _text_value(key, value) for key, value in row.items()}
 
 
 def neutralise(cells: dict[str, Any]) -> None:
@@ -444,10 +449,6 @@ def _insert_version_sql() -> str:
     return f'INSERT OR IGNORE INTO "versions" ({_column_list(names)}) VALUES ({", ".join("?" * len(names))})'
 
 
-def _sqlite_value(value: Any) -> Any:
-    return _iso(value) if isinstance(value, datetime) else value
-
-
 def write_sqlite(records: Iterable[tuple[dict[str, Any], list[tuple[str, dict[str, Any]]]]], path: str) -> None:
     """A SQLite database in the new, empty file `path`: rows stream in, then the full-text index is built."""
     import sqlite3
@@ -461,9 +462,9 @@ def write_sqlite(records: Iterable[tuple[dict[str, Any], list[tuple[str, dict[st
         for statement in tables:
             connection.execute(statement)
         for latest, every in records:
-            connection.execute(upsert, [_sqlite_value(latest[name]) for name in COLUMNS])
+            connection.execute(upsert, [_text_value(name, latest[name]) for name in COLUMNS])
             connection.executemany(insert_version, (
-                [*(_sqlite_value(row[name]) for name in COLUMNS), content_hash] for content_hash, row in every
+                [*(_text_value(name, row[name]) for name in COLUMNS), content_hash] for content_hash, row in every
             ))
         connection.execute('INSERT INTO "events_fts" ("events_fts") VALUES (\'rebuild\')')
         for statement in triggers:

@@ -410,9 +410,9 @@ def test_versions_dated_far_apart_are_merged_in_sqlite_and_reported(tmp_path, ru
     assert sqlite_rows(db, "SELECT id, datetime, summary, first_collected, last_collected, versions FROM events"
                            " WHERE id != 6") == [
         {"id": 7, "datetime": "2026-05-20T10:00:00+02:00", "summary": "Brand i skog, datum rättat.",
-         "first_collected": "2026-05-01T09:00:00+00:00", "last_collected": "2026-05-20T09:00:00+00:00", "versions": 2},
+         "first_collected": "2026-05-01T09:00:00.000+00:00", "last_collected": "2026-05-20T09:00:00.000+00:00", "versions": 2},
         {"id": 8, "datetime": "2026-05-20T11:00:00+02:00", "summary": "Brand i skog.",
-         "first_collected": "2026-05-20T09:00:00+00:00", "last_collected": "2026-05-20T09:00:00+00:00", "versions": 1},
+         "first_collected": "2026-05-20T09:00:00.000+00:00", "last_collected": "2026-05-20T09:00:00.000+00:00", "versions": 1},
     ]
     assert sqlite_rows(db, "SELECT id, summary FROM versions ORDER BY id, first_collected") == [
         {"id": 6, "summary": "Brand i skog."},

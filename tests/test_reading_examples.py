@@ -120,3 +120,25 @@ def test_readme_pandas_reads_the_csv_and_parquet_export_with_types(archive, tmp_
         assert [{key: row[key] for key in want[0]} for row in rows] == want, name
         assert all(row["first_collected"] <= row["last_collected"] for row in rows)
     assert frames["parquet"]["first_collected"].tolist() == frames["csv"]["first_collected"].tolist()
+
+
+def test_collection_times_keep_one_format_when_a_run_started_on_a_whole_second(tmp_path):
+    """A run id at .000 once gave `...:49+00:00` among `...:49.106+00:00`, and pandas then read the
+    whole column as text (this file's first test failed about once in twenty runs)."""
+    from datetime import UTC, datetime
+
+    from polisen_collector.export import COLUMNS, write_csv
+
+    def row(event_id: int, collected: datetime) -> dict:
+        return {**dict.fromkeys(COLUMNS), "id": event_id, "first_collected": collected, "last_collected": collected,
+                "datetime": datetime(2026, 5, 20, 9, 38, 9, tzinfo=UTC)}
+
+    path = tmp_path / "events.csv"
+    with path.open("w", newline="", encoding="utf-8") as out:
+        write_csv([row(1, datetime(2026, 5, 20, 9, 0, 49, 106000, tzinfo=UTC)),
+                   row(2, datetime(2026, 5, 20, 9, 0, 49, tzinfo=UTC))], out)
+    df = pd.read_csv(path, parse_dates=["first_collected", "last_collected"])
+    assert list(df["first_collected"]) == [pd.Timestamp("2026-05-20 09:00:49.106", tz="UTC"),
+                                           pd.Timestamp("2026-05-20 09:00:49", tz="UTC")]
+    assert isinstance(df["last_collected"].dtype, pd.DatetimeTZDtype)
+    assert path.read_text().splitlines()[2].count(".000+00:00") == 2, "whole seconds carry their .000 too"
