@@ -403,6 +403,17 @@ def test_fips_mode_imports_the_whole_sdk_which_sets_it_up(fake_api, fake_oci, oc
     assert {"oci", "oci.fips", "oci.pagination", "oci.object_storage.transfer"} <= imported
 
 
+def test_code_that_imports_oci_after_the_collector_gets_the_whole_package():
+    """Names the package `__init__` defines run it on first use (storage/oci_sdk.py): the SDK's
+    resource principal signers of version 2.1 call `oci.BaseClient`, other code may use the rest."""
+    script = ("import polisen_collector.storage.oci_sdk, oci\n"
+              "print(oci.BaseClient.__name__, oci.__version__ == oci.version.__version__,"
+              " oci.object_storage.UploadManager.__name__, oci.object_storage.ObjectStorageClient.__name__)")
+    result = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).resolve().parent.parent,
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert (result.returncode, result.stdout) == (0, "BaseClient True UploadManager ObjectStorageClient\n"), result.stderr
+
+
 def state_reads(fake: FakeOCIServer) -> list[tuple[int, int]]:
     """(status, response body bytes) of each read of the state."""
     return [(r.status, r.body_out) for r in requests_to(fake, "GET", "metadata%2Flast_seen.json")]

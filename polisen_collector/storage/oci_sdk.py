@@ -7,7 +7,10 @@ calls none of them: together some 40 ms of every OCI run's start. So `oci` and
 `oci.object_storage` are registered as bare packages whose submodules load on first use
 (`oci.config`, `oci.retry`, `oci.object_storage.object_storage_client`, ...): the SDK's own
 lazy loading of its services, without the eager part. The SDK's modules import each other
-by name, so they work the same over a bare package.
+by name, so they work the same over a bare package. A name that is not a submodule but is
+defined by the `__init__` (`oci.BaseClient`, which some principal signers use, `__version__`,
+`oci.object_storage.UploadManager`, ...) runs that `__init__` once, on first use, so the
+package then is the whole package, for the collector and any other code in the process.
 
 The whole package is imported as usual when it already is (a program that imported `oci`
 before) or when FIPS mode is asked for, which the package `__init__` sets up.
@@ -23,6 +26,7 @@ import importlib
 import importlib.util
 import os
 import sys
+import threading
 from types import ModuleType
 from typing import Any
 
@@ -30,23 +34,28 @@ FIPS_SETTINGS = ("FIPS_LIBCRYPTO_PATH", "OCI_PYTHON_SDK_FIPS_LIBCRYPTO_PATH")
 
 
 def bare_package(name: str) -> ModuleType:
-    """Package `name` registered without running its `__init__`; a submodule loads when first used."""
+    """Package `name` registered without running its `__init__`; a submodule loads when first used,
+    and any other name missing runs the `__init__` first."""
     spec = importlib.util.find_spec(name)
-    if spec is None or spec.submodule_search_locations is None:
+    if spec is None or spec.submodule_search_locations is None or spec.loader is None:
         raise ModuleNotFoundError(f"No module named {name!r}", name=name)
     package = importlib.util.module_from_spec(spec)
+    initialising = threading.Lock()
 
-    def submodule(attribute: str) -> Any:
-        if attribute.startswith("__"):
-            raise AttributeError(f"module {name!r} has no attribute {attribute!r}")
-        try:
-            return importlib.import_module(f"{name}.{attribute}")
-        except ModuleNotFoundError as error:
-            if error.name != f"{name}.{attribute}":
-                raise
-            raise AttributeError(f"module {name!r} has no attribute {attribute!r}") from None
+    def lookup(attribute: str) -> Any:
+        if not attribute.startswith("__"):
+            try:
+                return importlib.import_module(f"{name}.{attribute}")
+            except ModuleNotFoundError as error:
+                if error.name != f"{name}.{attribute}":
+                    raise
+        with initialising:
+            if vars(package).get("__getattr__") is lookup:
+                del package.__getattr__
+                spec.loader.exec_module(package)  # type: ignore[union-attr]
+        return getattr(package, attribute)
 
-    package.__getattr__ = submodule  # type: ignore[method-assign]  # PEP 562: a module's fallback lookup
+    package.__getattr__ = lookup  # type: ignore[method-assign]  # PEP 562: a module's fallback lookup
     sys.modules[name] = package
     parent, _, child = name.rpartition(".")
     if parent:
