@@ -26,6 +26,7 @@ from archive_truth import (
 )
 from conftest import Collector, format_1_state, state_view
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from fake_oci import ApiKey, FakeOCIServer, write_oci_config
 from in_process import environment
 
@@ -293,6 +294,30 @@ def encrypted_pem(key: ApiKey, pass_phrase: bytes) -> str:
     ).decode("ascii")
 
 
+def damaged_pem(key: ApiKey) -> str:
+    """`key` with one CRT exponent off by one: it loads, and only a consistency check sees it."""
+    numbers = key.private_key.private_numbers()
+    broken = rsa.RSAPrivateNumbers(numbers.p, numbers.q, numbers.d, numbers.dmp1 ^ 2, numbers.dmq1, numbers.iqmp,
+                                   numbers.public_numbers)
+    return broken.private_key(unsafe_skip_rsa_key_validation=True).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode("ascii")
+
+
+def test_a_profile_without_key_file_and_an_upper_case_fingerprint(tmp_path, fake_api, fake_oci, oci_run, api_key):
+    """A missing entry is named (it was a KeyError); a fingerprint in capitals is the same fingerprint."""
+    config = write_oci_config(tmp_path / "odd", api_key)
+    text = config.read_text()
+    config.write_text("\n".join(line for line in text.splitlines() if not line.startswith("key_file=")) + "\n")
+    result = oci_run.run(env={"OCI_CONFIG_FILE": str(config)}, process=True)
+    assert_failed_as_config_error_storing_nothing(oci_run, result, fake_oci, f"profile DEFAULT of OCI config file "
+                                                  f"{config} is invalid: key_file missing")
+    config.write_text(text.replace(api_key.fingerprint, api_key.fingerprint.upper()))
+    fake_api.serve(0)
+    result = oci_run.run(env={"OCI_CONFIG_FILE": str(config)})
+    assert result.returncode == 0, result.log[-800:]
+    assert fake_oci.objects()
+
+
 def test_a_key_file_that_is_not_the_fingerprints_key_is_refused_before_any_request(tmp_path, fake_api, fake_oci,
                                                                                     oci_run, api_key):
     """The commonest key mix-up (a new key file, the old fingerprint) is named before OCI answers 401."""
@@ -309,7 +334,11 @@ def test_a_key_file_that_is_not_the_fingerprints_key_is_refused_before_any_reque
     (lambda key: encrypted_pem(key, b"s3cret"), "wrong", "is not a readable RSA PEM private key"),
     (lambda key: key.private_key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode("ascii"), None,
-     "is not a readable RSA PEM private key"),
+     "is a public key, not the private key"),
+    (lambda key: damaged_pem(key), None, "is a damaged RSA private key (its numbers do not fit together)"),
+    (lambda key: ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode("ascii"),
+     None, "is not an RSA key (OCI API keys are RSA keys)"),
     (lambda key: encrypted_pem(key, b"s3cret"), "s3cret", None),
     (lambda key: key.pem, "inherited-from-DEFAULT", None),
 ])
@@ -395,7 +424,7 @@ def test_an_oci_run_imports_only_the_sdk_modules_it_calls(fake_api, fake_oci, oc
     assert not imported & NEVER_ON_A_RUN
 
 
-def test_fips_mode_imports_the_whole_sdk_which_sets_it_up(fake_api, fake_oci, oci_run):
+def test_fips_mode_imports_the_whole_sdk(fake_api, fake_oci, oci_run):
     oci_run.env["OCI_PYTHON_SDK_FIPS_LIBCRYPTO_PATH"] = "/nonexistent/libcrypto.so"  # OpenSSL 3: only a warning
     fake_api.serve(0)
     imported = imported_modules(oci_run)
@@ -556,7 +585,7 @@ def test_vault_credentials_fetched_in_parallel_and_never_written(tmp_path, fake_
     ({"polisen-collector-tenancy-ocid": CANARY_TENANCY.replace("tenancy", "group")},
      "secret 'polisen-collector-tenancy-ocid' (tenancy OCID) is malformed: must be an OCID starting with ocid1.tenancy."),
     ({"polisen-collector-private-key": "-----BEGIN PRIVATE KEY-----\nCANARYnotakey\n-----END PRIVATE KEY-----"},
-     "secret 'polisen-collector-private-key' (API private key) is malformed: is not a readable unencrypted PEM private key"),
+     "secret 'polisen-collector-private-key' (API private key) is malformed: is not a readable RSA PEM private key"),
     ({"polisen-collector-fingerprint": "CANARY:not:a:fingerprint", "polisen-collector-user-ocid": None},
      ("secret 'polisen-collector-user-ocid' (user OCID) is missing or not readable; secret 'polisen-collector-fingerprint'"
       " (API key fingerprint) is malformed: must be 16 hex pairs separated by colons")),
@@ -570,6 +599,18 @@ def test_vault_missing_or_malformed_secret_is_named_without_its_value(tmp_path, 
     written = everything_written(oci_run, result)
     assert "CANARY" not in written.upper()
     assert not any(line in written for line in api_key.pem.splitlines()[1:-1])
+
+
+def test_a_vault_key_that_is_not_its_fingerprints_is_named_without_either_value(tmp_path, fake_api, fake_oci,
+                                                                                 api_key, oci_run):
+    other = ApiKey.generate()
+    result = oci_run.run(env=vault_setup(tmp_path, fake_oci, api_key, **{"polisen-collector-fingerprint": other.fingerprint}))
+    assert result.returncode == 2
+    assert (f"OCI Vault {VAULT}: secret 'polisen-collector-private-key' (API private key) is not the key of secret "
+            "'polisen-collector-fingerprint' (API key fingerprint): OCI would refuse every request") in result.log
+    written = everything_written(oci_run, result)
+    assert other.fingerprint not in written and api_key.fingerprint not in written
+    assert fake_api.requests == [] and fake_oci.objects() == {}
 
 
 def by_name(env: dict[str, str], fake: FakeOCIServer) -> dict[str, str]:

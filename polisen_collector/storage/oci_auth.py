@@ -13,6 +13,7 @@ import base64
 import binascii
 import hashlib
 import logging
+import math
 import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -61,8 +62,10 @@ def _private_key(value: str) -> str | None:
         return "must be a PEM private key (-----BEGIN PRIVATE KEY-----)"
     try:
         load_api_key(value.encode("ascii", "replace"), None)
-    except (KeyNeedsPassPhrase, ValueError):
-        return "is not a readable unencrypted PEM private key"
+    except KeyNeedsPassPhrase:
+        return "is an encrypted key; the vault must hold it unencrypted"
+    except ValueError as error:
+        return str(error)
     return None
 
 
@@ -120,6 +123,10 @@ def _config_file(settings: Settings, region: str) -> OciAuth:
     where = f"profile {settings.oci_profile} of OCI config file {location}"
     try:
         config = oci.config.from_file(location, settings.oci_profile)
+        config["region"] = region
+        if isinstance(config.get("fingerprint"), str):  # the console shows it in lower case; the SDK wants that
+            config["fingerprint"] = config["fingerprint"].strip().lower()
+        oci.config.validate_config(config)
     except oci.exceptions.ConfigFileNotFound:
         raise ConfigError(
             f"OCI_CONFIG_FILE={location!r} does not exist (OCI_AUTH=config_file needs an OCI config file)"
@@ -133,7 +140,6 @@ def _config_file(settings: Settings, region: str) -> OciAuth:
         raise ConfigError(f"{where} is invalid: {problems}") from None
     except (OSError, ValueError) as error:
         raise ConfigError(f"cannot read {where}: {type(error).__name__}") from None
-    config["region"] = region
     return OciAuth(config, _api_key_signer(config, where), f"API key of {where}")
 
 
@@ -142,15 +148,18 @@ class KeyNeedsPassPhrase(Exception):
 
 
 def load_api_key(pem: bytes, pass_phrase: str | None) -> RSAPrivateKey:
-    """The RSA private key of an OCI API key, without OpenSSL's consistency check of its primes.
+    """The RSA private key of an OCI API key, checked by arithmetic instead of OpenSSL's proof of its primes.
 
-    That check proves p and q prime: 28 ms of CPU for a 2048-bit key, 200 ms for a 4096-bit
-    one, on every run. The key is the operator's own, and a key that does not belong to the
-    fingerprint is caught by `fingerprint_of` for nothing; OCI refuses a signature by any
-    other wrong key. As the SDK does, a pass phrase is ignored for a key that needs none
-    (a DEFAULT profile's pass_phrase inherited by another profile's plain key).
-    Raises KeyNeedsPassPhrase, or ValueError when the text is not an RSA private key.
+    OpenSSL's check on loading proves p and q prime: 28 ms of CPU for a 2048-bit key, 200 ms
+    for a 4096-bit one, on every run. `_check_consistent` checks everything else it does
+    (the key's numbers fit together) in well under a millisecond; a key of composite "primes"
+    is not something an operator's key file holds by accident, and OCI would refuse its
+    signatures. As the SDK does, a pass phrase is ignored for a key that needs none (a
+    DEFAULT profile's pass_phrase inherited by another profile's plain key).
+    Raises KeyNeedsPassPhrase, or ValueError saying what the text is instead.
     """
+    if b"PUBLIC KEY-----" in pem or pem.lstrip().startswith(b"ssh-"):
+        raise ValueError("is a public key, not the private key")
     password = pass_phrase.encode() if pass_phrase else None
     try:
         key = serialization.load_pem_private_key(pem, password, unsafe_skip_rsa_key_validation=True)
@@ -158,17 +167,38 @@ def load_api_key(pem: bytes, pass_phrase: str | None) -> RSAPrivateKey:
         if password is None:
             raise KeyNeedsPassPhrase from None
         key = serialization.load_pem_private_key(pem, None, unsafe_skip_rsa_key_validation=True)
-    except UnsupportedAlgorithm as error:
-        raise ValueError(str(error)) from None
+    except UnsupportedAlgorithm:
+        raise ValueError("is not an RSA PEM private key") from None
+    except ValueError:
+        wrong = " (or its pass_phrase is wrong)" if password else ""
+        raise ValueError(f"is not a readable RSA PEM private key{wrong}") from None
     if not isinstance(key, RSAPrivateKey):
-        raise ValueError("OCI API keys are RSA keys")
+        raise ValueError("is not an RSA key (OCI API keys are RSA keys)")
+    _check_consistent(key)
     return key
 
 
-def fingerprint_of(key: RSAPrivateKey) -> str:
-    """The fingerprint OCI shows for this key: MD5 of its public key (DER), as colon-separated hex."""
+def _check_consistent(key: RSAPrivateKey) -> None:
+    """The checks of OpenSSL's RSA key validation but the primality proofs: n = pq, d inverts e,
+    and the CRT values are d's and q's. ValueError when the numbers do not fit together."""
+    numbers = key.private_numbers()
+    p, q, d, e, n = numbers.p, numbers.q, numbers.d, numbers.public_numbers.e, numbers.public_numbers.n
+    lcm = (p - 1) * (q - 1) // math.gcd(p - 1, q - 1)
+    if not (p * q == n and e * d % lcm == 1 and numbers.dmp1 == d % (p - 1) and numbers.dmq1 == d % (q - 1)
+            and numbers.iqmp * q % p == 1):
+        raise ValueError("is a damaged RSA private key (its numbers do not fit together)")
+
+
+def fingerprint_of(key: RSAPrivateKey) -> str | None:
+    """The fingerprint OCI shows for this key: MD5 of its public key (DER), as colon-separated hex.
+
+    None where MD5 is not available (an OpenSSL in FIPS mode may refuse it even for this use).
+    """
     der = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    digest = hashlib.md5(der, usedforsecurity=False).hexdigest()
+    try:
+        digest = hashlib.new("md5", der, usedforsecurity=False).hexdigest()
+    except ValueError:
+        return None
     return ":".join(digest[i:i + 2] for i in range(0, len(digest), 2))
 
 
@@ -188,8 +218,10 @@ class ApiKeySigner(oci.signer.AbstractBaseSigner):
                             ["content-length", "content-type", "x-content-sha256"])
 
 
-def _api_key_signer(config: dict[str, Any], where: str) -> ApiKeySigner:
-    """A signer for the config's API key; ConfigError when the key is unreadable or not the fingerprint's."""
+def _api_key_signer(config: dict[str, Any], where: str, mismatch: str | None = None) -> ApiKeySigner:
+    """A signer for the (validated) config's API key; ConfigError when the key is unreadable or
+    not the key of the config's fingerprint. `mismatch` is the line for that, when the values
+    must not be shown (the vault's); the default names both fingerprints."""
     pem = config.get("key_content")
     if pem:
         pem = pem.encode("ascii", "replace")
@@ -202,14 +234,13 @@ def _api_key_signer(config: dict[str, Any], where: str) -> ApiKeySigner:
         key = load_api_key(pem, config.get("pass_phrase"))
     except KeyNeedsPassPhrase:
         raise ConfigError(f"the private key of {where} needs a pass_phrase") from None
-    except ValueError:
-        raise ConfigError(f"the private key of {where} is not a readable RSA PEM private key "
-                          "(or its pass_phrase is wrong)") from None
-    given, actual = config["fingerprint"].lower(), fingerprint_of(key)
-    if given != actual:
-        raise ConfigError(f"the private key of {where} is not the key of its fingerprint {given} "
-                          f"(the key's is {actual}): OCI would refuse every request")
-    return ApiKeySigner(config["tenancy"], config["user"], config["fingerprint"], key)
+    except ValueError as error:
+        raise ConfigError(f"the private key of {where} {error}") from None
+    given, actual = config["fingerprint"], fingerprint_of(key)
+    if actual is not None and given != actual:
+        raise ConfigError(mismatch or f"the private key of {where} is not the key of its fingerprint {given} "
+                                      f"(the key's is {actual}): OCI would refuse every request")
+    return ApiKeySigner(config["tenancy"], config["user"], given, key)
 
 
 def _principal(kind: str, region: str, make: Callable[[], Any], hint: str) -> OciAuth:
@@ -274,8 +305,10 @@ def vault_credentials(settings: Settings) -> OciAuth:
     config = {field: value for field, value in values.items() if value is not None}
     config["fingerprint"] = config["fingerprint"].lower()
     config.setdefault("region", settings.oci_region)
-    where = f"the API key in vault {vault_id}"
-    return OciAuth(config, _api_key_signer(config, where), where)
+    where = f"vault {vault_id}"
+    mismatch = (f"OCI Vault {vault_id}: secret {names['key_content']!r} (API private key) is not the key of "
+                f"secret {names['fingerprint']!r} (API key fingerprint): OCI would refuse every request")
+    return OciAuth(config, _api_key_signer(config, where, mismatch), f"the API key in {where}")
 
 
 def _check_vault_settings(settings: Settings) -> None:

@@ -3,7 +3,7 @@
 Importing any part of the SDK normally runs its package `__init__`, which imports every
 signer, pagination (and with it the DNS client), the FIPS set-up and more; importing the
 Object Storage client runs `oci.object_storage`'s, which adds the transfer managers. A run
-calls none of them: together some 40 ms of every OCI run's start. So `oci` and
+calls none of them: together some 20 ms of every OCI run's start. So `oci` and
 `oci.object_storage` are registered as bare packages whose submodules load on first use
 (`oci.config`, `oci.retry`, `oci.object_storage.object_storage_client`, ...): the SDK's own
 lazy loading of its services, without the eager part. The SDK's modules import each other
