@@ -31,19 +31,29 @@ def test_nothing_new_writes_only_its_metrics_health_lock_and_log(collector, fake
     assert collector.health()["status"] == "success" and collector.health()["events_processed"] == 0
 
 
-@pytest.mark.parametrize(("args", "paused"), [((), True), (("--compact",), False)])
-def test_a_collection_run_pauses_the_cyclic_collector_and_restores_it(collector, fake_api, monkeypatch, args, paused):
-    """A run skips the cyclic GC's scans of its imports (docs/performance.md); the jobs over many
-    days keep it; either way the caller's collector is on again after main() (tests call it in-process)."""
+def test_the_program_pauses_the_cyclic_collector_for_a_run_and_freezes_what_is_left(collector, fake_api, monkeypatch):
+    """`python collect_events.py` and `polisen-collect` run program(): no cyclic GC during the run,
+    and gc.freeze() before the exit, so the interpreter's last collection skips it all
+    (docs/performance.md). main() itself, as the tests call it, leaves the collector alone."""
     import gc
+    import os
+    import sys
 
+    from in_process import environment, process_state
+
+    import collect_events
     from polisen_collector.run import collection
 
-    seen = []
-    for name in ("run_once", "run_compaction"):
-        real = getattr(collection, name)
-        monkeypatch.setattr(collection, name, lambda *a, real=real, **k: seen.append(gc.isenabled()) or real(*a, **k))
-    assert gc.isenabled()
-    assert collector.run(*args).returncode == 0
-    assert seen == [not paused]
-    assert gc.isenabled()
+    seen: list[object] = []
+    real = collection.run_once
+    monkeypatch.setattr(collection, "run_once", lambda *a, **k: seen.append(gc.isenabled()) or real(*a, **k))
+    monkeypatch.setattr(gc, "freeze", lambda: seen.append("frozen"))
+    monkeypatch.setattr(sys, "argv", ["collect_events.py", "--env-file", os.devnull])
+    try:
+        with environment(collector.env), process_state(collector.workdir):
+            assert collect_events.program() == 0
+    finally:
+        gc.enable()
+    assert seen == [False, "frozen"]
+    assert collector.run().returncode == 0
+    assert seen[2:] == [True], "main() in-process: the collector as the caller had it"
