@@ -619,6 +619,7 @@ def by_name(env: dict[str, str], fake: FakeOCIServer) -> dict[str, str]:
     return {**named, "OCI_VAULT_NAME": VAULT_NAME, "OCI_COMPARTMENT_ID": COMPARTMENT, "OCI_KMS_ENDPOINT": fake.url}
 
 
+@pytest.mark.slow  # 3 s: every request of the lookup and the reads waits 0.2 s
 def test_vault_looked_up_by_name_once_then_its_secrets_fetched(tmp_path, fake_api, fake_oci, api_key, oci_run,
                                                                 snapshot_bodies):
     fake_oci.state.vault_page_size = 2
