@@ -16,7 +16,7 @@ from conftest import REPO
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from polisen_collector.health.file import write_health
+from polisen_collector.health.file import audit_health_path, write_audit_health, write_health
 from polisen_collector.health.server import HealthCollector
 
 
@@ -122,3 +122,37 @@ def test_alert_rules_use_only_metrics_the_endpoint_serves(tmp_path):
         generate_latest(HealthCollector(tmp_path / "health.json", timedelta(minutes=45))).decode())}
     used = set(re.findall(r"polisen_health_\w+", (REPO / "deploy" / "prometheus-alerts.yml").read_text()))
     assert len(used) == 5 and used <= served, used - served
+
+
+def test_the_audit_tick_s_figures_are_gauges_beside_the_collection_s(tmp_path):
+    """health-audit.json (the --audit cron job's file) shown as its own gauges; left out while absent,
+    and each figure left out when the file lacks it."""
+    health = tmp_path / "health.json"
+    record(health, 5, success=True)
+    collector = HealthCollector(health, timedelta(minutes=45))
+
+    def gauges() -> dict[str, float]:
+        return {sample.name: sample.value for family in text_string_to_metric_families(
+            generate_latest(collector).decode()) for sample in family.samples if "_audit_" in sample.name}
+
+    assert gauges() == {}
+    tick = datetime.now(UTC) - timedelta(minutes=20)
+    due = datetime(2026, 12, 24, tzinfo=UTC)
+    write_audit_health(audit_health_path(health), finished_at=tick, error=None, run_id="a1", audit={
+        "audit_new": 2, "audit_updated": 1, "sweep_due_by": due.isoformat(timespec="seconds"),
+        "unhealed_gap": {"days": 3, "from": "2026-11-01", "to": "2026-11-03"}})
+    assert gauges() == {
+        "polisen_health_audit_last_tick_timestamp_seconds": tick.timestamp(),
+        "polisen_health_audit_last_tick_success": 1.0,
+        "polisen_health_audit_last_tick_new_events": 2.0,
+        "polisen_health_audit_last_tick_updated_events": 1.0,
+        "polisen_health_audit_sweep_due_timestamp_seconds": due.timestamp(),
+        "polisen_health_audit_unhealed_gap_days": 3.0,
+    }
+    write_audit_health(audit_health_path(health), finished_at=tick, error=TimeoutError("API too slow"), run_id="a2",
+                       audit={"unhealed_gap": None, "audit_new": "many"})
+    assert gauges() == {
+        "polisen_health_audit_last_tick_timestamp_seconds": tick.timestamp(),
+        "polisen_health_audit_last_tick_success": 0.0,
+        "polisen_health_audit_unhealed_gap_days": 0.0,
+    }

@@ -10,14 +10,14 @@ import json
 import logging
 import socket
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 
-from polisen_collector.health.verdict import UNKNOWN, Verdict, assess
+from polisen_collector.health.verdict import UNKNOWN, AuditFigures, Verdict, assess, audit_figures
 
 log = logging.getLogger("polisen.health")
 
@@ -59,6 +59,28 @@ class HealthCollector:
                                  labels=["version", "host"])
         info.add_metric([str(health.get("version", "")), str(health.get("host", ""))], 1)
         yield info
+        if verdict.audit is not None:
+            yield from _audit_gauges(audit_figures(verdict.audit))
+
+
+AUDIT_GAUGES = (
+    ("last_tick", "polisen_health_audit_last_tick_timestamp_seconds", "When the last audit tick ended (Unix time)."),
+    ("success", "polisen_health_audit_last_tick_success", "1 when the last audit tick succeeded."),
+    ("new", "polisen_health_audit_last_tick_new_events", "Events the last audit tick found missing and stored."),
+    ("updated", "polisen_health_audit_last_tick_updated_events",
+     "Edited versions the last audit tick found missing and stored."),
+    ("sweep_due_by", "polisen_health_audit_sweep_due_timestamp_seconds",
+     "When the audit's current sweep of past days is due to be complete (Unix time)."),
+    ("unhealed_gap_days", "polisen_health_audit_unhealed_gap_days", "Days of a gap the audit saw still to backfill."),
+)
+
+
+def _audit_gauges(figures: AuditFigures) -> Iterator[Metric]:
+    """The audit tick's figures (health-audit.json), each left out when its file lacks it."""
+    for field, name, documentation in AUDIT_GAUGES:
+        value = getattr(figures, field)
+        if value is not None:
+            yield _gauge(name, documentation, value.timestamp() if isinstance(value, datetime) else value)
 
 
 def _gauge(name: str, documentation: str, value: float | bool) -> GaugeMetricFamily:

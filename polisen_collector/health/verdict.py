@@ -155,6 +155,31 @@ def _with_audit(verdict: Verdict, health: dict[str, Any], audit_path: Path, now:
     return verdict
 
 
+@dataclass(frozen=True)
+class AuditFigures:
+    """What the audit tick's health file says, each figure None when absent or unusable."""
+
+    last_tick: datetime | None
+    success: bool | None
+    new: int | None
+    updated: int | None
+    sweep_due_by: datetime | None
+    unhealed_gap_days: int | None
+
+
+def audit_figures(audit: dict[str, Any]) -> AuditFigures:
+    status = audit.get("status")
+    gap = audit.get("unhealed_gap")
+    return AuditFigures(
+        last_tick=_optional_time(audit, "last_tick"),
+        success=status == "success" if status in ("success", "failed") else None,
+        new=_count(audit, "audit_new"),
+        updated=_count(audit, "audit_updated"),
+        sweep_due_by=_optional_time(audit, "sweep_due_by"),
+        unhealed_gap_days=_count(gap, "days") if isinstance(gap, dict) else 0 if gap is None else None,
+    )
+
+
 def _optional_time(document: dict[str, Any] | None, name: str) -> datetime | None:
     try:
         return _timestamp(document or {}, name)
