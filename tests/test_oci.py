@@ -318,6 +318,32 @@ def test_a_profile_without_key_file_and_an_upper_case_fingerprint(tmp_path, fake
     assert fake_oci.objects()
 
 
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda text: "pass_phrase=hunter2-CANARY\n" + text,
+     "is not a valid OCI config file (MissingSectionHeaderError at line 1)"),
+    (lambda text: text + "pass_phrase = hunter2-CANARY\n  broken continuation\n= no key\n",
+     "is not a valid OCI config file (ParsingError)"),
+    (lambda text: text + "authentication_type=instance_principal\n",
+     "is invalid: The authentication type delegation_token_with_instance_principal requires"),
+])
+def test_an_odd_config_file_is_one_line_that_quotes_none_of_it(tmp_path, fake_api, fake_oci, oci_run, api_key, edit,
+                                                                 message):
+    """The parser's own messages quote the offending line, which may hold a pass_phrase."""
+    config = write_oci_config(tmp_path / "odd", api_key)
+    config.write_text(edit(config.read_text()))
+    result = oci_run.run(env={"OCI_CONFIG_FILE": str(config), "LOG_LEVEL": "DEBUG"})
+    assert_failed_as_config_error_storing_nothing(oci_run, result, fake_oci, message)
+    assert "CANARY" not in everything_written(oci_run, result)
+
+
+def test_a_config_file_that_would_block_is_one_line(tmp_path, fake_api, fake_oci, oci_run):
+    config = tmp_path / "fifo-config"
+    os.mkfifo(config)
+    result = oci_run.run(env={"OCI_CONFIG_FILE": str(config)}, process=True, timeout=60)
+    assert_failed_as_config_error_storing_nothing(oci_run, result, fake_oci,
+                                                  f"OCI_CONFIG_FILE={str(config)!r} is not a regular file")
+
+
 def test_a_key_file_that_is_not_the_fingerprints_key_is_refused_before_any_request(tmp_path, fake_api, fake_oci,
                                                                                     oci_run, api_key):
     """The commonest key mix-up (a new key file, the old fingerprint) is named before OCI answers 401."""
@@ -341,6 +367,8 @@ def test_a_key_file_that_is_not_the_fingerprints_key_is_refused_before_any_reque
      None, "is not an RSA key (OCI API keys are RSA keys)"),
     (lambda key: encrypted_pem(key, b"s3cret"), "s3cret", None),
     (lambda key: key.pem, "inherited-from-DEFAULT", None),
+    (lambda key: key.pem + key.private_key.public_key().public_bytes(  # as some tools save a key pair
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode("ascii"), None, None),
 ])
 def test_key_files_with_and_without_a_pass_phrase(tmp_path, fake_api, fake_oci, oci_run, api_key, key_text,
                                                   pass_phrase, problem):
@@ -585,7 +613,7 @@ def test_vault_credentials_fetched_in_parallel_and_never_written(tmp_path, fake_
     ({"polisen-collector-tenancy-ocid": CANARY_TENANCY.replace("tenancy", "group")},
      "secret 'polisen-collector-tenancy-ocid' (tenancy OCID) is malformed: must be an OCID starting with ocid1.tenancy."),
     ({"polisen-collector-private-key": "-----BEGIN PRIVATE KEY-----\nCANARYnotakey\n-----END PRIVATE KEY-----"},
-     "secret 'polisen-collector-private-key' (API private key) is malformed: is not a readable RSA PEM private key"),
+     "secret 'polisen-collector-private-key' (API private key) is malformed: not a readable RSA PEM private key"),
     ({"polisen-collector-fingerprint": "CANARY:not:a:fingerprint", "polisen-collector-user-ocid": None},
      ("secret 'polisen-collector-user-ocid' (user OCID) is missing or not readable; secret 'polisen-collector-fingerprint'"
       " (API key fingerprint) is malformed: must be 16 hex pairs separated by colons")),
@@ -604,7 +632,8 @@ def test_vault_missing_or_malformed_secret_is_named_without_its_value(tmp_path, 
 def test_a_vault_key_that_is_not_its_fingerprints_is_named_without_either_value(tmp_path, fake_api, fake_oci,
                                                                                  api_key, oci_run):
     other = ApiKey.generate()
-    result = oci_run.run(env=vault_setup(tmp_path, fake_oci, api_key, **{"polisen-collector-fingerprint": other.fingerprint}))
+    result = oci_run.run(env={**vault_setup(tmp_path, fake_oci, api_key, **{"polisen-collector-fingerprint": other.fingerprint}),
+                              "LOG_LEVEL": "DEBUG"})
     assert result.returncode == 2
     assert (f"OCI Vault {VAULT}: secret 'polisen-collector-private-key' (API private key) is not the key of secret "
             "'polisen-collector-fingerprint' (API key fingerprint): OCI would refuse every request") in result.log

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import configparser
 import hashlib
 import logging
 import math
+import os
 import re
+import stat
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -65,7 +68,7 @@ def _private_key(value: str) -> str | None:
     except KeyNeedsPassPhrase:
         return "is an encrypted key; the vault must hold it unencrypted"
     except ValueError as error:
-        return str(error)
+        return str(error).removeprefix("is ")  # after "is malformed: "
     return None
 
 
@@ -122,6 +125,12 @@ def _config_file(settings: Settings, region: str) -> OciAuth:
     location = settings.oci_config_file or oci.config.DEFAULT_LOCATION
     where = f"profile {settings.oci_profile} of OCI config file {location}"
     try:
+        mode = os.stat(os.path.expanduser(location)).st_mode
+    except OSError:
+        mode = None  # missing: the SDK's ConfigFileNotFound below says so
+    if mode is not None and not stat.S_ISREG(mode):  # a FIFO would block the run, and its lock, for ever
+        raise ConfigError(f"OCI_CONFIG_FILE={location!r} is not a regular file")
+    try:
         config = oci.config.from_file(location, settings.oci_profile)
         config["region"] = region
         if isinstance(config.get("fingerprint"), str):  # the console shows it in lower case; the SDK wants that
@@ -136,10 +145,19 @@ def _config_file(settings: Settings, region: str) -> OciAuth:
     except oci.exceptions.InvalidKeyFilePath:
         raise ConfigError(f"the key_file of {where} is missing or not a regular file") from None
     except oci.exceptions.InvalidConfig as error:
-        problems = ", ".join(f"{key} {problem}" for key, problem in sorted(error.errors.items()))
+        if isinstance(error.errors, dict):
+            problems = ", ".join(f"{key} {problem}" for key, problem in sorted(error.errors.items()))
+        else:  # e.g. an authentication_type the profile names: the SDK says what is wrong in words
+            problems = _cut(str(error.errors))
         raise ConfigError(f"{where} is invalid: {problems}") from None
-    except (OSError, ValueError) as error:
-        raise ConfigError(f"cannot read {where}: {type(error).__name__}") from None
+    except configparser.Error as error:  # its text quotes the line, which may hold a pass_phrase
+        line = getattr(error, "lineno", None)
+        raise ConfigError(f"{where} is not a valid OCI config file ({type(error).__name__}"
+                          f"{f' at line {line}' if line else ''})") from None
+    except ValueError as error:  # the SDK's own checks of the values; they quote none
+        raise ConfigError(f"{where} is invalid: {_cut(str(error))}") from None
+    except OSError as error:
+        raise ConfigError(f"cannot read {where}: {error.strerror or type(error).__name__}") from None
     return OciAuth(config, _api_key_signer(config, where), f"API key of {where}")
 
 
@@ -158,8 +176,6 @@ def load_api_key(pem: bytes, pass_phrase: str | None) -> RSAPrivateKey:
     DEFAULT profile's pass_phrase inherited by another profile's plain key).
     Raises KeyNeedsPassPhrase, or ValueError saying what the text is instead.
     """
-    if b"PUBLIC KEY-----" in pem or pem.lstrip().startswith(b"ssh-"):
-        raise ValueError("is a public key, not the private key")
     password = pass_phrase.encode() if pass_phrase else None
     try:
         key = serialization.load_pem_private_key(pem, password, unsafe_skip_rsa_key_validation=True)
@@ -170,6 +186,8 @@ def load_api_key(pem: bytes, pass_phrase: str | None) -> RSAPrivateKey:
     except UnsupportedAlgorithm:
         raise ValueError("is not an RSA PEM private key") from None
     except ValueError:
+        if b"PUBLIC KEY-----" in pem or pem.lstrip().startswith(b"ssh-"):
+            raise ValueError("is a public key, not the private key") from None
         wrong = " (or its pass_phrase is wrong)" if password else ""
         raise ValueError(f"is not a readable RSA PEM private key{wrong}") from None
     if not isinstance(key, RSAPrivateKey):
@@ -237,7 +255,9 @@ def _api_key_signer(config: dict[str, Any], where: str, mismatch: str | None = N
     except ValueError as error:
         raise ConfigError(f"the private key of {where} {error}") from None
     given, actual = config["fingerprint"], fingerprint_of(key)
-    if actual is not None and given != actual:
+    if actual is None:
+        log.info("MD5 is not available here (FIPS mode?): the key of %s is not checked against its fingerprint", where)
+    elif given != actual:
         raise ConfigError(mismatch or f"the private key of {where} is not the key of its fingerprint {given} "
                                       f"(the key's is {actual}): OCI would refuse every request")
     return ApiKeySigner(config["tenancy"], config["user"], given, key)
@@ -384,3 +404,9 @@ def _fetch_secret(client: Any, name: str, vault_id: str, reached_with: str) -> s
         return base64.b64decode(content.content, validate=True).decode("utf-8").strip()
     except (binascii.Error, UnicodeDecodeError, TypeError, AttributeError):
         raise ConfigError(f"OCI Vault secret {name!r} is malformed: its content is not base64-encoded text") from None
+
+
+def _cut(text: str, limit: int = 200) -> str:
+    """The first line of an SDK message, at most `limit` characters, for the one line an operator sees."""
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    return first if len(first) <= limit else first[:limit] + "..."
