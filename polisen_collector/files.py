@@ -22,12 +22,18 @@ READ_SIZE = 1 << 16
 class NotRegularFile(OSError):
     """A FIFO, device or folder where a file was expected."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, mode: int) -> None:
         super().__init__(errno.EINVAL, "not a regular file", str(path))
+        # (a socket cannot be opened at all: ENXIO)
+        self.kind = "a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "a device"
+
+    def __str__(self) -> str:
+        return f"{self.filename} is {self.kind}, not a regular file"
 
 
 def read_regular(path: Path | str, max_bytes: int | None = None) -> bytes:
-    """A whole file, in as few system calls as possible; refused (NotRegularFile) unless regular.
+    """A whole file, in two system calls when it does not change meanwhile; refused
+    (NotRegularFile) unless it is a regular file.
 
     O_NONBLOCK: a FIFO put in a file's place (by mistake or malice) would otherwise block the
     open, and with it a cron run holding its lock, until something writes to it. With
@@ -35,13 +41,16 @@ def read_regular(path: Path | str, max_bytes: int | None = None) -> bytes:
     """
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise NotRegularFile(path)
-        budget = None if max_bytes is None else max_bytes + 1
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise NotRegularFile(path, info.st_mode)
+        limit = None if max_bytes is None else max_bytes + 1
+        expected = info.st_size + 1  # one more than its size: the empty read at its end proves it whole
         chunks: list[bytes] = []
         size = 0
-        while budget is None or size < budget:
-            chunk = os.read(fd, READ_SIZE if budget is None else min(READ_SIZE, budget - size))
+        while limit is None or size < limit:
+            ask = expected - size if size < expected else READ_SIZE  # a file that grew: read on
+            chunk = os.read(fd, ask if limit is None else min(ask, limit - size))
             if not chunk:
                 break
             chunks.append(chunk)
