@@ -318,7 +318,8 @@ TIMESPEC = {"utc_time": "milliseconds", "local_time": "seconds"}
 
 def _text_value(column: str, value: Any) -> Any:
     """A datetime cell as ISO 8601 text in its column's one format; other values as they are."""
-    return value.isoformat(timespec=TIMESPEC[COLUMNS.get(column, "utc_time")]) if isinstance(value, datetime) else value
+    return value.isoformat(timespec=TIMESPEC.get(COLUMNS.get(column, ""), "milliseconds")) if isinstance(value, datetime) \
+        else value
 
 
 def _text_row(row: dict[str, Any]) -> dict[str, Any]:
