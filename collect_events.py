@@ -88,6 +88,8 @@ def program() -> int:
     before the interpreter's exit: neither the start, which allocates the objects of some 600
     modules, nor the exit's last collection scans them (docs/performance.md). Reference
     counting frees everything else. Jobs over many days turn the collector back on (main).
+    What the run leaves in reference cycles is therefore never finalized at exit: no open file
+    may be among it (tests/test_run_cost.py checks that none is).
     """
     gc.disable()
     try:
