@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
+from polisen_collector.messages import one_line
+
 DEFAULT_API_URL = "https://polisen.se/api/events"
 
 
@@ -432,9 +434,8 @@ def _parsed(setting: Setting, raw: str) -> Any:
 
 
 def _shown(raw: str) -> str:
-    """A bad value in the one-line error, cut short: it may be anything."""
-    text = repr(raw)
-    return text if len(text) <= 80 else text[:77] + "..."
+    """A bad value in the one-line error, quoted and cut short: it may be anything."""
+    return one_line(repr(raw), 80)
 
 
 def health_path_of(health_file: str | None, log_dir: Path) -> Path:

@@ -38,6 +38,7 @@ from urllib3.util.retry import Retry
 
 from polisen_collector import __version__
 from polisen_collector.config import is_loopback_host
+from polisen_collector.messages import one_line
 
 log = logging.getLogger("polisen.api")
 
@@ -425,7 +426,7 @@ def _check_hop(url: str) -> None:
     parts = urlsplit(url)
     if parts.scheme == "https" or (parts.scheme == "http" and is_loopback_host(parts.hostname)):
         return
-    raise ApiError(f"refused to follow a redirect to {_cut(url)}: polisen.se must be reached over https "
+    raise ApiError(f"refused to follow a redirect to {one_line(url)}: polisen.se must be reached over https "
                    "(plain http only for loopback hosts)")
 
 
@@ -477,8 +478,5 @@ def _last_reason(error: Exception) -> str:
         if not isinstance(inner, BaseException) or inner is reason:
             break
         reason = inner
-    return _cut(str(reason))
+    return one_line(str(reason))
 
-
-def _cut(text: str, limit: int = 200) -> str:
-    return text if len(text) < limit else text[:limit] + "..."

@@ -15,6 +15,7 @@ from typing import Any
 from polisen_collector.clock import utc_now
 from polisen_collector.exit_codes import NAGIOS_CRITICAL, NAGIOS_OK, NAGIOS_UNKNOWN, NAGIOS_WARNING
 from polisen_collector.health.file import HealthFileError, audit_health_path, read_health, read_health_document
+from polisen_collector.messages import one_line
 
 OK, WARNING, CRITICAL, UNKNOWN = "OK", "WARNING", "CRITICAL", "UNKNOWN"
 NAGIOS_EXIT = {OK: NAGIOS_OK, WARNING: NAGIOS_WARNING, CRITICAL: NAGIOS_CRITICAL, UNKNOWN: NAGIOS_UNKNOWN}
@@ -132,13 +133,13 @@ def _with_audit(verdict: Verdict, health: dict[str, Any], audit_path: Path, now:
         gap_days = _count(backfill, "pending_days") if isinstance(backfill, dict) else None
         gap_from = backfill.get("next_pending_day") if isinstance(backfill, dict) else None
     if gap_days:
-        problems.append(f"unhealed gap: {gap_days} day{'s' if gap_days != 1 else ''} from {_show(gap_from)} "
+        problems.append(f"unhealed gap: {gap_days} day{'s' if gap_days != 1 else ''} from {one_line(gap_from, 80)} "
                         "still to backfill (they continue each run; see the backfill lines in the log)")
     if audit is not None:
         due = _optional_time(audit, "sweep_due_by")
-        last_sweep = _show(audit.get("last_full_sweep") or "never")
-        verdict.details.append(f"audit: last tick {_show(audit.get('last_tick'))}, {_show(audit.get('status'))}; "
-                               f"oldest day audited {_show(audit.get('oldest_day_audited'))}, "
+        last_sweep = one_line(audit.get("last_full_sweep") or "never", 80)
+        verdict.details.append(f"audit: last tick {one_line(audit.get('last_tick'), 80)}, {one_line(audit.get('status'), 80)}; "
+                               f"oldest day audited {one_line(audit.get('oldest_day_audited'), 80)}, "
                                f"last full sweep {last_sweep}")
         if due is not None and now > due:
             problems.append(f"audit sweep overdue: last full sweep {last_sweep}, due by {due.isoformat()}; "
@@ -224,8 +225,8 @@ def _judge(health: dict[str, Any], path: Path, warning: timedelta, critical: tim
         f"last success: {'never' if last_success is None else last_success.isoformat()}",
         f"events processed: {events}, execution time: {duration:.2f} s",
         f"consecutive failures: {'unknown' if failures is None else failures}",
-        f"version {_show(health.get('version'))} on host {_show(health.get('host'))}",
-        f"run id {_show(health.get('run_id'))}, health file {path}",
+        f"version {one_line(health.get('version'), 80)} on host {one_line(health.get('host'), 80)}",
+        f"run id {one_line(health.get('run_id'), 80)}, health file {path}",
     ]
     verdict = Verdict(OK, "", path, details, age.total_seconds(), health, last_run, last_success)
     age_state = CRITICAL if age > critical else WARNING if age > warning else OK
@@ -277,23 +278,16 @@ def _seconds(health: dict[str, Any] | None, name: str) -> float | None:
 
 def _error_text(error: Any) -> str:
     if isinstance(error, dict):
-        text = f"{_show(error.get('type'), 60)}: {_show(error.get('message'), 300)}"
+        text = f"{one_line(error.get('type'), 60)}: {one_line(error.get('message'), 300)}"
     elif error is None:
         text = "no error recorded"
     else:
-        text = _show(error, 300)
+        text = one_line(error, 300)
     return text
 
 
 def _quote(value: Any) -> str:
-    return _show(repr(value))
-
-
-def _show(value: Any, limit: int = 80) -> str:
-    """A value from the file as one short line, whatever it is."""
-    text = value if isinstance(value, str) else repr(value)
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return one_line(repr(value), 80)
 
 
 def _ago(delta: timedelta) -> str:

@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
 from polisen_collector.config import ConfigError, Settings
 from polisen_collector.files import read_regular
+from polisen_collector.messages import one_line
 from polisen_collector.storage.base import StorageError
 from polisen_collector.storage.oci_sdk import oci
 
@@ -148,14 +149,14 @@ def _config_file(settings: Settings, region: str) -> OciAuth:
         if isinstance(error.errors, dict):
             problems = ", ".join(f"{key} {problem}" for key, problem in sorted(error.errors.items()))
         else:  # e.g. an authentication_type the profile names: the SDK says what is wrong in words
-            problems = _cut(str(error.errors))
+            problems = one_line(error.errors)
         raise ConfigError(f"{where} is invalid: {problems}") from None
     except configparser.Error as error:  # its text quotes the line, which may hold a pass_phrase
         line = getattr(error, "lineno", None)
         raise ConfigError(f"{where} is not a valid OCI config file ({type(error).__name__}"
                           f"{f' at line {line}' if line else ''})") from None
     except ValueError as error:  # the SDK's own checks of the values; they quote none
-        raise ConfigError(f"{where} is invalid: {_cut(str(error))}") from None
+        raise ConfigError(f"{where} is invalid: {one_line(str(error))}") from None
     except OSError as error:
         raise ConfigError(f"cannot read {where}: {error.strerror or type(error).__name__}") from None
     return OciAuth(config, _api_key_signer(config, where), f"API key of {where}")
@@ -267,7 +268,7 @@ def _principal(kind: str, region: str, make: Callable[[], Any], hint: str) -> Oc
     try:
         signer = make()
     except Exception as error:  # noqa: BLE001 - the SDK's principal signers fail in many ways, all of them "unavailable"
-        reason = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
+        reason = one_line(str(error)) or type(error).__name__
         raise ConfigError(f"OCI_AUTH={kind}: no {kind.replace('_', ' ')} available ({hint}): {reason}") from None
     return OciAuth({"region": region}, signer, kind.replace("_", " "))
 
@@ -404,9 +405,3 @@ def _fetch_secret(client: Any, name: str, vault_id: str, reached_with: str) -> s
         return base64.b64decode(content.content, validate=True).decode("utf-8").strip()
     except (binascii.Error, UnicodeDecodeError, TypeError, AttributeError):
         raise ConfigError(f"OCI Vault secret {name!r} is malformed: its content is not base64-encoded text") from None
-
-
-def _cut(text: str, limit: int = 200) -> str:
-    """The first line of an SDK message, at most `limit` characters, for the one line an operator sees."""
-    first = text.strip().splitlines()[0] if text.strip() else ""
-    return first if len(first) <= limit else first[:limit] + "..."
