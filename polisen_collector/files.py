@@ -17,6 +17,9 @@ from pathlib import Path
 PUBLIC_MODE = 0o666  # the kernel takes the umask off
 PRIVATE_MODE = 0o600
 READ_SIZE = 1 << 16
+# The run's own small records (a cache, a hint, a key, a textfile): a file larger than this is
+# not one of them, whatever it holds, and is read no further.
+SMALL_FILE_BYTES = 1 << 20
 
 
 class NotRegularFile(OSError):

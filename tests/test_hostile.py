@@ -425,3 +425,19 @@ def test_fifos_in_place_of_the_run_s_own_files_never_block_a_run(workspace, fake
     assert_failed_with(workspace, third.returncode, third.stderr + third.log,
                        "cannot read metadata/last_seen.json in local folder")
     assert "not a regular file" in error_lines(third.log)[0]
+
+
+def test_an_oversized_cache_is_read_no_further_than_a_megabyte(workspace, fake_api):
+    """A cache grown huge (disk garbage, a wrong file copied in) is not the run's record: its
+    first 1 MiB + 1 byte are read, it reads as unreadable, and it is written anew. (The same
+    cap holds for the page hint, the Prometheus textfile and the OCI key file.)"""
+    fake_api.serve(0)
+    assert workspace.run()[0] == 0
+    cache = workspace.log_dir / "api-cache.json"
+    valid = cache.read_bytes()
+    cache.write_bytes(b" " * (3 << 20) + valid)  # valid JSON, were it read whole: the run would send its etag
+    fake_api.requests.clear()
+    code, output = workspace.run()
+    assert code == 0, output
+    assert [r.status for r in fake_api.requests] == [200], "no cached validators: a full fetch, not a 304"
+    assert cache.read_bytes() == valid

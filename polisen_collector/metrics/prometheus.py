@@ -11,7 +11,7 @@ from typing import Any
 
 from polisen_collector import __version__
 from polisen_collector.clock import utc_now
-from polisen_collector.files import atomic_write, read_regular
+from polisen_collector.files import SMALL_FILE_BYTES, atomic_write, read_regular
 from polisen_collector.metrics.run_metrics import RunMetrics
 
 log = logging.getLogger("polisen.metrics")
@@ -95,7 +95,7 @@ def _previous_textfile(path: Path) -> tuple[dict[str, float], float | None]:
     runs: dict[str, float] = {}
     last_success = None
     try:
-        text = read_regular(path).decode("utf-8")
+        text = read_regular(path, SMALL_FILE_BYTES).decode("utf-8")
         for family in text_string_to_metric_families(text):
             for sample in family.samples:
                 if sample.name == "polisen_collector_runs_total" and "outcome" in sample.labels:

@@ -25,7 +25,7 @@ from polisen_collector.archive.state import STATE_OBJECT
 from polisen_collector.clock import utc_now, utc_today
 from polisen_collector.config import ConfigError, Settings
 from polisen_collector.exit_codes import EXIT_CONFIG, EXIT_FAILED, EXIT_LOCKED, EXIT_OK
-from polisen_collector.files import atomic_write, read_regular
+from polisen_collector.files import SMALL_FILE_BYTES, atomic_write, read_regular
 from polisen_collector.health.file import write_health
 from polisen_collector.metrics.run_metrics import RunMetrics, prune_metrics
 from polisen_collector.run.feed import ApiCache, RunReport, collect
@@ -302,7 +302,7 @@ def _collect_pages(settings: Settings, storage, report: RunReport, metrics: RunM
 def _pages_due(hint: Path) -> bool:
     """Whether a page may be due; True when the hint is missing or unreadable."""
     try:
-        text = read_regular(hint).decode("ascii").strip()
+        text = read_regular(hint, SMALL_FILE_BYTES).decode("ascii").strip()
         return text != "idle" and datetime.fromisoformat(text) <= utc_now()
     except (OSError, ValueError):
         return True

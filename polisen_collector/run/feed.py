@@ -26,7 +26,7 @@ from polisen_collector.archive.ingest import (
 )
 from polisen_collector.archive.state import Entry, State
 from polisen_collector.clock import utc_now, utc_today
-from polisen_collector.files import atomic_write, read_regular
+from polisen_collector.files import SMALL_FILE_BYTES, atomic_write, read_regular
 from polisen_collector.metrics.run_metrics import RunMetrics
 from polisen_collector.storage.base import Storage
 
@@ -67,7 +67,7 @@ class ApiCache:
 
     def load(self) -> dict[str, str]:
         try:
-            document = json.loads(read_regular(self.path))
+            document = json.loads(read_regular(self.path, SMALL_FILE_BYTES))
         except (OSError, ValueError):
             return {}
         if not isinstance(document, dict):

@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
 from polisen_collector.config import ConfigError, Settings
-from polisen_collector.files import read_regular
+from polisen_collector.files import SMALL_FILE_BYTES, read_regular
 from polisen_collector.messages import one_line
 from polisen_collector.storage.base import StorageError
 from polisen_collector.storage.oci_sdk import oci
@@ -246,7 +246,7 @@ def _api_key_signer(config: dict[str, Any], where: str, mismatch: str | None = N
         pem = pem.encode("ascii", "replace")
     else:
         try:
-            pem = read_regular(Path(config["key_file"]).expanduser())
+            pem = read_regular(Path(config["key_file"]).expanduser(), SMALL_FILE_BYTES)
         except OSError as error:
             raise ConfigError(f"cannot read the key_file of {where}: {error.strerror}") from None
     try:
