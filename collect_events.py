@@ -151,7 +151,8 @@ def record_config_failure(args: argparse.Namespace, error: ConfigError) -> str |
         some = load_some(("health_file", "log_dir", "healthcheck_ping_url"),
                          overrides=cli_overrides(args), env_file=args.env_file)
     except (OSError, ValueError, ConfigError) as failure:  # e.g. an unreadable .env: the config error is what matters
-        return f"not recorded in the health file: {failure}"
+        same = str(failure) == str(error)  # a missing --env-file: both say so
+        return "not recorded in the health file" + ("" if same else f": {failure}")
     if "log_dir" not in some:  # LOG_DIR itself is the bad setting: nowhere to record it
         return None
     path = health_path_of(some.get("health_file"), some["log_dir"])

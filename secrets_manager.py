@@ -48,8 +48,8 @@ def main(argv: list[str] | None = None) -> int:
         from polisen_collector.storage import open_storage
         from polisen_collector.storage.base import StorageError
 
-        storage = open_storage(settings)
         try:
+            storage = open_storage(settings)  # without OCI_NAMESPACE, the namespace is looked up here
             found = storage.get(STATE_OBJECT) is not None
         except StorageError as error:
             print(f"OCI could not be reached: {error}", file=sys.stderr)

@@ -86,8 +86,11 @@ def test_a_gzip_bomb_is_refused_without_filling_memory(fake_api):
 def test_unreachable_api_fails_with_a_clear_message():
     with FakePolisenServer([b"[]"]) as server:
         url = server.url
-    with pytest.raises(ApiError, match="cannot reach"):
+    with pytest.raises(ApiError, match="cannot reach") as failed:
         client_for(url, max_retries=1).fetch_events()
+    port = url.split(":")[2].split("/")[0]
+    assert str(failed.value) == (f"cannot reach {url}: HTTPConnection(host='127.0.0.1', port={port}): Failed to "
+                                 "establish a new connection: [Errno 111] Connection refused"), "no internal class name"
 
 
 def test_a_slow_answer_times_out_and_is_retried(fake_api, snapshot_bodies):

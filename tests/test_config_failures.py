@@ -48,6 +48,7 @@ def test_an_env_file_that_is_not_there_is_refused_not_ignored(workspace, capsys,
     assert main(["--env-file", str(workspace / "typo.env")]) == 2
     err = capsys.readouterr().err
     assert f"--env-file {workspace / 'typo.env'}: no such file" in err
+    assert err.count("no such file") == 1, err
     assert health_of(workspace) is None
 
 

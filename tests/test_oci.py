@@ -320,9 +320,9 @@ def test_a_profile_without_key_file_and_an_upper_case_fingerprint(tmp_path, fake
 
 @pytest.mark.parametrize(("edit", "message"), [
     (lambda text: "pass_phrase=hunter2-CANARY\n" + text,
-     "is not a valid OCI config file (MissingSectionHeaderError at line 1)"),
+     "cannot be parsed (MissingSectionHeaderError at line 1)"),
     (lambda text: text + "pass_phrase = hunter2-CANARY\n  broken continuation\n= no key\n",
-     "is not a valid OCI config file (ParsingError)"),
+     "cannot be parsed (ParsingError at line 9)"),
     (lambda text: text + "authentication_type=instance_principal\n",
      "is invalid: The authentication type delegation_token_with_instance_principal requires"),
 ])
@@ -404,6 +404,33 @@ def test_unreachable_endpoint_fails_the_run_with_an_actionable_line(fake_api, oc
     result = oci_run.run(env={"OCI_ENDPOINT": f"http://127.0.0.1:{closed_port}"})
     assert result.returncode == 1
     assert f"OCI endpoint http://127.0.0.1:{closed_port} unreachable or timed out" in result.log
+
+
+def test_secrets_check_says_ok_or_one_line_when_oci_is_unreachable(fake_api, fake_oci, oci_run):
+    """secrets_manager.py (polisen-secrets-check): without OCI_NAMESPACE the namespace lookup is
+    its first request, and a failure there is the same one line as a failed read (was a traceback)."""
+    result = oci_run.run(script="secrets_manager.py")
+    assert (result.returncode, result.stderr) == (0, ""), result.stderr
+    assert result.stdout.startswith(f"OK: OCI bucket {BUCKET} (namespace testnamespace, endpoint {fake_oci.url})")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    result = oci_run.run(script="secrets_manager.py", env={"OCI_ENDPOINT": closed})
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [f"OCI could not be reached: looking up the namespace failed: OCI endpoint "
+                                          f"{closed} unreachable or timed out (RequestException); check the network, "
+                                          "a proxy, or OCI_ENDPOINT"]
+
+
+def test_the_region_endpoint_in_messages_is_the_url_not_the_sdk_template(api_key):
+    from polisen_collector.storage.oci_auth import ApiKeySigner
+    from polisen_collector.storage.oci_sdk import ObjectStorageClient, endpoint_of
+
+    config = {"region": "eu-stockholm-1", "tenancy": api_key.tenancy, "user": api_key.user,
+              "fingerprint": api_key.fingerprint, "key_content": api_key.pem}
+    client = ObjectStorageClient(config, signer=ApiKeySigner(api_key.tenancy, api_key.user, api_key.fingerprint,
+                                                             api_key.private_key))
+    assert endpoint_of(client) == "https://objectstorage.eu-stockholm-1.oraclecloud.com"
 
 
 def imported_modules(collector: Collector) -> set[str]:

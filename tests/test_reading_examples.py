@@ -111,8 +111,10 @@ def test_readme_pandas_reads_the_csv_and_parquet_export_with_types(archive, tmp_
         dtypes = {column: str(dtype) for column, dtype in df.dtypes.items()}
         assert {c: dtypes[c] for c in ("id", "latitude", "longitude", "versions")} == {
             "id": "int64", "latitude": "float64", "longitude": "float64", "versions": "int64"}, name
-        for column in ("name", "summary", "url", "type", "location_name"):
+        for column in ("name", "summary", "url", "type", "location_name", "municipality_code", "county_code"):
             assert pd.api.types.is_string_dtype(df[column]), (name, column)
+        codes = df["county_code"].dropna()
+        assert len(codes) and (codes.str.len() == 2).all(), (name, "county codes keep their leading zero")
         for column, tz in (("datetime", "Europe/Stockholm"), ("first_collected", "UTC"), ("last_collected", "UTC")):
             assert isinstance(df[column].dtype, pd.DatetimeTZDtype), (name, column, dtypes[column])
             assert str(df[column].dt.tz) == tz, (name, column, dtypes[column])

@@ -442,6 +442,8 @@ def _tracking_pool(pool_class: type, connections: set[Any]) -> type:
             connections.discard(self)
             super().close()
 
+    # urllib3's errors name the connection's class: the operator reads HTTPSConnection, as without tracking
+    TrackedConnection.__name__ = TrackedConnection.__qualname__ = pool_class.ConnectionCls.__name__
     return type(f"Tracked{pool_class.__name__}", (pool_class,), {"ConnectionCls": TrackedConnection})
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from polisen_collector.config import ConfigError, Settings
 from polisen_collector.storage.base import NotModified, PreconditionFailed, StorageError, StoredObject
 from polisen_collector.storage.oci_auth import OciAuth, oci_credentials, retry_strategy
-from polisen_collector.storage.oci_sdk import ObjectStorageClient, oci
+from polisen_collector.storage.oci_sdk import ObjectStorageClient, endpoint_of, oci
 
 log = logging.getLogger("polisen.oci")
 
@@ -38,7 +38,7 @@ class OCIStorage:
         self.namespace = namespace
         self.bucket = bucket
         self.auth = auth
-        self.endpoint = client.base_client.endpoint
+        self.endpoint = endpoint_of(client)
         self.description = f"OCI bucket {bucket} (namespace {namespace}, endpoint {self.endpoint})"
 
     def _fail(self, action: str, error: BaseException) -> StorageError | ConfigError:
@@ -167,7 +167,7 @@ def open_oci_storage(settings: Settings) -> OCIStorage:
 
 def _look_up_namespace(client: Any, auth: OciAuth) -> str:
     """The tenancy's namespace: one round trip that setting OCI_NAMESPACE saves."""
-    endpoint = client.base_client.endpoint
+    endpoint = endpoint_of(client)
     try:
         return client.get_namespace().data
     except oci.exceptions.ServiceError as error:

@@ -32,7 +32,7 @@ from polisen_collector.config import ConfigError, Settings
 from polisen_collector.files import SMALL_FILE_BYTES, read_regular
 from polisen_collector.messages import one_line
 from polisen_collector.storage.base import StorageError
-from polisen_collector.storage.oci_sdk import oci
+from polisen_collector.storage.oci_sdk import endpoint_of, oci
 
 FINGERPRINT = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){15}$")
 REGION = re.compile(r"^[a-z]+(-[a-z]+)+-\d+$")
@@ -151,10 +151,11 @@ def _config_file(settings: Settings, region: str) -> OciAuth:
         else:  # e.g. an authentication_type the profile names: the SDK says what is wrong in words
             problems = one_line(error.errors)
         raise ConfigError(f"{where} is invalid: {problems}") from None
-    except configparser.Error as error:  # its text quotes the line, which may hold a pass_phrase
-        line = getattr(error, "lineno", None)
-        raise ConfigError(f"{where} is not a valid OCI config file ({type(error).__name__}"
-                          f"{f' at line {line}' if line else ''})") from None
+    except configparser.Error as error:  # its text quotes the line, which may hold a pass_phrase: not shown
+        lines = [number for number, _ in getattr(error, "errors", [])] or [getattr(error, "lineno", None)]
+        at = ", ".join(str(number) for number in lines if number)
+        raise ConfigError(f"OCI config file {location} cannot be parsed ({type(error).__name__}"
+                          f"{f' at line {at}' if at else ''})") from None
     except ValueError as error:  # the SDK's own checks of the values; they quote none
         raise ConfigError(f"{where} is invalid: {one_line(str(error))}") from None
     except OSError as error:
@@ -372,7 +373,7 @@ def find_vault(settings: Settings, reach: OciAuth) -> str:
                               "OCI_COMPARTMENT_ID and an IAM policy allowing 'inspect vaults' there") from None
         raise StorageError(f"{where} failed: HTTP {error.status} {error.code}") from None
     except (oci.exceptions.RequestException, oci.exceptions.ConnectTimeout) as error:
-        raise StorageError(f"{where} failed: OCI KMS endpoint {client.base_client.endpoint} unreachable or timed out "
+        raise StorageError(f"{where} failed: OCI KMS endpoint {endpoint_of(client)} unreachable or timed out "
                            f"({type(error).__name__}); check the network, a proxy, or OCI_KMS_ENDPOINT") from None
     named = [vault for vault in vaults if vault.display_name == name]
     active = [vault.id for vault in named if vault.lifecycle_state == "ACTIVE"]

@@ -25,6 +25,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+import re
 import sys
 import threading
 from types import ModuleType
@@ -73,9 +74,19 @@ def _import_oci() -> ModuleType:
     return package
 
 
+# The SDK keeps a region's endpoint as a template with optional parts (`{dualStack?ds.oci.:}`)
+# and fills them in per request; for messages, each takes its "otherwise" text.
+_TEMPLATE_CHOICE = re.compile(r"\{[^{}?]*\?[^{}:]*:([^{}]*)\}")
+
+
+def endpoint_of(client: Any) -> str:
+    """The endpoint a client calls, as an operator would write it."""
+    return _TEMPLATE_CHOICE.sub(r"\1", str(client.base_client.endpoint))
+
+
 sys.modules.setdefault("pkcs11", None)  # type: ignore[arg-type]  # None: "not installed" to the import system
 oci = _import_oci()
 
 from oci.object_storage.object_storage_client import ObjectStorageClient  # noqa: E402
 
-__all__ = ["ObjectStorageClient", "oci"]
+__all__ = ["ObjectStorageClient", "endpoint_of", "oci"]
