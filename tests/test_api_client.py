@@ -61,6 +61,7 @@ def test_empty_bodies_exhaust_the_same_retry_budget(fake_api):
     assert (failure.value.retries, failure.value.requests) == (3, 4)
 
 
+@pytest.mark.slow  # 2 s of real Retry-After waits
 def test_retry_after_is_honoured_and_capped(fake_api):
     fake_api.add_faults("429:1", "429:3600")
     result = client_for(fake_api.url, retry_after_max=1).fetch_events()

@@ -121,6 +121,7 @@ def test_trickling_headers_meet_the_deadline_too(workspace, fake_api, snapshot_b
     assert_recovers(workspace, snapshot_bodies[:1])
 
 
+@pytest.mark.slow  # 2 s of real waits
 def test_the_deadline_counts_from_each_request_not_from_the_waits_before_it(fake_api, snapshot_bodies):
     fake_api.add_faults("status:503")
     options = ApiOptions(url=fake_api.url, backoff_factor=2.0, connect_timeout=0.5, read_timeout=0.5)

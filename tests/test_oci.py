@@ -607,6 +607,7 @@ def everything_written(collector: Collector, result: subprocess.CompletedProcess
     return "\n".join(texts)
 
 
+@pytest.mark.slow  # 2 s: each secret read waits 0.2 s
 def test_vault_credentials_fetched_in_parallel_and_never_written(tmp_path, fake_api, fake_oci, oci_run):
     secret_key = ApiKey.generate(tenancy=CANARY_TENANCY)
     fake_oci.trust(secret_key)
