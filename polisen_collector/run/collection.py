@@ -140,7 +140,6 @@ def _run_locked(settings: Settings, run_id: str, metrics: RunMetrics, dry_run: b
     marker = settings.log_dir / BACKFILL_MARKER
     backfilled: BackfillReport | None = None
     error: BaseException | None = None
-    exit_code = EXIT_OK
     try:
         storage = open_storage(settings) if dry_run else open_archive(settings)
         client = open_client(settings)
@@ -170,13 +169,13 @@ def _run_locked(settings: Settings, run_id: str, metrics: RunMetrics, dry_run: b
         finally:
             client.close()
     except ConfigError as failure:
-        error, exit_code = failure, EXIT_CONFIG
+        error = failure
         log.error("configuration error: %s", failure)
     except (ApiError, InvalidAnswer, StorageError) as failure:
-        error, exit_code = failure, EXIT_FAILED
+        error = failure
         log.error("run failed: %s", failure)
     except Exception as failure:
-        error, exit_code = failure, EXIT_FAILED
+        error = failure
         log.exception("run failed with an unexpected error: %s: %s", type(failure).__name__, failure)
     if error is not None:
         metrics.record_error(error)
@@ -184,7 +183,7 @@ def _run_locked(settings: Settings, run_id: str, metrics: RunMetrics, dry_run: b
     log.info("%s", metrics.summary())
     if dry_run:
         log.info("dry run: would store %d new and %d updated events", report.new, report.updated)
-        return exit_code
+        return exit_code_for(error)
     _save_metrics(settings, metrics)
     extra = {"gap": report.gap.as_dict() if report.gap else None,
              "backfill": backfilled.as_dict() if backfilled else None}
@@ -193,7 +192,7 @@ def _run_locked(settings: Settings, run_id: str, metrics: RunMetrics, dry_run: b
         from polisen_collector.health.ping import ping
 
         ping(settings.healthcheck_ping_url, success=error is None)
-    return exit_code
+    return exit_code_for(error)
 
 
 def _backfill_locked(settings: Settings, metrics: RunMetrics, days: list[str]) -> int:
