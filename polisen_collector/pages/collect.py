@@ -14,7 +14,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from polisen_collector.archive.events import Event
@@ -104,7 +104,9 @@ def collect_pages(
             report.stopped = f"the page step's {budget_seconds:g} s are used up"
             log.info("page fetching stopped for this run: %s", report.stopped)
             break
-        entry = entries[event_id]
+        # A copy, changed in place below: the base's own entry must stay as it was, or the next
+        # head, which holds only what differs from the base, would leave the change out.
+        entry = replace(entries[event_id])
         keep_going = _fetch_one(storage, client, event_id, entry, now(), report)
         entries[event_id] = touched[event_id] = entry
         if not keep_going:

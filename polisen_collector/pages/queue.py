@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -80,8 +80,7 @@ def decode_queue(data: bytes | None, storage: Storage | None = None) -> tuple[di
     except (ValueError, TypeError, KeyError, AttributeError, UnusableBase) as error:
         log.warning("%s is unreadable (%s); starting a new page queue", QUEUE_OBJECT, error)
         return {}, Base()
-    # Copies: entries are changed in place, and the next write compares them with the base's.
-    return {key: replace(entry) for key, entry in entries.items()}, base
+    return entries, base
 
 
 def encode_queue(entries: dict[int, PageEntry], *, storage: Storage | None = None, base: Base | None = None) -> bytes:
