@@ -14,6 +14,7 @@ Usage: python3 bench/bench_export.py [--years 1 4] [--repeat 3] [--compare OTHER
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import subprocess
 import sys
@@ -104,7 +105,7 @@ def export_all(data_dir: Path, out: Path, checkouts: dict[str, Path], repeat: in
         for checkout_label, checkout in checkouts.items():
             if checkout_label == "other" and name.endswith(".db"):
                 continue  # an older checkout may not write SQLite (it would write JSONL under that name)
-            command = [sys.executable, str(checkout / "export_events.py"), "--env-file", "/nonexistent.env",
+            command = [sys.executable, str(checkout / "export_events.py"), "--env-file", os.devnull,
                        "--data-dir", str(data_dir), *extra, "-o", str(out / name)]
             runs = [measured(command) for _ in range(repeat)]
             wall, peak, floor = min(r[0] for r in runs), max(r[1] for r in runs), max(r[2] for r in runs)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from archive_truth import assert_archive_complete
-from conftest import Collector
+from conftest import Collector, clear_settings
 from fake_clock import FakeClock
 
 import health_check
@@ -272,7 +272,7 @@ def test_ids_beyond_2_53_and_absurd_dates_are_invalid_events(workspace, fake_api
 
 @pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet"])
 def test_export_skips_stored_lines_with_huge_ids_or_absurd_dates(workspace, fake_api, tmp_path, snapshot_bodies,
-                                                                 capsys, fmt):
+                                                                 capsys, monkeypatch, fmt):
     """Lines an older collector stored before these checks existed are skipped and counted, never a crash."""
     import export_events
 
@@ -286,6 +286,7 @@ def test_export_skips_stored_lines_with_huge_ids_or_absurd_dates(workspace, fake
         (workspace.data_dir / name).parent.mkdir(parents=True, exist_ok=True)
         (workspace.data_dir / name).write_text(json.dumps(event) + "\n")
     capsys.readouterr()
+    clear_settings(monkeypatch)  # the developer's own STORAGE=oci must not reach the export
     out = tmp_path / f"export.{fmt}"
     assert export_events.main(["--data-dir", str(workspace.data_dir), "--env-file", os.devnull,
                                 "--format", fmt, "-o", str(out)]) == 0
@@ -360,7 +361,7 @@ def test_an_empty_log_dir_is_refused_and_health_check_says_why(workspace, fake_a
     assert output.splitlines() == ["configuration error: LOG_DIR='' is invalid: must not be empty "
                                    "(name a folder; ./ for the working directory)"]
     assert not any(workspace.root.iterdir()) and fake_api.requests == []
-    monkeypatch.setenv("LOG_DIR", "")
+    clear_settings(monkeypatch, LOG_DIR="")
     assert health_check.main(["--env-file", os.devnull]) == 1
     assert capsys.readouterr().out.startswith("UNHEALTHY: cannot tell where the health file is: LOG_DIR='' is invalid")
 
@@ -430,8 +431,7 @@ def test_fifos_in_place_of_the_run_s_own_files_never_block_a_run(workspace, fake
 
 def test_an_oversized_cache_is_read_no_further_than_a_megabyte(workspace, fake_api):
     """A cache grown huge (disk garbage, a wrong file copied in) is not the run's record: its
-    first 1 MiB + 1 byte are read, it reads as unreadable, and it is written anew. (The same
-    cap holds for the page hint, the Prometheus textfile and the OCI key file.)"""
+    first 1 MiB + 1 byte are read, it reads as unreadable, and it is written anew."""
     fake_api.serve(0)
     assert workspace.run()[0] == 0
     cache = workspace.log_dir / "api-cache.json"
@@ -442,3 +442,20 @@ def test_an_oversized_cache_is_read_no_further_than_a_megabyte(workspace, fake_a
     assert code == 0, output
     assert [r.status for r in fake_api.requests] == [200], "no cached validators: a full fetch, not a 304"
     assert cache.read_bytes() == valid
+
+
+def test_an_oversized_page_hint_or_textfile_is_read_no_further_than_a_megabyte(workspace, fake_api, tmp_path):
+    """The same cap: a hint that would say "idle" and a textfile that would carry the run
+    counters on, each behind 3 MiB of blanks, read as unreadable: the page step runs, the
+    counters start again."""
+    textfiles = tmp_path / "textfiles"
+    env = {"PROMETHEUS_TEXTFILE_DIR": str(textfiles), "PAGES_PER_RUN": "1"}
+    fake_api.serve(0)
+    assert workspace.run(**env)[0] == 0
+    hint, textfile = workspace.log_dir / "pages-next-due", textfiles / "polisen_collector.prom"
+    hint.write_bytes(b" " * (3 << 20) + b"idle")
+    textfile.write_bytes(b"\n" * (3 << 20) + textfile.read_bytes())
+    code, output = workspace.run(**env)  # the API answers 304: only a due hint sends the run to the page step
+    assert code == 0, output
+    assert hint.stat().st_size < 100, "the page step ran and wrote its hint anew"
+    assert 'polisen_collector_runs_total{outcome="success"} 1.0' in textfile.read_text()

@@ -367,6 +367,7 @@ def test_a_key_file_that_is_not_the_fingerprints_key_is_refused_before_any_reque
      None, "is not an RSA key (OCI API keys are RSA keys)"),
     (lambda key: encrypted_pem(key, b"s3cret"), "s3cret", None),
     (lambda key: key.pem, "inherited-from-DEFAULT", None),
+    (lambda key: "\n" * (2 << 20) + key.pem, None, "is not a readable RSA PEM private key"),  # read to 1 MiB only
     (lambda key: key.pem + key.private_key.public_key().public_bytes(  # as some tools save a key pair
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode("ascii"), None, None),
 ])

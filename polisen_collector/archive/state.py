@@ -6,14 +6,14 @@ has shown it for STATE_RETENTION_DAYS: not by its event date (old events do reap
 the feed, one from March was served in late May) and not because one short answer lacked
 it, so the state stays bounded without forgetting anything the API can still serve.
 
-Format 3 (written since issue 16) is gzip-compressed JSON. Its `seen` is held in columns:
+Format 3, the one written, is gzip-compressed JSON. Its `seen` is held in columns:
 ids ascending, each as its difference from the one before, and the three entry fields as
 parallel lists, about 11 bytes an id. Once it remembers a few hundred ids the object is a
 head over a write-once base (storage/delta_map.py): `base` names the base, `seen` holds
 only the entries that differ from it, `forgotten` the ids gone from it and `carried` how
 many entries the heads have carried since the base, so a run moves a few KB however long
 the retention. Formats 2 (columns, no base) and 1 (plain JSON, `seen`
-a mapping) are still read; every other top-level field is kept as it is.
+a mapping) are still read.
 """
 
 from __future__ import annotations
