@@ -422,14 +422,18 @@ def test_versions_dated_far_apart_are_merged_in_sqlite_and_reported(tmp_path, ru
     assert sqlite_rows(db, "SELECT rowid FROM events_fts WHERE events_fts MATCH 'rättat'") == [{"rowid": 7}]
 
 
-def test_every_column_is_built_in_one_place():
+def test_every_column_is_built_in_one_place(tmp_path):
     """make_row fills the feed's columns, PageColumns.add the page's and the place's: together, COLUMNS."""
     from polisen_collector.archive.events import validate_event
     from polisen_collector.archive.layout import Version
+    from polisen_collector.pages.columns import PageColumns
+    from polisen_collector.storage.local import LocalStorage
 
     version = Version(validate_event(event(7, "2026-05-20 10:00:00 +02:00")), "", "")
     row = make_row(version, "", "", 1, "https://polisen.se")
     assert [*row, *PAGE_COLUMNS, *GEOGRAPHY_COLUMNS] == list(COLUMNS)
+    [completed] = PageColumns(LocalStorage(tmp_path)).add([row], all_versions=False)
+    assert list(completed) == list(COLUMNS)
 
 
 def compact(collector: Collector, kill_at: int = 0, calls_file: Path | None = None):
