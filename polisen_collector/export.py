@@ -200,22 +200,27 @@ def iter_days(
     """(day, its objects in collection order) in date order, streamed from the listing.
 
     Names sort by date only in the canonical folders (`events/2026/05/20/`); an object
-    elsewhere that looks like a day (`events/2026/5/20/`) is reported and skipped.
+    elsewhere that looks like a day (`events/2026/5/20/`) is reported and skipped before the
+    dates are looked at, so that its place in the listing cannot end the export early.
     """
-    names = (name for name in storage.list(EVENTS_PREFIX) if day_of_object(name) is not None)
+
+    def in_its_folder(name: str) -> bool:
+        day = day_of_object(name)
+        if day is None:
+            return False
+        folder = partition_prefix(day.isoformat())
+        if not name.startswith(folder):
+            on_bad(BadLine(name, 0, f"not in the folder of its day {folder}: skipped"))
+            return False
+        return True
+
+    names = (name for name in storage.list(EVENTS_PREFIX) if in_its_folder(name))
     for day, group in groupby(names, key=day_of_object):
         if options.date_to is not None and day > options.date_to:
             return
         if options.date_from is not None and day < options.date_from:
             continue
-        folder = partition_prefix(day.isoformat())
-        canonical, elsewhere = [], []
-        for name in group:
-            (canonical if name.startswith(folder) else elsewhere).append(name)
-        for name in elsewhere:
-            on_bad(BadLine(name, 0, f"not in the folder of its day {folder}: skipped"))
-        if canonical:
-            yield day, sorted(canonical, key=collection_order_key)
+        yield day, sorted(group, key=collection_order_key)
 
 
 def iter_versions(

@@ -543,3 +543,17 @@ def test_the_export_docs_list_every_column_and_what_the_full_text_index_covers()
     assert sorted(listed) == sorted(COLUMNS)
     fts_row = next(line for line in docs.splitlines() if line.startswith("| `events_fts` |"))
     assert re.findall(r"`events\.(\w+)`", fts_row) == list(FTS_COLUMNS)
+
+
+def test_a_misplaced_object_that_sorts_early_does_not_end_a_dated_export(tmp_path, run_export):
+    """`events/2026/001/20/` reads as 2026-01-20 but lists before `events/2026/01/05/`: it is
+    reported and skipped before --to is applied, which it would otherwise end at once."""
+    write_objects(tmp_path / "data", {
+        "events/2026/001/20/events-20260120T090000.000Z-aaaaaa.jsonl": [event(1, "2026-01-20 10:00:00 +01:00")],
+        run_object_name("2026-01-05", "20260105T090000.000Z-bbbbbb"): [event(2, "2026-01-05 10:00:00 +01:00")],
+    })
+    code, out, err = run_export(tmp_path / "data", "--to", "2026-01-10")
+    assert code == 0, err
+    assert [json.loads(line)["id"] for line in out.splitlines()] == [2]
+    assert "events/2026/001/20/events-20260120T090000.000Z-aaaaaa.jsonl line 0: not in the folder of its day " \
+           "events/2026/01/20/: skipped" in err
