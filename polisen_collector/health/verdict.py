@@ -123,10 +123,11 @@ def _with_audit(verdict: Verdict, health: dict[str, Any], audit_path: Path, now:
         if audit_path.exists():
             problems.append(str(error))
     verdict.audit = audit
-    audit_time = _optional_time(audit, "last_tick")
-    if audit is not None and audit_time is not None and (verdict.last_run is None or audit_time >= verdict.last_run):
+    figures = audit_figures(audit) if audit is not None else None
+    if (audit is not None and figures is not None and figures.last_tick is not None
+            and (verdict.last_run is None or figures.last_tick >= verdict.last_run)):
         gap = audit.get("unhealed_gap")  # the newer of the two files says whether a gap is still open
-        gap_days = _count(gap, "days") if isinstance(gap, dict) else None
+        gap_days = figures.unhealed_gap_days
         gap_from = gap.get("from") if isinstance(gap, dict) else None
     else:
         backfill = health.get("backfill")
@@ -135,8 +136,8 @@ def _with_audit(verdict: Verdict, health: dict[str, Any], audit_path: Path, now:
     if gap_days:
         problems.append(f"unhealed gap: {gap_days} day{'s' if gap_days != 1 else ''} from {one_line(gap_from, 80)} "
                         "still to backfill (they continue each run; see the backfill lines in the log)")
-    if audit is not None:
-        due = _optional_time(audit, "sweep_due_by")
+    if audit is not None and figures is not None:
+        due = figures.sweep_due_by
         last_sweep = one_line(audit.get("last_full_sweep") or "never", 80)
         verdict.details.append(f"audit: last tick {one_line(audit.get('last_tick'), 80)}, {one_line(audit.get('status'), 80)}; "
                                f"oldest day audited {one_line(audit.get('oldest_day_audited'), 80)}, "
