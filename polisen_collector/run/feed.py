@@ -64,21 +64,21 @@ class ApiCache:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+        self.loaded: dict[str, str] = {}
 
     def load(self) -> dict[str, str]:
         try:
             document = json.loads(read_regular(self.path, SMALL_FILE_BYTES))
         except (OSError, ValueError):
-            return {}
-        if not isinstance(document, dict):
-            return {}
-        return {k: v for k, v in document.items() if isinstance(v, str)}
+            document = {}
+        self.loaded = {k: v for k, v in document.items() if isinstance(v, str)} if isinstance(document, dict) else {}
+        return self.loaded
 
-    def save(self, url: str, result: FetchResult, state_etag: str | None, loaded: dict[str, str]) -> None:
-        """Keep the validators; `loaded` is what load() gave at the run's start (unchanged: no write)."""
+    def save(self, url: str, result: FetchResult, state_etag: str | None) -> None:
+        """Keep the validators; unchanged since load(), nothing is written."""
         document = {"url": url, "etag": result.etag, "last_modified": result.last_modified, "state_etag": state_etag}
         document = {k: v for k, v in document.items() if v}
-        if document != loaded:  # a run that found nothing new writes only its metrics and health
+        if document != self.loaded:  # a run that found nothing new writes only its metrics and health
             atomic_write(self.path, json.dumps(document).encode("utf-8"), durable=False)
 
 
@@ -162,5 +162,5 @@ def collect(
             state_etag = commit_state(storage, state, changes.stored, events, run_id, retention_days, metrics,
                                       answered_at=answered_at)
     if api_cache is not None:
-        api_cache.save(client.options.url, result, state_etag, loaded)
+        api_cache.save(client.options.url, result, state_etag)
     return report
