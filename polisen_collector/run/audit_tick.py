@@ -64,7 +64,7 @@ def audit_once(settings: Settings) -> int:
         metrics.record_error(error)
     metrics.finish("failed" if error else "success")
     metrics.info["audit"] = health_section(report, budget, metrics.finished_at or utc_now())
-    _save(settings, metrics, report, budget, error)
+    _save(settings, metrics, report, error)
     return exit_code_for(error)
 
 
@@ -78,8 +78,7 @@ def _previous(path) -> dict:
         return {}
 
 
-def _save(settings: Settings, metrics: RunMetrics, report: AuditReport, budget: Budget,
-          error: BaseException | None) -> None:
+def _save(settings: Settings, metrics: RunMetrics, report: AuditReport, error: BaseException | None) -> None:
     try:
         metrics.save(settings.metrics_dir, kind="audit")
         prune_metrics(settings.metrics_dir, settings.metrics_retention_days)
