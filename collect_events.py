@@ -144,15 +144,16 @@ def record_config_failure(args: argparse.Namespace, error: ConfigError) -> str |
     Returns what went wrong doing so, for the one stderr line, or None.
     """
     from polisen_collector.clock import utc_now
-    from polisen_collector.config import health_path_of, load_some
+    from polisen_collector.config import EnvFileError, health_path_of, load_some
     from polisen_collector.health.file import write_health
 
+    if isinstance(error, EnvFileError):  # the error line says it already; no setting can be read
+        return "not recorded in the health file"
     try:
         some = load_some(("health_file", "log_dir", "healthcheck_ping_url"),
                          overrides=cli_overrides(args), env_file=args.env_file)
     except (OSError, ValueError, ConfigError) as failure:  # e.g. an unreadable .env: the config error is what matters
-        same = str(failure) == str(error)  # a missing --env-file: both say so
-        return "not recorded in the health file" + ("" if same else f": {failure}")
+        return f"not recorded in the health file: {failure}"
     if "log_dir" not in some:  # LOG_DIR itself is the bad setting: nowhere to record it
         return None
     path = health_path_of(some.get("health_file"), some["log_dir"])

@@ -350,15 +350,19 @@ class Settings:
 DEFAULT_ENV_FILE = Path(".env")
 
 
+class EnvFileError(ConfigError):
+    """The --env-file named cannot be read: no setting can be, including where to record that."""
+
+
 def read_env_file(path: Path) -> dict[str, str]:
     """Values from a `.env` file. The default `.env` may be missing; a file named with --env-file
     must exist, so that a typo in its path never sends a run out on the built-in defaults."""
     if not path.exists():
         if path == DEFAULT_ENV_FILE:
             return {}
-        raise ConfigError(f"--env-file {path}: no such file (use --env-file /dev/null for none)")
+        raise EnvFileError(f"--env-file {path}: no such file (use --env-file /dev/null for none)")
     if path.is_dir():
-        raise ConfigError(f"--env-file {path} is a folder, not a file of KEY=VALUE settings")
+        raise EnvFileError(f"--env-file {path} is a folder, not a file of KEY=VALUE settings")
     from dotenv import dotenv_values
 
     return {key: value for key, value in dotenv_values(path).items() if value is not None}
@@ -371,7 +375,7 @@ STORAGE_FIELDS = ("storage", "data_dir", *(setting.field for setting in SETTINGS
 def load_settings(
     environ: Mapping[str, str] | None = None,
     overrides: Mapping[str, str | None] | None = None,
-    env_file: Path | None = Path(".env"),
+    env_file: Path | None = DEFAULT_ENV_FILE,
     only: Collection[str] | None = None,
 ) -> Settings:
     """Settings from `.env`, then the environment, then `overrides` (CLI flags by env name).
@@ -404,7 +408,7 @@ def load_some(
     fields: tuple[str, ...],
     environ: Mapping[str, str] | None = None,
     overrides: Mapping[str, str | None] | None = None,
-    env_file: Path | None = Path(".env"),
+    env_file: Path | None = DEFAULT_ENV_FILE,
     strict: bool = False,
 ) -> dict[str, Any]:
     """The named settings (by field) that parse, leaving out bad ones (or, strict, refusing them).
