@@ -251,9 +251,9 @@ class _Handler(BaseHTTPRequestHandler):
                                "The required information to complete authentication was not provided or was incorrect.")
         segments = parts.path.split("/")
         if parts.path.startswith("/20190301/secretbundles/actions/getByName") and self.command == "POST":
-            return self._secret()
+            return None if self._injected(parts.path) else self._secret()
         if parts.path == "/20180608/vaults" and self.command == "GET":
-            return self._vaults()
+            return None if self._injected(parts.path) else self._vaults()
         if segments[1:2] != ["n"]:
             return self._error(404, "NotFound", "Not found")
         if len(segments) <= 3 and self.command == "GET":

@@ -608,13 +608,11 @@ def everything_written(collector: Collector, result: subprocess.CompletedProcess
     return "\n".join(texts)
 
 
-@pytest.mark.slow  # 2 s: each secret read waits 0.2 s
 def test_vault_credentials_fetched_in_parallel_and_never_written(tmp_path, fake_api, fake_oci, oci_run):
     secret_key = ApiKey.generate(tenancy=CANARY_TENANCY)
     fake_oci.trust(secret_key)
-    fake_oci.delay("POST", "/20190301/secretbundles/*", 0.3)
+    fake_oci.rendezvous("POST", "/20190301/secretbundles/*", 5)  # none is answered before all five arrived
     fake_api.serve(0)
-    fake_oci.state.latency = 0.2  # fetched one after the other, no read could start before another ended
     result = oci_run.run(env={**vault_setup(tmp_path, fake_oci, secret_key), "LOG_LEVEL": "DEBUG"})
     assert result.returncode == 0, result.log[-1500:]
     reads = requests_to(fake_oci, "POST", "getByName")
@@ -677,7 +675,6 @@ def by_name(env: dict[str, str], fake: FakeOCIServer) -> dict[str, str]:
     return {**named, "OCI_VAULT_NAME": VAULT_NAME, "OCI_COMPARTMENT_ID": COMPARTMENT, "OCI_KMS_ENDPOINT": fake.url}
 
 
-@pytest.mark.slow  # 3 s: every request of the lookup and the reads waits 0.2 s
 def test_vault_looked_up_by_name_once_then_its_secrets_fetched(tmp_path, fake_api, fake_oci, api_key, oci_run,
                                                                 snapshot_bodies):
     fake_oci.state.vault_page_size = 2
@@ -688,7 +685,7 @@ def test_vault_looked_up_by_name_once_then_its_secrets_fetched(tmp_path, fake_ap
     vault = fake_oci.add_vault(COMPARTMENT, VAULT_NAME)
     fake_oci.add_vault(COMPARTMENT, "zz-last")
     fake_api.serve(0)
-    fake_oci.state.latency = 0.2  # fetched one after the other, no read could start before another ended
+    fake_oci.rendezvous("POST", "/20190301/secretbundles/*", 5)  # none is answered before all five arrived
     result = oci_run.run(env=by_name(vault_setup(tmp_path, fake_oci, api_key, vault=vault), fake_oci))
     assert result.returncode == 0, result.log[-1500:]
     assert f"OCI_VAULT_NAME='{VAULT_NAME}' is vault {vault}; setting OCI_VAULT_ID to it saves this lookup" in result.log
