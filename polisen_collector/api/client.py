@@ -333,16 +333,13 @@ class PolisenClient:
         """The decoded body, within the size cap and the request's deadline."""
         limit = self.options.max_body_bytes
         try:
-            body = read_capped(response, limit)
+            return read_capped(response, limit, self._deadline)
         except BodyTooLarge as error:
             raise ApiError(error.refusal("response", "API_MAX_BODY_BYTES", limit)) from None
         except BodyBroken as error:
-            if not self._deadline.hit:
-                raise _BadBody(str(error)) from None
-            raise self._deadline_error(f"{error.received} bytes of its body had arrived") from None
-        if self._deadline.hit:
-            raise self._deadline_error(f"{len(body)} bytes of its body had arrived")
-        return body
+            raise _BadBody(str(error)) from None
+        except DeadlineHit as hit:
+            raise self._deadline_error(f"{hit.received} bytes of its body had arrived") from None
 
 
 class BodyTooLarge(Exception):
@@ -367,8 +364,17 @@ class BodyBroken(Exception):
         self.received = received
 
 
-def read_capped(response: requests.Response, limit: int) -> bytes:
-    """The decoded body of a streamed response, refused past `limit` bytes before anything is held.
+class DeadlineHit(Exception):
+    """The request's deadline ran out (its sockets shut down) after `received` decoded bytes of the body."""
+
+    def __init__(self, received: int) -> None:
+        super().__init__(f"deadline hit after {received} bytes")
+        self.received = received
+
+
+def read_capped(response: requests.Response, limit: int, deadline: Deadline) -> bytes:
+    """The decoded body of a streamed response, refused past `limit` bytes before anything is held,
+    and DeadlineHit when `deadline` ran out while it came (the stream broke off, or ended early).
 
     A declared length over the limit is refused at once (unless compressed: the cap is on the
     decoded size, which a gzip bomb's header does not tell).
@@ -385,7 +391,9 @@ def read_capped(response: requests.Response, limit: int) -> bytes:
                 raise BodyTooLarge(None)
             chunks.append(chunk)
     except (Urllib3HTTPError, OSError) as error:
-        raise BodyBroken(size, error) from None
+        raise DeadlineHit(size) if deadline.hit else BodyBroken(size, error) from None
+    if deadline.hit:
+        raise DeadlineHit(size)
     return b"".join(chunks)
 
 

@@ -23,6 +23,7 @@ from polisen_collector.api.client import (
     BodyBroken,
     BodyTooLarge,
     Deadline,
+    DeadlineHit,
     GuardedAdapter,
     answer_deadline,
     read_capped,
@@ -132,11 +133,10 @@ class PageClient:
     def _read_body(self, url: str, response: requests.Response) -> bytes:
         limit = self.options.max_bytes
         try:
-            body = read_capped(response, limit)
+            return read_capped(response, limit, self._deadline)
         except BodyTooLarge as error:
             raise PageError(f"{url}: {error.refusal('page', 'PAGE_MAX_BYTES', limit)}") from None
         except BodyBroken as error:
-            raise PageError(f"{url}: {self._too_slow() or error}") from None
-        if self._deadline.hit:
-            raise PageError(f"{url}: {self._too_slow()}")
-        return body
+            raise PageError(f"{url}: {error}") from None
+        except DeadlineHit:
+            raise PageError(f"{url}: {self._too_slow()}") from None
