@@ -47,6 +47,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                     ("--backfill", args.backfill is not None)) if on]
     if len(chosen) > 1:
         parser.error(f"{' and '.join(chosen)} are separate jobs: give one of them")
+    args.other_job = bool(chosen)  # compaction, an audit tick or a backfill: not a collection run
     return args
 
 
@@ -101,7 +102,7 @@ def program() -> int:
 @quiet_on_closed_pipe
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.compact or args.audit or args.backfill:  # jobs over many days: their few cycles a day add up
+    if args.other_job:  # jobs over many days: their few cycles a day add up
         gc.enable()
     try:
         settings = build_settings(args)
@@ -112,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         silence_logging()
         # Only a collection run speaks for health.json: a dry run writes nothing, and the audit,
         # compaction and an on-demand backfill are other jobs (the audit has health-audit.json).
-        collection = not (args.dry_run or args.audit or args.compact or args.backfill)
+        collection = not (args.dry_run or args.other_job)
         problem = record_config_failure(args, error) if collection else None
         print_failure(f"configuration error: {error}" + (f" ({problem})" if problem else ""))
         return EXIT_CONFIG

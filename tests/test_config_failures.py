@@ -36,6 +36,12 @@ def test_a_bad_setting_in_another_job_leaves_the_collections_health_alone(worksp
     assert health_of(workspace) is None
 
 
+def test_an_empty_backfill_range_is_the_backfill_s_error_not_the_collection_s(workspace, capsys):
+    assert collect_events.main(["--env-file", os.devnull, "--backfill", ""]) == 2
+    assert capsys.readouterr().err.startswith("configuration error: --backfill: ")
+    assert health_of(workspace) is None
+
+
 def test_a_bad_setting_in_a_collection_run_is_recorded_as_its_failure(workspace, monkeypatch, capsys):
     monkeypatch.setenv("STORAGE", "s3")
     assert collect_events.main(["--env-file", os.devnull]) == 2
