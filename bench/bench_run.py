@@ -53,6 +53,9 @@ sys.path.insert(0, str(REPO / "tests"))
 from fake_oci import ApiKey, FakeOCIServer, write_oci_config  # noqa: E402
 from fake_polisen import FakePolisenServer, load_snapshot, snapshot_paths  # noqa: E402
 
+sys.path.insert(0, str(REPO))
+from polisen_collector.config import SETTING_NAMES  # noqa: E402
+
 VAULT = "ocid1.vault.oc1.eu-stockholm-1.benchvault"
 NAMESPACE = "testnamespace"
 THIS = "this"
@@ -163,9 +166,7 @@ class Bench:
         self.oci.state.latency = latency
         self.oci_bytes = count_bytes(self.oci.httpd)
         self.oci.trust(key)
-        base = {k: v for k, v in os.environ.items()
-                if not k.startswith(("POLISEN_", "API_", "OCI_", "STORAGE", "DATA_DIR", "LOG_", "METRICS_", "HEALTH",
-                                     "PAGE"))}
+        base = {k: v for k, v in os.environ.items() if k not in SETTING_NAMES}
         # The feed run alone: the page step after it (PAGES_PER_RUN pages, paced, bounded in time)
         # is not on the critical path, and on a replay it would drain the first run's backlog of
         # ~500 pages 30 a run, which says nothing about a typical run (docs/performance.md).

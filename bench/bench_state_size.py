@@ -21,7 +21,6 @@ Bodies only; each request adds about 0.5 KB of HTTP headers.
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import random
 import statistics
@@ -32,6 +31,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))
+
+from fake_polisen import load_snapshot, snapshot_paths  # noqa: E402
 
 from polisen_collector.archive.events import Event, validate_event  # noqa: E402
 from polisen_collector.archive.ingest import find_changes, updated_state  # noqa: E402
@@ -39,7 +41,6 @@ from polisen_collector.archive.state import decode_state, encode_state, prune  #
 from polisen_collector.pages import queue as page_queue  # noqa: E402
 from polisen_collector.storage.local import LocalStorage  # noqa: E402
 
-SNAPSHOTS = REPO / "tests" / "data" / "polisen-snapshots"
 WINDOW = 500
 RUNS_PER_DAY = 48
 PAGES_PER_RUN = 30
@@ -56,8 +57,7 @@ class CountingStorage(LocalStorage):
 
 
 def templates() -> list[dict]:
-    first = sorted(SNAPSHOTS.glob("*.json.gz"))[1]
-    return json.loads(gzip.decompress(first.read_bytes()))
+    return json.loads(load_snapshot(snapshot_paths()[1]))
 
 
 def make_event(template: dict, event_id: int, when: datetime, edit: int = 0) -> Event:

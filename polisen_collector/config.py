@@ -277,6 +277,8 @@ SETTINGS: list[Setting] = [
     Setting("PAGE_MAX_BYTES", "page_max_bytes", "2000000", _whole(1000, 100_000_000),
             "Largest decompressed page accepted (real pages are ~50 KB)."),
 ]
+SETTING_NAMES = frozenset(setting.env for setting in SETTINGS)
+"""Every environment variable the tools read (for a clean environment: the tests, bench/)."""
 
 
 @dataclass(frozen=True)

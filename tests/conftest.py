@@ -15,10 +15,7 @@ import pytest
 from fake_polisen import FakePolisenServer, load_snapshot, snapshot_paths, snapshot_time
 from in_process import run_main
 
-from polisen_collector.config import SETTINGS
-
-SETTING_NAMES = frozenset(setting.env for setting in SETTINGS)
-"""The collector's environment variables: a developer's shell must not leak them into a test."""
+from polisen_collector.config import SETTING_NAMES  # a developer's shell must not leak them into a test
 
 
 def state_view(storage) -> dict:

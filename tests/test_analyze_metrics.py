@@ -13,9 +13,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from conftest import REPO, SETTING_NAMES
 from in_process import run_main
 
-REPO = Path(__file__).resolve().parent.parent
 START = datetime(2026, 4, 20, 0, 0, tzinfo=UTC)
 SLOTS = 6 * 7 * 48  # six weeks of runs every 30 minutes
 MISSING = set(range(100, 105)) | set(range(1500, 1530))
@@ -65,7 +65,7 @@ def write_history(directory: Path, runs: list[dict]) -> None:
 def analyze(metrics_dir: Path, *args: str, env: dict | None = None, process: bool = False) -> subprocess.CompletedProcess:
     """analyze_metrics.py's main() in-process; as a real process where the interpreter matters."""
     argv = ["--metrics-dir", str(metrics_dir), "--env-file", os.devnull, *args]
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("METRICS_", "RUN_"))}, **(env or {})}
+    env = {**{k: v for k, v in os.environ.items() if k not in SETTING_NAMES}, **(env or {})}
     if not process:
         return run_main("analyze_metrics.py", argv, env, metrics_dir.parent)
     return subprocess.run([sys.executable, str(REPO / "analyze_metrics.py"), *argv], capture_output=True, text=True,
