@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -31,6 +32,16 @@ def format_1_state(document: dict) -> bytes:
     """A state document (as state_view gives) as collectors wrote it before format 2: plain JSON,
     still read, so a test can plant a state of its own."""
     return json.dumps({**{key: value for key, value in document.items() if key != "base"}, "format": 1}).encode()
+
+
+def no_bad_line(line: object) -> None:
+    """`on_bad` for an export of an archive that must read cleanly."""
+    pytest.fail(f"unreadable archive line: {line}")
+
+
+def words(text: str) -> set[str]:
+    """The words of a text as SQLite FTS5's default tokenizer sees them (case folded)."""
+    return set(re.findall(r"[^\W_]+", text.casefold()))
 
 
 def clear_settings(monkeypatch: pytest.MonkeyPatch, **values: str) -> None:

@@ -16,7 +16,7 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 from archive_truth import archived_versions, versions_in_snapshots
-from conftest import Collector, clear_settings
+from conftest import Collector, clear_settings, no_bad_line, words
 from fake_polisen import FakePolisenServer
 
 import export_events
@@ -70,7 +70,7 @@ def export_rows(collector: Collector, *args: str) -> list[dict]:
 def export_in_process(data_dir: Path, all_versions: bool = False) -> str:
     out = io.StringIO()
     write_jsonl(iter_rows(LocalStorage(data_dir), ExportOptions(all_versions=all_versions), ExportSummary(),
-                          on_bad=lambda line: pytest.fail(f"bad line {line}")), out)
+                          on_bad=no_bad_line), out)
     return out.getvalue()
 
 
@@ -235,10 +235,6 @@ def sqlite_rows(path: Path, query: str, *params) -> list[dict]:
     with sqlite3.connect(path) as connection:
         connection.row_factory = sqlite3.Row
         return [dict(row) for row in connection.execute(query, params)]
-
-
-def words(text: str) -> set[str]:
-    return set(re.findall(r"[^\W_]+", text.casefold()))
 
 
 def test_sqlite_has_events_versions_and_a_full_text_index(archive, snapshot_bodies, run_export, tmp_path):

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from conftest import no_bad_line, words
 from fake_clock import FakeClock
 from fake_polisen import PAGES_DIR, FakePolisenServer, snapshot_paths, snapshot_time
 
@@ -28,10 +29,6 @@ from polisen_collector.storage.delta_map import Base
 from polisen_collector.storage.local import LocalStorage
 
 T0 = datetime(2026, 5, 20, 6, 0, tzinfo=UTC)
-
-
-def no_bad_line(line: str) -> None:
-    pytest.fail(f"unreadable archive line: {line}")
 
 
 def page_bytes(event_id: int) -> bytes:
@@ -290,8 +287,7 @@ def test_sqlite_full_text_search_covers_the_page_text(replayed, tmp_path):
             "SELECT rowid FROM events_fts WHERE events_fts MATCH 'kniv*'")}
     # Whole words starting with "kniv" (kniv, knivar, knivskuren ...) in any indexed column, as FTS5 tokenises them.
     expected = {event_id for event_id, *texts in bodies
-                if any(word.startswith("kniv") for text in texts if text
-                       for word in "".join(c if c.isalnum() else " " for c in text.lower()).split())}
+                if any(word.startswith("kniv") for text in texts if text for word in words(text))}
     assert found == expected
     assert any(not any("kniv" in (text or "").lower() for text in texts[:2])
                for event_id, *texts in bodies if event_id in found), "some are found by their page text alone"
