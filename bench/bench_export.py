@@ -14,6 +14,7 @@ Usage: python3 bench/bench_export.py [--years 1 4] [--repeat 3] [--compare OTHER
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import subprocess
@@ -41,15 +42,8 @@ PLACES = [("Stockholms län", "59.329324,18.068581"), ("Skåne län", "55.990257
 OUTPUTS = [("JSONL", "events.jsonl", []), ("CSV", "events.csv", []), ("Parquet", "events.parquet", []),
            ("SQLite", "events.db", []), ("JSONL --all-versions", "all.jsonl", ["--all-versions"])]
 
-# Spawns argv[1:], waits for it and prints its exit code, its peak RSS (KB) and the launcher's own
-# (VmHWM: the child's ru_maxrss starts from the memory of the process that spawned it, so that is its floor).
-LAUNCHER = (
-    "import os, sys\n"
-    "pid = os.posix_spawn(sys.argv[1], sys.argv[1:], os.environ)\n"
-    "_, status, usage = os.wait4(pid, 0)\n"
-    "floor = next(line.split()[1] for line in open('/proc/self/status') if line.startswith('VmHWM:'))\n"
-    "print(os.waitstatus_to_exitcode(status), usage.ru_maxrss, floor)\n"
-)
+LAUNCHER = [sys.executable, "-I", "-S", str(Path(__file__).resolve().parent / "launch.py")]
+"""Runs a command from a bare interpreter and writes its figures (bench/launch.py)."""
 
 
 def run_id(day: date, run: int) -> str:
@@ -87,17 +81,15 @@ def generate(root: Path, days: int, rng: random.Random) -> int:
 
 def measured(command: list[str]) -> tuple[float, int, int, str]:
     """(wall seconds, peak RSS KB of the command, launcher floor KB, last stderr line) of one run."""
-    with tempfile.TemporaryFile() as errors:
-        started = time.perf_counter()
-        result = subprocess.run([sys.executable, "-S", "-I", "-c", LAUNCHER, *command],
-                                stdout=subprocess.PIPE, stderr=errors, text=True, check=True)
-        wall = time.perf_counter() - started
+    with tempfile.TemporaryDirectory() as temp, tempfile.TemporaryFile() as errors:
+        figures_path = Path(temp) / "launch.json"
+        subprocess.run([*LAUNCHER, str(figures_path), *command], stdout=subprocess.DEVNULL, stderr=errors, check=True)
+        figures = json.loads(figures_path.read_text())
         errors.seek(0)
         lines = errors.read().decode().strip().splitlines()
-    code, peak, floor = map(int, result.stdout.split())
-    if code != 0:
-        sys.exit(f"{' '.join(command)} failed ({code}): {lines[-3:]}")
-    return wall, peak, floor, lines[-1] if lines else ""
+    if figures["returncode"] != 0:
+        sys.exit(f"{' '.join(command)} failed ({figures['returncode']}): {lines[-3:]}")
+    return figures["wall"], figures["rss_kb"], figures["floor_kb"], lines[-1] if lines else ""
 
 
 def export_all(data_dir: Path, out: Path, checkouts: dict[str, Path], repeat: int) -> None:

@@ -29,8 +29,11 @@ def main() -> None:
             os._exit(127)
     _, status, usage = os.wait4(pid, 0)
     wall = time.perf_counter() - started
+    # The child's ru_maxrss starts from this launcher's memory at the fork: its floor.
+    with open("/proc/self/status", encoding="ascii") as status_file:
+        floor = next(int(line.split()[1]) for line in status_file if line.startswith("VmHWM:"))
     figures = {"returncode": os.waitstatus_to_exitcode(status), "wall": wall,
-               "cpu": usage.ru_utime + usage.ru_stime, "rss_kb": usage.ru_maxrss}
+               "cpu": usage.ru_utime + usage.ru_stime, "rss_kb": usage.ru_maxrss, "floor_kb": floor}
     with open(figures_path, "w", encoding="utf-8") as handle:
         json.dump(figures, handle)
 
