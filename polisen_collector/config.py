@@ -486,8 +486,3 @@ def settings_table() -> str:
         rows.append(f"| `{setting.env}` | {default} | {setting.help} |")
     return "\n".join(rows)
 
-
-if __name__ == "__main__":
-    from polisen_collector.cli import quiet_on_closed_pipe
-
-    quiet_on_closed_pipe(lambda argv=None: print(settings_table()))()

@@ -36,7 +36,7 @@ def counted(method: str):
 for name in ("get", "put", "list", "delete"):
     setattr(storage.LocalStorage, name, counted(name))
 
-import collect_events
+from polisen_collector.cli import collect_events
 
 code = collect_events.main(sys.argv[1:])
 if os.environ.get("STORE_CALLS_FILE"):

@@ -73,7 +73,7 @@ def exit_code(code: object) -> tuple[int, str]:
 
 def run_main(script: str, args: Sequence[str], env: Mapping[str, str], cwd: Path) -> subprocess.CompletedProcess:
     """`python3 script args...` with `env` in `cwd`, but as a call of the script's main(args)."""
-    main = importlib.import_module(Path(script).stem).main
+    main = importlib.import_module(f"polisen_collector.cli.{Path(script).stem}").main
     stdout, stderr = io.StringIO(), io.StringIO()
     with environment(env), process_state(cwd), \
             contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):

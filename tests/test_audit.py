@@ -12,11 +12,10 @@ import pytest
 from conftest import clear_settings
 from fake_polisen import FakePolisenServer
 
-import collect_events
-import health_check
 from polisen_collector.api.client import ApiOptions, PolisenClient
 from polisen_collector.api.rate_limit import MIN_INTERVAL, RateLimiter
 from polisen_collector.archive.state import STATE_OBJECT, encode_state, read_state
+from polisen_collector.cli import collect_events, health_check
 from polisen_collector.clock import utc_today
 from polisen_collector.metrics.run_metrics import RunMetrics
 from polisen_collector.recovery.audit import (

@@ -8,10 +8,7 @@ import os
 import pytest
 from conftest import clear_settings
 
-import analyze_metrics
-import collect_events
-import export_events
-import health_check
+from polisen_collector.cli import analyze_metrics, collect_events, export_events, health_check
 
 
 @pytest.fixture

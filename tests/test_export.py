@@ -19,9 +19,9 @@ from archive_truth import archived_versions, versions_in_snapshots
 from conftest import Collector, clear_settings, no_bad_line, words
 from fake_polisen import FakePolisenServer
 
-import export_events
 from polisen_collector.archive.events import content_hash, encode_jsonl, parse_event_datetime
 from polisen_collector.archive.layout import run_object_name
+from polisen_collector.cli import export_events
 from polisen_collector.export import COLUMNS, FTS_COLUMNS, ExportOptions, ExportSummary, iter_rows, make_row, write_jsonl
 from polisen_collector.geography import place_event
 from polisen_collector.pages.columns import PAGE_COLUMNS

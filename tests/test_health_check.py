@@ -15,7 +15,7 @@ from in_process import run_main
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-import health_check
+from polisen_collector.cli import health_check
 from polisen_collector.health.file import write_health
 from polisen_collector.health.server import HealthCollector
 

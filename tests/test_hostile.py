@@ -16,8 +16,8 @@ from archive_truth import assert_archive_complete
 from conftest import Collector, clear_settings
 from fake_clock import FakeClock
 
-import health_check
 from polisen_collector.api.client import ApiOptions, PolisenClient
+from polisen_collector.cli import health_check
 
 
 class Workspace:
@@ -274,7 +274,7 @@ def test_ids_beyond_2_53_and_absurd_dates_are_invalid_events(workspace, fake_api
 def test_export_skips_stored_lines_with_huge_ids_or_absurd_dates(workspace, fake_api, tmp_path, snapshot_bodies,
                                                                  capsys, monkeypatch, fmt):
     """Lines an older collector stored before these checks existed are skipped and counted, never a crash."""
-    import export_events
+    from polisen_collector.cli import export_events
 
     code, output = workspace.run()
     assert code == 0, output

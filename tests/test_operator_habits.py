@@ -17,13 +17,15 @@ from pathlib import Path
 import pytest
 from conftest import REPO, clear_settings
 
-import analyze_metrics
-import collect_events
-import export_events
-import health_check
-import performance_metrics
-import secrets_manager
 from polisen_collector import __version__
+from polisen_collector.cli import (
+    analyze_metrics,
+    collect_events,
+    export_events,
+    health_check,
+    performance_metrics,
+    secrets_manager,
+)
 from polisen_collector.files import atomic_write
 from polisen_collector.run.lock import RunLock
 

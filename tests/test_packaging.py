@@ -65,6 +65,15 @@ def test_console_script_answers_version(script, capsys, monkeypatch):
     assert capsys.readouterr().out.split()[-1] == __version__
 
 
-def test_every_door_is_installed():
-    doors = sorted(path.stem for path in REPO.glob("*.py"))
-    assert sorted(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["py-modules"]) == doors
+def test_the_doors_at_the_top_are_shims_of_the_console_scripts():
+    """Each file at the top runs the entry point its console script runs, from the package; and
+    `pip install .` installs the package alone, no top-level module beside it."""
+    shims = {}
+    for path in REPO.glob("*.py"):
+        match = re.search(r"^from (polisen_collector\.cli\.\w+) import (\w+)$", path.read_text(), re.MULTILINE)
+        assert match, f"{path.name} does not import its entry point from polisen_collector.cli"
+        assert match[1] == f"polisen_collector.cli.{path.stem}", path.name
+        assert len(path.read_text().splitlines()) <= 15, f"{path.name} is more than a shim"
+        shims[path.stem] = f"{match[1]}:{match[2]}"
+    assert sorted(shims.values()) == sorted(PROJECT["scripts"].values())
+    assert tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["py-modules"] == []

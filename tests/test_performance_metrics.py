@@ -174,7 +174,7 @@ def test_real_runs_leave_metrics_that_match_the_archive(collector, fake_api, tmp
 
 
 def test_performance_metrics_before_the_first_run_says_so_and_exits_0(tmp_path, monkeypatch, capsys):
-    import performance_metrics
+    from polisen_collector.cli import performance_metrics
 
     monkeypatch.delenv("METRICS_DIR", raising=False)
     env_file = tmp_path / "empty.env"

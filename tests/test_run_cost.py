@@ -40,7 +40,7 @@ def program_run(collector, monkeypatch, *args: str) -> int:
 
     from in_process import environment, process_state
 
-    import collect_events
+    from polisen_collector.cli import collect_events
 
     monkeypatch.setattr(sys, "argv", ["collect_events.py", "--env-file", os.devnull, *args])
     try:

@@ -1,0 +1,169 @@
+"""Cron entry point: run one collection of the Polisen events feed and exit.
+
+Exit codes: 0 success (also when nothing was new), 1 the run failed, 2 bad configuration
+or credentials, 3 another run holds the lock. Cron's convention: a successful run prints
+nothing; any other exit leaves exactly one line on stderr saying why; the rest is in the log.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+
+from polisen_collector.cli.common import add_standard_options, quiet_on_closed_pipe
+from polisen_collector.config import ConfigError, Settings, check_writable_dir, load_settings
+from polisen_collector.exit_codes import EXIT_CONFIG, EXIT_OK
+
+
+class OneLineParser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # cron mails one line, not the whole usage
+        self.exit(EXIT_CONFIG, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = OneLineParser(
+        description="Collect new and edited events from the Polisen API into the archive.",
+        epilog="Every setting can also come from the environment or a .env file; see README.md.",
+    )
+    parser.add_argument("--api-url", help="events endpoint (POLISEN_API_URL)")
+    parser.add_argument("--data-dir", help="local archive folder (DATA_DIR)")
+    parser.add_argument("--storage", choices=("local", "oci"), help="archive backend (STORAGE)")
+    parser.add_argument("--log-dir", help="log, lock and health folder (LOG_DIR)")
+    parser.add_argument("--metrics-dir", help="per-run metrics folder (METRICS_DIR)")
+    parser.add_argument("--dry-run", action="store_true", help="fetch and report, write nothing")
+    parser.add_argument("--compact", action="store_true",
+                        help="do not fetch: merge the per-run objects of days older than COMPACT_AFTER_DAYS")
+    parser.add_argument("--audit", action="store_true",
+                        help="one tick of the rolling audit: re-read the past days due now with ?DateTime=, then exit")
+    parser.add_argument("--backfill", metavar="FIRST..LAST",
+                        help="fetch these days with ?DateTime= (e.g. 2026-05-01..2026-05-20) instead of the feed")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="also print the log to stderr (a run by hand; cron wants silence)")
+    add_standard_options(parser)
+    args = parser.parse_args(argv)
+    chosen = [flag for flag, on in (("--compact", args.compact), ("--audit", args.audit),
+                                    ("--backfill", args.backfill is not None)) if on]
+    if len(chosen) > 1:
+        parser.error(f"{' and '.join(chosen)} are separate jobs: give one of them")
+    args.other_job = bool(chosen)  # compaction, an audit tick or a backfill: not a collection run
+    return args
+
+
+def cli_overrides(args: argparse.Namespace) -> dict[str, str | None]:
+    return {
+        "POLISEN_API_URL": args.api_url,
+        "DATA_DIR": args.data_dir,
+        "STORAGE": args.storage,
+        "LOG_DIR": args.log_dir,
+        "METRICS_DIR": args.metrics_dir,
+    }
+
+
+def build_settings(args: argparse.Namespace) -> Settings:
+    settings = load_settings(overrides=cli_overrides(args), env_file=args.env_file)
+    check_writable_dir(settings.log_dir, "LOG_DIR")
+    check_writable_dir(settings.metrics_dir, "METRICS_DIR")
+    if settings.storage == "local":
+        check_writable_dir(settings.data_dir, "DATA_DIR")
+    return settings
+
+
+def parse_backfill(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    from polisen_collector.recovery.gaps import parse_day_range
+
+    try:
+        return parse_day_range(text)
+    except ValueError as error:
+        raise ConfigError(f"--backfill: {error}") from None
+
+
+def program() -> int:
+    """The process: `python collect_events.py`, the `polisen-collect` command.
+
+    A collection run is short and makes few reference cycles (a few hundred objects, 3 MB with
+    200 pages). So the cyclic garbage collector is paused, and what the run leaves is frozen
+    before the interpreter's exit: neither the start, which allocates the objects of some 600
+    modules, nor the exit's last collection scans them (docs/performance.md). Reference
+    counting frees everything else. Jobs over many days turn the collector back on (main).
+    What the run leaves in reference cycles is therefore never finalized at exit: no open file
+    may be among it (tests/test_run_cost.py checks that none is).
+    """
+    gc.disable()
+    try:
+        return main()
+    finally:
+        gc.freeze()
+
+
+@quiet_on_closed_pipe
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.other_job:  # jobs over many days: their few cycles a day add up
+        gc.enable()
+    try:
+        settings = build_settings(args)
+        backfill_days = parse_backfill(args.backfill)
+    except ConfigError as error:
+        from polisen_collector.logging_setup import print_failure, silence_logging
+
+        silence_logging()
+        # Only a collection run speaks for health.json: a dry run writes nothing, and the audit,
+        # compaction and an on-demand backfill are other jobs (the audit has health-audit.json).
+        collection = not (args.dry_run or args.other_job)
+        problem = record_config_failure(args, error) if collection else None
+        print_failure(f"configuration error: {error}" + (f" ({problem})" if problem else ""))
+        return EXIT_CONFIG
+
+    from polisen_collector.logging_setup import LOG_FILE_NAME, print_failure, setup_logging
+
+    echo = args.verbose or args.dry_run  # a dry run is for reading what it would do
+    last_error = setup_logging(settings.log_dir, settings.log_level, settings.log_max_bytes,
+                               settings.log_backup_count, echo=echo)
+    from polisen_collector.run.collection import run_compaction, run_once
+
+    if args.compact:
+        code = run_compaction(settings)
+    elif args.audit:
+        from polisen_collector.run.audit_tick import audit_once
+
+        code = audit_once(settings)
+    else:
+        code = run_once(settings, dry_run=args.dry_run, backfill_days=backfill_days)
+    if code != EXIT_OK and not echo:
+        reason = last_error.message or f"collect_events.py exited {code}"
+        print_failure(f"{reason} (log: {settings.log_dir / LOG_FILE_NAME})")
+    return code
+
+
+def record_config_failure(args: argparse.Namespace, error: ConfigError) -> str | None:
+    """Record the failure in the health file (and ping /fail) when the settings saying where still parse.
+
+    Returns what went wrong doing so, for the one stderr line, or None.
+    """
+    from polisen_collector.clock import utc_now
+    from polisen_collector.config import EnvFileError, health_path_of, load_some
+    from polisen_collector.health.file import write_health
+
+    if isinstance(error, EnvFileError):  # the error line says it already; no setting can be read
+        return "not recorded in the health file"
+    try:
+        some = load_some(("health_file", "log_dir", "healthcheck_ping_url"),
+                         overrides=cli_overrides(args), env_file=args.env_file)
+    except (OSError, ValueError, ConfigError) as failure:  # e.g. an unreadable .env: the config error is what matters
+        return f"not recorded in the health file: {failure}"
+    if "log_dir" not in some:  # LOG_DIR itself is the bad setting: nowhere to record it
+        return None
+    path = health_path_of(some.get("health_file"), some["log_dir"])
+    try:
+        write_health(path, finished_at=utc_now(), success=False,
+                     events_processed=0, execution_time=0.0, error=error)
+        problem = None
+    except OSError as failure:
+        problem = f"not recorded in {path}: {failure}"
+    if some.get("healthcheck_ping_url"):
+        from polisen_collector.health.ping import ping
+
+        ping(some["healthcheck_ping_url"], success=False)
+    return problem

@@ -1,0 +1,173 @@
+"""Export the archive as one clean table: one row per event (its latest version), JSONL/CSV/Parquet/SQLite.
+
+Exit codes: 0 done (bad archive lines are reported and skipped), 1 the store or the output
+failed, 2 bad arguments or configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from datetime import date
+from pathlib import Path
+
+from polisen_collector.cli.common import add_standard_options, quiet_on_closed_pipe
+from polisen_collector.config import STORAGE_FIELDS, ConfigError, load_settings
+
+FORMATS = ("jsonl", "csv", "parquet", "sqlite")
+FORMAT_OF_SUFFIX = {
+    ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet", ".pq": "parquet",
+    ".db": "sqlite", ".sqlite": "sqlite", ".sqlite3": "sqlite",
+}
+FILE_ONLY = {"parquet": "Parquet", "sqlite": "SQLite"}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Export the deduplicated event archive: one row per event id, its latest version.",
+        epilog="Storage comes from the same settings as collect_events.py (STORAGE, DATA_DIR, OCI_*); see README.md.",
+    )
+    parser.add_argument("-o", "--output", help="output file (default stdout; required for Parquet and SQLite)")
+    parser.add_argument("--format", choices=FORMATS,
+                        help="output format (default: from the -o extension, jsonl on stdout)")
+    parser.add_argument("--all-versions", action="store_true",
+                        help="one row per distinct version, not per id (SQLite always has both: tables events, versions)")
+    parser.add_argument("--csv-raw", action="store_true",
+                        help="CSV: keep cells starting with = + - @ as they are (default: prefixed with ' "
+                             "so spreadsheets do not run them as formulas)")
+    parser.add_argument("--from", dest="date_from", type=date.fromisoformat, metavar="YYYY-MM-DD",
+                        help="first event date included")
+    parser.add_argument("--to", dest="date_to", type=date.fromisoformat, metavar="YYYY-MM-DD",
+                        help="last event date included")
+    parser.add_argument("--type", action="append", default=[], metavar="TYPE",
+                        help="only these event types (repeat or separate with ';'), case-insensitive")
+    parser.add_argument("--location", action="append", default=[], metavar="NAME",
+                        help="only these location names (repeat or separate with ';'), case-insensitive")
+    parser.add_argument("--data-dir", help="local archive folder (DATA_DIR)")
+    parser.add_argument("--storage", choices=("local", "oci"), help="archive backend (STORAGE)")
+    add_standard_options(parser)
+    return parser.parse_args(argv)
+
+
+def output_format(args: argparse.Namespace) -> str | None:
+    """The format asked for, else the one the -o extension names; None when it names none."""
+    if args.format:
+        return args.format
+    if not args.output:
+        return "jsonl"
+    return FORMAT_OF_SUFFIX.get(Path(args.output).suffix.lower())
+
+
+def names(values: list[str]) -> frozenset[str]:
+    return frozenset(part.strip().casefold() for value in values for part in value.split(";") if part.strip())
+
+
+def show_progress(index: int, day: date) -> None:
+    sys.stderr.write(f"\rexporting {day} ({index} days)")
+    sys.stderr.flush()
+
+
+def report_bad(line) -> None:
+    print(f"skipping bad archive line: {line}", file=sys.stderr)
+
+
+def write_output(fmt: str, source, output: str | None, csv_raw: bool) -> None:
+    """To stdout, or to a temp file renamed over -o at the end, so a failed export leaves no half file.
+
+    `source` is iter_rows' rows, or for SQLite iter_events_with_versions' records.
+    """
+    from polisen_collector.export import write_csv, write_jsonl, write_parquet, write_sqlite
+    from polisen_collector.files import temp_file_beside
+
+    def write_text(handle) -> None:
+        if fmt == "csv":
+            write_csv(source, handle, raw=csv_raw)
+        else:
+            write_jsonl(source, handle)
+
+    if output is None:
+        write_text(sys.stdout)
+        return
+    path = Path(output)
+    fd, tmp = temp_file_beside(path)  # follows the umask, as the file it replaces would
+    try:
+        if fmt in FILE_ONLY:
+            os.close(fd)
+            (write_parquet if fmt == "parquet" else write_sqlite)(source, tmp)
+        else:
+            with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+                write_text(handle)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@quiet_on_closed_pipe
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    fmt = output_format(args)
+    if fmt is None:
+        print(f"error: cannot tell the format from the name {args.output}: use --format {'|'.join(FORMATS)}",
+              file=sys.stderr)
+        return 2
+    if fmt in FILE_ONLY and not args.output:
+        print(f"error: {FILE_ONLY[fmt]} output needs -o FILE", file=sys.stderr)
+        return 2
+    if args.csv_raw and fmt != "csv":
+        print("error: --csv-raw applies only to CSV output", file=sys.stderr)
+        return 2
+    if args.output and not Path(args.output).resolve().parent.is_dir():
+        print(f"error: the folder of {args.output} does not exist", file=sys.stderr)
+        return 2
+    try:
+        settings = load_settings(overrides={"DATA_DIR": args.data_dir, "STORAGE": args.storage},
+                                 env_file=args.env_file, only=(*STORAGE_FIELDS, "api_url", "site_url"))
+    except ConfigError as error:
+        print(f"configuration error: {error}", file=sys.stderr)
+        return 2
+    if settings.storage == "local" and not settings.data_dir.is_dir():
+        print(f"configuration error: DATA_DIR={str(settings.data_dir)!r} is not a folder", file=sys.stderr)
+        return 2
+
+    from polisen_collector.export import (
+        ExportError,
+        ExportOptions,
+        ExportSummary,
+        iter_events_with_versions,
+        iter_rows,
+    )
+    from polisen_collector.storage import open_storage
+    from polisen_collector.storage.base import StorageError
+
+    options = ExportOptions(all_versions=args.all_versions, date_from=args.date_from, date_to=args.date_to,
+                            types=names(args.type), locations=names(args.location),
+                            page_origin=settings.page_origin)
+    summary = ExportSummary()
+    try:
+        storage = open_storage(settings)
+        produce = iter_events_with_versions if fmt == "sqlite" else iter_rows
+        source = produce(storage, options, summary, report_bad, show_progress if sys.stderr.isatty() else None)
+        write_output(fmt, source, args.output, args.csv_raw)
+    except ExportError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except ConfigError as error:
+        print(f"configuration error: {error}", file=sys.stderr)
+        return 2
+    except StorageError as error:
+        print(f"export failed: {error}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        raise  # a reader like `head` left: quiet_on_closed_pipe ends the tool, not a failed output
+    except OSError as error:
+        print(f"export failed: {error}", file=sys.stderr)
+        return 1
+    if sys.stderr.isatty() and summary.days:
+        sys.stderr.write("\n")
+    for event_id in summary.split_ids:
+        print(f"warning: event {event_id} has versions dated on days more than a week apart; "
+              + ("merged into one row of events" if fmt == "sqlite" else "exported once per date"), file=sys.stderr)
+    print(f"exported {summary}", file=sys.stderr)
+    return 0
