@@ -44,6 +44,7 @@ DEFAULT_PAGE_ORIGIN = origin_of(DEFAULT_API_URL)
 COLUMNS: dict[str, str] = {
     "id": "integer",
     "datetime": "local_time",
+    "local_date": "local_date",
     "name": "text",
     "summary": "text",
     "url": "text",
@@ -141,6 +142,7 @@ def make_row(version: Version, first_run: str, last_run: str, versions: int, ori
     return {
         "id": version.event.id,
         "datetime": version.event.when,
+        "local_date": version.event.when.date(),  # the offset is Swedish time: the event's date in Sweden
         "name": _text(raw.get("name")),
         "summary": _text(raw.get("summary")),
         "url": url,
@@ -322,9 +324,10 @@ TIMESPEC = {"utc_time": "milliseconds", "local_time": "seconds"}
 
 
 def _text_value(column: str, value: Any) -> Any:
-    """A datetime cell as ISO 8601 text in its column's one format; other values as they are."""
-    return value.isoformat(timespec=TIMESPEC.get(COLUMNS.get(column, ""), "milliseconds")) if isinstance(value, datetime) \
-        else value
+    """A datetime cell as ISO 8601 text in its column's one format, a date as YYYY-MM-DD; other values as they are."""
+    if isinstance(value, datetime):
+        return value.isoformat(timespec=TIMESPEC.get(COLUMNS.get(column, ""), "milliseconds"))
+    return value.isoformat() if isinstance(value, date) else value
 
 
 def _text_row(row: dict[str, Any]) -> dict[str, Any]:
@@ -366,6 +369,8 @@ def parquet_schema():
             return pa.timestamp("ms", tz=PARQUET_EVENT_TZ)
         if kind == "utc_time":
             return pa.timestamp("ms", tz="UTC")
+        if kind == "local_date":
+            return pa.date32()
         return pa.type_for_alias(PARQUET_TYPES[kind])
 
     return pa.schema([(name, arrow_type(kind)) for name, kind in COLUMNS.items()])
@@ -395,7 +400,8 @@ def write_parquet(rows: Iterable[dict[str, Any]], out) -> None:
         writer.write_table(pa.Table.from_pydict(group, schema=schema))
 
 
-SQLITE_TYPES = {"integer": "INTEGER", "text": "TEXT", "real": "REAL", "local_time": "TEXT", "utc_time": "TEXT"}
+SQLITE_TYPES = {"integer": "INTEGER", "text": "TEXT", "real": "REAL", "local_time": "TEXT", "utc_time": "TEXT",
+                "local_date": "TEXT"}
 VERSION_KEY = "content_hash"
 
 
@@ -408,9 +414,20 @@ def _column_list(names: Iterable[str], prefix: str = "") -> str:
     return ", ".join(prefix + _q(name) for name in names)
 
 
-def sqlite_schema() -> tuple[list[str], list[str]]:
-    """(tables, full-text index triggers): `events` keyed by id, `versions`, and `events_fts` in the
-    shape sqlite-utils' enable_fts(..., create_triggers=True) gives, which Datasette detects."""
+# For a Datasette site over the database: its list of events sorts by datetime and facets by type,
+# county, municipality and local date; the latest edits start from versions > 1. One index each,
+# so that a facet counts from its index instead of reading every row with its page text.
+SQLITE_INDEXES = ("datetime", "local_date", "type", "county_name", "municipality_name", "versions")
+LIST_VIEW = "event_list"
+LIST_COLUMNS = ("id", "datetime", "local_date", "type", "name", "summary", "location_name", "municipality_name",
+                "county_name", "latitude", "longitude", "versions", "page_url")
+"""The view `event_list`: the events without the long page text, one short line each in a list."""
+
+
+def sqlite_schema() -> tuple[list[str], list[str], list[str]]:
+    """(tables and the list view, indexes, full-text index triggers): `events` keyed by id, `versions`,
+    `events_fts` in the shape sqlite-utils' enable_fts(..., create_triggers=True) gives, which Datasette
+    detects, and `event_list`. The indexes are best built once the rows are in, the triggers last."""
     events = ",\n".join(
         f"   {_q(name)} {SQLITE_TYPES[kind]}" + (" PRIMARY KEY" if name == "id" else "")
         for name, kind in COLUMNS.items()
@@ -426,13 +443,15 @@ def sqlite_schema() -> tuple[list[str], list[str]]:
         f'CREATE TABLE "events" (\n{events}\n)',
         f'CREATE TABLE "versions" (\n{versions},\n   {_q(VERSION_KEY)} TEXT,\n   PRIMARY KEY ("id", {_q(VERSION_KEY)})\n)',
         f'CREATE VIRTUAL TABLE "events_fts" USING FTS5 (\n    {fts},\n    content="events"\n)',
+        f'CREATE VIEW {_q(LIST_VIEW)} AS SELECT {_column_list(LIST_COLUMNS)} FROM "events"',
     ]
+    indexes = [f'CREATE INDEX {_q("idx_events_" + name)} ON "events" ({_q(name)})' for name in SQLITE_INDEXES]
     triggers = [
         f'CREATE TRIGGER "events_ai" AFTER INSERT ON "events" BEGIN\n  {add}\nEND',
         f'CREATE TRIGGER "events_ad" AFTER DELETE ON "events" BEGIN\n  {remove}\nEND',
         f'CREATE TRIGGER "events_au" AFTER UPDATE ON "events" BEGIN\n  {remove}\n  {add}\nEND',
     ]
-    return tables, triggers
+    return tables, indexes, triggers
 
 
 def _upsert_event_sql() -> str:
@@ -456,10 +475,11 @@ def _insert_version_sql() -> str:
 
 
 def write_sqlite(records: Iterable[tuple[dict[str, Any], list[tuple[str, dict[str, Any]]]]], path: str) -> None:
-    """A SQLite database in the new, empty file `path`: rows stream in, then the full-text index is built."""
+    """A SQLite database in the new, empty file `path`: rows stream in, then the full-text index and the
+    indexes are built."""
     import sqlite3
 
-    tables, triggers = sqlite_schema()
+    tables, indexes, triggers = sqlite_schema()
     upsert, insert_version = _upsert_event_sql(), _insert_version_sql()
     connection = sqlite3.connect(path, isolation_level=None)
     try:
@@ -473,7 +493,7 @@ def write_sqlite(records: Iterable[tuple[dict[str, Any], list[tuple[str, dict[st
                 [*(_text_value(name, row[name]) for name in COLUMNS), content_hash] for content_hash, row in every
             ))
         connection.execute('INSERT INTO "events_fts" ("events_fts") VALUES (\'rebuild\')')
-        for statement in triggers:
+        for statement in indexes + triggers:
             connection.execute(statement)
         connection.execute("COMMIT")
     except sqlite3.Error as error:  # such as "database or disk is full": the output failed, like an OSError

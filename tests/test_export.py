@@ -9,7 +9,7 @@ import os
 import re
 import signal
 import sqlite3
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 import duckdb
@@ -22,13 +22,26 @@ from fake_polisen import FakePolisenServer
 from polisen_collector.archive.events import content_hash, encode_jsonl, parse_event_datetime
 from polisen_collector.archive.layout import run_object_name
 from polisen_collector.cli import export_events
-from polisen_collector.export import COLUMNS, FTS_COLUMNS, ExportOptions, ExportSummary, iter_rows, make_row, write_jsonl
+from polisen_collector.export import (
+    COLUMNS,
+    FTS_COLUMNS,
+    LIST_COLUMNS,
+    LIST_VIEW,
+    SQLITE_INDEXES,
+    ExportOptions,
+    ExportSummary,
+    iter_rows,
+    make_row,
+    write_jsonl,
+)
 from polisen_collector.geography import place_event
 from polisen_collector.pages.columns import PAGE_COLUMNS
 from polisen_collector.run.lock import RunLock
 from polisen_collector.storage.local import LocalStorage
 
 GEOGRAPHY_COLUMNS = ["location_level", "municipality_code", "municipality_name", "county_code", "county_name"]
+
+TIME_COLUMNS = ("datetime", "local_date", "first_collected", "last_collected")
 
 KILL_SCRIPT = "tests/compact_with_kill.py"
 
@@ -77,8 +90,9 @@ def export_in_process(data_dir: Path, all_versions: bool = False) -> str:
 def expected_row(content: str, versions: int) -> dict:
     event = json.loads(content)
     latitude, longitude = (float(x) for x in event["location"]["gps"].split(","))
+    when = parse_event_datetime(event["datetime"])
     return {
-        "id": event["id"], "datetime": parse_event_datetime(event["datetime"]).isoformat(),
+        "id": event["id"], "datetime": when.isoformat(), "local_date": event["datetime"][:10],
         "name": event["name"], "summary": event["summary"], "url": event["url"],
         "page_url": "https://polisen.se" + event["url"], "type": event["type"],
         "location_name": event["location"]["name"], "latitude": latitude, "longitude": longitude,
@@ -146,7 +160,7 @@ def test_csv_and_parquet_read_back_with_types(archive, tmp_path):
         relation = duckdb.sql(f"SELECT * FROM {source} ORDER BY id, last_collected")
         types = dict(zip(relation.columns, map(str, relation.types), strict=True))
         assert {k: v for k, v in types.items() if k not in PAGE_COLUMNS + GEOGRAPHY_COLUMNS} == {
-            "id": "BIGINT", "datetime": "TIMESTAMP WITH TIME ZONE", "name": "VARCHAR", "summary": "VARCHAR",
+            "id": "BIGINT", "datetime": "TIMESTAMP WITH TIME ZONE", "local_date": "DATE", "name": "VARCHAR", "summary": "VARCHAR",
             "url": "VARCHAR", "page_url": "VARCHAR", "type": "VARCHAR", "location_name": "VARCHAR", "latitude": "DOUBLE",
             "longitude": "DOUBLE", "first_collected": "TIMESTAMP WITH TIME ZONE",
             "last_collected": "TIMESTAMP WITH TIME ZONE", "versions": "BIGINT",
@@ -157,11 +171,13 @@ def test_csv_and_parquet_read_back_with_types(archive, tmp_path):
         for got, want in zip(read_back, expected, strict=True):
             for key in ("datetime", "first_collected", "last_collected"):
                 assert got[key] == datetime.fromisoformat(want[key]), (key, got, want)
-            assert {k: v for k, v in got.items() if k not in ("datetime", "first_collected", "last_collected")} == \
-                {k: v for k, v in want.items() if k not in ("datetime", "first_collected", "last_collected")}
+            assert got["local_date"] == date.fromisoformat(want["local_date"])
+            assert {k: v for k, v in got.items() if k not in TIME_COLUMNS} == \
+                {k: v for k, v in want.items() if k not in TIME_COLUMNS}
 
     schema = pq.read_schema(tmp_path / "events.parquet")
     assert str(schema.field("datetime").type) == "timestamp[ms, tz=Europe/Stockholm]"
+    assert str(schema.field("local_date").type) == "date32[day]"
     assert str(schema.field("id").type) == "int64"
     assert str(schema.field("latitude").type) == "double"
     assert str(schema.field("page_published").type) == "timestamp[ms, tz=Europe/Stockholm]"
@@ -279,6 +295,16 @@ def test_sqlite_has_events_versions_and_a_full_text_index(archive, snapshot_bodi
         {"rowid": expected[0]}
     ]
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+    # The list view and the indexes a Datasette site sorts and facets by.
+    assert sqlite_rows(db, f"SELECT * FROM {LIST_VIEW} ORDER BY id") == [
+        {name: row[name] for name in LIST_COLUMNS} for row in sqlite_rows(db, "SELECT * FROM events ORDER BY id")
+    ]
+    for column in SQLITE_INDEXES:
+        plan = sqlite_rows(db, f"EXPLAIN QUERY PLAN SELECT {column}, count(*) FROM events GROUP BY {column}")
+        assert [row["detail"] for row in plan] == [f"SCAN events USING COVERING INDEX idx_events_{column}"]
+    plan = sqlite_rows(db, f"EXPLAIN QUERY PLAN SELECT * FROM {LIST_VIEW} ORDER BY datetime DESC LIMIT 10")
+    assert [row["detail"] for row in plan] == ["SCAN events USING INDEX idx_events_datetime"]
 
 
 def write_objects(data_dir: Path, objects: dict[str, list[dict]]) -> None:
