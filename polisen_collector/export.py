@@ -91,6 +91,7 @@ class ExportOptions:
     types: frozenset[str] = frozenset()
     locations: frozenset[str] = frozenset()
     page_origin: str = DEFAULT_PAGE_ORIGIN
+    store_parses: bool = False
 
 
 @dataclass
@@ -103,6 +104,8 @@ class ExportSummary:
     filtered_out: int = 0
     bad_lines: int = 0
     unplaced: int = 0
+    pages_parsed: int = 0
+    parses_stored: int = 0
     split_ids: list[int] = field(default_factory=list)
 
     def __str__(self) -> str:
@@ -115,9 +118,15 @@ class ExportSummary:
                  f"{self.bad_lines} bad lines skipped")
         if self.unplaced:
             text += f"; {self.unplaced} rows placed in no municipality or county (location_level unknown)"
+        if self.pages_parsed:
+            text += (f"; {self.pages_parsed} page versions had no stored parse and were parsed"
+                     + (f", {self.parses_stored} parses stored" if self.parses_stored else " (--store-parses stores them)"))
         if self.split_ids:
             text += f"; {len(self.split_ids)} ids dated on days too far apart to merge"
         return text
+
+    def count_pages(self, pages: PageColumns) -> None:
+        self.pages_parsed, self.parses_stored = pages.parsed, pages.stored
 
 
 def parse_gps(gps: Any) -> tuple[float | None, float | None]:
@@ -275,14 +284,16 @@ def iter_rows(
     progress: Callable[[int, date], None] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Rows of the export: each id's latest version, or with all_versions every version."""
-    pages = PageColumns(storage)
+    pages = PageColumns(storage, options.store_parses)
     for versions in iter_versions(storage, options, summary, on_bad, progress):
         if options.all_versions:
             rows = [row for _, row in version_rows(versions, options.page_origin)]
         else:
             rows = [latest_row(versions, options.page_origin)]
         summary.versions_dropped += len(versions) - len(rows)
-        for row in pages.add(rows, options.all_versions):
+        rows = pages.add(rows, options.all_versions)
+        summary.count_pages(pages)
+        for row in rows:
             if _matches(row, options):
                 summary.rows += 1
                 summary.unplaced += row["location_level"] == "unknown"
@@ -303,9 +314,10 @@ def iter_events_with_versions(
     Every row carries the event's latest page and its place; the page versions themselves
     are in the other formats' `--all-versions`.
     """
-    pages = PageColumns(storage)
+    pages = PageColumns(storage, options.store_parses)
     for versions in iter_versions(storage, options, summary, on_bad, progress):
         [latest] = pages.add([latest_row(versions, options.page_origin)], all_versions=False)
+        summary.count_pages(pages)
         if not _matches(latest, options):
             summary.filtered_out += 1
             continue

@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from fake_oci import ApiKey, FakeOCIServer, write_oci_config
 from in_process import environment
 
+from polisen_collector.pages.parse import parse_page
 from polisen_collector.storage.local import LocalStorage
 
 BUCKET = "polisen-events-collector"
@@ -737,10 +738,43 @@ def test_pages_are_stored_in_the_bucket_like_the_events(tmp_path, fake_api, fake
     assert oci_run.run(env={"PAGES_PER_RUN": "3"}).returncode == 0
     objects = fake_oci.objects()
     pages = {name: blob for name, blob in objects.items() if name.startswith("pages/")}
-    assert len(pages) == 3 and {blob.content_type for blob in pages.values()} == {"application/gzip"}
+    assert sorted(blob.content_type for blob in pages.values()) == ["application/gzip"] * 3 + ["application/json"] * 3
+    for name, blob in pages.items():
+        if name.endswith(".html.gz"):
+            stored = json.loads(pages[name.removesuffix(".html.gz") + ".parsed-v1.json"].data)
+            page = parse_page(gzip.decompress(blob.data))
+            assert {key: stored[key] for key in ("title", "body", "published", "reason")} == {
+                "title": page.title, "body": page.body, "published": page.published, "reason": None}
     bucket = LocalStorage(fake_oci.dump(tmp_path / "bucket"))
     queue, base = decode_queue(objects[QUEUE_OBJECT].data, bucket)
     assert base.name is not None and base.name.startswith("metadata/bases/pages-"), "500 entries: a head over a base"
     assert sum(entry.fingerprint is not None for entry in queue.values()) == 3
     assert len(queue) == len(json.loads(snapshot_bodies[0]))
     assert not oci_run.data_dir.exists(), "STORAGE=oci must not write the local archive"
+
+
+def test_the_compaction_job_stores_missing_page_parses_and_the_export_reads_them(fake_api, fake_oci, oci_run):
+    """A version without a parse (an archive from before parses were stored) and one parsed by an older
+    parser: the export parses them itself, the daily job stores their parse, then the export reads it."""
+    fake_api.serve(0)
+    assert oci_run.run(env={"PAGES_PER_RUN": "3"}).returncode == 0
+    bucket = fake_oci.state.buckets[BUCKET]
+    parses = sorted(name for name in bucket if name.endswith(".parsed-v1.json"))
+    expected = {name: bucket[name].data for name in parses}
+    del bucket[parses[0]]
+    bucket[parses[1].replace("-v1.json", "-v0.json")] = bucket.pop(parses[1])
+
+    def export(*args: str) -> tuple[list[dict], str]:
+        result = oci_run.run(*args, script="export_events.py")
+        assert result.returncode == 0, result.stderr
+        return [json.loads(line) for line in result.stdout.splitlines() if '"page_title": null' not in line], \
+            result.stderr
+
+    rows, summary = export()
+    assert len(rows) == 3 and "; 2 page versions had no stored parse and were parsed (--store-parses" in summary
+    assert oci_run.run("--compact").returncode == 0
+    assert {name: blob.data for name, blob in bucket.items() if ".parsed-" in name} == expected
+    assert export() == (rows, summary.split("; 2 page versions")[0] + "\n")
+    del bucket[parses[2]]
+    assert export("--store-parses")[1].endswith("; 1 page versions had no stored parse and were parsed, 1 parses stored\n")
+    assert {name: blob.data for name, blob in bucket.items() if ".parsed-" in name} == expected

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import re
 from datetime import date
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from polisen_collector.pages import parse
-from polisen_collector.pages.parse import ParsedPage, content_fingerprint, parse_page, swedish_datetime
+from polisen_collector.pages.parse import PARSER_VERSION, ParsedPage, content_fingerprint, parse_page, swedish_datetime
 
 DATA = Path(__file__).resolve().parent / "data"
 PAGES = DATA / "polisen-pages"
@@ -281,3 +282,8 @@ def test_every_recorded_page_parses():
     assert sum(result.author is None for result in results.values()) == 6
     assert sum("\n\n" in result.body for result in results.values()) == 1185
     assert len({content_fingerprint(result) for result in results.values()}) == 1722
+    # Stored parses are read instead of parsing again (pages/store.py) unless PARSER_VERSION differs:
+    # a change that alters any field of these pages must bump it, then this digest.
+    digest = hashlib.sha256("".join(content_fingerprint(results[key]) for key in sorted(results)).encode())
+    assert (PARSER_VERSION, digest.hexdigest()) == (
+        1, "dd2e60a224a74b6ed400c18726863975f83f15be25af573bb2ee51542e2a14ca")

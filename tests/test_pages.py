@@ -14,16 +14,18 @@ from fake_polisen import PAGES_DIR, FakePolisenServer, snapshot_paths, snapshot_
 
 from polisen_collector.api.client import ApiError, ApiOptions, PolisenClient
 from polisen_collector.archive.events import validate_event
+from polisen_collector.archive.ingest import write_events
 from polisen_collector.archive.layout import new_run_id
 from polisen_collector.config import ConfigError, load_settings
 from polisen_collector.export import ExportOptions, ExportSummary, iter_rows
 from polisen_collector.geography import place_event
 from polisen_collector.metrics.run_metrics import RunMetrics
 from polisen_collector.pages.collect import collect_pages
+from polisen_collector.pages.columns import PAGE_COLUMNS
 from polisen_collector.pages.fetch import PageClient, PageError, PageOptions
-from polisen_collector.pages.parse import content_fingerprint, parse_page
+from polisen_collector.pages.parse import PARSER_VERSION, content_fingerprint, parse_page
 from polisen_collector.pages.queue import QUEUE_OBJECT, PageEntry, decode_queue, encode_queue
-from polisen_collector.pages.store import day_page_versions, read_page_html
+from polisen_collector.pages.store import day_page_versions, page_object_name, page_version_of, read_page_html
 from polisen_collector.run.feed import collect
 from polisen_collector.storage.delta_map import Base
 from polisen_collector.storage.local import LocalStorage
@@ -455,3 +457,95 @@ def test_a_page_queue_whose_base_is_unusable_starts_anew(tmp_path, caplog, damag
     storage.delete(base_name) if damage == "missing" else storage.put(base_name, b"\x1f\x8b garbage")
     assert decode_queue(data, storage) == ({}, Base())
     assert f"its base {base_name} is {damage}" in caplog.text
+
+
+@pytest.fixture
+def five_pages(fake_api, snapshot_bodies, tmp_path) -> tuple[LocalStorage, list]:
+    """An archive of five events and their pages, stored by the page step."""
+    fake_api.serve(0)
+    events = events_of(snapshot_bodies[0])[:5]
+    storage = LocalStorage(tmp_path)
+    write_events(storage, events, new_run_id(T0))
+    collect_pages(storage, page_client(fake_api, interval=0.0), events, {}, RunMetrics("run"), max_pages=5,
+                  now=lambda: T0)
+    return storage, events
+
+
+def exported_pages(storage: LocalStorage, **options) -> tuple[list[tuple], ExportSummary]:
+    summary = ExportSummary()
+    rows = iter_rows(storage, ExportOptions(**options), summary, on_bad=no_bad_line)
+    return [(row["id"], *(row[column] for column in PAGE_COLUMNS)) for row in rows], summary
+
+
+def test_a_stored_page_has_its_parse_beside_it_and_the_export_never_parses(five_pages, monkeypatch):
+    storage, events = five_pages
+    names = sorted(storage.list("pages/"))
+    assert len(names) == 10
+    for name in names[::2]:
+        parsed = name.removesuffix(".html.gz") + ".parsed-v1.json"
+        assert parsed in names
+        page = parse_page(read_page_html(storage, name))
+        version = page_version_of(name)
+        assert json.loads(storage.get(parsed).data) == {
+            "event_id": version.event_id, "fetched": "2026-05-20T06:00:00Z", "parser": PARSER_VERSION,
+            "fingerprint": content_fingerprint(page), "title": page.title, "preamble": page.preamble,
+            "body": page.body, "author": page.author, "published": page.published, "reason": None}
+
+    monkeypatch.setattr("polisen_collector.pages.columns.parse_page", lambda html: pytest.fail("parsed HTML"))
+    rows, summary = exported_pages(storage)
+    assert summary.pages_parsed == 0 and "parse" not in str(summary)
+    pages = {event.id: parse_page(page_bytes(event.id)) for event in events}
+    assert rows == [(event_id, page.title, page.preamble, page.body, page.author,
+                     datetime.fromisoformat(page.published), T0) for event_id, page in sorted(pages.items())]
+
+
+def test_pages_without_a_current_parse_are_parsed_then_stored_once(five_pages, caplog):
+    """An archive from before parses were stored, a parse of an older parser, a parse killed halfway
+    (a copy of the version has it): the export parses what it must, and stores it when asked; the
+    compaction job's step stores the rest within its time, oldest day first."""
+    from polisen_collector.pages.reparse import store_missing_parses
+
+    storage, events = five_pages
+    expected, _ = exported_pages(storage)
+    parses = sorted(name for name in storage.list("pages/") if name.endswith(".parsed-v1.json"))
+    originals = {name: storage.get(name).data for name in parses}
+    storage.delete(parses[0])
+    storage.put(parses[1].replace("-v1.json", "-v0.json"), b'{"parser":0,"title":"old"}')
+    storage.delete(parses[1])
+    storage.put(parses[2].replace("-v1.json", "-v7.json"), b'{"parser":7}')  # a newer collector's: kept
+    copy = page_version_of(parses[3].replace(".parsed-v1.json", ".html.gz"))
+    storage.put(page_object_name("2026-05-20", copy.event_id, T0 + timedelta(hours=1), copy.fingerprint),
+                gzip.compress(b"a copy: same fingerprint"))
+    storage.put(parses[3].replace("T060000Z", "T070000Z"), originals[parses[3]])
+    storage.delete(parses[3])
+
+    rows, summary = exported_pages(storage)
+    assert rows == expected and (summary.pages_parsed, summary.parses_stored) == (2, 0)
+    assert "2 page versions had no stored parse and were parsed (--store-parses stores them)" in str(summary)
+
+    report = store_missing_parses(storage, budget_seconds=0)  # one version, then the time is up
+    assert (report.parsed, report.left) == (1, 1), str(report)
+    rows, summary = exported_pages(storage, store_parses=True)
+    assert rows == expected and (summary.pages_parsed, summary.parses_stored) == (1, 1)
+    assert str(store_missing_parses(storage)) == f"page parses: 0 page versions parsed and stored (parser v{PARSER_VERSION})"
+    assert exported_pages(storage)[1].pages_parsed == 0
+    assert {name: storage.get(name).data for name in storage.list("pages/") if ".parsed-v" in name} == {
+        **{name: data for name, data in originals.items() if name != parses[3]},
+        parses[2].replace("-v1.json", "-v7.json"): b'{"parser":7}',
+        parses[3].replace("T060000Z", "T070000Z"): originals[parses[3]]}
+
+
+def test_the_docs_duckdb_example_reads_every_stored_parse(five_pages, monkeypatch):
+    import duckdb
+
+    storage, events = five_pages
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "pages-and-geography.md").read_text(encoding="utf-8")
+    sql = docs.split("Reading a page back")[1].split("```sql")[1].split("```")[0]
+    monkeypatch.chdir(storage.root.parent)
+    storage.root.rename(storage.root.parent / "data")
+    found = duckdb.sql(sql).fetchall()
+    pages = {event.id: parse_page(page_bytes(event.id)) for event in events}
+    assert [(event_id, title, author, body) for event_id, _, title, author, _, body in found] == [
+        (event_id, page.title, page.author, page.body) for event_id, page in sorted(pages.items())]
+    assert [published for *_, published, _ in found] == [  # DuckDB reads them as TIMESTAMPTZ
+        datetime.fromisoformat(page.published) for _, page in sorted(pages.items())]

@@ -44,6 +44,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="only these event types (repeat or separate with ';'), case-insensitive")
     parser.add_argument("--location", action="append", default=[], metavar="NAME",
                         help="only these location names (repeat or separate with ';'), case-insensitive")
+    parser.add_argument("--store-parses", action="store_true",
+                        help="store the parse of page versions that have none of the current parser (an archive "
+                             "from before parses were stored), so that later exports read it (writes to the archive)")
     parser.add_argument("--data-dir", help="local archive folder (DATA_DIR)")
     parser.add_argument("--storage", choices=("local", "oci"), help="archive backend (STORAGE)")
     add_standard_options(parser)
@@ -143,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
 
     options = ExportOptions(all_versions=args.all_versions, date_from=args.date_from, date_to=args.date_to,
                             types=names(args.type), locations=names(args.location),
-                            page_origin=settings.page_origin)
+                            page_origin=settings.page_origin, store_parses=args.store_parses)
     summary = ExportSummary()
     try:
         storage = open_storage(settings)

@@ -1,8 +1,8 @@
 """The page step of a run: queue the pages of new and edited events, fetch those due, store versions.
 
 It runs after the feed's events and state are stored (run/collection.py) and never fails
-the run. Order of writes, as for events: a page version is written before the queue that
-remembers it, so a kill at any point loses nothing. Pages are queued from the feed's answer
+the run. Order of writes, as for events: a page version, then its parsed fields, are written
+before the queue that remembers it, so a kill at any point loses nothing. Pages are queued from the feed's answer
 and from the state: an id the state knows in a version the queue does not (a run killed
 between its state write and its queue write, or an archive collected before pages were)
 is queued too, its url read from the archive.
@@ -198,7 +198,7 @@ def _store(storage: Storage, event_id: int, entry: PageEntry, now: datetime, htm
         report.unchanged += 1
     else:
         try:
-            write_page_version(storage, entry.day, event_id, now, fingerprint, html)
+            write_page_version(storage, entry.day, event_id, now, fingerprint, html, page)
         except StorageError as error:
             report.failed += 1
             report.stopped = f"cannot store the page of event {event_id}: {error}"

@@ -1,9 +1,10 @@
 """The page and geography columns of the export: what the event's page says, and where it happened.
 
 export.py builds a row per event (or per event version) from the feed, `page_url` included;
-`PageColumns.add`
-gives those rows of one event the parsed text of its archived page (pages/store.py) and
-its place (geography.place_event). By default the event's latest page version; with
+`PageColumns.add` gives those rows of one event the parsed text of its archived page, as
+stored beside it (pages/store.py), and its place (geography.place_event). A version without
+a stored parse of the current parser is parsed here, counted, and with `store_parses` its
+parse is stored, so the next export reads it. By default the event's latest page version; with
 all versions, each page version beside the feed version that was current when it was
 fetched (one row per page version, and a row without page for a feed version that has none).
 """
@@ -15,8 +16,8 @@ from datetime import datetime
 from typing import Any
 
 from polisen_collector.geography import place_event
-from polisen_collector.pages.parse import parse_page
-from polisen_collector.pages.store import PageVersion, day_page_versions, read_page_html
+from polisen_collector.pages.parse import ParsedPage, parse_page
+from polisen_collector.pages.store import PageVersion, day_page_versions, read_page_html, read_parsed, write_parsed
 from polisen_collector.storage.base import Storage
 
 PAGE_COLUMNS = ["page_title", "page_preamble", "page_body", "page_author", "page_published", "page_fetched"]
@@ -25,10 +26,14 @@ CACHED_DAYS = 16
 
 class PageColumns:
     """Adds page and geography columns to export rows; lists each day's page objects once, and
-    reads and parses a page once for all the rows of its event (they come one after the other)."""
+    reads a page's fields once for all the rows of its event (they come one after the other).
+    `parsed` counts the versions whose HTML had to be parsed, `stored` the parses stored."""
 
-    def __init__(self, storage: Storage) -> None:
+    def __init__(self, storage: Storage, store_parses: bool = False) -> None:
         self.storage = storage
+        self.store_parses = store_parses
+        self.parsed = 0
+        self.stored = 0
         self._days: OrderedDict[str, dict[int, list[PageVersion]]] = OrderedDict()
         self._last: tuple[str, dict[str, Any]] | None = None
 
@@ -48,14 +53,25 @@ class PageColumns:
 
     def _read_fields(self, version: PageVersion) -> dict[str, Any]:
         fields: dict[str, Any] = dict.fromkeys(PAGE_COLUMNS)
-        html = read_page_html(self.storage, version.name)
-        page = parse_page(html) if html is not None else None
+        page = read_parsed(self.storage, version) or self._parse(version)
         fields["page_fetched"] = version.fetched
         if page is not None and page.reason is None:
             fields.update(page_title=page.title, page_preamble=page.preamble, page_body=page.body,
                           page_author=page.author,
                           page_published=datetime.fromisoformat(page.published) if page.published else None)
         return fields
+
+    def _parse(self, version: PageVersion) -> ParsedPage | None:
+        """The page's fields from its HTML: for a version whose parse by this parser is not stored."""
+        html = read_page_html(self.storage, version.name)
+        if html is None:
+            return None
+        self.parsed += 1
+        page = parse_page(html)
+        if self.store_parses:
+            write_parsed(self.storage, version, page)
+            self.stored += 1
+        return page
 
     def add(self, rows: list[dict[str, Any]], all_versions: bool) -> list[dict[str, Any]]:
         """The rows of one event (rows_of_id's, oldest version first) with page and place columns."""

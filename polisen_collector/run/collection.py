@@ -55,6 +55,9 @@ BASES_COPY = "bases"
 # When the page queue next has a page due, as this host last saw it ("idle": none pending).
 # A run that stored no event skips the page step (and its queue read) until then.
 PAGES_DUE_HINT = "pages-next-due"
+# The compaction job parses the stored pages that lack a parse for at most this long
+# (pages/reparse.py): a whole archive from before parses were stored takes a few days of it.
+REPARSE_SECONDS = 60
 # The page step stops fetching after this long, so slow pages never hold a run (and its health) up.
 PAGE_STEP_SECONDS = 120.0
 
@@ -120,14 +123,18 @@ def run_compaction(settings: Settings) -> int:
         return refused
     try:
         from polisen_collector.archive.compaction import compact
+        from polisen_collector.pages.reparse import store_missing_parses
 
-        report = compact(open_storage(settings), utc_today(), settings.compact_after_days)
+        storage = open_storage(settings)
+        report = compact(storage, utc_today(), settings.compact_after_days)
+        log.info("%s", report)
+        parses = store_missing_parses(storage, budget_seconds=REPARSE_SECONDS)
     except (ConfigError, StorageError) as failure:
         log.error("compaction failed: %s", failure)
         return exit_code_for(failure)
     finally:
         lock.release()
-    log.info("%s", report)
+    log.info("%s", parses)
     return EXIT_OK
 
 
