@@ -32,7 +32,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--metrics-dir", help="per-run metrics folder (METRICS_DIR)")
     parser.add_argument("--dry-run", action="store_true", help="fetch and report, write nothing")
     parser.add_argument("--compact", action="store_true",
-                        help="do not fetch: merge the per-run objects of days older than COMPACT_AFTER_DAYS")
+                        help="do not fetch: merge the per-run objects of days older than COMPACT_AFTER_DAYS, "
+                             "then store the parse of page versions that lack one (for at most a minute)")
     parser.add_argument("--audit", action="store_true",
                         help="one tick of the rolling audit: re-read the past days due now with ?DateTime=, then exit")
     parser.add_argument("--backfill", metavar="FIRST..LAST",
