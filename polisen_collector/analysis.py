@@ -11,15 +11,18 @@ import math
 import os
 import statistics
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from polisen_collector.files import read_regular
 from polisen_collector.metrics.run_metrics import STEPS
+
+if TYPE_CHECKING:  # matplotlib is imported only by plot()
+    from matplotlib.figure import Figure
 
 SPARK = "▁▂▃▄▅▆▇█"
 WEEK = timedelta(days=7)
@@ -191,8 +194,10 @@ class Series:
     def trend(self, totals: bool = False) -> dict[str, Any]:
         """This week (the 7 days up to the newest run) against the 4 weeks before, and the
         weekly values of the last 12 weeks, oldest first: means, or sums with totals=True."""
+        weekly: list[float | None]
+        before: float | None
         if totals:
-            weekly = self.sums[::-1]
+            weekly = list(self.sums[::-1])
             before = sum(self.sums[1:WEEKS_BEFORE + 1]) / WEEKS_BEFORE
         else:
             weekly = [total / n if n else None for total, n in zip(self.sums[::-1], self.counts[::-1], strict=True)]
@@ -204,7 +209,7 @@ class Series:
                 "weekly": weekly, "sparkline": sparkline(weekly)}
 
 
-def sparkline(values: list[float | None]) -> str:
+def sparkline(values: Sequence[float | None]) -> str:
     """One block character per value, scaled between the smallest and largest; blank for None."""
     known = [v for v in values if v is not None]
     if not known:
@@ -240,7 +245,6 @@ def analyze(loaded: Loaded, interval_minutes: int) -> dict[str, Any]:
     events count successful runs; bytes count every run that got an answer.
     """
     runs = loaded.runs
-    anchor = runs[-1].started_at if runs else None
     series: dict[str, Series] = defaultdict(Series)
     steps: dict[str, Series] = defaultdict(Series)
     runs_per_week, success, failed = series["runs"], series["success_rate"], series["failure_rate"]
@@ -249,7 +253,7 @@ def analyze(loaded: Loaded, interval_minutes: int) -> dict[str, Any]:
     errors: Counter[str] = Counter()
     months: dict[str, dict[str, float]] = defaultdict(lambda: {"runs": 0, "bytes": 0})
     for run in runs:
-        week = int((anchor - run.started_at) / WEEK)
+        week = int((runs[-1].started_at - run.started_at) / WEEK)  # 0 = the week up to the newest run
         outcome, counts = run.outcome, run.counts
         outcomes[outcome] += 1
         runs_per_week.add(1, week)
@@ -397,7 +401,7 @@ def plot(runs: list[Run], path: Path, interval_minutes: int) -> None:
     plt.close(figure)
 
 
-def trend_figure(runs: list[Run], interval_minutes: int):
+def trend_figure(runs: list[Run], interval_minutes: int) -> Figure:
     """Step timings, events per run, failures and bytes over time (UTC), missed runs shaded grey."""
     import matplotlib
 
@@ -456,10 +460,10 @@ def trend_figure(runs: list[Run], interval_minutes: int):
     for axis, extra in ((axes[0], missed), (axes[1], [])):
         handles, _ = axis.get_legend_handles_labels()
         axis.legend(handles=handles + extra, fontsize="small", ncol=3)
-    seconds = ticker.FuncFormatter(lambda value, _: f"{value:g}")  # 0.01, 1, 2 rather than 10^-2
+    plain = ticker.FuncFormatter(lambda value, _: f"{value:g}")  # 0.01, 1, 2 rather than 10^-2
     low, high = axes[0].get_ylim()
-    axes[0].yaxis.set_major_formatter(seconds)
-    axes[0].yaxis.set_minor_formatter(seconds if high < 10 * low else ticker.NullFormatter())
+    axes[0].yaxis.set_major_formatter(plain)
+    axes[0].yaxis.set_minor_formatter(plain if high < 10 * low else ticker.NullFormatter())
     axes[2].yaxis.set_major_locator(ticker.MaxNLocator(integer=True))
     if len(x) == 1:  # one point: give the axis a span, or matplotlib draws a zero-width one
         axes[-1].set_xlim(x[0] - timedelta(hours=1), x[0] + timedelta(hours=1))

@@ -35,7 +35,7 @@ def is_loopback_host(host: str | None) -> bool:
         return False
 
 
-def _checked_port(parts) -> None:
+def _checked_port(parts: SplitResult) -> None:
     try:
         port = parts.port
     except ValueError:
@@ -342,7 +342,8 @@ class Settings:
 
     @property
     def health_path(self) -> Path:
-        return health_path_of(self.health_file, self.log_dir)
+        """HEALTH_FILE when set, else health.json in LOG_DIR (writable without root)."""
+        return Path(self.health_file) if self.health_file else self.log_dir / "health.json"
 
     @property
     def lock_path(self) -> Path:
@@ -407,28 +408,28 @@ def _raw_values(
 
 
 def load_some(
-    fields: tuple[str, ...],
+    fields: Collection[str],
     environ: Mapping[str, str] | None = None,
     overrides: Mapping[str, str | None] | None = None,
     env_file: Path | None = DEFAULT_ENV_FILE,
-    strict: bool = False,
-) -> dict[str, Any]:
-    """The named settings (by field) that parse, leaving out bad ones (or, strict, refusing them).
+) -> tuple[Settings, frozenset[str]]:
+    """The named settings (by field) as far as they parse, and the fields of those that do not.
 
-    For recording a failure when the full settings are bad, and for tools that need only
-    a few settings (health_check.py needs only where the health file is), so a setting a
-    tool does not read never stops it.
+    A bad one keeps its default, as every setting not named does. For recording a failure when
+    the full settings are bad: what still says where to record it. (A tool that reads only a few
+    settings and refuses a bad one uses load_settings' `only`.)
     """
     values = _raw_values(environ, overrides, env_file)
     parsed: dict[str, Any] = {}
+    bad: set[str] = set()
     for setting in SETTINGS:
+        parsed[setting.field] = setting.parse(setting.default)
         if setting.field in fields:
             try:
                 parsed[setting.field] = _parsed(setting, values.get(setting.env, setting.default))
             except ConfigError:
-                if strict:
-                    raise
-    return parsed
+                bad.add(setting.field)
+    return Settings(**parsed), frozenset(bad)
 
 
 def _parsed(setting: Setting, raw: str) -> Any:
@@ -442,11 +443,6 @@ def _parsed(setting: Setting, raw: str) -> Any:
 def _shown(raw: str) -> str:
     """A bad value in the one-line error, quoted and cut short: it may be anything."""
     return one_line(repr(raw), 80)
-
-
-def health_path_of(health_file: str | None, log_dir: Path) -> Path:
-    """HEALTH_FILE when set, else health.json in LOG_DIR (writable without root)."""
-    return Path(health_file) if health_file else Path(log_dir) / "health.json"
 
 
 def _check_together(settings: Settings) -> None:
@@ -485,4 +481,3 @@ def settings_table() -> str:
         default = f"`{setting.default}`" if setting.default else "(unset)"
         rows.append(f"| `{setting.env}` | {default} | {setting.help} |")
     return "\n".join(rows)
-

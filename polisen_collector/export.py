@@ -16,8 +16,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from itertools import groupby
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from polisen_collector.archive.events import partition_prefix
 from polisen_collector.archive.layout import (
@@ -27,11 +26,15 @@ from polisen_collector.archive.layout import (
     collection_order_key,
     collection_time,
     day_of_object,
+    group_by_day,
     read_versions,
 )
 from polisen_collector.config import DEFAULT_API_URL, origin_of
 from polisen_collector.pages.columns import PageColumns
 from polisen_collector.storage.base import Storage
+
+if TYPE_CHECKING:  # pyarrow is an optional extra, imported by the Parquet writer only
+    import pyarrow as pa
 
 MERGE_WINDOW_DAYS = 7
 PARQUET_ROW_GROUP = 10_000
@@ -145,7 +148,9 @@ def _text(value: Any) -> str | None:
 def make_row(version: Version, first_run: str, last_run: str, versions: int, origin: str) -> dict[str, Any]:
     """The one place a row is built: one value for each of COLUMNS."""
     raw = version.event.raw
-    location = raw.get("location") if isinstance(raw.get("location"), dict) else {}
+    location = raw.get("location")
+    if not isinstance(location, dict):
+        location = {}
     latitude, longitude = parse_gps(location.get("gps"))
     url = _text(raw.get("url"))
     return {
@@ -226,7 +231,7 @@ def iter_days(
         return True
 
     names = (name for name in storage.list(EVENTS_PREFIX) if in_its_folder(name))
-    for day, group in groupby(names, key=day_of_object):
+    for day, group in group_by_day(names):
         if options.date_to is not None and day > options.date_to:
             return
         if options.date_from is not None and day < options.date_from:
@@ -373,10 +378,10 @@ def write_csv(rows: Iterable[dict[str, Any]], out: TextIO, raw: bool = False) ->
 PARQUET_TYPES = {"integer": "int64", "text": "string", "real": "float64"}
 
 
-def parquet_schema():
+def parquet_schema() -> pa.Schema:
     import pyarrow as pa
 
-    def arrow_type(kind: str):
+    def arrow_type(kind: str) -> pa.DataType:
         if kind == "local_time":
             return pa.timestamp("ms", tz=PARQUET_EVENT_TZ)
         if kind == "utc_time":
@@ -388,7 +393,7 @@ def parquet_schema():
     return pa.schema([(name, arrow_type(kind)) for name, kind in COLUMNS.items()])
 
 
-def write_parquet(rows: Iterable[dict[str, Any]], out) -> None:
+def write_parquet(rows: Iterable[dict[str, Any]], out: str) -> None:
     """Row groups of PARQUET_ROW_GROUP rows, gathered as columns: memory holds one group at a time."""
     try:
         import pyarrow as pa

@@ -61,7 +61,7 @@ def _places_by_name() -> dict[str, Place]:
     # Looser county spellings first, so that exact names and municipalities win: "Stockholm" is
     # the municipality, not "Stockholms län" without its "län".
     for county in counties.values():
-        for stem in _county_stems(county.county_name):
+        for stem in _county_stems(county.county_name or ""):  # a county Place always has its name
             places[_key(stem)] = county
     places.update(counties)
     places.update(municipalities)

@@ -28,11 +28,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3 import BaseHTTPResponse, HTTPConnectionPool
+from urllib3.connectionpool import ConnectionPool
 from urllib3.exceptions import HTTPError as Urllib3HTTPError
 from urllib3.util.retry import Retry
 
@@ -189,11 +192,13 @@ class PolisenClient:
                 """1, 2, 4 s (x factor) from the first retry on; urllib3 itself waits 0 s before the first."""
                 return client.options.backoff(retry_log.count)
 
-            def sleep(self, response=None) -> None:  # type: ignore[override]
+            def sleep(self, response: BaseHTTPResponse | None = None) -> None:
                 wait = self.get_retry_after(response) if response is not None else None
                 client._before_request(wait if wait is not None else self.get_backoff_time())
 
-            def increment(self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None):  # type: ignore[override]
+            def increment(self, method: str | None = None, url: str | None = None,
+                          response: BaseHTTPResponse | None = None, error: Exception | None = None,
+                          _pool: ConnectionPool | None = None, _stacktrace: TracebackType | None = None) -> Self:
                 if response is not None and response.status == 429 and client.limiter is not None:
                     client.limiter.defer(_retry_after_seconds(response.headers.get("Retry-After")))
                 new = super().increment(method, url, response, error, _pool, _stacktrace)
@@ -202,7 +207,7 @@ class PolisenClient:
                 wait = new.get_retry_after(response) if response is not None else None
                 log.warning(
                     "API request failed (%s); retry %d of %d in %.1f s",
-                    reason, len(new.history), self.total + len(self.history),
+                    reason, len(new.history), budget,
                     wait if wait is not None else new.get_backoff_time(),
                 )
                 return new
@@ -257,9 +262,9 @@ class PolisenClient:
             except _BadBody as bad:
                 requests_sent += 1 + self._retry_log.count - before
                 if self._retry_log.count >= self.options.max_retries:
-                    error = ApiError(f"{bad} (after {self._retry_log.count} retries)")
-                    error.retries, error.requests = self._retry_log.count, requests_sent
-                    raise error from None
+                    failure = ApiError(f"{bad} (after {self._retry_log.count} retries)")
+                    failure.retries, failure.requests = self._retry_log.count, requests_sent
+                    raise failure from None
                 self._retry_log.count += 1
                 wait = self.options.backoff(self._retry_log.count)
                 log.warning(
@@ -414,8 +419,8 @@ class GuardedAdapter(HTTPAdapter):
             for scheme, pool_class in self.poolmanager.pool_classes_by_scheme.items()
         }
 
-    def send(self, request, **kwargs):  # type: ignore[override]
-        _check_hop(request.url)
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
+        _check_hop(str(request.url))
         self._before_request(0.0)
         return super().send(request, **kwargs)
 
@@ -438,21 +443,22 @@ def _check_hop(url: str) -> None:
                    "(plain http only for loopback hosts)")
 
 
-def _tracking_pool(pool_class: type, connections: set[Any]) -> type:
+def _tracking_pool(pool_class: type[HTTPConnectionPool], connections: set[Any]) -> type[HTTPConnectionPool]:
     """A urllib3 pool class whose connections enter `connections` when they connect."""
 
-    class TrackedConnection(pool_class.ConnectionCls):  # type: ignore[name-defined]
-        def connect(self) -> None:
-            connections.add(self)
-            super().connect()
+    base = pool_class.ConnectionCls  # a class known only here, so the subclass is made with type()
 
-        def close(self) -> None:
-            connections.discard(self)
-            super().close()
+    def connect(self: Any) -> None:
+        connections.add(self)
+        base.connect(self)
+
+    def close(self: Any) -> None:
+        connections.discard(self)
+        base.close(self)
 
     # urllib3's errors name the connection's class: the operator reads HTTPSConnection, as without tracking
-    TrackedConnection.__name__ = TrackedConnection.__qualname__ = pool_class.ConnectionCls.__name__
-    return type(f"Tracked{pool_class.__name__}", (pool_class,), {"ConnectionCls": TrackedConnection})
+    tracked = type(base.__name__, (base,), {"connect": connect, "close": close})
+    return type(f"Tracked{pool_class.__name__}", (pool_class,), {"ConnectionCls": tracked})
 
 
 def _retry_after_seconds(value: str | None) -> float:
@@ -471,7 +477,7 @@ def _decode(body: bytes) -> list[Any]:
         document = json.loads(body)
     except UnicodeDecodeError as error:
         raise _BadBody(f"body is not UTF-8 text ({error.reason} at byte {error.start} of {len(body)})") from None
-    except ValueError as error:
+    except json.JSONDecodeError as error:
         raise _BadBody(f"invalid JSON ({error.msg} at byte {error.pos} of {len(body)})") from None
     if not isinstance(document, list):
         raise _BadBody(f"JSON is a {type(document).__name__}, not an array of events")

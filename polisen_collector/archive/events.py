@@ -35,7 +35,7 @@ class InvalidEvent(ValueError):
     """An event that cannot be archived; the message says why."""
 
 
-def parse_event_datetime(text: str) -> datetime:
+def parse_event_datetime(text: object) -> datetime:
     """Parse the API's `datetime` field into an aware datetime."""
     match = _DATETIME.match(text.strip()) if isinstance(text, str) else None
     if not match:

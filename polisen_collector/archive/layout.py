@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import lru_cache
@@ -125,10 +125,11 @@ def collection_time(run_id: str) -> datetime | None:
         return None
 
 
-def group_by_day(names: list[str]) -> Iterator[tuple[date, list[str]]]:
-    """(day, its objects in collection order) from a list_event_objects listing."""
+def group_by_day(names: Iterable[str]) -> Iterator[tuple[date, list[str]]]:
+    """(day, its objects) from a listing of event objects, in the listing's order (names of no day are left out)."""
     for day, group in groupby(names, key=day_of_object):
-        yield day, list(group)
+        if day is not None:
+            yield day, list(group)
 
 
 @dataclass

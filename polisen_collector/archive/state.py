@@ -74,7 +74,7 @@ class State:
         return self.source is not None
 
 
-def rows_of_columns(columns: Any) -> dict[int, tuple]:
+def rows_of_columns(columns: Any) -> dict[int, tuple[Any, ...]]:
     """Format 2 and 3 columns as id -> entry; ValueError, TypeError or KeyError when malformed."""
     deltas, *fields = (columns[key] for key in COLUMNS)
     if any(len(column) != len(deltas) for column in fields) or any(delta <= 0 for delta in deltas):
@@ -87,7 +87,7 @@ def rows_of_columns(columns: Any) -> dict[int, tuple]:
     return rows
 
 
-def columns_of_rows(rows: Mapping[int, Sequence]) -> dict[str, list]:
+def columns_of_rows(rows: Mapping[int, Sequence[Any]]) -> dict[str, list[Any]]:
     numbers = sorted(rows)
     entries = [rows[number] for number in numbers]
     return {
@@ -161,7 +161,7 @@ def read_state(stored: StoredObject | None, storage: Storage | None) -> State:
 LAST_ANSWER_KEY = "last_answer_at"
 
 
-def last_answer_of(document: dict) -> datetime | None:
+def last_answer_of(document: dict[str, Any]) -> datetime | None:
     """The state's `last_answer_at`; None when absent (a state written before it existed) or unusable."""
     value = document.get(LAST_ANSWER_KEY)
     try:

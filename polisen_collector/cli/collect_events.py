@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+from typing import NoReturn
 
 from polisen_collector.cli.common import add_standard_options, quiet_on_closed_pipe
 from polisen_collector.config import ConfigError, Settings, check_writable_dir, load_settings
@@ -16,7 +17,7 @@ from polisen_collector.exit_codes import EXIT_CONFIG, EXIT_OK
 
 
 class OneLineParser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # cron mails one line, not the whole usage
+    def error(self, message: str) -> NoReturn:  # cron mails one line, not the whole usage
         self.exit(EXIT_CONFIG, f"{self.prog}: error: {message} (see --help)\n")
 
 
@@ -144,27 +145,27 @@ def record_config_failure(args: argparse.Namespace, error: ConfigError) -> str |
     Returns what went wrong doing so, for the one stderr line, or None.
     """
     from polisen_collector.clock import utc_now
-    from polisen_collector.config import EnvFileError, health_path_of, load_some
+    from polisen_collector.config import EnvFileError, load_some
     from polisen_collector.health.file import write_health
 
     if isinstance(error, EnvFileError):  # the error line says it already; no setting can be read
         return "not recorded in the health file"
     try:
-        some = load_some(("health_file", "log_dir", "healthcheck_ping_url"),
-                         overrides=cli_overrides(args), env_file=args.env_file)
+        some, bad = load_some(("health_file", "log_dir", "healthcheck_ping_url"),
+                              overrides=cli_overrides(args), env_file=args.env_file)
     except (OSError, ValueError, ConfigError) as failure:  # e.g. an unreadable .env: the config error is what matters
         return f"not recorded in the health file: {failure}"
-    if "log_dir" not in some:  # LOG_DIR itself is the bad setting: nowhere to record it
+    if "log_dir" in bad:  # LOG_DIR itself is the bad setting: nowhere to record it
         return None
-    path = health_path_of(some.get("health_file"), some["log_dir"])
+    path = some.health_path
     try:
         write_health(path, finished_at=utc_now(), success=False,
                      events_processed=0, execution_time=0.0, error=error)
         problem = None
     except OSError as failure:
         problem = f"not recorded in {path}: {failure}"
-    if some.get("healthcheck_ping_url"):
+    if some.healthcheck_ping_url:
         from polisen_collector.health.ping import ping
 
-        ping(some["healthcheck_ping_url"], success=False)
+        ping(some.healthcheck_ping_url, success=False)
     return problem

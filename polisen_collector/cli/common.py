@@ -6,14 +6,18 @@ import argparse
 import functools
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 from polisen_collector import __version__
 from polisen_collector.config import DEFAULT_ENV_FILE
 from polisen_collector.exit_codes import EXIT_OK
 
-Main = Callable[[list[str] | None], int]
+
+class Main(Protocol):
+    """A door's main(): its arguments (None: sys.argv's) in, its exit code out."""
+
+    def __call__(self, argv: list[str] | None = None) -> int: ...
 
 
 def add_standard_options(parser: argparse.ArgumentParser) -> None:

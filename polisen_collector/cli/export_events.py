@@ -9,11 +9,16 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Iterable
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
 
 from polisen_collector.cli.common import add_standard_options, quiet_on_closed_pipe
 from polisen_collector.config import STORAGE_FIELDS, ConfigError, load_settings
+
+if TYPE_CHECKING:
+    from polisen_collector.archive.layout import BadLine
 
 FORMATS = ("jsonl", "csv", "parquet", "sqlite")
 FORMAT_OF_SUFFIX = {
@@ -56,7 +61,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def output_format(args: argparse.Namespace) -> str | None:
     """The format asked for, else the one the -o extension names; None when it names none."""
     if args.format:
-        return args.format
+        return str(args.format)
     if not args.output:
         return "jsonl"
     return FORMAT_OF_SUFFIX.get(Path(args.output).suffix.lower())
@@ -71,11 +76,11 @@ def show_progress(index: int, day: date) -> None:
     sys.stderr.flush()
 
 
-def report_bad(line) -> None:
+def report_bad(line: BadLine) -> None:
     print(f"skipping bad archive line: {line}", file=sys.stderr)
 
 
-def write_output(fmt: str, source, output: str | None, csv_raw: bool) -> None:
+def write_output(fmt: str, source: Iterable[Any], output: str | None, csv_raw: bool) -> None:
     """To stdout, or to a temp file renamed over -o at the end, so a failed export leaves no half file.
 
     `source` is iter_rows' rows, or for SQLite iter_events_with_versions' records.
@@ -83,7 +88,7 @@ def write_output(fmt: str, source, output: str | None, csv_raw: bool) -> None:
     from polisen_collector.export import write_csv, write_jsonl, write_parquet, write_sqlite
     from polisen_collector.files import temp_file_beside
 
-    def write_text(handle) -> None:
+    def write_text(handle: TextIO) -> None:
         if fmt == "csv":
             write_csv(source, handle, raw=csv_raw)
         else:

@@ -13,6 +13,7 @@ import signal
 import sys
 from datetime import timedelta
 from pathlib import Path
+from typing import NoReturn, TypedDict
 
 from polisen_collector.cli.common import add_standard_options, quiet_on_closed_pipe
 from polisen_collector.config import ConfigError
@@ -23,7 +24,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     nagios = "--nagios" in (sys.argv[1:] if argv is None else argv)
 
     class Parser(argparse.ArgumentParser):
-        def error(self, message: str) -> None:  # a usage error is UNKNOWN to a monitoring plugin
+        def error(self, message: str) -> NoReturn:  # a usage error is UNKNOWN to a monitoring plugin
             self.print_usage(sys.stderr)
             self.exit(NAGIOS_EXIT[UNKNOWN] if nagios else 2, f"{self.prog}: error: {message}\n")
 
@@ -82,10 +83,9 @@ def health_path(args: argparse.Namespace) -> Path:
     """--health-file, else the collector's own rule (HEALTH_FILE, else LOG_DIR/health.json)."""
     if args.health_file:
         return Path(args.health_file)
-    from polisen_collector.config import health_path_of, load_some
+    from polisen_collector.config import load_settings
 
-    some = load_some(("health_file", "log_dir"), env_file=args.env_file, strict=True)
-    return health_path_of(some.get("health_file"), some["log_dir"])
+    return load_settings(env_file=args.env_file, only=("health_file", "log_dir")).health_path
 
 
 def report(verdict: Verdict, args: argparse.Namespace) -> int:
@@ -110,7 +110,12 @@ def plugin_text(text: str) -> str:
     return text.replace("|", "/")
 
 
-def limits(args: argparse.Namespace) -> dict[str, timedelta]:
+class Limits(TypedDict):
+    warning: timedelta
+    critical: timedelta
+
+
+def limits(args: argparse.Namespace) -> Limits:
     """Age limits: --warning/--critical for Nagios; --max-age-minutes for both otherwise."""
     if args.nagios:
         return {"warning": timedelta(minutes=args.warning), "critical": timedelta(minutes=args.critical)}

@@ -14,7 +14,7 @@ import json
 import sys
 
 from polisen_collector.cli.common import add_standard_options, quiet_on_closed_pipe
-from polisen_collector.config import ConfigError, load_some
+from polisen_collector.config import ConfigError, load_settings
 from polisen_collector.exit_codes import EXIT_CONFIG, EXIT_FAILED, EXIT_OK
 
 
@@ -30,8 +30,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        some = load_some(("metrics_dir",), overrides={"METRICS_DIR": args.metrics_dir}, env_file=args.env_file,
-                         strict=True)
+        settings = load_settings(overrides={"METRICS_DIR": args.metrics_dir}, env_file=args.env_file,
+                                 only=("metrics_dir",))
     except ConfigError as error:
         print(f"configuration error: {error}", file=sys.stderr)
         return EXIT_CONFIG
@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     from polisen_collector.metrics.run_metrics import summary_line
 
     try:
-        run = latest_run(some["metrics_dir"])
+        run = latest_run(settings.metrics_dir)
     except NoMetricsYet as nothing:
         print("null" if args.json else f"{nothing}: every run of collect_events.py leaves one run-*.json file there.")
         return EXIT_OK

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from polisen_collector.cli.common import add_standard_options, quiet_on_closed_pipe
-from polisen_collector.config import STORAGE_FIELDS, ConfigError, load_settings, load_some
+from polisen_collector.config import STORAGE_FIELDS, ConfigError, load_settings
 from polisen_collector.exit_codes import EXIT_CONFIG, EXIT_FAILED, EXIT_OK
 
 
@@ -29,10 +29,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def _local_hint(env_file: Path) -> str:
     """Why OCI settings are asked for on a host whose archive is local (STORAGE is forced to oci)."""
     try:
-        storage = load_some(("storage",), env_file=env_file).get("storage")
+        if load_settings(env_file=env_file, only=("storage",)).storage != "local":
+            return ""
     except ConfigError:
-        return ""
-    if storage != "local":
         return ""
     return ("; this checks the OCI settings a STORAGE=oci run would use, and STORAGE=local here "
             "needs none (docs/oci.md)")

@@ -37,7 +37,7 @@ class HealthCollector:
         valid = verdict.state != UNKNOWN
         yield _gauge("polisen_health_file_valid", "1 when the health file was read and every field is usable.", valid)
         yield _gauge("polisen_health_healthy", "1 when health_check.py would exit 0.", verdict.healthy)
-        if not valid:
+        if not valid or verdict.age_seconds is None or verdict.last_run is None:  # a valid file has both
             return
         health = verdict.health or {}
         yield _gauge("polisen_health_age_seconds", "Seconds since the last run ended.", verdict.age_seconds)
@@ -117,8 +117,11 @@ def make_server(path: Path, host: str, port: int, max_age: timedelta) -> Threadi
             log.debug("%s %s", self.address_string(), format % args)
 
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    server_class = type("Server", (ThreadingHTTPServer,), {"address_family": family, "daemon_threads": True})
-    return server_class((host, port), Handler)
+    class Server(ThreadingHTTPServer):
+        address_family = family
+        daemon_threads = True
+
+    return Server((host, port), Handler)
 
 
 def serve(path: Path, *, host: str, port: int, max_age: timedelta) -> int:
@@ -129,7 +132,7 @@ def serve(path: Path, *, host: str, port: int, max_age: timedelta) -> int:
     except OSError as error:
         print(f"cannot listen on {host}:{port}: {error.strerror or error}", flush=True)
         return 1
-    bound_host, bound_port = server.server_address[:2]
+    bound_host, bound_port = server.socket.getsockname()[:2]
     print(f"serving the health of {path} on http://{bound_host}:{bound_port}/healthz and /metrics", flush=True)
     try:
         server.serve_forever()

@@ -13,7 +13,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -33,7 +33,8 @@ METRICS_FILE = re.compile(r"\.?(?:run|audit)-(\d{8}T\d{6})")
 class RunMetrics:
     """Timings, counts and errors of one run; safe to use from the run's worker threads."""
 
-    def __init__(self, run_id: str, clock=time.perf_counter, now=utc_now) -> None:
+    def __init__(self, run_id: str, clock: Callable[[], float] = time.perf_counter,
+                 now: Callable[[], datetime] = utc_now) -> None:
         self.run_id = run_id
         self._clock = clock
         self._now = now

@@ -276,8 +276,8 @@ class _EventPageReader(HTMLParser):
             except (ValueError, OverflowError):
                 pass
         text = _one_line(block.time_chunks) if block.time_chunks else text_after_label
-        moment = swedish_datetime(text, self.event_date())
-        return moment.isoformat(timespec="seconds") if moment else None
+        written = swedish_datetime(text, self.event_date())
+        return written.isoformat(timespec="seconds") if written else None
 
     def event_date(self) -> date | None:
         match = _URL_DATE.search(self.canonical_url or "")

@@ -86,7 +86,7 @@ def read_progress(stored: StoredObject | None) -> Progress:
     return Progress(pending=pending, exists=True)
 
 
-def update_progress(storage: Storage, change: Callable[[dict[str, int]], None]) -> dict[str, int]:
+def update_progress(storage: Storage, change: Callable[[dict[str, int]], object]) -> dict[str, int]:
     """Apply `change` to the pending days with a conditional write, merging on a lost race."""
     result: dict[str, int] = {}
 

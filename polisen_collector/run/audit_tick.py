@@ -10,6 +10,8 @@ never overwrites the collection's verdict; health_check.py reads both.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
+from typing import Any
 
 from polisen_collector.api.client import ApiError
 from polisen_collector.archive.layout import new_run_id
@@ -71,7 +73,7 @@ def audit_once(settings: Settings) -> int:
 CARRIED = ("oldest_day_audited", "sweep_position", "last_full_sweep", "sweep_due_by", "unhealed_gap")
 
 
-def _previous(path) -> dict:
+def _previous(path: Path) -> dict[str, Any]:
     try:
         return read_health_document(path)
     except HealthFileError:

@@ -14,7 +14,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from polisen_collector.api.client import ApiError, ApiOptions, PolisenClient
@@ -274,7 +274,7 @@ def rate_limiter(settings: Settings) -> RateLimiter | None:
     return RateLimiter(LocalStorage(settings.log_dir)) if settings.rate_limit else None
 
 
-def _collect_pages(settings: Settings, storage, report: RunReport, metrics: RunMetrics) -> None:
+def _collect_pages(settings: Settings, storage: Storage, report: RunReport, metrics: RunMetrics) -> None:
     """Fetch the event pages due, after the run's events and state are stored; never fails the run.
 
     A page problem is logged and counted (`page_errors`, `pages_failed`), and the pages wait in
@@ -330,11 +330,11 @@ def _save_metrics(settings: Settings, metrics: RunMetrics) -> None:
 
 
 def _save_health(settings: Settings, metrics: RunMetrics, report: RunReport, error: BaseException | None,
-                 extra: dict | None = None) -> None:
+                 extra: dict[str, Any] | None = None) -> None:
     try:
         write_health(
             settings.health_path,
-            finished_at=metrics.finished_at,
+            finished_at=metrics.finished_at or utc_now(),
             success=error is None,
             events_processed=report.events_processed,
             execution_time=metrics.timings.get("total", 0.0),

@@ -99,10 +99,11 @@ def collect(
     cached = loaded if loaded.get("url") == client.options.url else {}
 
     def fetch(conditional: bool = True) -> FetchResult:
-        validators = {"etag": cached.get("etag"), "last_modified": cached.get("last_modified")} if conditional else {}
         with metrics.step("api_fetch"):
             try:
-                return client.fetch_events(**validators)
+                if not conditional:
+                    return client.fetch_events()
+                return client.fetch_events(etag=cached.get("etag"), last_modified=cached.get("last_modified"))
             except ApiError as error:
                 metrics.count(retries=error.retries, api_requests=error.requests)
                 raise

@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from enum import Enum
+from typing import Literal, Protocol
 
 log = logging.getLogger("polisen.storage")
 
@@ -66,7 +67,13 @@ class Storage(Protocol):
 
 
 WRITE_ATTEMPTS = 5
-UNREAD = object()
+
+
+class _Unread(Enum):
+    UNREAD = "unread"
+
+
+UNREAD = _Unread.UNREAD
 """`update_object`'s default for `current`: read the object first."""
 
 
@@ -75,7 +82,7 @@ def update_object(
     name: str,
     change: Callable[[StoredObject | None], bytes | None],
     *,
-    current: StoredObject | None | object = UNREAD,
+    current: StoredObject | None | Literal[_Unread.UNREAD] = UNREAD,
     content_type: str = "application/json",
     attempts: int = WRITE_ATTEMPTS,
 ) -> str | None:
@@ -88,13 +95,12 @@ def update_object(
     """
     stored = storage.get(name) if current is UNREAD else current
     for _ in range(attempts):
-        data = change(stored)  # type: ignore[arg-type]
+        data = change(stored)
         if data is None:
-            return stored.etag if isinstance(stored, StoredObject) else None
-        exists = isinstance(stored, StoredObject)
+            return stored.etag if stored is not None else None
         try:
             return storage.put(name, data, content_type=content_type,
-                               if_match=stored.etag if exists else None, if_none_match=not exists)
+                               if_match=stored.etag if stored is not None else None, if_none_match=stored is None)
         except PreconditionFailed:
             log.info("%s changed under us (another collector?); reading it again", name)
             stored = storage.get(name)

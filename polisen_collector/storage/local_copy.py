@@ -49,12 +49,12 @@ class LocalCopy:
         if name not in self.copies:
             return self.storage.get(name)
         kept = self._load(name)
-        found = self.storage.get(name) if kept is None else self.storage.get_if_changed(name, kept.etag)
-        if isinstance(found, NotModified):
-            assert kept is not None and found.etag == kept.etag
+        answer = self.storage.get(name) if kept is None else self.storage.get_if_changed(name, kept.etag)
+        if isinstance(answer, NotModified):
+            assert kept is not None and answer.etag == kept.etag
             return kept
-        self._keep(name, found)
-        return found
+        self._keep(name, answer)
+        return answer
 
     def get_if_changed(self, name: str, etag: str) -> StoredObject | NotModified | None:
         return self.storage.get_if_changed(name, etag)
@@ -99,7 +99,10 @@ class LocalCopy:
         return None
 
     def _path(self, name: str) -> Path:
-        return self.copies.get(name) or self._write_once_path(name)  # type: ignore[return-value]
+        path = self.copies.get(name) or self._write_once_path(name)
+        if path is None:  # only the objects named in copies or write_once have a local copy
+            raise KeyError(f"{name} has no local copy")
+        return path
 
     def _load(self, name: str) -> StoredObject | None:
         """The copy, if it is intact and of this object in this store."""

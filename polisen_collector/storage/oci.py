@@ -93,7 +93,8 @@ class OCIStorage:
             raise self._fail(f"writing {name}", error) from None
         except _transport_errors() as error:
             raise self._fail(f"writing {name}", error) from None
-        return response.headers["etag"]
+        etag: str = response.headers["etag"]
+        return etag
 
     def list(self, prefix: str) -> Iterator[str]:
         """Names under `prefix` in name order, one page of LIST_PAGE_SIZE at a time."""
@@ -169,7 +170,8 @@ def _look_up_namespace(client: Any, auth: OciAuth) -> str:
     """The tenancy's namespace: one round trip that setting OCI_NAMESPACE saves."""
     endpoint = endpoint_of(client)
     try:
-        return client.get_namespace().data
+        namespace: str = client.get_namespace().data
+        return namespace
     except oci.exceptions.ServiceError as error:
         raise service_error(f"looking up the namespace at {endpoint}", error, auth.description) from None
     except _transport_errors() as error:

@@ -222,7 +222,7 @@ def fingerprint_of(key: RSAPrivateKey) -> str | None:
     return ":".join(digest[i:i + 2] for i in range(0, len(digest), 2))
 
 
-class ApiKeySigner(oci.signer.AbstractBaseSigner):
+class ApiKeySigner(oci.signer.AbstractBaseSigner):  # type: ignore[misc]  # the oci SDK ships no types
     """`oci.signer.Signer` over a key already loaded by `load_api_key`.
 
     The SDK's Signer loads the key itself, with the slow check; AbstractBaseSigner is the
@@ -378,8 +378,9 @@ def find_vault(settings: Settings, reach: OciAuth) -> str:
     named = [vault for vault in vaults if vault.display_name == name]
     active = [vault.id for vault in named if vault.lifecycle_state == "ACTIVE"]
     if len(active) == 1:
-        log.info("OCI_VAULT_NAME=%r is vault %s; setting OCI_VAULT_ID to it saves this lookup", name, active[0])
-        return active[0]
+        found: str = active[0]
+        log.info("OCI_VAULT_NAME=%r is vault %s; setting OCI_VAULT_ID to it saves this lookup", name, found)
+        return found
     if active:
         raise ConfigError(f"{where}: {len(active)} ACTIVE vaults have that name ({', '.join(active)}); "
                           "set OCI_VAULT_ID to the one holding the secrets")
