@@ -6,9 +6,11 @@ CRASH_POINT is `before-put` (kill just before the Nth object write), `mid-put` (
 temp file is on disk, not yet renamed into place), `after-put` (right after the Nth write) or
 `error-put` (the Nth write raises StorageError, as a failing store would);
 CRASH_AT is N (0: never). With CRASH_MATCH=TEXT only writes whose object name contains TEXT
-count (`pages` for the page objects and the page queue). With CRASH_LOG=FILE each write's number and object name is appended
-to FILE before the write starts, so a test knows which object the kill hit.
-The process dies exactly as under `kill -9`: no cleanup, no finally blocks.
+count (`pages` for the page objects and the page queue). With CRASH_LOG=FILE each write's
+number and object name is appended to FILE before the write starts, so a test knows which
+object the kill hit. The process dies exactly as under `kill -9`: no cleanup, no finally
+blocks. With CRASH_SIGNAL=TERM (or INT) the process sends itself that signal at the point
+instead of SIGKILL, and the write goes on: the run's handler decides where it stops.
 `store_faults` is the same injection for a test's own process, for `error-put` only.
 """
 
@@ -29,7 +31,8 @@ from polisen_collector.cli import collect_events  # noqa: E402
 
 
 def die() -> None:
-    os.kill(os.getpid(), signal.SIGKILL)
+    """SIGKILL, or the signal CRASH_SIGNAL names (after which the process goes on, as its handler decides)."""
+    os.kill(os.getpid(), signal.Signals[f"SIG{os.environ.get('CRASH_SIGNAL', 'KILL')}"])
 
 
 @contextlib.contextmanager
@@ -44,6 +47,7 @@ def store_faults(point: str, nth: int, log_path: str | None = None, match: str =
     def replace(*args, **kwargs):
         """Die at the rename of the chosen write only, not of another thread's write."""
         if doomed["thread"] == threading.get_ident():
+            doomed["thread"] = None
             die()
         return original_replace(*args, **kwargs)
 

@@ -97,6 +97,19 @@ def test_failure_without_any_success_on_record(capsys, health):
         f"1 consecutive failure; {LOG_HINT}")])
 
 
+def test_an_interrupted_last_run_is_a_warning_saying_which_signal(capsys, health):
+    from polisen_collector.interrupt import Interrupted
+
+    record(health, 40)
+    write_health(health, finished_at=datetime.now(UTC) - timedelta(minutes=5), success=False, interrupted=True,
+                 events_processed=4, execution_time=0.5, error=Interrupted(15), run_id="run-test")
+    assert json.loads(health.read_text())["status"] == "interrupted"
+    message = f"last run 5 min ago was interrupted by SIGTERM; last successful run 40 min ago; 1 consecutive failure; {LOG_HINT}"
+    assert check(capsys, health) == (1, [f"UNHEALTHY: {message}"])
+    code, lines = check(capsys, health, "--nagios")
+    assert code == 1 and lines[0].startswith(f"POLISEN_COLLECTOR WARNING: {message} | age=30")
+
+
 @pytest.mark.parametrize("content, message", [
     (None, "does not exist (has the collector ever run?)"),
     ('{"last_run": "2026-06-01T10:00:00+00:00", "status": "succ', "is not valid JSON: Unterminated string"),
@@ -132,7 +145,7 @@ def fields(**changes) -> str:
     (fields(last_run=1780000000), "last_run 1780000000 is not a timestamp"),
     (fields(last_success="2026-02-30T00:00:00+00:00"),
      "last_success '2026-02-30T00:00:00+00:00' is not an ISO 8601 timestamp"),
-    (fields(status="ok"), "status 'ok' is neither 'success' nor 'failed'"),
+    (fields(status="ok"), "status 'ok' is none of 'success', 'failed', 'interrupted'"),
     (fields(events_processed=-1), "events_processed -1 is not a count"),
     (fields(events_processed=True), "events_processed True is not a count"),
     (fields(execution_time="1.5"), "execution_time '1.5' is not a number of seconds"),

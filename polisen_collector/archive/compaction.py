@@ -13,6 +13,7 @@ import logging
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from polisen_collector import interrupt
 from polisen_collector.archive.layout import (
     collected_times_name,
     compacted_object_name,
@@ -55,6 +56,8 @@ def compact(storage: Storage, today: date, after_days: int) -> CompactionReport:
     report = CompactionReport()
     cutoff = today - timedelta(days=after_days)
     for day, names in days_to_compact(list_event_objects(storage), cutoff):
+        if interrupt.requested():  # between two days: each day is compacted whole or not at all
+            break
         compact_day(storage, day, names, report)
     return report
 

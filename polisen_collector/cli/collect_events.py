@@ -1,7 +1,8 @@
 """Cron entry point: run one collection of the Polisen events feed and exit.
 
 Exit codes: 0 success (also when nothing was new), 1 the run failed, 2 bad configuration
-or credentials, 3 another run holds the lock. Cron's convention: a successful run prints
+or credentials, 3 another run holds the lock, 130/143 SIGINT/SIGTERM stopped the run at a
+safe point (recorded as interrupted). Cron's convention: a successful run prints
 nothing; any other exit leaves exactly one line on stderr saying why; the rest is in the log.
 """
 
@@ -9,11 +10,13 @@ from __future__ import annotations
 
 import argparse
 import gc
+import sys
 from typing import NoReturn
 
 from polisen_collector.cli.common import add_standard_options, quiet_on_closed_pipe
 from polisen_collector.config import ConfigError, Settings, check_writable_dir, load_settings
 from polisen_collector.exit_codes import EXIT_CONFIG, EXIT_OK
+from polisen_collector.interrupt import stop_on_signals
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -104,6 +107,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.other_job:  # jobs over many days: their few cycles a day add up
         gc.enable()
+    echo = args.verbose or args.dry_run  # a dry run is for reading what it would do
+    # From here SIGINT and SIGTERM stop the job at its next safe point (exit 130, 143); on a
+    # terminal, not under cron, its first wait is said.
+    with stop_on_signals(announce_waits=sys.stderr if sys.stderr.isatty() and not echo else None):
+        return run_job(args, echo)
+
+
+def run_job(args: argparse.Namespace, echo: bool) -> int:
+    """Settings, logging, then the job the arguments name; its exit code."""
     try:
         settings = build_settings(args)
         backfill_days = parse_backfill(args.backfill)
@@ -120,7 +132,6 @@ def main(argv: list[str] | None = None) -> int:
 
     from polisen_collector.logging_setup import LOG_FILE_NAME, print_failure, setup_logging
 
-    echo = args.verbose or args.dry_run  # a dry run is for reading what it would do
     last_error = setup_logging(settings.log_dir, settings.log_level, settings.log_max_bytes,
                                settings.log_backup_count, echo=echo)
     from polisen_collector.run.collection import run_compaction, run_once

@@ -10,8 +10,10 @@ from typing import Any
 
 from polisen_collector import __version__
 from polisen_collector.files import NotRegularFile, atomic_write, read_regular
+from polisen_collector.interrupt import Interrupted
 
 REQUIRED_FIELDS = ("last_run", "status", "events_processed", "execution_time")
+STATUSES = ("success", "failed", "interrupted")
 MAX_BYTES = 1_000_000
 
 
@@ -70,7 +72,7 @@ def write_audit_health(path: Path, *, finished_at: datetime, error: BaseExceptio
                        run_id: str, audit: dict[str, Any]) -> dict[str, Any]:
     return _write(path, {
         "last_tick": finished_at.isoformat(),
-        "status": "failed" if error else "success",
+        "status": "success" if error is None else "interrupted" if isinstance(error, Interrupted) else "failed",
         "error": _error_of(error),
         "run_id": run_id,
         "version": __version__,
@@ -84,13 +86,18 @@ def write_health(
     *,
     finished_at: datetime,
     success: bool,
+    interrupted: bool = False,
     events_processed: int,
     execution_time: float,
     error: BaseException | None = None,
     run_id: str | None = None,
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Write this run's verdict, carrying last_success and the failure streak forward."""
+    """Write this run's verdict, carrying last_success and the failure streak forward.
+
+    Status `success`, `failed`, or `interrupted` (a signal stopped the run at a safe point);
+    a run that did not succeed counts in the streak either way.
+    """
     try:
         previous = read_health(path)
     except HealthFileError:
@@ -103,7 +110,7 @@ def write_health(
         previous_success = None
     document: dict[str, Any] = {
         "last_run": finished_at.isoformat(),
-        "status": "success" if success else "failed",
+        "status": "success" if success else "interrupted" if interrupted else "failed",
         "events_processed": events_processed,
         "execution_time": round(execution_time, 3),
         "error": _error_of(error),

@@ -14,7 +14,13 @@ from typing import Any
 
 from polisen_collector.clock import utc_now
 from polisen_collector.exit_codes import NAGIOS_CRITICAL, NAGIOS_OK, NAGIOS_UNKNOWN, NAGIOS_WARNING
-from polisen_collector.health.file import HealthFileError, audit_health_path, read_health, read_health_document
+from polisen_collector.health.file import (
+    STATUSES,
+    HealthFileError,
+    audit_health_path,
+    read_health,
+    read_health_document,
+)
 from polisen_collector.messages import one_line
 
 OK, WARNING, CRITICAL, UNKNOWN = "OK", "WARNING", "CRITICAL", "UNKNOWN"
@@ -174,7 +180,7 @@ def audit_figures(audit: dict[str, Any]) -> AuditFigures:
     gap = audit.get("unhealed_gap")
     return AuditFigures(
         last_tick=_optional_time(audit, "last_tick"),
-        success=status == "success" if status in ("success", "failed") else None,
+        success=status == "success" if status in STATUSES else None,
         new=_count(audit, "audit_new"),
         updated=_count(audit, "audit_updated"),
         sweep_due_by=_optional_time(audit, "sweep_due_by"),
@@ -193,8 +199,8 @@ def _judge(health: dict[str, Any], path: Path, warning: timedelta, critical: tim
            now: datetime) -> Verdict:
     last_run = _timestamp(health, "last_run")
     status = health["status"]
-    if status not in ("success", "failed"):
-        raise _Unusable(f"status {_quote(status)} is neither 'success' nor 'failed'")
+    if status not in STATUSES:
+        raise _Unusable(f"status {_quote(status)} is none of {', '.join(map(repr, STATUSES))}")
     events = _count(health, "events_processed")
     duration = _seconds(health, "execution_time")
     if events is None:
@@ -231,13 +237,13 @@ def _judge(health: dict[str, Any], path: Path, warning: timedelta, critical: tim
     ]
     verdict = Verdict(OK, "", path, details, age.total_seconds(), health, last_run, last_success)
     age_state = CRITICAL if age > critical else WARNING if age > warning else OK
-    if status == "failed":
+    if status != "success":  # failed, or interrupted by a signal: either way nothing new was known to be stored
         streak = "" if failures is None else f"; {failures} consecutive failure{'s' if failures != 1 else ''}"
         failure_state = CRITICAL if failures is None or failures >= critical_failures else WARNING
         verdict.state = max(failure_state, age_state, key=_SEVERITY.__getitem__)
-        verdict.message = (
-            f"last run {_ago(age)} ago failed: {_error_text(health.get('error'))}; {since_success}{streak}; {LOG_HINT}"
-        )
+        how = (f"failed: {_error_text(health.get('error'))}" if status == "failed"
+               else f"was {_interruption(health.get('error'))}")
+        verdict.message = f"last run {_ago(age)} ago {how}; {since_success}{streak}; {LOG_HINT}"
     elif age_state != OK:
         limit = critical if age > critical else warning
         verdict.state = age_state
@@ -285,6 +291,12 @@ def _error_text(error: Any) -> str:
     else:
         text = one_line(error, 300)
     return text
+
+
+def _interruption(error: Any) -> str:
+    """`interrupted by SIGTERM`, as the run recorded it."""
+    message = error.get("message") if isinstance(error, dict) else None
+    return one_line(message, 80) if isinstance(message, str) and message.startswith("interrupted") else "interrupted"
 
 
 def _quote(value: Any) -> str:

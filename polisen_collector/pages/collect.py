@@ -17,10 +17,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from polisen_collector import interrupt
 from polisen_collector.archive.events import Event
 from polisen_collector.archive.layout import read_day
 from polisen_collector.archive.state import Entry
 from polisen_collector.clock import utc_now
+from polisen_collector.interrupt import Interrupted
 from polisen_collector.metrics.run_metrics import RunMetrics
 from polisen_collector.pages.fetch import PageClient, PageError
 from polisen_collector.pages.parse import content_fingerprint, parse_page
@@ -104,10 +106,18 @@ def collect_pages(
             report.stopped = f"the page step's {budget_seconds:g} s are used up"
             log.info("page fetching stopped for this run: %s", report.stopped)
             break
+        if (stop := interrupt.requested()) is not None:  # a signal: stop here, the queue is written below
+            report.stopped = str(stop)
+            break
         # A copy, changed in place below: the base's own entry must stay as it was, or the next
         # head, which holds only what differs from the base, would leave the change out.
         entry = replace(entries[event_id])
-        keep_going = _fetch_one(storage, client, event_id, entry, now(), report)
+        try:
+            keep_going = _fetch_one(storage, client, event_id, entry, now(), report)
+        except Interrupted as stop:  # raised by the client's pacing, before its request went out
+            report.requests -= 1
+            report.stopped = str(stop)
+            break
         entries[event_id] = touched[event_id] = entry
         if not keep_going:
             log.warning("page fetching stopped for this run: %s", report.stopped)

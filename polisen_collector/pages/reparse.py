@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from polisen_collector import interrupt
 from polisen_collector.pages.parse import PARSER_VERSION, parse_page
 from polisen_collector.pages.store import iter_day_names, page_versions, read_page_html, write_parsed
 from polisen_collector.storage.base import Storage
@@ -55,7 +56,7 @@ def store_missing_parses(storage: Storage, budget_seconds: float | None = None,
                         storage.delete(stale)
                     report.stale_removed += len(version.stale)
                     continue
-                if deadline is not None and report.parsed and clock() > deadline:
+                if (deadline is not None and report.parsed and clock() > deadline) or interrupt.requested():
                     report.left += 1
                     continue
                 html = read_page_html(storage, version.name)

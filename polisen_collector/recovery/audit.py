@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from polisen_collector import interrupt
 from polisen_collector.api.client import ApiError, PolisenClient
 from polisen_collector.api.rate_limit import RateLimited
 from polisen_collector.metrics.run_metrics import RunMetrics
@@ -230,6 +231,9 @@ def run_audit(
     remaining: dict[str, int] | None = None  # the gap days as the last tick-off left them
     with metrics.step("audit"):
         for day, why in plan:
+            if (stop := interrupt.requested()) is not None:  # between two days: a safe point
+                report.stopped = str(stop)
+                break
             before = counted.requests
             try:
                 fetched, new, updated = backfill_day(storage, client, metrics, day, retention_days, counted)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from polisen_collector import interrupt
 from polisen_collector.api.client import ApiError, PolisenClient
 from polisen_collector.api.rate_limit import RateLimited
 from polisen_collector.archive.ingest import (
@@ -169,6 +170,9 @@ def run_backfill(
     pending: dict[str, int] | None = None  # as the last tick-off left the queue
     with metrics.step("backfill"):
         for number, day in enumerate(days, start=1):
+            if (stop := interrupt.requested()) is not None:  # between two days: a safe point
+                report.stopped = str(stop)
+                break
             try:
                 fetched, new, updated = backfill_day(storage, client, metrics, day, retention_days, report)
             except RateLimited as error:

@@ -13,6 +13,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from polisen_collector import interrupt
 from polisen_collector.api.client import ApiError
 from polisen_collector.archive.layout import new_run_id
 from polisen_collector.clock import utc_now
@@ -23,9 +24,10 @@ from polisen_collector.health.file import (
     read_health_document,
     write_audit_health,
 )
+from polisen_collector.interrupt import Interrupted
 from polisen_collector.metrics.run_metrics import RunMetrics, prune_metrics
 from polisen_collector.recovery.audit import AuditReport, Budget, health_section, run_audit
-from polisen_collector.run.collection import exit_code_for, lock_refused, open_archive, open_client
+from polisen_collector.run.collection import exit_code_for, lock_refused, open_archive, open_client, outcome_of
 from polisen_collector.run.lock import RunLock
 from polisen_collector.storage.base import StorageError
 
@@ -55,8 +57,13 @@ def audit_once(settings: Settings) -> int:
                                retention_days=settings.state_retention_days, now=utc_now())
         finally:
             client.close()
+        interrupt.check()  # each day audited is stored and recorded
         if report.failed:
             error = ApiError(f"audit stopped: {report.stopped}")
+    except Interrupted as stop:
+        error = stop
+        log.error("audit tick %s: stopped between two days, each day audited is stored and recorded; "
+                  "the next tick goes on", stop)
     except (ConfigError, ApiError, StorageError) as failure:
         error = failure
         log.error("audit tick failed: %s", failure)
@@ -64,7 +71,7 @@ def audit_once(settings: Settings) -> int:
         lock.release()
     if error is not None:
         metrics.record_error(error)
-    metrics.finish("failed" if error else "success")
+    metrics.finish(outcome_of(error) if error else "success")
     metrics.info["audit"] = health_section(report, budget, metrics.finished_at or utc_now())
     _save(settings, metrics, report, error)
     return exit_code_for(error)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from polisen_collector import interrupt
 from polisen_collector.api.client import ApiError, ApiOptions, PolisenClient
 from polisen_collector.api.rate_limit import RateLimiter
 from polisen_collector.archive.ingest import InvalidAnswer
@@ -27,6 +28,7 @@ from polisen_collector.config import ConfigError, Settings
 from polisen_collector.exit_codes import EXIT_CONFIG, EXIT_FAILED, EXIT_LOCKED, EXIT_OK
 from polisen_collector.files import SMALL_FILE_BYTES, atomic_write, read_regular
 from polisen_collector.health.file import write_health
+from polisen_collector.interrupt import Interrupted
 from polisen_collector.metrics.run_metrics import RunMetrics, prune_metrics
 from polisen_collector.run.feed import ApiCache, RunReport, collect
 from polisen_collector.run.lock import LockHeld, LockUnusable, RunLock
@@ -60,6 +62,9 @@ PAGES_DUE_HINT = "pages-next-due"
 REPARSE_SECONDS = 60
 # The page step stops fetching after this long, so slow pages never hold a run (and its health) up.
 PAGE_STEP_SECONDS = 120.0
+# What a run waits for, said once on a terminal (interrupt.pause).
+API_WAIT = "the next request to the API (retries back off; the API's usage rules ask for 10 s between requests)"
+PAGE_WAIT = "the next event page (PAGE_INTERVAL_SECONDS between pages)"
 
 
 def api_options(settings: Settings) -> ApiOptions:
@@ -128,13 +133,18 @@ def run_compaction(settings: Settings) -> int:
         storage = open_storage(settings)
         report = compact(storage, utc_today(), settings.compact_after_days)
         log.info("%s", report)
-        parses = store_missing_parses(storage, budget_seconds=REPARSE_SECONDS)
+        parses = None if interrupt.requested() else store_missing_parses(storage, budget_seconds=REPARSE_SECONDS)
     except (ConfigError, StorageError) as failure:
         log.error("compaction failed: %s", failure)
         return exit_code_for(failure)
     finally:
         lock.release()
-    log.info("%s", parses)
+    if parses is not None:
+        log.info("%s", parses)
+    if (stop := interrupt.requested()) is not None:
+        log.error("compaction %s: stopped between two days (or two page parses), each one done is complete; "
+                  "the next compaction goes on", stop)
+        return stop.exit_code
     return EXIT_OK
 
 
@@ -163,6 +173,7 @@ def _run_locked(settings: Settings, run_id: str, metrics: RunMetrics, dry_run: b
             if dry_run and report.gap:
                 log.warning("possible gap from %s to %s: %s", report.gap.first_day, report.gap.last_day, report.gap.reason)
             elif not dry_run:
+                interrupt.check()  # the feed's events and state are stored: a safe point
                 if marker.exists():
                     from polisen_collector.recovery.backfill import heal_gaps
 
@@ -172,9 +183,14 @@ def _run_locked(settings: Settings, run_id: str, metrics: RunMetrics, dry_run: b
                                            retention_days=settings.state_retention_days, progress=queue)
                     if not (backfilled and backfilled.pending):
                         marker.unlink(missing_ok=True)
+                    interrupt.check()
                 _collect_pages(settings, storage, report, metrics)
+                interrupt.check()
         finally:
             client.close()
+    except Interrupted as stop:
+        error = stop
+        log.error("run %s", stopped_after(stop, report))
     except ConfigError as failure:
         error = failure
         log.error("configuration error: %s", failure)
@@ -186,7 +202,7 @@ def _run_locked(settings: Settings, run_id: str, metrics: RunMetrics, dry_run: b
         log.exception("run failed with an unexpected error: %s: %s", type(failure).__name__, failure)
     if error is not None:
         metrics.record_error(error)
-    metrics.finish("failed" if error else ("dry_run" if dry_run else "success"))
+    metrics.finish(outcome_of(error) if error else ("dry_run" if dry_run else "success"))
     log.info("%s", metrics.summary())
     if dry_run:
         log.info("dry run: would store %d new and %d updated events", report.new, report.updated)
@@ -195,7 +211,7 @@ def _run_locked(settings: Settings, run_id: str, metrics: RunMetrics, dry_run: b
     extra = {"gap": report.gap.as_dict() if report.gap else None,
              "backfill": backfilled.as_dict() if backfilled else None}
     _save_health(settings, metrics, report, error, extra)
-    if settings.healthcheck_ping_url:
+    if settings.healthcheck_ping_url and not isinstance(error, Interrupted):  # stopped on purpose: no alarm
         from polisen_collector.health.ping import ping
 
         ping(settings.healthcheck_ping_url, success=error is None)
@@ -215,26 +231,46 @@ def _backfill_locked(settings: Settings, metrics: RunMetrics, days: list[str]) -
             report = backfill_on_demand(storage, client, metrics, days, retention_days=settings.state_retention_days)
         finally:
             client.close()
+        interrupt.check()  # the days done are ticked off, the rest stay queued
         if not report.pending:
             marker.unlink(missing_ok=True)
         if report.stopped:
             error = ApiError(f"backfill stopped: {report.stopped}")
+    except Interrupted as stop:
+        error = stop
+        log.error("backfill %s: the days done are stored and ticked off, the others stay queued for the next "
+                  "run or --backfill", stop)
     except (ConfigError, ApiError, StorageError) as failure:
         error = failure
         log.error("backfill failed: %s", failure)
     if error is not None:
         metrics.record_error(error)
-    metrics.finish("failed" if error else "success")
+    metrics.finish(outcome_of(error) if error else "success")
     log.info("%s", metrics.summary())
     _save_metrics(settings, metrics)
     return exit_code_for(error)
 
 
 def exit_code_for(error: BaseException | None) -> int:
-    """0 without an error, 2 for a configuration error (or refused credentials), else 1."""
+    """0 without an error, 2 for a configuration error (or refused credentials), 130/143 when a
+    signal stopped the run, else 1."""
     if error is None:
         return EXIT_OK
+    if isinstance(error, Interrupted):
+        return error.exit_code
     return EXIT_CONFIG if isinstance(error, ConfigError) else EXIT_FAILED
+
+
+def outcome_of(error: BaseException) -> str:
+    """The outcome of a run that ended with `error`, in its metrics and health files."""
+    return "interrupted" if isinstance(error, Interrupted) else "failed"
+
+
+def stopped_after(stop: Interrupted, report: RunReport) -> str:
+    """The log line of a collection a signal stopped at a safe point."""
+    stored = (f"after storing {report.new} new and {report.updated} updated events" if report.events_processed
+              else "before storing any event")
+    return f"{stop}: stopped at a safe point {stored}; nothing is half written, the next run carries on"
 
 
 def lock_refused(lock: RunLock, task: str) -> int | None:
@@ -265,13 +301,16 @@ def _queue_gap(settings: Settings, storage: Storage, metrics: RunMetrics, gap: G
 
 
 def open_client(settings: Settings) -> PolisenClient:
-    """The API client every job of a host uses: its requests all count in the host's rate-limit ledger."""
-    return PolisenClient(api_options(settings), limiter=rate_limiter(settings))
+    """The API client every job of a host uses: its requests all count in the host's rate-limit ledger;
+    its waits end at once when a signal stops the run."""
+    return PolisenClient(api_options(settings), limiter=rate_limiter(settings), sleep=interrupt.pauser(API_WAIT))
 
 
 def rate_limiter(settings: Settings) -> RateLimiter | None:
     """The host's ledger of API requests (LOG_DIR), or None when API_RATE_LIMIT is off."""
-    return RateLimiter(LocalStorage(settings.log_dir)) if settings.rate_limit else None
+    if not settings.rate_limit:
+        return None
+    return RateLimiter(LocalStorage(settings.log_dir), sleep=interrupt.pauser(API_WAIT))
 
 
 def _collect_pages(settings: Settings, storage: Storage, report: RunReport, metrics: RunMetrics) -> None:
@@ -290,7 +329,7 @@ def _collect_pages(settings: Settings, storage: Storage, report: RunReport, metr
         origin=settings.page_origin, contact_email=settings.contact_email,
         connect_timeout=settings.connect_timeout, read_timeout=settings.read_timeout,
         interval=settings.page_interval if settings.rate_limit else 0.0, max_bytes=settings.page_max_bytes,
-    ))
+    ), sleep=interrupt.pauser(PAGE_WAIT))
     start = time.perf_counter()
     try:
         hint.unlink(missing_ok=True)  # a step that fails or is killed leaves no hint: the next run steps in
@@ -336,6 +375,7 @@ def _save_health(settings: Settings, metrics: RunMetrics, report: RunReport, err
             settings.health_path,
             finished_at=metrics.finished_at or utc_now(),
             success=error is None,
+            interrupted=isinstance(error, Interrupted),
             events_processed=report.events_processed,
             execution_time=metrics.timings.get("total", 0.0),
             error=error,

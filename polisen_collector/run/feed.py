@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from polisen_collector import interrupt
 from polisen_collector.api.client import ApiError, FetchResult, PolisenClient
 from polisen_collector.archive.events import Event
 from polisen_collector.archive.ingest import (
@@ -93,7 +94,12 @@ def collect(
     dry_run: bool = False,
     on_gap: Callable[[Gap], bool] | None = None,
 ) -> RunReport:
-    """One collection: fetch and read the state in parallel, store what is new, then the state."""
+    """One collection: fetch and read the state in parallel, store what is new, then the state.
+
+    A signal (interrupt.py) stops it before the fetch or before the first write, not between
+    the events' writes and the state's: the run stops after the state, at its next check.
+    """
+    interrupt.check()
     report = RunReport()
     loaded = api_cache.load() if api_cache else {}
     cached = loaded if loaded.get("url") == client.options.url else {}
@@ -117,6 +123,7 @@ def collect(
         reading = pool.submit(read_state)
         state = reading.result()  # first: a wrong bucket or refused credentials (exit 2) outrank an API failure
         result = fetching.result()
+    interrupt.check()  # nothing written yet
     report.seen = state.seen
     if result.events is None and (state.rebuilt or cached.get("state_etag") != state.etag):
         log.info("the state changed since the cached answer was stored; fetching the feed in full")
