@@ -28,8 +28,8 @@ def test_dependencies_are_those_of_requirements_txt():
 
 def test_extras_together_are_requirements_extras_txt():
     extras = PROJECT["optional-dependencies"]
-    assert set(extras) == {"plots", "parquet"}
-    assert extras["plots"] + extras["parquet"] == requirement_lines("requirements-extras.txt")
+    assert set(extras) == {"plots", "parquet", "site"}
+    assert extras["plots"] + extras["parquet"] + extras["site"] == requirement_lines("requirements-extras.txt")
 
 
 def test_lock_pins_every_requirement_exactly():
