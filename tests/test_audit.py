@@ -182,7 +182,10 @@ def test_the_default_install_runs_the_audit_between_the_collections_and_compacts
             if line.strip() and not line.startswith("#")]
     schedule = {" ".join(line[5:]): " ".join(line[:5]) for line in cron}
     job = "cd /opt/polisen-events-collector && .venv/bin/python collect_events.py"
-    assert schedule == {job: "7,37 * * * *", f"{job} --audit": "22 * * * *", f"{job} --compact": "52 3 * * *"}
+    site = "cd /opt/polisen-events-collector && .venv/bin/python export_events.py -o site/events.db 2>>logs/site-refresh.log"
+    assert schedule == {job: "7,37 * * * *", f"{job} --audit": "22 * * * *", f"{job} --compact": "52 3 * * *",
+                        site: "12,42 * * * *"}
+    assert "OnCalendar=*:12,42\n" in (deploy / "polisen-site-refresh.timer").read_text()
     assert "OnCalendar=*:22\n" in (deploy / "polisen-audit.timer").read_text()
     assert "OnCalendar=*:07,37" in (deploy / "polisen-collector.timer").read_text()
     assert "OnCalendar=*-*-* 03:52\n" in (deploy / "polisen-compact.timer").read_text()

@@ -304,7 +304,8 @@ def unit_service_section(name: str) -> dict[str, str]:
     return values
 
 
-UNITS = ["polisen-collector.service", "polisen-audit.service", "polisen-compact.service", "polisen-health.service"]
+UNITS = ["polisen-collector.service", "polisen-audit.service", "polisen-compact.service", "polisen-health.service",
+         "polisen-site.service", "polisen-site-refresh.service"]
 
 
 @pytest.mark.parametrize("unit", UNITS)
@@ -322,7 +323,9 @@ def test_the_collector_may_write_exactly_its_folders_and_the_textfile_dir():
         "/opt/polisen-events-collector/data", "/opt/polisen-events-collector/logs",
         "/opt/polisen-events-collector/metrics", "-/var/lib/prometheus/node-exporter"]
     assert (service["UMask"], service["SuccessExitStatus"]) == ("0022", "3")
-    assert "ReadWritePaths" not in unit_service_section("polisen-health.service")
+    for reader in ("polisen-health.service", "polisen-site.service"):
+        assert "ReadWritePaths" not in unit_service_section(reader)
+    assert unit_service_section("polisen-site-refresh.service")["ReadWritePaths"] == "/opt/polisen-events-collector/site"
     for job in ("polisen-audit.service", "polisen-compact.service"):
         same = unit_service_section(job)
         assert [same[key] for key in ("ReadWritePaths", "UMask", "SuccessExitStatus")] == [

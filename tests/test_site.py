@@ -1,0 +1,316 @@
+"""The Datasette site (deploy/datasette, docs/site.md) over an export of the recorded snapshots and
+their pages, served by the real Datasette as README's "Browse it" starts it, in headless Chromium.
+
+Screenshots of each page go to build/screenshots/ for people to look at; nothing compares pixels.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import shlex
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote_plus, unquote_plus
+
+import pytest
+from archive_truth import versions_in_snapshots
+from conftest import REPO
+from fake_polisen import FakePolisenServer
+
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+SCREENSHOTS = REPO / "build" / "screenshots"
+BROWSER_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--window-size=1280,1400"]
+
+METADATA = REPO / "deploy" / "datasette" / "metadata.yml"
+
+
+def browse_it_commands() -> list[str]:
+    """The two commands of README's "Browse it": the export, then Datasette."""
+    section = (REPO / "README.md").read_text(encoding="utf-8").split("\n## Browse it", 1)[1].split("\n## ", 1)[0]
+    [block] = re.findall(r"```sh\n(.*?)```", section, re.S)
+    commands = [line.split("  #")[0].strip() for line in block.splitlines() if line.strip()]
+    assert len(commands) == 2, commands
+    return commands
+
+
+def sqlite_rows(path: Path, query: str, *params) -> list[tuple]:
+    with sqlite3.connect(path) as connection:
+        return connection.execute(query, params).fetchall()
+
+
+@pytest.fixture(scope="module")
+def site_db(replayed_archive, tmp_path_factory, snapshot_bodies) -> Path:
+    """The recorded archive with the pages of every edited event and of every tenth other one (the
+    site answers 404 for the rest, which costs no parse), exported as README says."""
+    workdir = tmp_path_factory.mktemp("site")
+    truth = versions_in_snapshots(snapshot_bodies)
+    with FakePolisenServer(snapshot_bodies) as server:
+        server.state.page_status.update({event_id: 404 for index, (event_id, versions) in enumerate(sorted(truth.items()))
+                                         if len(versions) == 1 and index % 10})
+        collector = replayed_archive.collector.copy_archive(workdir)
+        collector.env.update({"POLISEN_API_URL": server.url, "PAGES_PER_RUN": "1000", "PAGE_INTERVAL_SECONDS": "0"})
+        server.serve(len(snapshot_bodies) - 1)
+        for _ in range(3):  # at most 1000 page requests a run: the next run takes the rest
+            result = collector.run()
+            assert result.returncode == 0, result.log[-500:]
+            if collector.last_metrics()["counts"]["page_requests"] < 1000:
+                break
+    export, _ = browse_it_commands()
+    program, *args = shlex.split(export)
+    assert (program, args[0]) == ("python3", "export_events.py"), export
+    result = collector.run(*args[1:], script="export_events.py",
+                           env={"POLISEN_API_URL": "https://polisen.se/api/events", "API_RATE_LIMIT": "on"})
+    assert result.returncode == 0, result.stderr
+    database = collector.workdir / "events.db"
+    assert sqlite_rows(database, "SELECT count(*) FROM events WHERE page_body IS NOT NULL")[0][0] > 150
+    return database
+
+
+def descendants(pid: int) -> set[int]:
+    """The processes below `pid` (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def site(site_db) -> Iterator[str]:
+    """Datasette serving the export, started with README's command on 127.0.0.1 and a free port."""
+    _, serve = browse_it_commands()
+    program, *args = shlex.split(serve)
+    assert program == "datasette" and args[0] == site_db.name, serve
+    os.symlink(REPO / "deploy", site_db.parent / "deploy")
+    process = subprocess.Popen([sys.executable, "-m", "datasette", *args, "--host", "127.0.0.1", "--port", "0"],
+                               cwd=site_db.parent, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    lines: queue.Queue[str] = queue.Queue()
+
+    def read_stderr() -> None:  # to its end, so that the pipe never fills
+        for line in process.stderr:
+            lines.put(line)
+
+    reader = threading.Thread(target=read_stderr, daemon=True)
+    reader.start()
+    try:
+        url, said, deadline = None, [], time.monotonic() + 60
+        while url is None and time.monotonic() < deadline and process.poll() is None:
+            try:
+                said.append(lines.get(timeout=0.5))
+            except queue.Empty:
+                continue
+            found = re.search(r"running on (http://127\.0\.0\.1:\d+)", said[-1])
+            url = found.group(1) if found else None
+        assert url, "".join(said)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        reader.join(timeout=10)
+        process.stderr.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium driven by chromedriver (Debian's packages; .ci/run installs them): missing is a failure."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not os.access(path, os.X_OK)]
+    if missing:
+        pytest.fail(f"the browser test needs Debian's chromium and chromium-driver: {', '.join(missing)} missing")
+    profile = tempfile.mkdtemp(prefix="chromium-profile-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in [*BROWSER_FLAGS, f"--user-data-dir={profile}"]:
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver_pid = driver.service.process.pid
+    started = descendants(driver_pid) | {driver_pid}
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+        deadline = time.monotonic() + 10
+        while any(alive(pid) for pid in started) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not [pid for pid in started if alive(pid)], "chromedriver or chromium left running"
+
+
+def visit(driver, url: str, screenshot: str, ready: str = "footer"):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.get(url)
+    WebDriverWait(driver, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, ready))
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    driver.save_screenshot(str(SCREENSHOTS / f"{screenshot}.png"))
+
+
+def column(driver, name: str) -> list[str]:
+    from selenium.webdriver.common.by import By
+
+    return [cell.text for cell in driver.find_elements(By.CSS_SELECTOR, f"table.rows-and-columns td.col-{name}")]
+
+
+@pytest.mark.slow
+def test_the_list_of_events_is_newest_first_with_a_map(site, site_db, browser):
+    from selenium.webdriver.common.by import By
+
+    visit(browser, f"{site}/events/event_list", "event_list", ready="#event-map .leaflet-marker-icon")
+    newest = sqlite_rows(site_db, "SELECT id, datetime FROM events ORDER BY datetime DESC, id DESC LIMIT 100")
+    shown = list(zip(map(int, column(browser, "id")), column(browser, "datetime"), strict=True))
+    assert [when for _, when in shown] == [when for _, when in newest]
+    assert sorted(shown) == sorted(newest)  # the same events (two at the same second may come in either order)
+    headers = [th.get_attribute("data-column") for th in browser.find_elements(By.CSS_SELECTOR, "table.rows-and-columns th")]
+    assert headers[:3] == ["id", "datetime", "local_date"] and "page_body" not in headers  # no page text in the list
+    assert browser.find_elements(By.CSS_SELECTOR, "#event-map .leaflet-container")
+    # An id leads to the event's own page.
+    assert browser.find_element(By.CSS_SELECTOR, "td.col-id a").get_attribute("href").endswith(
+        f"/events/events/{shown[0][0]}")
+
+
+def search_examples() -> list[str]:
+    """The searches the site's description offers as links."""
+    import yaml
+
+    description = yaml.safe_load(METADATA.read_text(encoding="utf-8"))["description_html"]
+    return [unquote_plus(found) for found in re.findall(r'href="/events/event_list\?_search=([^"]+)"', description)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("query", search_examples())
+def test_search_takes_full_text_syntax_as_sqlite_does(site, site_db, browser, query):
+    from selenium.webdriver.common.by import By
+
+    visit(browser, f"{site}/events/event_list", "event_list_before_search")
+    box = browser.find_element(By.CSS_SELECTOR, "input[name=_search]")
+    box.send_keys(query)
+    box.submit()
+    name = re.sub(r"\W+", "_", query).strip("_")
+    visit(browser, browser.current_url + "&_size=1000", f"search_{name}")
+    expected = sqlite_rows(site_db, "SELECT e.id FROM events_fts JOIN events e ON e.id = events_fts.rowid "
+                                    "WHERE events_fts MATCH ? ORDER BY e.datetime DESC", query)
+    assert expected
+    assert sorted(map(int, column(browser, "id"))) == sorted(event_id for event_id, in expected)
+    assert f"{len(expected)} rows where search matches" in browser.find_element(By.CSS_SELECTOR, "h3").text
+
+
+@pytest.mark.slow
+def test_the_municipality_facet_counts_as_the_export(site, site_db, browser):
+    from selenium.webdriver.common.by import By
+
+    visit(browser, f"{site}/events/event_list", "event_list_facets")
+    facet = browser.find_element(By.CSS_SELECTOR, '.facet-info[data-column="municipality_name"]')
+    shown = {}
+    for item in facet.find_elements(By.CSS_SELECTOR, "li"):
+        found = re.fullmatch(r"(.+) ([\d,]+)", item.text.strip())
+        if found:
+            shown[found.group(1)] = int(found.group(2).replace(",", ""))
+    counts = dict(sqlite_rows(site_db, "SELECT municipality_name, count(*) FROM events WHERE municipality_name IS NOT NULL "
+                                       "GROUP BY municipality_name"))
+    top = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:30]
+    assert shown == dict(top)
+    for name in ("type", "county_name", "local_date"):
+        assert browser.find_elements(By.CSS_SELECTOR, f'.facet-info[data-column="{name}"] li')
+
+
+@pytest.mark.slow
+def test_an_edited_events_page_lists_its_versions_and_its_page(site, site_db, browser):
+    from selenium.webdriver.common.by import By
+
+    [(event_id, versions)] = sqlite_rows(site_db, "SELECT id, versions FROM events WHERE versions > 1 AND page_body "
+                                                  "IS NOT NULL ORDER BY id LIMIT 1")
+    visit(browser, f"{site}/events/events/{event_id}", "edited_event", ready="section.event-versions")
+    listed = browser.find_elements(By.CSS_SELECTOR, "section.event-versions tbody tr")
+    stored = sqlite_rows(site_db, "SELECT first_collected, name, summary FROM versions WHERE id = ? "
+                                  "ORDER BY first_collected", event_id)
+    assert len(listed) == versions == len(stored)
+    assert [row.find_elements(By.TAG_NAME, "td")[0].text for row in listed] == [first for first, _, _ in stored]
+    assert listed[1].find_elements(By.TAG_NAME, "td")[2].text  # what the edit changed
+    [(body,)] = sqlite_rows(site_db, "SELECT page_body FROM events WHERE id = ?", event_id)
+    shown = browser.find_element(By.CSS_SELECTOR, "table.event-record td.col-page_body").text
+    assert " ".join(shown.split()) == " ".join(body.split())
+
+
+@pytest.mark.slow
+def test_the_canned_queries_answer(site, site_db, browser):
+    from selenium.webdriver.common.by import By
+
+    [(edited,)] = sqlite_rows(site_db, "SELECT count(*) FROM versions v WHERE v.first_collected > "
+                                       "(SELECT min(first_collected) FROM versions w WHERE w.id = v.id)")
+    visit(browser, f"{site}/events/latest_edits", "latest_edits")
+    assert len(browser.find_elements(By.CSS_SELECTOR, "table.rows-and-columns tbody tr")) == edited > 0
+    [(county,)] = sqlite_rows(site_db, "SELECT county_name FROM events GROUP BY 1 ORDER BY count(*) DESC LIMIT 1")
+    visit(browser, f"{site}/events/events_per_municipality_per_week?county={quote_plus(county)}", "per_week")
+    assert set(column(browser, "county_name")) == {county}
+    assert sum(map(int, column(browser, "events"))) > 0
+    [(event_id,)] = sqlite_rows(site_db, "SELECT id FROM events WHERE versions > 1 LIMIT 1")
+    visit(browser, f"{site}/events/event_history?id={event_id}", "event_history")
+    assert len(browser.find_elements(By.CSS_SELECTOR, "table.rows-and-columns tbody tr")) > 1
+
+
+def test_the_metadata_describes_every_column_and_sorts_and_facets_by_indexed_columns():
+    import yaml
+
+    from polisen_collector.export import COLUMNS, LIST_COLUMNS, LIST_VIEW, SQLITE_INDEXES, VERSION_KEY
+
+    metadata = yaml.safe_load(METADATA.read_text(encoding="utf-8"))
+    assert metadata["source_url"].startswith("https://polisen.se/") and metadata["license"]
+    tables = metadata["databases"]["events"]["tables"]
+    assert set(tables) == {"events", "versions", LIST_VIEW}
+    assert set(tables["events"]["columns"]) == set(COLUMNS)
+    assert set(tables["versions"]["columns"]) == {*COLUMNS, VERSION_KEY}
+    assert set(tables[LIST_VIEW]["columns"]) >= set(LIST_COLUMNS)
+    assert all(description.strip() for description in tables["versions"]["columns"].values())
+    for name in ("events", LIST_VIEW):
+        assert tables[name]["sort_desc"] in SQLITE_INDEXES
+        assert set(tables[name]["facets"]) <= set(SQLITE_INDEXES)
+        assert tables[name]["searchmode"] == "raw"
+    assert set(metadata["databases"]["events"]["queries"]) == {
+        "events_per_municipality_per_week", "latest_edits", "event_history"}
+
+
+def test_the_site_unit_serves_the_readme_command_read_only():
+    """polisen-site.service runs README's Datasette command on site/events.db, never --immutable."""
+    _, serve = browse_it_commands()
+    readme = shlex.split(serve)[2:]
+    unit = (REPO / "deploy" / "polisen-site.service").read_text()
+    [exec_start] = [line.split("=", 1)[1] for line in unit.splitlines() if line.startswith("ExecStart=")]
+    assert shlex.split(exec_start) == [
+        "/opt/polisen-events-collector/.venv/bin/python", "-m", "datasette", "serve", "site/events.db", *readme,
+        "--host", "127.0.0.1", "--port", "8001"]
+    assert not {"-i", "--immutable"} & set(readme)
+    refresh = (REPO / "deploy" / "polisen-site-refresh.service").read_text()
+    assert "ExecStart=/opt/polisen-events-collector/.venv/bin/python export_events.py -o site/events.db\n" in refresh
