@@ -53,7 +53,7 @@ def workspace(request, tmp_path, archive) -> Collector:
 
 
 def test_readme_duckdb_query_gives_the_latest_version_of_each_id(workspace, latest, monkeypatch):
-    [query] = doc_blocks("storage.md", "sql")
+    query = doc_blocks("storage.md", "sql")[0]
     monkeypatch.chdir(workspace.workdir)
     relation = duckdb.sql(query.strip().rstrip(";"))
     rows = [dict(zip(relation.columns, values, strict=True)) for values in relation.fetchall()]
@@ -96,7 +96,7 @@ def test_readme_pandas_reads_the_csv_and_parquet_export_with_types(archive, tmp_
     for name in ("events.csv", "events.parquet"):
         result = archive.run("-o", str(tmp_path / name), script="export_events.py")
         assert result.returncode == 0, result.stderr
-    [snippet] = doc_blocks("export.md", "python")
+    snippet = doc_blocks("export.md", "python")[0]
     read_parquet, read_csv = snippet.splitlines()[1], "\n".join(snippet.splitlines()[2:])
     assert "read_parquet" in read_parquet and "read_csv" in read_csv
     monkeypatch.chdir(tmp_path)
@@ -144,3 +144,55 @@ def test_collection_times_keep_one_format_when_a_run_started_on_a_whole_second(t
                                            pd.Timestamp("2026-05-20 09:00:49", tz="UTC")]
     assert isinstance(df["last_collected"].dtype, pd.DatetimeTZDtype)
     assert path.read_text().splitlines()[2].count(".000+00:00") == 2, "whole seconds carry their .000 too"
+
+
+def test_duckdb_reads_the_raw_archive_times_with_their_offset(workspace, snapshot_bodies, monkeypatch):
+    """storage.md's strptime recipe: every time read (a third have a one-digit hour), shown in Swedish time."""
+    _, recipe = doc_blocks("storage.md", "sql")
+    setting, query = (statement.strip() for statement in recipe.split(";") if statement.strip())
+    monkeypatch.chdir(workspace.workdir)
+    connection = duckdb.connect()
+    connection.execute(setting)
+    relation = connection.sql(query)
+    rows = relation.fetchall()
+    assert [str(kind) for kind in relation.types][:2] == ["BIGINT", "TIMESTAMP WITH TIME ZONE"]
+    truth = versions_in_snapshots([snapshot_bodies[i] for i in SNAPSHOTS])
+    when = {event_id: parse_event_datetime(json.loads(contents[-1])["datetime"]) for event_id, contents in truth.items()}
+    wanted = {event_id for event_id, moment in when.items() if moment.date().isoformat() >= "2026-05-25"}
+    assert {row[0] for row in rows} == wanted
+    assert all(row[1] == when[row[0]] and str(row[1].tzinfo) == "Europe/Stockholm" for row in rows)
+    assert any(row[1].hour < 10 for row in rows)  # the one-digit hours too
+    assert [row[1] for row in rows] == sorted(row[1] for row in rows)
+
+
+def test_every_export_format_reads_back_with_the_scb_codes_as_text(archive, tmp_path, latest, monkeypatch):
+    """export.md's DuckDB queries and pandas snippets, on every format: the codes keep their leading zeros."""
+    import sqlite3
+
+    for name in ("events.jsonl", "events.csv", "events.parquet", "events.db"):
+        result = archive.run("-o", str(tmp_path / name), script="export_events.py")
+        assert result.returncode == 0, result.stderr
+    monkeypatch.chdir(tmp_path)
+    with sqlite3.connect(tmp_path / "events.db") as connection:
+        codes = dict(connection.execute("SELECT id, municipality_code FROM events WHERE municipality_code IS NOT NULL"))
+    assert any(code.startswith("0") for code in codes.values())
+
+    [queries] = doc_blocks("export.md", "sql")
+    statements = [line for line in queries.splitlines() if line.startswith("SELECT *")]
+    assert {re.search(r"'events\.(\w+)'", line).group(1) for line in statements} == {"parquet", "jsonl", "csv"}
+    for statement in statements:
+        relation = duckdb.sql(statement.rstrip(";"))
+        types = dict(zip(relation.columns, map(str, relation.types), strict=True))
+        assert (types["municipality_code"], types["county_code"]) == ("VARCHAR", "VARCHAR"), statement
+        rows = [dict(zip(relation.columns, values, strict=True)) for values in relation.fetchall()]
+        assert rows, statement
+        assert all(row["municipality_code"] == codes.get(row["id"]) for row in rows), statement
+
+    for snippet in doc_blocks("export.md", "python"):
+        namespace: dict = {}
+        exec(snippet, namespace)
+        df = namespace["df"]
+        assert sorted(df["id"]) == sorted(latest), snippet
+        assert dict(df.dropna(subset=["municipality_code"])[["id", "municipality_code"]].itertuples(index=False)) == codes
+        assert (df["county_code"].dropna().str.len() == 2).all(), snippet
+        assert isinstance(df["datetime"].dtype, pd.DatetimeTZDtype) and str(df["datetime"].dt.tz) == "Europe/Stockholm"
