@@ -6,6 +6,7 @@ bad value is reported as one line naming the variable before any work is done.
 
 from __future__ import annotations
 
+import io
 import ipaddress
 import math
 import os
@@ -366,9 +367,12 @@ def read_env_file(path: Path) -> dict[str, str]:
         raise EnvFileError(f"--env-file {path}: no such file (use --env-file /dev/null for none)")
     if path.is_dir():
         raise EnvFileError(f"--env-file {path} is a folder, not a file of KEY=VALUE settings")
+    text = path.read_text(encoding="utf-8")
+    if not text.strip():  # /dev/null, an empty file: nothing to parse, so no parser is imported
+        return {}
     from dotenv import dotenv_values
 
-    return {key: value for key, value in dotenv_values(path).items() if value is not None}
+    return {key: value for key, value in dotenv_values(stream=io.StringIO(text)).items() if value is not None}
 
 
 # What a tool that only reads the archive needs: the backend and how to reach it.

@@ -5,6 +5,7 @@ The fake checks every request's signature against the test-generated API key it 
 
 from __future__ import annotations
 
+import base64
 import gzip
 import json
 import os
@@ -304,6 +305,88 @@ def damaged_pem(key: ApiKey) -> str:
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode("ascii")
 
 
+def rsa_pem(n: int, e: int, d: int, p: int, q: int, dmp1: int, dmq1: int, iqmp: int) -> str:
+    """A PKCS#1 RSA private key of exactly these numbers, which need not fit together (DER by hand:
+    cryptography refuses to write such a key)."""
+
+    def length(size: int) -> bytes:
+        return bytes([size]) if size < 128 else bytes([0x80 | (size.bit_length() + 7) // 8]) + size.to_bytes(
+            (size.bit_length() + 7) // 8, "big")
+
+    def integer(value: int) -> bytes:
+        data = value.to_bytes(value.bit_length() // 8 + 1, "big")
+        return b"\x02" + length(len(data)) + data
+
+    body = b"".join(integer(value) for value in (0, n, e, d, p, q, dmp1, dmq1, iqmp))
+    encoded = base64.b64encode(b"\x30" + length(len(body)) + body).decode("ascii")
+    lines = [encoded[i:i + 64] for i in range(0, len(encoded), 64)]
+    return "\n".join(["-----BEGIN RSA PRIVATE KEY-----", *lines, "-----END RSA PRIVATE KEY-----", ""])
+
+
+def prime1_is_1_pem(key: ApiKey) -> str:
+    """`key` with its first prime written as 1 (issue 22: it was a ZeroDivisionError)."""
+    numbers = key.private_key.private_numbers()
+    public = numbers.public_numbers
+    return rsa_pem(public.n, public.e, numbers.d, 1, numbers.q, numbers.dmp1, numbers.dmq1, numbers.iqmp)
+
+
+def tiny_pem(key: ApiKey) -> str:
+    """A consistent RSA key of 12 bits (p = 61, q = 53): it loads, and would fail at the first signature."""
+    p, q, e = 61, 53, 17
+    d = pow(e, -1, (p - 1) * (q - 1))
+    return rsa_pem(p * q, e, d, p, q, d % (p - 1), d % (q - 1), pow(q, -1, p))
+
+
+def small_pem(key: ApiKey) -> str:
+    return ApiKey(key.tenancy, key.user, rsa.generate_private_key(public_exponent=65537, key_size=1024)).pem
+
+
+def public_pem(key: ApiKey) -> str:
+    return key.private_key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode("ascii")
+
+
+def ec_pem(key: ApiKey) -> str:
+    return ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode("ascii")
+
+
+BAD_KEYS = {
+    "damaged": (damaged_pem, "is a damaged RSA private key (its numbers do not fit together)"),
+    "prime1=1": (prime1_is_1_pem, "is a damaged RSA private key (its numbers do not fit together)"),
+    "public": (public_pem, "is a public key, not the private key"),
+    "non-RSA": (ec_pem, "is not an RSA key (OCI API keys are RSA keys)"),
+    "tiny": (tiny_pem, "is a 12-bit RSA key: OCI API keys have at least 2048 bits"),
+    "1024-bit": (small_pem, "is a 1024-bit RSA key: OCI API keys have at least 2048 bits"),
+    "not the fingerprint's": (lambda key: ApiKey.generate().pem, "is not the key of its fingerprint"),
+}
+TOOLS_READING_THE_KEY = {
+    "run": ("collect_events.py", ()),
+    "audit": ("collect_events.py", ("--audit",)),
+    "compaction": ("collect_events.py", ("--compact",)),
+    "backfill": ("collect_events.py", ("--backfill", "2026-05-20")),
+    "export": ("export_events.py", ()),
+    "secrets check": ("secrets_manager.py", ()),
+}
+
+
+@pytest.mark.parametrize("tool", TOOLS_READING_THE_KEY)
+@pytest.mark.parametrize("kind", BAD_KEYS)
+def test_every_tool_refuses_every_bad_key_in_one_line_before_any_request(tmp_path, fake_api, fake_oci, oci_run,
+                                                                         api_key, kind, tool):
+    """Issue 22 row 14: a bad key was a ZeroDivisionError (exit 1) or a traceback in some tools."""
+    make, problem = BAD_KEYS[kind]
+    script, args = TOOLS_READING_THE_KEY[tool]
+    config = write_oci_config(tmp_path / "bad-key", api_key)
+    (tmp_path / "bad-key" / "key.pem").write_text(make(api_key))
+    result = oci_run.run(*args, script=script, env={"OCI_CONFIG_FILE": str(config)})
+    assert result.returncode == 2, (result.stdout, result.stderr, result.log[-800:])
+    [line] = result.stderr.splitlines()  # each tool says it its way ("configuration error: ...", "audit tick failed: ...")
+    assert f"the private key of profile DEFAULT of OCI config file {config} {problem}" in line, line
+    assert "Traceback" not in result.stdout + result.stderr + result.log
+    assert fake_oci.requests == [] and fake_api.requests == []
+
+
 def test_a_profile_without_key_file_and_an_upper_case_fingerprint(tmp_path, fake_api, fake_oci, oci_run, api_key):
     """A missing entry is named (it was a KeyError); a fingerprint in capitals is the same fingerprint."""
     config = write_oci_config(tmp_path / "odd", api_key)
@@ -362,10 +445,7 @@ def test_a_key_file_that_is_not_the_fingerprints_key_is_refused_before_any_reque
     (lambda key: key.private_key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode("ascii"), None,
      "is a public key, not the private key"),
-    (lambda key: damaged_pem(key), None, "is a damaged RSA private key (its numbers do not fit together)"),
-    (lambda key: ec.generate_private_key(ec.SECP256R1()).private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode("ascii"),
-     None, "is not an RSA key (OCI API keys are RSA keys)"),
+    (lambda key: damaged_pem(key), "inherited-from-DEFAULT", "is a damaged RSA private key"),
     (lambda key: encrypted_pem(key, b"s3cret"), "s3cret", None),
     (lambda key: key.pem, "inherited-from-DEFAULT", None),
     (lambda key: "\n" * (2 << 20) + key.pem, None, "is not a readable RSA PEM private key"),  # read to 1 MiB only
@@ -425,13 +505,14 @@ def test_secrets_check_says_ok_or_one_line_when_oci_is_unreachable(fake_api, fak
 
 
 def test_the_region_endpoint_in_messages_is_the_url_not_the_sdk_template(api_key):
-    from polisen_collector.storage.oci_auth import ApiKeySigner
-    from polisen_collector.storage.oci_sdk import ObjectStorageClient, endpoint_of
+    import oci
+
+    from polisen_collector.storage.oci_auth import endpoint_of
 
     config = {"region": "eu-stockholm-1", "tenancy": api_key.tenancy, "user": api_key.user,
               "fingerprint": api_key.fingerprint, "key_content": api_key.pem}
-    client = ObjectStorageClient(config, signer=ApiKeySigner(api_key.tenancy, api_key.user, api_key.fingerprint,
-                                                             api_key.private_key))
+    signer = oci.signer.Signer(api_key.tenancy, api_key.user, api_key.fingerprint, None, private_key_content=api_key.pem)
+    client = oci.object_storage.ObjectStorageClient(config, signer=signer)
     assert endpoint_of(client) == "https://objectstorage.eu-stockholm-1.oraclecloud.com"
 
 
@@ -469,35 +550,14 @@ def test_a_run_imports_only_what_it_uses(fake_api, collector):
     assert not nothing_new & NEVER_ON_A_RUN
 
 
-def test_an_oci_run_imports_only_the_sdk_modules_it_calls(fake_api, fake_oci, oci_run):
-    """No vault clients, PKCS#11 signer, pagination, DNS client or transfer managers (storage/oci_sdk.py)."""
+def test_an_oci_run_imports_the_sdk_but_no_client_it_does_not_call(fake_api, fake_oci, oci_run):
+    """A plain `import oci`: the SDK loads its service clients when first used, so no vault client here."""
     fake_api.serve(0)
     imported = imported_modules(oci_run)
     assert fake_oci.objects(), "the run stored its events"
-    assert {"oci.object_storage.object_storage_client", "oci.base_client", "oci.signer"} <= imported
-    assert not {name for name in imported if name.startswith("pkcs11.")}, "the SDK's PKCS#11 signer is skipped"
-    assert not imported & {"oci.secrets", "oci.key_management", "oci.pagination", "oci.dns", "oci.fips",
-                           "oci.object_storage.transfer", "oci.waiter"}
+    assert {"oci", "oci.object_storage.object_storage_client", "oci.signer"} <= imported
+    assert not {name for name in imported if name.startswith(("oci.secrets", "oci.key_management"))}
     assert not imported & NEVER_ON_A_RUN
-
-
-def test_fips_mode_imports_the_whole_sdk(fake_api, fake_oci, oci_run):
-    oci_run.env["OCI_PYTHON_SDK_FIPS_LIBCRYPTO_PATH"] = "/nonexistent/libcrypto.so"  # OpenSSL 3: only a warning
-    fake_api.serve(0)
-    imported = imported_modules(oci_run)
-    assert fake_oci.objects(), "the run stored its events"
-    assert {"oci", "oci.fips", "oci.pagination", "oci.object_storage.transfer"} <= imported
-
-
-def test_code_that_imports_oci_after_the_collector_gets_the_whole_package():
-    """Names the package `__init__` defines run it on first use (storage/oci_sdk.py): the SDK's
-    resource principal signers of version 2.1 call `oci.BaseClient`, other code may use the rest."""
-    script = ("import polisen_collector.storage.oci_sdk, oci\n"
-              "print(oci.BaseClient.__name__, oci.__version__ == oci.version.__version__,"
-              " oci.object_storage.UploadManager.__name__, oci.object_storage.ObjectStorageClient.__name__)")
-    result = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).resolve().parent.parent,
-                            capture_output=True, text=True, timeout=60, check=False)
-    assert (result.returncode, result.stdout) == (0, "BaseClient True UploadManager ObjectStorageClient\n"), result.stderr
 
 
 def state_reads(fake: FakeOCIServer) -> list[tuple[int, int]]:
@@ -655,6 +715,16 @@ def test_vault_missing_or_malformed_secret_is_named_without_its_value(tmp_path, 
     written = everything_written(oci_run, result)
     assert "CANARY" not in written.upper()
     assert not any(line in written for line in api_key.pem.splitlines()[1:-1])
+
+
+@pytest.mark.parametrize("kind", ["prime1=1", "damaged", "non-RSA", "tiny"])
+def test_a_bad_vault_key_is_named_before_any_bucket_request(tmp_path, fake_api, fake_oci, api_key, oci_run, kind):
+    make, problem = BAD_KEYS[kind]
+    result = oci_run.run(env=vault_setup(tmp_path, fake_oci, api_key, **{"polisen-collector-private-key": make(api_key)}))
+    assert result.returncode == 2
+    [line] = result.stderr.splitlines()
+    assert f"secret 'polisen-collector-private-key' (API private key) is malformed: {problem.removeprefix('is ')}" in line
+    assert not [r for r in fake_oci.requests if not r.path.startswith("/20190301/")] and fake_api.requests == []
 
 
 def test_a_vault_key_that_is_not_its_fingerprints_is_named_without_either_value(tmp_path, fake_api, fake_oci,

@@ -31,9 +31,9 @@ def test_nothing_new_writes_only_its_metrics_health_lock_and_log(collector, fake
     assert collector.health()["status"] == "success" and collector.health()["events_processed"] == 0
 
 
-def program_run(collector, monkeypatch, *args: str) -> int:
-    """collect_events.program() in-process, as `python collect_events.py args` runs it; the test
-    process's collector is on again afterwards."""
+def test_the_program_freezes_what_the_job_leaves_before_the_exit(collector, monkeypatch):
+    """`python collect_events.py` and `polisen-collect` run program(): the interpreter's last
+    collection skips what the job leaves (docs/performance.md)."""
     import gc
     import os
     import sys
@@ -42,60 +42,17 @@ def program_run(collector, monkeypatch, *args: str) -> int:
 
     from polisen_collector.cli import collect_events
 
-    monkeypatch.setattr(sys, "argv", ["collect_events.py", "--env-file", os.devnull, *args])
-    try:
-        with environment(collector.env), process_state(collector.workdir):
-            return collect_events.program()
-    finally:
-        gc.unfreeze()
-        gc.enable()
-
-
-@pytest.mark.parametrize(("args", "entry", "paused"), [
-    ((), "polisen_collector.run.collection:run_once", True),
-    (("--compact",), "polisen_collector.run.collection:run_compaction", False),
-    (("--audit",), "polisen_collector.run.audit_tick:audit_once", False),
-    (("--backfill", "2026-05-01..2026-05-02"), "polisen_collector.run.collection:run_once", False),
-])
-def test_the_program_pauses_the_cyclic_collector_for_a_run_only(collector, monkeypatch, args, entry, paused):
-    """`python collect_events.py` and `polisen-collect` run program(): no cyclic GC during a run,
-    and gc.freeze() before the exit, so the interpreter's last collection skips it all
-    (docs/performance.md). Jobs over many days keep the collector on."""
-    import gc
-    import importlib
-
-    module, name = entry.split(":")
-    seen: list[object] = []
-    monkeypatch.setattr(importlib.import_module(module), name, lambda *a, **k: seen.append(gc.isenabled()) or 0)
-    monkeypatch.setattr(gc, "freeze", lambda: seen.append("frozen"))
-    assert program_run(collector, monkeypatch, *args) == 0
-    assert seen == [not paused, "frozen"]
-
-
-def test_gap_healing_in_a_run_turns_the_collector_back_on(collector, fake_api, monkeypatch):
-    import gc
-
-    from polisen_collector.recovery import backfill
-    from polisen_collector.run.collection import BACKFILL_MARKER
-
-    healing: list[bool] = []
-    monkeypatch.setattr(backfill, "heal_gaps", lambda *a, **k: healing.append(gc.isenabled()))
-    collector.log_dir.mkdir(parents=True, exist_ok=True)
-    (collector.log_dir / BACKFILL_MARKER).touch()
-    assert program_run(collector, monkeypatch) == 0
-    assert healing == [True], "healing may cover up to BACKFILL_MAX_DAYS days"
-
-
-def test_main_in_process_leaves_the_collector_as_the_caller_had_it(collector, fake_api):
-    import gc
-
-    assert gc.isenabled()
-    assert collector.run().returncode == 0
-    assert gc.isenabled()
+    order: list[str] = []
+    monkeypatch.setattr(collect_events, "main", lambda: order.append("job") or 0)
+    monkeypatch.setattr(gc, "freeze", lambda: order.append("frozen"))
+    monkeypatch.setattr(sys, "argv", ["collect_events.py", "--env-file", os.devnull])
+    with environment(collector.env), process_state(collector.workdir):
+        assert collect_events.program() == 0
+    assert order == ["job", "frozen"]
 
 
 def test_what_a_run_leaves_to_the_cyclic_collector_holds_no_open_file(collector, fake_api):
-    """program() freezes what a run leaves, so nothing in a reference cycle is finalized at exit:
+    """program() freezes what a job leaves, so nothing in a reference cycle is finalized at exit:
     a file there would never be flushed or closed."""
     import gc
     import io

@@ -8,7 +8,6 @@ ends, and a hung one lets it go stale, which is what monitoring must see.
 
 from __future__ import annotations
 
-import gc
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -177,7 +176,6 @@ def _run_locked(settings: Settings, run_id: str, metrics: RunMetrics, dry_run: b
                 if marker.exists():
                     from polisen_collector.recovery.backfill import heal_gaps
 
-                    gc.enable()  # paused by collect_events.py for the run's start; healing may cover many days
                     queue = None if report.gap_queued or pending_backfill is None else pending_backfill.result()
                     backfilled = heal_gaps(storage, client, metrics, max_days=settings.backfill_max_days,
                                            retention_days=settings.state_retention_days, progress=queue)

@@ -12,10 +12,11 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
+import oci
+
 from polisen_collector.config import ConfigError, Settings
 from polisen_collector.storage.base import NotModified, PreconditionFailed, StorageError, StoredObject
-from polisen_collector.storage.oci_auth import OciAuth, oci_credentials, retry_strategy
-from polisen_collector.storage.oci_sdk import ObjectStorageClient, endpoint_of, oci
+from polisen_collector.storage.oci_auth import OciAuth, endpoint_of, oci_credentials, retry_strategy
 
 log = logging.getLogger("polisen.oci")
 
@@ -154,7 +155,7 @@ def open_oci_storage(settings: Settings) -> OCIStorage:
     """
     auth = oci_credentials(settings)
     try:
-        client = ObjectStorageClient(
+        client = oci.object_storage.ObjectStorageClient(
             auth.config, signer=auth.signer, service_endpoint=settings.oci_endpoint,
             retry_strategy=retry_strategy(settings), circuit_breaker_strategy=oci.circuit_breaker.NoCircuitBreakerStrategy(),
         )

@@ -14,7 +14,6 @@ import binascii
 import configparser
 import hashlib
 import logging
-import math
 import os
 import re
 import stat
@@ -24,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import oci
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
@@ -32,10 +32,11 @@ from polisen_collector.config import ConfigError, Settings
 from polisen_collector.files import SMALL_FILE_BYTES, read_regular
 from polisen_collector.messages import one_line
 from polisen_collector.storage.base import StorageError
-from polisen_collector.storage.oci_sdk import endpoint_of, oci
 
 FINGERPRINT = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){15}$")
 REGION = re.compile(r"^[a-z]+(-[a-z]+)+-\d+$")
+MIN_KEY_BITS = 2048
+"""OCI accepts API keys of 2048 bits and more; a smaller key would fail at its first signature or at OCI."""
 log = logging.getLogger("polisen.oci")
 
 
@@ -62,14 +63,9 @@ def _region(value: str) -> str | None:
 
 
 def _private_key(value: str) -> str | None:
+    """The text only: the key is loaded once, by the signer (`_api_key_signer`)."""
     if "-----BEGIN" not in value or "PRIVATE KEY-----" not in value:
         return "must be a PEM private key (-----BEGIN PRIVATE KEY-----)"
-    try:
-        load_api_key(value.encode("ascii", "replace"), None)
-    except KeyNeedsPassPhrase:
-        return "is an encrypted key; the vault must hold it unencrypted"
-    except ValueError as error:
-        return str(error).removeprefix("is ")  # after "is malformed: "
     return None
 
 
@@ -89,6 +85,16 @@ class OciAuth:
     config: dict[str, Any]
     signer: Any
     description: str
+
+
+# The SDK keeps a region's endpoint as a template with optional parts (`{dualStack?ds.oci.:}`)
+# and fills them in per request; for messages, each takes its "otherwise" text.
+_TEMPLATE_CHOICE = re.compile(r"\{[^{}?]*\?[^{}:]*:([^{}]*)\}")
+
+
+def endpoint_of(client: Any) -> str:
+    """The endpoint a client calls, as an operator would write it."""
+    return _TEMPLATE_CHOICE.sub(r"\1", str(client.base_client.endpoint))
 
 
 def retry_strategy(settings: Settings) -> Any:
@@ -160,53 +166,61 @@ def _config_file(settings: Settings, region: str) -> OciAuth:
         raise ConfigError(f"{where} is invalid: {one_line(str(error))}") from None
     except OSError as error:
         raise ConfigError(f"cannot read {where}: {error.strerror or type(error).__name__}") from None
-    return OciAuth(config, _api_key_signer(config, where), f"API key of {where}")
+    signer = _api_key_signer(config, lambda problem: f"the private key of {where} {problem}")
+    return OciAuth(config, signer, f"API key of {where}")
 
 
-class KeyNeedsPassPhrase(Exception):
-    """The PEM private key is encrypted and no pass phrase was given."""
-
-
-def load_api_key(pem: bytes, pass_phrase: str | None) -> RSAPrivateKey:
-    """The RSA private key of an OCI API key, checked by arithmetic instead of OpenSSL's proof of its primes.
-
-    OpenSSL's check on loading proves p and q prime: 28 ms of CPU for a 2048-bit key, 200 ms
-    for a 4096-bit one, on every run. `_check_consistent` checks everything else it does
-    (the key's numbers fit together) in well under a millisecond; a key of composite "primes"
-    is not something an operator's key file holds by accident, and OCI would refuse its
-    signatures. As the SDK does, a pass phrase is ignored for a key that needs none (a
-    DEFAULT profile's pass_phrase inherited by another profile's plain key).
-    Raises KeyNeedsPassPhrase, or ValueError saying what the text is instead.
-    """
-    password = pass_phrase.encode() if pass_phrase else None
+def _api_key_signer(config: dict[str, Any], refuse: Callable[[str], str], mismatch: str | None = None) -> Any:
+    """The SDK's signer (`oci.signer.Signer`, which loads and checks the key) for the validated
+    config's API key, or ConfigError: the key unreadable, not a 2048-bit RSA private key, or not
+    the key of the config's fingerprint. `refuse` words a problem of the key ("is a public key")
+    as the line to raise; `mismatch` is the line for a wrong key, when the values must not be
+    shown (the vault's); the default names both fingerprints."""
+    pass_phrase = config.get("pass_phrase")
+    pem = config.get("key_content")
+    if pem:
+        pem = pem.encode("ascii", "replace")
+    else:
+        try:
+            pem = read_regular(Path(config["key_file"]).expanduser(), SMALL_FILE_BYTES)
+        except OSError as error:
+            raise ConfigError(refuse(f"cannot be read from its key_file: {error.strerror}")) from None
     try:
-        key = serialization.load_pem_private_key(pem, password, unsafe_skip_rsa_key_validation=True)
-    except TypeError:
-        if password is None:
-            raise KeyNeedsPassPhrase from None
-        key = serialization.load_pem_private_key(pem, None, unsafe_skip_rsa_key_validation=True)
-    except UnsupportedAlgorithm:
-        raise ValueError("is not an RSA PEM private key") from None
-    except ValueError:
-        if b"PUBLIC KEY-----" in pem or pem.lstrip().startswith(b"ssh-"):
-            raise ValueError("is a public key, not the private key") from None
-        wrong = " (or its pass_phrase is wrong)" if password else ""
-        raise ValueError(f"is not a readable RSA PEM private key{wrong}") from None
+        signer = oci.signer.Signer(config["tenancy"], config["user"], config["fingerprint"], None,
+                                   pass_phrase=pass_phrase, private_key_content=pem)
+    except oci.exceptions.MissingPrivateKeyPassphrase:
+        raise ConfigError(refuse("needs a pass_phrase")) from None
+    except (oci.exceptions.InvalidPrivateKey, UnsupportedAlgorithm, ValueError, TypeError):
+        raise ConfigError(refuse(_why_unreadable(pem, pass_phrase))) from None
+    key = signer.private_key
     if not isinstance(key, RSAPrivateKey):
-        raise ValueError("is not an RSA key (OCI API keys are RSA keys)")
-    _check_consistent(key)
-    return key
+        raise ConfigError(refuse("is not an RSA key (OCI API keys are RSA keys)"))
+    if key.key_size < MIN_KEY_BITS:
+        raise ConfigError(refuse(f"is a {key.key_size}-bit RSA key: OCI API keys have at least {MIN_KEY_BITS} bits"))
+    given, actual = config["fingerprint"], fingerprint_of(key)
+    if actual is None:
+        log.info("MD5 is not available here (FIPS mode?): the API key is not checked against its fingerprint %s", given)
+    elif given != actual:
+        raise ConfigError(mismatch or refuse(f"is not the key of its fingerprint {given} (the key's is {actual}): "
+                                             "OCI would refuse every request"))
+    return signer
 
 
-def _check_consistent(key: RSAPrivateKey) -> None:
-    """The checks of OpenSSL's RSA key validation but the primality proofs: n = pq, d inverts e,
-    and the CRT values are d's and q's. ValueError when the numbers do not fit together."""
-    numbers = key.private_numbers()
-    p, q, d, e, n = numbers.p, numbers.q, numbers.d, numbers.public_numbers.e, numbers.public_numbers.n
-    lcm = (p - 1) * (q - 1) // math.gcd(p - 1, q - 1)
-    if not (p * q == n and e * d % lcm == 1 and numbers.dmp1 == d % (p - 1) and numbers.dmq1 == d % (q - 1)
-            and numbers.iqmp * q % p == 1):
-        raise ValueError("is a damaged RSA private key (its numbers do not fit together)")
+def _why_unreadable(pem: bytes, pass_phrase: str | None) -> str:
+    """What a key text the SDK could not load is instead; only on that failure, so the run pays nothing."""
+    if b"PUBLIC KEY-----" in pem or pem.lstrip().startswith(b"ssh-"):
+        return "is a public key, not the private key"
+    password = pass_phrase.encode() if pass_phrase else None
+    try:  # without OpenSSL's check of the key's numbers: a text that parses then is a damaged key
+        try:
+            serialization.load_pem_private_key(pem, password, unsafe_skip_rsa_key_validation=True)
+        except TypeError:  # as the SDK does, a pass phrase the key does not need is ignored
+            if password is None:
+                raise
+            serialization.load_pem_private_key(pem, None, unsafe_skip_rsa_key_validation=True)
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        return "is not a readable RSA PEM private key" + (" (or its pass_phrase is wrong)" if pass_phrase else "")
+    return "is a damaged RSA private key (its numbers do not fit together)"
 
 
 def fingerprint_of(key: RSAPrivateKey) -> str | None:
@@ -220,49 +234,6 @@ def fingerprint_of(key: RSAPrivateKey) -> str | None:
     except ValueError:
         return None
     return ":".join(digest[i:i + 2] for i in range(0, len(digest), 2))
-
-
-class ApiKeySigner(oci.signer.AbstractBaseSigner):  # type: ignore[misc]  # the oci SDK ships no types
-    """`oci.signer.Signer` over a key already loaded by `load_api_key`.
-
-    The SDK's Signer loads the key itself, with the slow check; AbstractBaseSigner is the
-    SDK's base for signers that bring their own key. The headers signed are OCI's request
-    signature scheme: date, (request-target) and host, plus the body's length, type and
-    SHA-256 for requests with a body.
-    """
-
-    def __init__(self, tenancy: str, user: str, fingerprint: str, private_key: RSAPrivateKey) -> None:
-        self.api_key = f"{tenancy}/{user}/{fingerprint}"
-        self.private_key = private_key
-        self.create_signers(self.api_key, private_key, ["date", "(request-target)", "host"],
-                            ["content-length", "content-type", "x-content-sha256"])
-
-
-def _api_key_signer(config: dict[str, Any], where: str, mismatch: str | None = None) -> ApiKeySigner:
-    """A signer for the (validated) config's API key; ConfigError when the key is unreadable or
-    not the key of the config's fingerprint. `mismatch` is the line for that, when the values
-    must not be shown (the vault's); the default names both fingerprints."""
-    pem = config.get("key_content")
-    if pem:
-        pem = pem.encode("ascii", "replace")
-    else:
-        try:
-            pem = read_regular(Path(config["key_file"]).expanduser(), SMALL_FILE_BYTES)
-        except OSError as error:
-            raise ConfigError(f"cannot read the key_file of {where}: {error.strerror}") from None
-    try:
-        key = load_api_key(pem, config.get("pass_phrase"))
-    except KeyNeedsPassPhrase:
-        raise ConfigError(f"the private key of {where} needs a pass_phrase") from None
-    except ValueError as error:
-        raise ConfigError(f"the private key of {where} {error}") from None
-    given, actual = config["fingerprint"], fingerprint_of(key)
-    if actual is None:
-        log.info("MD5 is not available here (FIPS mode?): the key of %s is not checked against its fingerprint", where)
-    elif given != actual:
-        raise ConfigError(mismatch or f"the private key of {where} is not the key of its fingerprint {given} "
-                                      f"(the key's is {actual}): OCI would refuse every request")
-    return ApiKeySigner(config["tenancy"], config["user"], given, key)
 
 
 def _principal(kind: str, region: str, make: Callable[[], Any], hint: str) -> OciAuth:
@@ -327,10 +298,12 @@ def vault_credentials(settings: Settings) -> OciAuth:
     config = {field: value for field, value in values.items() if value is not None}
     config["fingerprint"] = config["fingerprint"].lower()
     config.setdefault("region", settings.oci_region)
-    where = f"vault {vault_id}"
-    mismatch = (f"OCI Vault {vault_id}: secret {names['key_content']!r} (API private key) is not the key of "
-                f"secret {names['fingerprint']!r} (API key fingerprint): OCI would refuse every request")
-    return OciAuth(config, _api_key_signer(config, where, mismatch), f"the API key in {where}")
+    key_secret = f"OCI Vault {vault_id}: secret {names['key_content']!r} (API private key)"
+    mismatch = (f"{key_secret} is not the key of secret {names['fingerprint']!r} (API key fingerprint): "
+                "OCI would refuse every request")
+    signer = _api_key_signer(config, lambda problem: f"{key_secret} is malformed: {problem.removeprefix('is ')}",
+                             mismatch)
+    return OciAuth(config, signer, f"the API key in vault {vault_id}")
 
 
 def _check_vault_settings(settings: Settings) -> None:
