@@ -55,7 +55,7 @@ def main() -> None:
     bodies = [load_snapshot(path) for path in snapshot_paths()]
     figures: dict[tuple[str, str], list[int]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-instructions-") as temp, \
-            Bench(args.backend, 0.0, bodies, Path(temp), ApiKey.generate(), others, other_env) as bench:
+            Bench(args.backend, 0.0, bodies, Path(temp), ApiKey.generate(), others=others, other_env=other_env) as bench:
         bench.api.serve(args.start)
         for contender in bench.contenders:
             subprocess.run(contender.command, cwd=contender.workdir, env=contender.env, check=True,

@@ -155,7 +155,7 @@ class Contender:
 class Bench:
     """One backend at one latency: fresh servers, a workspace per collector, runs measured one by one."""
 
-    def __init__(self, backend: str, latency: float, bodies: list[bytes], workdir: Path, key: ApiKey,
+    def __init__(self, backend: str, latency: float, bodies: list[bytes], workdir: Path, key: ApiKey, *,
                  others: dict[str, str], other_env: dict[str, str]) -> None:
         self.backend, self.latency, self.bodies, self.workdir = backend, latency, bodies, workdir
         names = [THIS, *others]
@@ -372,7 +372,7 @@ def main() -> None:
             for latency in latencies:
                 workdir = Path(temp) / f"{backend}-{latency * 1000:.0f}"
                 workdir.mkdir()
-                with Bench(backend, latency, bodies, workdir, key, others, other_env) as bench:
+                with Bench(backend, latency, bodies, workdir, key, others=others, other_env=other_env) as bench:
                     for name, figures in bench.replay(args.start, args.runs, args.idle).items():
                         results[(name, backend, latency)] = figures
                 print(f"# {backend} at {latency * 1000:.0f} ms done", file=sys.stderr, flush=True)

@@ -7,16 +7,16 @@ bad value is reported as one line naming the variable before any work is done.
 from __future__ import annotations
 
 import io
-import ipaddress
 import math
 import os
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import SplitResult, urlsplit
+from urllib.parse import urlsplit
 
 from polisen_collector.messages import one_line
+from polisen_collector.urls import http_url_parts, is_loopback_host, origin_of
 
 DEFAULT_API_URL = "https://polisen.se/api/events"
 
@@ -25,43 +25,8 @@ class ConfigError(Exception):
     """A setting is wrong; str() is one line that names it."""
 
 
-def is_loopback_host(host: str | None) -> bool:
-    if not host:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _checked_port(parts: SplitResult) -> None:
-    try:
-        port = parts.port
-    except ValueError:
-        port = -1
-    if port is not None and not 1 <= port <= 65535:
-        raise ValueError("its port must be from 1 to 65535")
-
-
-def origin_of(url: str) -> str:
-    """The scheme and host (and port) of a URL: `https://polisen.se`."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"
-
-
-def _http_url(value: str) -> SplitResult:
-    """The parts of an http(s) URL with a host and a valid port; ValueError otherwise."""
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("must be an http(s) URL with a host")
-    _checked_port(parts)
-    return parts
-
-
 def _url(value: str) -> str:
-    parts = _http_url(value)
+    parts = http_url_parts(value)
     if parts.scheme == "http" and not is_loopback_host(parts.hostname):
         raise ValueError("must use https (plain http is allowed only for loopback hosts)")
     return value
@@ -75,7 +40,7 @@ def _any_url(value: str) -> str | None:
     """A URL of any scheme http(s), for endpoints the operator controls."""
     if not value:
         return None
-    _http_url(value)
+    http_url_parts(value)
     return value
 
 
@@ -345,10 +310,6 @@ class Settings:
     def health_path(self) -> Path:
         """HEALTH_FILE when set, else health.json in LOG_DIR (writable without root)."""
         return Path(self.health_file) if self.health_file else self.log_dir / "health.json"
-
-    @property
-    def lock_path(self) -> Path:
-        return self.log_dir / "collect_events.lock"
 
 
 DEFAULT_ENV_FILE = Path(".env")

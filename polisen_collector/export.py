@@ -29,9 +29,10 @@ from polisen_collector.archive.layout import (
     group_by_day,
     read_versions,
 )
-from polisen_collector.config import DEFAULT_API_URL, origin_of
+from polisen_collector.config import DEFAULT_API_URL
 from polisen_collector.pages.columns import PageColumns
 from polisen_collector.storage.base import Storage
+from polisen_collector.urls import origin_of
 
 if TYPE_CHECKING:  # pyarrow is an optional extra, imported by the Parquet writer only
     import pyarrow as pa

@@ -176,13 +176,13 @@ def test_a_reason_phrase_with_a_pipe_does_not_split_the_nagios_line(workspace, f
 @pytest.fixture
 def clock(workspace, fake_api, monkeypatch) -> FakeClock:
     """Runs with the rate limit on, on a fake clock."""
+    from polisen_collector import parts
     from polisen_collector.api.rate_limit import RateLimiter
-    from polisen_collector.run import collection
     from polisen_collector.storage.local import LocalStorage
 
     fake = FakeClock(1_780_000_000.0)
     fake_api.state.clock = fake
-    monkeypatch.setattr(collection, "rate_limiter",
+    monkeypatch.setattr(parts, "rate_limiter",
                         lambda settings: RateLimiter(LocalStorage(settings.log_dir), clock=fake, sleep=fake.sleep))
     workspace.env["API_RATE_LIMIT"] = "on"
     return fake

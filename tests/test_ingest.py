@@ -58,7 +58,7 @@ def test_commit_state_that_lost_the_race_merges_into_the_other_collectors_state(
     storage.put(STATE_OBJECT, encode_state({**state.seen, 20: (theirs.hash, theirs.day, today)}, "run-other"))
     metrics = RunMetrics("run-1")
 
-    etag = commit_state(storage, state, [ours, both], [ours, both], "run-1", retention_days=60, metrics=metrics)
+    etag = commit_state(storage, state, [ours, both], [ours, both], run_id="run-1", retention_days=60, metrics=metrics)
 
     written = storage.get(STATE_OBJECT)
     assert written.etag == etag

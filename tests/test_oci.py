@@ -119,10 +119,11 @@ def test_listing_pages_through_next_start_with(tmp_path, fake_oci, oci_run, monk
     fake_oci.put_object("metadata/other.json", b"{}")
     import polisen_collector.storage.oci as oci_storage
     from polisen_collector.config import load_settings
+    from polisen_collector.parts import open_store
 
     monkeypatch.setattr(oci_storage, "LIST_PAGE_SIZE", 7)
     with environment(oci_run.env):
-        storage = oci_storage.open_oci_storage(load_settings(env_file=None))
+        storage = open_store(load_settings(env_file=None))
         listed = list(storage.list("events/2026/05/"))
     assert listed == [f"events/2026/05/{day:02d}/events-x.jsonl" for day in range(1, 26)]
     pages = requests_to(fake_oci, "GET", "/o?")

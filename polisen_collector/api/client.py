@@ -40,8 +40,8 @@ from urllib3.exceptions import HTTPError as Urllib3HTTPError
 from urllib3.util.retry import Retry
 
 from polisen_collector import __version__
-from polisen_collector.config import is_loopback_host
 from polisen_collector.messages import one_line
+from polisen_collector.urls import is_loopback_host
 
 log = logging.getLogger("polisen.api")
 

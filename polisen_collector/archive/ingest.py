@@ -181,7 +181,7 @@ def updated_state(seen: dict[int, Entry], stored: list[Event], answered: list[Ev
 
 
 def commit_state(
-    storage: Storage, state: State, stored: list[Event], answered: list[Event], run_id: str,
+    storage: Storage, state: State, stored: list[Event], answered: list[Event], *, run_id: str,
     retention_days: int, metrics: RunMetrics, answered_at: datetime | None = None,
 ) -> str:
     """Record the stored versions with a conditional write; on a lost race merge into the new state.

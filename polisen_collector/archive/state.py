@@ -143,7 +143,7 @@ def encode_state(
         "updated_at": utc_now().isoformat(timespec="seconds"),
         "updated_by_run": run_id,
         LAST_ANSWER_KEY: last_answer_at.isoformat(timespec="seconds") if last_answer_at else None,
-        **head_fields(storage, BASE_KIND, seen, base, columns_of_rows, "seen", "forgotten"),
+        **head_fields(storage, BASE_KIND, seen, base, pack=columns_of_rows, rows_key="seen", removed_key="forgotten"),
     })
 
 

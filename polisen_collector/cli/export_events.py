@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         iter_events_with_versions,
         iter_rows,
     )
-    from polisen_collector.storage import open_storage
+    from polisen_collector.parts import open_store
     from polisen_collector.storage.base import StorageError
 
     options = ExportOptions(all_versions=args.all_versions, date_from=args.date_from, date_to=args.date_to,
@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
                             page_origin=settings.page_origin, store_parses=args.store_parses)
     summary = ExportSummary()
     try:
-        storage = open_storage(settings)
+        storage = open_store(settings)
         produce = iter_events_with_versions if fmt == "sqlite" else iter_rows
         source = produce(storage, options, summary, report_bad, show_progress if sys.stderr.isatty() else None)
         write_output(fmt, source, args.output, args.csv_raw)

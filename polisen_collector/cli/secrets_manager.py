@@ -43,11 +43,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings(overrides={"STORAGE": "oci"}, env_file=args.env_file, only=STORAGE_FIELDS)
         from polisen_collector.archive.state import STATE_OBJECT
-        from polisen_collector.storage import open_storage
+        from polisen_collector.parts import open_store
         from polisen_collector.storage.base import StorageError
 
         try:
-            storage = open_storage(settings)  # without OCI_NAMESPACE, the namespace is looked up here
+            storage = open_store(settings)  # without OCI_NAMESPACE, the namespace is looked up here
             found = storage.get(STATE_OBJECT) is not None
         except StorageError as error:
             print(f"OCI could not be reached: {error}", file=sys.stderr)

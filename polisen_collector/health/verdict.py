@@ -109,7 +109,7 @@ def assess(path: Path, *, warning: timedelta, critical: timedelta, critical_fail
     except HealthFileError as error:
         return Verdict(UNKNOWN, str(error), Path(path))
     try:
-        verdict = _judge(health, Path(path), warning, critical, critical_failures, now)
+        verdict = _judge(health, Path(path), warning=warning, critical=critical, critical_failures=critical_failures, now=now)
     except _Unusable as error:
         return Verdict(UNKNOWN, f"health file {path}: {error}", Path(path), health=health)
     return _with_audit(verdict, health, audit_health_path(Path(path)), now)
@@ -195,7 +195,7 @@ def _optional_time(document: dict[str, Any] | None, name: str) -> datetime | Non
         return None
 
 
-def _judge(health: dict[str, Any], path: Path, warning: timedelta, critical: timedelta, critical_failures: int,
+def _judge(health: dict[str, Any], path: Path, *, warning: timedelta, critical: timedelta, critical_failures: int,
            now: datetime) -> Verdict:
     last_run = _timestamp(health, "last_run")
     status = health["status"]

@@ -113,7 +113,7 @@ def collect_pages(
         # head, which holds only what differs from the base, would leave the change out.
         entry = replace(entries[event_id])
         try:
-            keep_going = _fetch_one(storage, client, event_id, entry, now(), report)
+            keep_going = _fetch_one(storage, client, event_id, entry, now=now(), report=report)
         except Interrupted as stop:  # raised by the client's pacing, before its request went out
             report.requests -= 1
             report.stopped = str(stop)
@@ -161,7 +161,7 @@ def missed_events(storage: Storage, seen: Mapping[int, Entry], entries: dict[int
     return list(found.values()), {event_id for ids in by_day.values() for event_id in ids} - set(found)
 
 
-def _fetch_one(storage: Storage, client: PageClient, event_id: int, entry: PageEntry, now: datetime,
+def _fetch_one(storage: Storage, client: PageClient, event_id: int, entry: PageEntry, *, now: datetime,
                report: PagesReport) -> bool:
     """Fetch one page and record the outcome in `entry`; False when the run should stop fetching."""
     validators = (entry.etag, entry.last_modified) if entry.fingerprint else (None, None)
@@ -180,7 +180,8 @@ def _fetch_one(storage: Storage, client: PageClient, event_id: int, entry: PageE
         report.unchanged += 1
         return True
     if response.status == 200:
-        return _store(storage, event_id, entry, now, response.body, response.etag, response.last_modified, report)
+        return _store(storage, event_id, entry, now=now, html=response.body, etag=response.etag,
+                      last_modified=response.last_modified, report=report)
     if response.status in (404, 410):
         record_failure(entry, now, missing=True)
         report.missing += 1
@@ -197,7 +198,7 @@ def _fetch_one(storage: Storage, client: PageClient, event_id: int, entry: PageE
     return False
 
 
-def _store(storage: Storage, event_id: int, entry: PageEntry, now: datetime, html: bytes, etag: str | None,
+def _store(storage: Storage, event_id: int, entry: PageEntry, *, now: datetime, html: bytes, etag: str | None,
            last_modified: str | None, report: PagesReport) -> bool:
     page = parse_page(html)
     if page.reason is not None:
@@ -208,7 +209,7 @@ def _store(storage: Storage, event_id: int, entry: PageEntry, now: datetime, htm
         report.unchanged += 1
     else:
         try:
-            write_page_version(storage, entry.day, event_id, now, fingerprint, html, page)
+            write_page_version(storage, entry.day, event_id, fetched=now, fingerprint=fingerprint, html=html, page=page)
         except StorageError as error:
             report.failed += 1
             report.stopped = f"cannot store the page of event {event_id}: {error}"

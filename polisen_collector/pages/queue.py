@@ -85,7 +85,8 @@ def decode_queue(data: bytes | None, storage: Storage | None = None) -> tuple[di
 
 def encode_queue(entries: dict[int, PageEntry], *, storage: Storage | None = None, base: Base | None = None) -> bytes:
     """The queue's bytes; with `storage`, a head over `base` (or over a new base written now)."""
-    return gzip_json({"format": QUEUE_FORMAT, **head_fields(storage, BASE_KIND, entries, base, pack, "pages", "removed")})
+    return gzip_json({"format": QUEUE_FORMAT, **head_fields(storage, BASE_KIND, entries, base, pack=pack, rows_key="pages",
+                                                                 removed_key="removed")})
 
 
 def enqueue(entries: dict[int, PageEntry], events: list[Event], now: datetime) -> dict[int, PageEntry]:

@@ -103,7 +103,7 @@ def decode_parsed(data: bytes) -> ParsedPage | None:
     return ParsedPage(**values)
 
 
-def write_page_version(storage: Storage, day: str, event_id: int, fetched: datetime, fingerprint: str,
+def write_page_version(storage: Storage, day: str, event_id: int, *, fetched: datetime, fingerprint: str,
                        html: bytes, page: ParsedPage) -> str:
     """Store the page's exact bytes, compressed, then its parsed fields; returns the page's object name.
 

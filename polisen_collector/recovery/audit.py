@@ -151,7 +151,7 @@ def sweep_days(cursor: str | None, today: date, horizon_days: int, count: int) -
     return days
 
 
-def record_day(storage: Storage, day: str | None, why: str, now: datetime, requests: int,
+def record_day(storage: Storage, day: str | None, why: str, *, now: datetime, requests: int,
                horizon_days: int) -> AuditProgress:
     """Record requests spent and tick a day off (None: it failed) with a conditional write, merging on a lost race."""
     result = AuditProgress()
@@ -236,17 +236,20 @@ def run_audit(
                 break
             before = counted.requests
             try:
-                fetched, new, updated = backfill_day(storage, client, metrics, day, retention_days, counted)
+                fetched, new, updated = backfill_day(storage, client, metrics, day, retention_days=retention_days,
+                                                      report=counted)
             except ApiError as error:  # RateLimited too: then no request went out
                 report.stopped, report.failed = str(error), not isinstance(error, RateLimited)
                 report.requests += error.requests
                 if error.requests:
-                    report.progress = record_day(storage, None, why, started, error.requests, budget.horizon_days)
+                    report.progress = record_day(storage, None, why, now=started, requests=error.requests,
+                                                 horizon_days=budget.horizon_days)
                 log.log(logging.ERROR if report.failed else logging.WARNING,
                         "audit stopped at %s: %s; it continues next tick", day, error)
                 break
             report.requests += counted.requests - before
-            report.progress = record_day(storage, day, why, started, counted.requests - before, budget.horizon_days)
+            report.progress = record_day(storage, day, why, now=started, requests=counted.requests - before,
+                                         horizon_days=budget.horizon_days)
             if why == "gap":
                 remaining = finish_day(storage, day)
             report.audited.append(DayAudit(day, why, fetched, new, updated))

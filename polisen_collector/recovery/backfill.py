@@ -137,7 +137,7 @@ def archived_hashes(storage: Storage, day: str) -> dict[int, str]:
 
 
 def backfill_day(
-    storage: Storage, client: PolisenClient, metrics: RunMetrics, day: str, retention_days: int,
+    storage: Storage, client: PolisenClient, metrics: RunMetrics, day: str, *, retention_days: int,
     report: BackfillReport,
 ) -> tuple[int, int, int]:
     """Fetch one day with ?DateTime= and store its new and edited events; (fetched, new, updated)."""
@@ -157,7 +157,7 @@ def backfill_day(
     changes = find_changes(events, seen)
     if changes.stored:
         write_events(storage, changes.stored, sub_run_id)
-        commit_state(storage, state, changes.stored, [], sub_run_id, retention_days, metrics)
+        commit_state(storage, state, changes.stored, [], run_id=sub_run_id, retention_days=retention_days, metrics=metrics)
     return len(raws), len(changes.new), len(changes.updated)
 
 
@@ -174,7 +174,8 @@ def run_backfill(
                 report.stopped = str(stop)
                 break
             try:
-                fetched, new, updated = backfill_day(storage, client, metrics, day, retention_days, report)
+                fetched, new, updated = backfill_day(storage, client, metrics, day, retention_days=retention_days,
+                                                      report=report)
             except RateLimited as error:
                 report.stopped = str(error)
                 log.warning("backfill paused at %s: %s; it continues next run", day, error)

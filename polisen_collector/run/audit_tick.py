@@ -24,10 +24,12 @@ from polisen_collector.health.file import (
     read_health_document,
     write_audit_health,
 )
+from polisen_collector.host_files import HostFiles
 from polisen_collector.interrupt import Interrupted
 from polisen_collector.metrics.run_metrics import RunMetrics, prune_metrics
+from polisen_collector.parts import open_archive, open_client
 from polisen_collector.recovery.audit import AuditReport, Budget, health_section, run_audit
-from polisen_collector.run.collection import exit_code_for, lock_refused, open_archive, open_client, outcome_of
+from polisen_collector.run.collection import exit_code_for, lock_refused, outcome_of
 from polisen_collector.run.lock import RunLock
 from polisen_collector.storage.base import StorageError
 
@@ -43,7 +45,7 @@ def audit_once(settings: Settings) -> int:
     """One audit tick: the audit requests due now, then exit (0 done, 1 failed, 2 config, 3 locked)."""
     run_id = new_run_id()
     metrics = RunMetrics(run_id)
-    lock = RunLock(settings.log_dir / "audit.lock")
+    lock = RunLock(HostFiles(settings.log_dir).audit_lock)
     if (refused := lock_refused(lock, "audit")) is not None:
         return refused
     error: BaseException | None = None

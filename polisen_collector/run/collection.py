@@ -1,4 +1,4 @@
-"""A run as cron sees it: take the lock, build the pieces, collect, record the outcome.
+"""A run as cron sees it: take the lock, build the parts, collect, record the outcome.
 
 Every run that gets past configuration leaves a metrics file and (unless it only found
 the lock taken) a health file, whether it succeeded or failed. A run that finds the lock
@@ -10,30 +10,28 @@ from __future__ import annotations
 
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from polisen_collector import interrupt
-from polisen_collector.api.client import ApiError, ApiOptions, PolisenClient
-from polisen_collector.api.rate_limit import RateLimiter
+from polisen_collector.api.client import ApiError, PolisenClient
 from polisen_collector.archive.ingest import InvalidAnswer
 from polisen_collector.archive.layout import new_run_id
-from polisen_collector.archive.state import STATE_OBJECT
 from polisen_collector.clock import utc_now, utc_today
 from polisen_collector.config import ConfigError, Settings
 from polisen_collector.exit_codes import EXIT_CONFIG, EXIT_FAILED, EXIT_LOCKED, EXIT_OK
 from polisen_collector.files import SMALL_FILE_BYTES, atomic_write, read_regular
 from polisen_collector.health.file import write_health
+from polisen_collector.host_files import HostFiles
 from polisen_collector.interrupt import Interrupted
 from polisen_collector.metrics.run_metrics import RunMetrics, prune_metrics
+from polisen_collector.parts import open_archive, open_client, open_store, page_client
 from polisen_collector.run.feed import ApiCache, RunReport, collect
 from polisen_collector.run.lock import LockHeld, LockUnusable, RunLock
-from polisen_collector.storage import open_storage
 from polisen_collector.storage.base import Storage, StorageError
-from polisen_collector.storage.local import LocalStorage
 
 if TYPE_CHECKING:
     from polisen_collector.recovery.backfill import BackfillReport, Progress
@@ -41,62 +39,18 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("polisen.collect")
 
-# Present while this host has backfill days queued in the store: only then does a run read
-# the queue (or import the backfill), so a run that finds nothing new costs one API request
-# and one conditional state read.
-BACKFILL_MARKER = "backfill-pending"
-# This host's copies of the state and the page queue as it last read or wrote them, and of
-# their write-once bases, so that reading them from a remote store costs no body when they have
-# not changed since (see storage/local_copy.py and storage/delta_map.py).
-STATE_COPY = "state-cache"
-QUEUE_COPY = "pages-cache"
-BASES_COPY = "bases"
-
-
-# When the page queue next has a page due, as this host last saw it ("idle": none pending).
-# A run that stored no event skips the page step (and its queue read) until then.
-PAGES_DUE_HINT = "pages-next-due"
 # The compaction job parses the stored pages that lack a parse for at most this long
 # (pages/reparse.py): a whole archive from before parses were stored takes a few days of it.
 REPARSE_SECONDS = 60
 # The page step stops fetching after this long, so slow pages never hold a run (and its health) up.
 PAGE_STEP_SECONDS = 120.0
-# What a run waits for, said once on a terminal (interrupt.pause).
-API_WAIT = "the next request to the API (retries back off; the API's usage rules ask for 10 s between requests)"
-PAGE_WAIT = "the next event page (PAGE_INTERVAL_SECONDS between pages)"
-
-
-def api_options(settings: Settings) -> ApiOptions:
-    return ApiOptions(
-        url=settings.api_url,
-        contact_email=settings.contact_email,
-        connect_timeout=settings.connect_timeout,
-        read_timeout=settings.read_timeout,
-        max_retries=settings.max_retries,
-        backoff_factor=settings.backoff_factor,
-        retry_after_max=settings.retry_after_max,
-        max_body_bytes=settings.max_body_bytes,
-    )
-
-
-def open_archive(settings: Settings) -> Storage:
-    """The store of the settings; a remote one reads the state and the page queue against local copies."""
-    storage = open_storage(settings)
-    if settings.storage == "local":
-        return storage
-    from polisen_collector.pages.queue import QUEUE_OBJECT
-    from polisen_collector.storage.delta_map import BASES
-    from polisen_collector.storage.local_copy import LocalCopy
-
-    return LocalCopy(storage, {STATE_OBJECT: settings.log_dir / STATE_COPY, QUEUE_OBJECT: settings.log_dir / QUEUE_COPY},
-                     write_once={BASES: settings.log_dir / BASES_COPY})
 
 
 def run_once(settings: Settings, dry_run: bool = False, backfill_days: list[str] | None = None) -> int:
     """One cron run, or with backfill_days an on-demand backfill of those days (no health file)."""
     run_id = new_run_id()
     metrics = RunMetrics(run_id)
-    lock = RunLock(settings.lock_path)
+    lock = RunLock(HostFiles(settings.log_dir).run_lock)
     try:
         lock.acquire()
     except LockHeld as error:
@@ -115,21 +69,21 @@ def run_once(settings: Settings, dry_run: bool = False, backfill_days: list[str]
     try:
         if backfill_days is not None:
             return _backfill_locked(settings, metrics, backfill_days)
-        return _run_locked(settings, run_id, metrics, dry_run)
+        return _run_locked(_Run(settings, metrics, run_id, dry_run))
     finally:
         lock.release()
 
 
 def run_compaction(settings: Settings) -> int:
     """Compact old days under the collectors' lock, so no run on this host writes meanwhile."""
-    lock = RunLock(settings.lock_path)
+    lock = RunLock(HostFiles(settings.log_dir).run_lock)
     if (refused := lock_refused(lock, "compaction")) is not None:
         return refused
     try:
         from polisen_collector.archive.compaction import compact
         from polisen_collector.pages.reparse import store_missing_parses
 
-        storage = open_storage(settings)
+        storage = open_store(settings)
         report = compact(storage, utc_today(), settings.compact_after_days)
         log.info("%s", report)
         parses = None if interrupt.requested() else store_missing_parses(storage, budget_seconds=REPARSE_SECONDS)
@@ -147,80 +101,108 @@ def run_compaction(settings: Settings) -> int:
     return EXIT_OK
 
 
-def _run_locked(settings: Settings, run_id: str, metrics: RunMetrics, dry_run: bool) -> int:
-    if urlsplit(settings.api_url).scheme == "http":
-        log.warning("using plain http for loopback API %s (never for a remote host)", settings.api_url)
-    if not settings.contact_email:
-        log.warning("API_CONTACT_EMAIL is not set: the API's usage rules ask for a contact in the User-Agent")
-    report = RunReport()
-    marker = settings.log_dir / BACKFILL_MARKER
-    backfilled: BackfillReport | None = None
+def _run_locked(run: _Run) -> int:
+    """The run's steps, each a method of _Run; whatever stops them, the outcome is recorded."""
     error: BaseException | None = None
     try:
-        storage = open_storage(settings) if dry_run else open_archive(settings)
-        client = open_client(settings)
+        storage = open_store(run.settings) if run.dry_run else open_archive(run.settings)
+        client = open_client(run.settings)
         try:
-            with ThreadPoolExecutor(max_workers=1) as pool:
-                pending_backfill = pool.submit(_read_backfill_queue, storage) if marker.exists() else None
-                report = collect(
-                    storage, client, metrics, run_id=run_id,
-                    retention_days=settings.state_retention_days,
-                    api_cache=None if dry_run else ApiCache(settings.log_dir / "api-cache.json"),
-                    dry_run=dry_run,
-                    on_gap=lambda gap: _queue_gap(settings, storage, metrics, gap),
-                )
-            if dry_run and report.gap:
-                log.warning("possible gap from %s to %s: %s", report.gap.first_day, report.gap.last_day, report.gap.reason)
-            elif not dry_run:
+            run.collect_feed(storage, client)
+            if not run.dry_run:
                 interrupt.check()  # the feed's events and state are stored: a safe point
-                if marker.exists():
-                    from polisen_collector.recovery.backfill import heal_gaps
-
-                    queue = None if report.gap_queued or pending_backfill is None else pending_backfill.result()
-                    backfilled = heal_gaps(storage, client, metrics, max_days=settings.backfill_max_days,
-                                           retention_days=settings.state_retention_days, progress=queue)
-                    if not (backfilled and backfilled.pending):
-                        marker.unlink(missing_ok=True)
-                    interrupt.check()
-                _collect_pages(settings, storage, report, metrics)
+                run.heal_gaps(storage, client)
+                run.collect_pages(storage)
                 interrupt.check()
         finally:
             client.close()
-    except Interrupted as stop:
-        error = stop
-        log.error("run %s", stopped_after(stop, report))
-    except ConfigError as failure:
+    except (Interrupted, ConfigError, ApiError, InvalidAnswer, StorageError) as failure:
         error = failure
-        log.error("configuration error: %s", failure)
-    except (ApiError, InvalidAnswer, StorageError) as failure:
-        error = failure
-        log.error("run failed: %s", failure)
+        log.error("%s", run.failure_line(failure))
     except Exception as failure:
         error = failure
         log.exception("run failed with an unexpected error: %s: %s", type(failure).__name__, failure)
-    if error is not None:
-        metrics.record_error(error)
-    metrics.finish(outcome_of(error) if error else ("dry_run" if dry_run else "success"))
-    log.info("%s", metrics.summary())
-    if dry_run:
-        log.info("dry run: would store %d new and %d updated events", report.new, report.updated)
-        return exit_code_for(error)
-    _save_metrics(settings, metrics)
-    extra = {"gap": report.gap.as_dict() if report.gap else None,
-             "backfill": backfilled.as_dict() if backfilled else None}
-    _save_health(settings, metrics, report, error, extra)
-    if settings.healthcheck_ping_url and not isinstance(error, Interrupted):  # stopped on purpose: no alarm
-        from polisen_collector.health.ping import ping
+    return run.finish(error)
 
-        ping(settings.healthcheck_ping_url, success=error is None)
-    return exit_code_for(error)
+
+class _Run:
+    """One collection run: the feed, then (not in a dry run) gap healing and the page step, then its records."""
+
+    def __init__(self, settings: Settings, metrics: RunMetrics, run_id: str, dry_run: bool) -> None:
+        self.settings, self.metrics, self.run_id, self.dry_run = settings, metrics, run_id, dry_run
+        self.files = HostFiles(settings.log_dir)
+        self.report = RunReport()
+        self.backfilled: BackfillReport | None = None
+        self.queue_read: Future[Progress] | None = None
+        if urlsplit(settings.api_url).scheme == "http":
+            log.warning("using plain http for loopback API %s (never for a remote host)", settings.api_url)
+        if not settings.contact_email:
+            log.warning("API_CONTACT_EMAIL is not set: the API's usage rules ask for a contact in the User-Agent")
+
+    def collect_feed(self, storage: Storage, client: PolisenClient) -> None:
+        """The feed's collection; a host with backfill work reads the backfill queue meanwhile."""
+        settings = self.settings
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            if not self.dry_run and self.files.backfill_marker.exists():
+                self.queue_read = pool.submit(_read_backfill_queue, storage)
+            self.report = collect(
+                storage, client, self.metrics, run_id=self.run_id, retention_days=settings.state_retention_days,
+                api_cache=None if self.dry_run else ApiCache(self.files.api_cache), dry_run=self.dry_run,
+                on_gap=lambda gap: _queue_gap(settings, storage, self.metrics, gap),
+            )
+        gap = self.report.gap
+        if self.dry_run and gap:
+            log.warning("possible gap from %s to %s: %s", gap.first_day, gap.last_day, gap.reason)
+
+    def heal_gaps(self, storage: Storage, client: PolisenClient) -> None:
+        """The backfill days queued on this host (or by this run), within BACKFILL_MAX_DAYS."""
+        if not self.files.backfill_marker.exists():
+            return
+        from polisen_collector.recovery.backfill import heal_gaps
+
+        queue = None if self.report.gap_queued or self.queue_read is None else self.queue_read.result()
+        self.backfilled = heal_gaps(storage, client, self.metrics, max_days=self.settings.backfill_max_days,
+                                    retention_days=self.settings.state_retention_days, progress=queue)
+        if not (self.backfilled and self.backfilled.pending):
+            self.files.backfill_marker.unlink(missing_ok=True)
+        interrupt.check()
+
+    def collect_pages(self, storage: Storage) -> None:
+        _collect_pages(self.settings, storage, self.report, self.metrics)
+
+    def failure_line(self, failure: BaseException) -> str:
+        if isinstance(failure, Interrupted):
+            return f"run {stopped_after(failure, self.report)}"
+        if isinstance(failure, ConfigError):
+            return f"configuration error: {failure}"
+        return f"run failed: {failure}"
+
+    def finish(self, error: BaseException | None) -> int:
+        """Metrics, health file and ping (a dry run only logs); the exit code."""
+        settings, metrics, report = self.settings, self.metrics, self.report
+        if error is not None:
+            metrics.record_error(error)
+        metrics.finish(outcome_of(error) if error else ("dry_run" if self.dry_run else "success"))
+        log.info("%s", metrics.summary())
+        if self.dry_run:
+            log.info("dry run: would store %d new and %d updated events", report.new, report.updated)
+            return exit_code_for(error)
+        _save_metrics(settings, metrics)
+        extra = {"gap": report.gap.as_dict() if report.gap else None,
+                 "backfill": self.backfilled.as_dict() if self.backfilled else None}
+        _save_health(settings, metrics, report, error, extra)
+        if settings.healthcheck_ping_url and not isinstance(error, Interrupted):  # stopped on purpose: no alarm
+            from polisen_collector.health.ping import ping
+
+            ping(settings.healthcheck_ping_url, success=error is None)
+        return exit_code_for(error)
 
 
 def _backfill_locked(settings: Settings, metrics: RunMetrics, days: list[str]) -> int:
     from polisen_collector.recovery.backfill import backfill_on_demand
 
     error: BaseException | None = None
-    marker = settings.log_dir / BACKFILL_MARKER
+    marker = HostFiles(settings.log_dir).backfill_marker
     try:
         storage = open_archive(settings)
         client = open_client(settings)
@@ -294,21 +276,8 @@ def _queue_gap(settings: Settings, storage: Storage, metrics: RunMetrics, gap: G
     """Mark this host as having backfill work before the days are queued in the store."""
     from polisen_collector.recovery.backfill import queue_gap
 
-    (settings.log_dir / BACKFILL_MARKER).touch()
+    HostFiles(settings.log_dir).backfill_marker.touch()
     return queue_gap(storage, metrics, gap, max_days=settings.backfill_max_days)
-
-
-def open_client(settings: Settings) -> PolisenClient:
-    """The API client every job of a host uses: its requests all count in the host's rate-limit ledger;
-    its waits end at once when a signal stops the run."""
-    return PolisenClient(api_options(settings), limiter=rate_limiter(settings), sleep=interrupt.pauser(API_WAIT))
-
-
-def rate_limiter(settings: Settings) -> RateLimiter | None:
-    """The host's ledger of API requests (LOG_DIR), or None when API_RATE_LIMIT is off."""
-    if not settings.rate_limit:
-        return None
-    return RateLimiter(LocalStorage(settings.log_dir), sleep=interrupt.pauser(API_WAIT))
 
 
 def _collect_pages(settings: Settings, storage: Storage, report: RunReport, metrics: RunMetrics) -> None:
@@ -317,17 +286,12 @@ def _collect_pages(settings: Settings, storage: Storage, report: RunReport, metr
     A page problem is logged and counted (`page_errors`, `pages_failed`), and the pages wait in
     the queue for the next runs: the run's exit code and health do not depend on it.
     """
-    hint = settings.log_dir / PAGES_DUE_HINT
+    hint = HostFiles(settings.log_dir).pages_hint
     if settings.pages_per_run == 0 or (not report.events_processed and not _pages_due(hint)):
         return
     from polisen_collector.pages.collect import collect_pages
-    from polisen_collector.pages.fetch import PageClient, PageOptions
 
-    client = PageClient(PageOptions(
-        origin=settings.page_origin, contact_email=settings.contact_email,
-        connect_timeout=settings.connect_timeout, read_timeout=settings.read_timeout,
-        interval=settings.page_interval if settings.rate_limit else 0.0, max_bytes=settings.page_max_bytes,
-    ), sleep=interrupt.pauser(PAGE_WAIT))
+    client = page_client(settings)
     start = time.perf_counter()
     try:
         hint.unlink(missing_ok=True)  # a step that fails or is killed leaves no hint: the next run steps in

@@ -167,7 +167,8 @@ def collect(
     if (changes.stored or not state.exists or state.rebuilt
             or updated_state(state.seen, [], events, utc_today()) != state.seen):  # an answered id seen on a new day
         with metrics.step("metadata_update"):
-            state_etag = commit_state(storage, state, changes.stored, events, run_id, retention_days, metrics,
+            state_etag = commit_state(storage, state, changes.stored, events, run_id=run_id, retention_days=retention_days,
+                                      metrics=metrics,
                                       answered_at=answered_at)
     if api_cache is not None:
         api_cache.save(client.options.url, result, state_etag)

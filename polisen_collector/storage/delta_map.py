@@ -100,7 +100,7 @@ def load_head(
 
 
 def head_fields(
-    storage: Storage | None, kind: str, rows: Mapping[int, Row], base: Base | None,
+    storage: Storage | None, kind: str, rows: Mapping[int, Row], base: Base | None, *,
     pack: Callable[[Mapping[int, Row]], Any], rows_key: str, removed_key: str,
 ) -> dict[str, Any]:
     """The fields of a head holding `rows`: over `base`, or over a new base written now, or

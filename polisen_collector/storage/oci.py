@@ -14,7 +14,8 @@ from typing import Any
 
 import oci
 
-from polisen_collector.config import ConfigError, Settings
+from polisen_collector.config import ConfigError
+from polisen_collector.storage import OciOptions
 from polisen_collector.storage.base import NotModified, PreconditionFailed, StorageError, StoredObject
 from polisen_collector.storage.oci_auth import OciAuth, endpoint_of, oci_credentials, retry_strategy
 
@@ -145,7 +146,7 @@ def service_error(where: str, error: Any, auth: str) -> StorageError | ConfigErr
     return StorageError(f"{where} failed: HTTP {status} {code}")
 
 
-def open_oci_storage(settings: Settings) -> OCIStorage:
+def open_oci_storage(options: OciOptions) -> OCIStorage:
     """A client for the configured bucket, without a network call when OCI_NAMESPACE is set.
 
     Nothing is checked ahead of the run: its first request (the state read) is the check,
@@ -153,16 +154,16 @@ def open_oci_storage(settings: Settings) -> OCIStorage:
     ConfigError (exit 2) before anything is stored; an unreachable or failing endpoint
     raises StorageError (the run fails, the next one tries again).
     """
-    auth = oci_credentials(settings)
+    auth = oci_credentials(options)
     try:
         client = oci.object_storage.ObjectStorageClient(
-            auth.config, signer=auth.signer, service_endpoint=settings.oci_endpoint,
-            retry_strategy=retry_strategy(settings), circuit_breaker_strategy=oci.circuit_breaker.NoCircuitBreakerStrategy(),
+            auth.config, signer=auth.signer, service_endpoint=options.endpoint,
+            retry_strategy=retry_strategy(options), circuit_breaker_strategy=oci.circuit_breaker.NoCircuitBreakerStrategy(),
         )
     except (ValueError, oci.exceptions.ClientError) as error:
         raise ConfigError(f"cannot build the OCI Object Storage client: {type(error).__name__}") from None
-    namespace = settings.oci_namespace or _look_up_namespace(client, auth)
-    storage = OCIStorage(client, namespace, settings.oci_bucket, auth.description)
+    namespace = options.namespace or _look_up_namespace(client, auth)
+    storage = OCIStorage(client, namespace, options.bucket, auth.description)
     log.debug("using %s with %s", storage.description, auth.description)
     return storage
 

@@ -28,9 +28,10 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
-from polisen_collector.config import ConfigError, Settings
+from polisen_collector.config import ConfigError
 from polisen_collector.files import SMALL_FILE_BYTES, read_regular
 from polisen_collector.messages import one_line
+from polisen_collector.storage import OciOptions
 from polisen_collector.storage.base import StorageError
 
 FINGERPRINT = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){15}$")
@@ -97,18 +98,18 @@ def endpoint_of(client: Any) -> str:
     return _TEMPLATE_CHOICE.sub(r"\1", str(client.base_client.endpoint))
 
 
-def retry_strategy(settings: Settings) -> Any:
+def retry_strategy(options: OciOptions) -> Any:
     """The SDK's own retry (timeouts, connection errors, 429, 5xx), sized by the settings.
 
     A 412 of a conditional write is never retried: the SDK does not count it transient.
     Clients get no circuit breaker: a run makes a few dozen calls, and a breaker opened by
     parallel retries would hide the real error behind a CircuitBreakerError.
     """
-    if settings.oci_retry_attempts == 1:
+    if options.retry_attempts == 1:
         return oci.retry.NoneRetryStrategy()
     return oci.retry.RetryStrategyBuilder(
-        max_attempts=settings.oci_retry_attempts,
-        retry_base_sleep_time_seconds=settings.oci_retry_base_seconds,
+        max_attempts=options.retry_attempts,
+        retry_base_sleep_time_seconds=options.retry_base_seconds,
         retry_max_wait_between_calls_seconds=30,
         total_elapsed_time_seconds=300,
         service_error_retry_config=oci.retry.retry_checkers.RETRYABLE_STATUSES_AND_CODES,
@@ -117,20 +118,20 @@ def retry_strategy(settings: Settings) -> Any:
     ).get_retry_strategy()
 
 
-def oci_credentials(settings: Settings) -> OciAuth:
+def oci_credentials(options: OciOptions) -> OciAuth:
     """Credentials for Object Storage as OCI_AUTH says; ConfigError with one line when unusable."""
-    if settings.oci_auth == "instance_principal":
-        return _instance_principal(settings.oci_region)
-    if settings.oci_auth == "resource_principal":
-        return _resource_principal(settings.oci_region)
-    if settings.oci_auth == "vault":
-        return vault_credentials(settings)
-    return _config_file(settings, settings.oci_region)
+    if options.auth == "instance_principal":
+        return _instance_principal(options.region)
+    if options.auth == "resource_principal":
+        return _resource_principal(options.region)
+    if options.auth == "vault":
+        return vault_credentials(options)
+    return _config_file(options, options.region)
 
 
-def _config_file(settings: Settings, region: str) -> OciAuth:
-    location = settings.oci_config_file or oci.config.DEFAULT_LOCATION
-    where = f"profile {settings.oci_profile} of OCI config file {location}"
+def _config_file(options: OciOptions, region: str) -> OciAuth:
+    location = options.config_file or oci.config.DEFAULT_LOCATION
+    where = f"profile {options.profile} of OCI config file {location}"
     try:
         mode = os.stat(os.path.expanduser(location)).st_mode
     except OSError:
@@ -138,7 +139,7 @@ def _config_file(settings: Settings, region: str) -> OciAuth:
     if mode is not None and not stat.S_ISREG(mode):  # a FIFO would block the run, and its lock, for ever
         raise ConfigError(f"OCI_CONFIG_FILE={location!r} is not a regular file")
     try:
-        config = oci.config.from_file(location, settings.oci_profile)
+        config = oci.config.from_file(location, options.profile)
         config["region"] = region
         if isinstance(config.get("fingerprint"), str):  # the console shows it in lower case; the SDK wants that
             config["fingerprint"] = config["fingerprint"].strip().lower()
@@ -148,7 +149,7 @@ def _config_file(settings: Settings, region: str) -> OciAuth:
             f"OCI_CONFIG_FILE={location!r} does not exist (OCI_AUTH=config_file needs an OCI config file)"
         ) from None
     except oci.exceptions.ProfileNotFound:
-        raise ConfigError(f"OCI_PROFILE={settings.oci_profile!r} is not a profile in {location}") from None
+        raise ConfigError(f"OCI_PROFILE={options.profile!r} is not a profile in {location}") from None
     except oci.exceptions.InvalidKeyFilePath:
         raise ConfigError(f"the key_file of {where} is missing or not a regular file") from None
     except oci.exceptions.InvalidConfig as error:
@@ -255,28 +256,28 @@ def _resource_principal(region: str) -> OciAuth:
                       "is this an OCI Function or job with OCI_RESOURCE_PRINCIPAL_* set?")
 
 
-def secret_names(settings: Settings) -> dict[str, str]:
+def secret_names(options: OciOptions) -> dict[str, str]:
     """The vault secret name of each credential field."""
-    return {secret.field: settings.oci_vault_secret_prefix + secret.suffix for secret in VAULT_SECRETS}
+    return {secret.field: options.vault_secret_prefix + secret.suffix for secret in VAULT_SECRETS}
 
 
-def vault_credentials(settings: Settings) -> OciAuth:
+def vault_credentials(options: OciOptions) -> OciAuth:
     """The API key kept in OCI Vault: every secret fetched by name at once, then checked.
 
     The vault is OCI_VAULT_ID, or the vault named OCI_VAULT_NAME, found first with one more
     round trip that setting OCI_VAULT_ID saves.
     """
-    _check_vault_settings(settings)
-    if settings.oci_vault_auth == "instance_principal":
-        reach = _instance_principal(settings.oci_region)
+    _check_vault_settings(options)
+    if options.vault_auth == "instance_principal":
+        reach = _instance_principal(options.region)
     else:
-        reach = _config_file(settings, settings.oci_region)
-    vault_id = settings.oci_vault_id or find_vault(settings, reach)
+        reach = _config_file(options, options.region)
+    vault_id = options.vault_id or find_vault(options, reach)
     client = oci.secrets.SecretsClient(
-        reach.config, signer=reach.signer, service_endpoint=settings.oci_secrets_endpoint,
-        retry_strategy=retry_strategy(settings), circuit_breaker_strategy=oci.circuit_breaker.NoCircuitBreakerStrategy(),
+        reach.config, signer=reach.signer, service_endpoint=options.secrets_endpoint,
+        retry_strategy=retry_strategy(options), circuit_breaker_strategy=oci.circuit_breaker.NoCircuitBreakerStrategy(),
     )
-    names = secret_names(settings)
+    names = secret_names(options)
 
     def fetch(secret: VaultSecret) -> str | None:
         return _fetch_secret(client, names[secret.field], vault_id, reach.description)
@@ -297,7 +298,7 @@ def vault_credentials(settings: Settings) -> OciAuth:
         raise ConfigError(f"OCI Vault {vault_id}: " + "; ".join(problems))
     config = {field: value for field, value in values.items() if value is not None}
     config["fingerprint"] = config["fingerprint"].lower()
-    config.setdefault("region", settings.oci_region)
+    config.setdefault("region", options.region)
     key_secret = f"OCI Vault {vault_id}: secret {names['key_content']!r} (API private key)"
     mismatch = (f"{key_secret} is not the key of secret {names['fingerprint']!r} (API key fingerprint): "
                 "OCI would refuse every request")
@@ -306,9 +307,9 @@ def vault_credentials(settings: Settings) -> OciAuth:
     return OciAuth(config, signer, f"the API key in vault {vault_id}")
 
 
-def _check_vault_settings(settings: Settings) -> None:
+def _check_vault_settings(options: OciOptions) -> None:
     """Which vault, checked before any credential is read or any request made."""
-    vault_id, name, compartment = settings.oci_vault_id, settings.oci_vault_name, settings.oci_compartment_id
+    vault_id, name, compartment = options.vault_id, options.vault_name, options.compartment_id
     if vault_id:
         if not vault_id.startswith("ocid1.vault."):
             raise ConfigError(f"OCI_VAULT_ID={vault_id!r} is invalid: must be an OCID starting with ocid1.vault.")
@@ -324,16 +325,16 @@ def _check_vault_settings(settings: Settings) -> None:
                           "ocid1.compartment. (or ocid1.tenancy. for the root compartment)")
 
 
-def find_vault(settings: Settings, reach: OciAuth) -> str:
+def find_vault(options: OciOptions, reach: OciAuth) -> str:
     """The OCID of the one ACTIVE vault named OCI_VAULT_NAME in OCI_COMPARTMENT_ID.
 
     Vaults of that name being deleted (or deleted) are passed over, so a vault recreated
     under its old name is found; two ACTIVE ones are ambiguous and refused.
     """
-    name, compartment = settings.oci_vault_name, settings.oci_compartment_id
+    name, compartment = options.vault_name, options.compartment_id
     client = oci.key_management.KmsVaultClient(
-        reach.config, signer=reach.signer, service_endpoint=settings.oci_kms_endpoint,
-        retry_strategy=retry_strategy(settings), circuit_breaker_strategy=oci.circuit_breaker.NoCircuitBreakerStrategy(),
+        reach.config, signer=reach.signer, service_endpoint=options.kms_endpoint,
+        retry_strategy=retry_strategy(options), circuit_breaker_strategy=oci.circuit_breaker.NoCircuitBreakerStrategy(),
     )
     where = f"looking up OCI_VAULT_NAME={name!r} in compartment {compartment}"
     try:
