@@ -43,7 +43,7 @@ GEOGRAPHY_COLUMNS = ["location_level", "municipality_code", "municipality_name",
 
 TIME_COLUMNS = ("datetime", "local_date", "first_collected", "last_collected")
 
-KILL_SCRIPT = "tests/compact_with_kill.py"
+KILL_SCRIPT = "tests/crash_run.py"
 
 
 def replay(server: FakePolisenServer, collector: Collector, indexes) -> None:
@@ -459,7 +459,7 @@ def test_every_column_is_built_in_one_place(tmp_path):
 
 
 def compact(collector: Collector, kill_at: int = 0, calls_file: Path | None = None):
-    env = {"KILL_AT_CALL": str(kill_at), "STORE_CALLS_FILE": str(calls_file or "")}
+    env = {"CRASH_POINT": "before-change", "CRASH_AT": str(kill_at), "STORE_CALLS_FILE": str(calls_file or "")}
     return collector.run("--compact", script=KILL_SCRIPT, env=env)
 
 
@@ -507,6 +507,21 @@ def test_uninterrupted_compaction_takes_180_store_writes(workspace, tmp_path):
     assert compact(workspace, calls_file=calls_file).returncode == 0
     calls = json.loads(calls_file.read_text())
     assert (calls["put"], calls["delete"]) == (56, 124)
+
+
+def test_merging_into_a_compacted_day_reads_each_object_once(workspace, tmp_path):
+    """The compacted object and its sidecar are read for their etags, then for their lines: once each."""
+    assert compact(workspace).returncode == 0
+    day = workspace.data_dir / "events/2026/05/20"
+    compacted = day / "compacted-20260520.jsonl"
+    late = compacted.read_text().splitlines()[0] + "\n"  # a copy of a version, as a late run would store it
+    (day / "events-20260601T000000.000000Z-late.jsonl").write_text(late)
+    calls_file = tmp_path / "calls.json"
+    result = compact(workspace, calls_file=calls_file)
+    assert result.returncode == 0 and "compaction: 1 days compacted" in result.log, result.log[-500:]
+    # the sidecar, the compacted object and the late object, each once (it was 5), and two reads by the local
+    # store's conditional writes of the sidecar and the compacted object (it checks the etag they must match)
+    assert json.loads(calls_file.read_text())["get"] == 3 + 2
 
 
 @pytest.mark.slow

@@ -104,3 +104,23 @@ def test_update_object_writes_nothing_when_change_says_so(tmp_path):
     assert storage.get("metadata/x.json") is None
     etag = storage.put("metadata/x.json", b"{}")
     assert update_object(storage, "metadata/x.json", lambda current: None) == etag
+
+
+def test_a_held_state_is_decoded_again_only_when_the_stored_one_changed(tmp_path, monkeypatch):
+    """A backfill or audit tick holds the state from day to day: a day that stored nothing decodes none."""
+    from polisen_collector.archive import ingest
+
+    storage = LocalStorage(tmp_path)
+    today = utc_today().isoformat()
+    storage.put(STATE_OBJECT, encode_state({1: (event(1).hash, "2026-06-01", today)}, "run-0"))
+    decoded: list[str] = []
+    monkeypatch.setattr(ingest, "read_state", lambda stored, storage: decoded.append(stored.etag) or read_state(stored, storage))
+    held = ingest.HeldState()
+
+    first = held.load(storage, "run-1", 60)
+    assert held.load(storage, "run-2", 60) is first and held.load(storage, "run-3", 60) is first
+    assert len(decoded) == 1
+    commit_state(storage, first, [event(2)], [], run_id="run-4", retention_days=60, metrics=RunMetrics("run-4"))
+    second = held.load(storage, "run-5", 60)
+    assert second is not first and set(second.seen) == {1, 2}
+    assert len(decoded) == 2

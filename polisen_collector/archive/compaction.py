@@ -24,7 +24,7 @@ from polisen_collector.archive.layout import (
     list_event_objects,
     read_versions,
 )
-from polisen_collector.storage.base import PreconditionFailed, Storage
+from polisen_collector.storage.base import PreconditionFailed, Storage, StoredObject
 
 log = logging.getLogger("polisen.compaction")
 
@@ -65,9 +65,10 @@ def compact(storage: Storage, today: date, after_days: int) -> CompactionReport:
 def compact_day(storage: Storage, day: date, names: list[str], report: CompactionReport) -> None:
     target = compacted_object_name(day)
     sidecar = collected_times_name(target)
+    reading = _ReadOnce(storage)
     # Etags before reading, so a compaction elsewhere that changes them makes our writes fail.
-    etags = {name: (stored.etag if (stored := storage.get(name)) else None) for name in (sidecar, target)}
-    found = read_versions(storage, names)
+    etags = {name: (stored.etag if (stored := reading.get(name)) else None) for name in (sidecar, target)}
+    found = read_versions(reading, names)  # the compacted object and its sidecar are not read again
     if found.bad:
         for line in found.bad:
             log.warning("not compacting %s: unreadable line %s", day, line)
@@ -92,3 +93,16 @@ def compact_day(storage: Storage, day: date, names: list[str], report: Compactio
     report.versions_kept += len(found.versions)
     report.copies_dropped += found.copies
     log.info("compacted %s: %d objects into %s (%d versions)", day, len(merged), target, len(found.versions))
+
+
+class _ReadOnce:
+    """`storage` for reading one day: each object is read once, however often it is asked for."""
+
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+        self.read: dict[str, StoredObject | None] = {}
+
+    def get(self, name: str) -> StoredObject | None:
+        if name not in self.read:
+            self.read[name] = self.storage.get(name)
+        return self.read[name]

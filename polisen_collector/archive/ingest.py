@@ -124,6 +124,21 @@ def load_or_recover_state(storage: Storage, run_id: str, retention_days: int) ->
     return recover_state(storage, storage.get(STATE_OBJECT), run_id, retention_days)
 
 
+class HeldState:
+    """The state as a job over many days (backfill, audit) last decoded it, used again while the
+    store still has that very object: a day that stored nothing decodes no state."""
+
+    def __init__(self) -> None:
+        self.state: State | None = None
+
+    def load(self, storage: Storage, run_id: str, retention_days: int) -> State:
+        stored = storage.get(STATE_OBJECT)
+        held = self.state
+        if held is None or held.rebuilt or held.etag is None or stored is None or stored.etag != held.etag:
+            held = self.state = recover_state(storage, stored, run_id, retention_days)
+        return held
+
+
 def recover_state(storage: Storage, stored: StoredObject | None, run_id: str, retention_days: int) -> State:
     """The state in `stored`; a corrupt one is kept aside and, like a missing one, rebuilt from the archive."""
     today = utc_today()

@@ -20,7 +20,7 @@ from typing import Any
 
 from polisen_collector.archive.events import Event, InvalidEvent, encode_jsonl, partition_prefix, validate_event
 from polisen_collector.clock import utc_now
-from polisen_collector.storage.base import Storage
+from polisen_collector.storage.base import Reader, Storage
 
 log = logging.getLogger("polisen.archive")
 
@@ -75,7 +75,7 @@ def list_event_objects(storage: Storage, prefix: str = EVENTS_PREFIX) -> list[st
     return sorted((n for n in storage.list(prefix) if day_of_object(n) is not None), key=collection_order_key)
 
 
-def iter_numbered_lines(storage: Storage, name: str) -> Iterator[tuple[int, dict[str, Any] | BadLine]]:
+def iter_numbered_lines(storage: Reader, name: str) -> Iterator[tuple[int, dict[str, Any] | BadLine]]:
     """The JSON objects of one archive object with their line numbers, a BadLine for each unusable line."""
     stored = storage.get(name)
     if stored is None:
@@ -161,7 +161,7 @@ def encode_compacted(versions: list[Version]) -> bytes:
     return encode_jsonl([v.event.raw for v in versions])
 
 
-def read_collected_times(storage: Storage, compacted_name: str) -> dict[str, tuple[str, str]] | None:
+def read_collected_times(storage: Reader, compacted_name: str) -> dict[str, tuple[str, str]] | None:
     """The sidecar of a compacted object; None when it is missing or unreadable."""
     stored = storage.get(collected_times_name(compacted_name))
     if stored is None:
@@ -187,7 +187,7 @@ def read_day(storage: Storage, day: str) -> DayVersions:
     return read_versions(storage, list_event_objects(storage, partition_prefix(day)))
 
 
-def read_versions(storage: Storage, names: list[str]) -> DayVersions:
+def read_versions(storage: Reader, names: list[str]) -> DayVersions:
     """The distinct versions in a day's objects, in collection order (last stored last).
 
     Identical copies (a crash between the event and the state write, or objects that a

@@ -29,6 +29,7 @@ from typing import Any
 from polisen_collector import interrupt
 from polisen_collector.api.client import ApiError, PolisenClient
 from polisen_collector.api.rate_limit import RateLimited
+from polisen_collector.archive.ingest import HeldState
 from polisen_collector.metrics.run_metrics import RunMetrics
 from polisen_collector.recovery.backfill import BackfillReport, backfill_day, finish_day, load_progress
 from polisen_collector.storage.base import Storage, StoredObject, update_object
@@ -228,6 +229,7 @@ def run_audit(
     gap_days = sorted(load_progress(storage).pending)
     plan = plan_tick(progress, gap_days, started, budget)
     counted = BackfillReport()
+    held = HeldState()
     remaining: dict[str, int] | None = None  # the gap days as the last tick-off left them
     with metrics.step("audit"):
         for day, why in plan:
@@ -237,7 +239,7 @@ def run_audit(
             before = counted.requests
             try:
                 fetched, new, updated = backfill_day(storage, client, metrics, day, retention_days=retention_days,
-                                                      report=counted)
+                                                      report=counted, held=held)
             except ApiError as error:  # RateLimited too: then no request went out
                 report.stopped, report.failed = str(error), not isinstance(error, RateLimited)
                 report.requests += error.requests

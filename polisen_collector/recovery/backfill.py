@@ -21,10 +21,10 @@ from polisen_collector import interrupt
 from polisen_collector.api.client import ApiError, PolisenClient
 from polisen_collector.api.rate_limit import RateLimited
 from polisen_collector.archive.ingest import (
+    HeldState,
     InvalidAnswer,
     commit_state,
     find_changes,
-    load_or_recover_state,
     validate_all,
     write_events,
 )
@@ -138,9 +138,12 @@ def archived_hashes(storage: Storage, day: str) -> dict[int, str]:
 
 def backfill_day(
     storage: Storage, client: PolisenClient, metrics: RunMetrics, day: str, *, retention_days: int,
-    report: BackfillReport,
+    report: BackfillReport, held: HeldState,
 ) -> tuple[int, int, int]:
-    """Fetch one day with ?DateTime= and store its new and edited events; (fetched, new, updated)."""
+    """Fetch one day with ?DateTime= and store its new and edited events; (fetched, new, updated).
+
+    `held` keeps the state decoded from one day to the next while no one writes it.
+    """
     result = client.fetch_events(params={"DateTime": day}, headroom=HEADROOM)
     report.requests += result.requests
     raws = result.events or []
@@ -149,7 +152,7 @@ def backfill_day(
         report.truncated.append(day)
         log.warning("backfill %s: the API answered %d events, its cap: the day is possibly truncated", day, len(raws))
     sub_run_id = new_run_id()
-    state = load_or_recover_state(storage, sub_run_id, retention_days)
+    state = held.load(storage, sub_run_id, retention_days)
     seen = dict(state.seen)
     for other_day in sorted({event.day for event in events}):
         for event_id, content_hash in archived_hashes(storage, other_day).items():
@@ -168,6 +171,7 @@ def run_backfill(
     report = BackfillReport()
     days = sorted(set(days))
     pending: dict[str, int] | None = None  # as the last tick-off left the queue
+    held = HeldState()
     with metrics.step("backfill"):
         for number, day in enumerate(days, start=1):
             if (stop := interrupt.requested()) is not None:  # between two days: a safe point
@@ -175,7 +179,7 @@ def run_backfill(
                 break
             try:
                 fetched, new, updated = backfill_day(storage, client, metrics, day, retention_days=retention_days,
-                                                      report=report)
+                                                      report=report, held=held)
             except RateLimited as error:
                 report.stopped = str(error)
                 log.warning("backfill paused at %s: %s; it continues next run", day, error)

@@ -36,6 +36,12 @@ class NotModified:
     etag: str
 
 
+class Reader(Protocol):
+    """The part of a store that reading objects back needs."""
+
+    def get(self, name: str) -> StoredObject | None: ...
+
+
 class Storage(Protocol):
     """What the collector needs from a store.
 
