@@ -363,6 +363,25 @@ def test_the_sqlite_export_reads_each_page_once(replayed):
     assert len(page_reads) == len(exported) and set(page_reads.values()) == {1}
 
 
+@pytest.mark.slow
+def test_the_export_lists_the_pages_once_not_once_a_day(replayed):
+    """One listing of pages/ read on as the export's days advance (it was one listing per day)."""
+    from polisen_collector.export import iter_rows
+
+    class CountingLists(LocalStorage):
+        lists: list[str] = []
+
+        def list(self, prefix: str):
+            self.lists.append(prefix)
+            return super().list(prefix)
+
+    storage = CountingLists(replayed[0].root)
+    rows = list(iter_rows(storage, ExportOptions(), ExportSummary(), on_bad=no_bad_line))
+    assert len({row["datetime"].date() for row in rows}) > 10
+    assert sum(row["page_title"] is not None for row in rows) > 100
+    assert [prefix for prefix in storage.lists if prefix.startswith("pages/")] == ["pages/"]
+
+
 def test_export_pairs_page_versions_with_feed_versions(snapshot_bodies, tmp_path):
     first, second, third = json.loads(snapshot_bodies[0])[:3]
     edited = {**first, "summary": first["summary"] + " Uppdaterad."}

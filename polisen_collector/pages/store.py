@@ -191,6 +191,6 @@ def day_of_page_object(name: str) -> str | None:
 
 def iter_day_names(storage: Storage) -> Iterator[tuple[str, list[str]]]:
     """(day `YYYY-MM-DD`, its page object names) of every day with pages, in date order, streamed."""
-    names = (name for name in storage.list(PAGES_PREFIX) if day_of_page_object(name) is not None)
-    for day, group in groupby(names, key=day_of_page_object):
-        yield day, list(group)  # type: ignore[misc]
+    for day, group in groupby(storage.list(PAGES_PREFIX), key=day_of_page_object):
+        if day is not None:
+            yield day, list(group)
