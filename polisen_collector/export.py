@@ -29,6 +29,14 @@ from polisen_collector.archive.layout import (
     group_by_day,
     read_versions,
 )
+from polisen_collector.archive.withdrawals import (
+    Record,
+    day_of_record_object,
+    histories,
+    list_record_objects,
+    read_records,
+    withdrawn_at,
+)
 from polisen_collector.config import DEFAULT_API_URL
 from polisen_collector.pages.columns import PageColumns
 from polisen_collector.storage.base import Storage
@@ -60,6 +68,8 @@ COLUMNS: dict[str, str] = {
     "first_collected": "utc_time",
     "last_collected": "utc_time",
     "versions": "integer",
+    # When polisen.se withdrew the event (archive/withdrawals.py); None while it is published.
+    "withdrawn_at": "utc_time",
     # From the event's archived page (pages/columns.py): the latest version, or with
     # all_versions the one fetched while that feed version was current.
     "page_title": "text",
@@ -74,6 +84,19 @@ COLUMNS: dict[str, str] = {
     "municipality_name": "text",
     "county_code": "text",
     "county_name": "text",
+}
+# The history of withdrawals and republications: SQLite's table `withdrawals`, and with
+# the event's identity before them, the rows of `--withdrawals` in the other formats.
+WITHDRAWAL_COLUMNS: dict[str, str] = {
+    "id": "integer",
+    "status": "text",
+    "confirmed_at": "utc_time",
+    "suspected_at": "utc_time",
+    "content_hash": "text",
+}
+HISTORY_COLUMNS: dict[str, str] = {
+    **{name: COLUMNS[name] for name in ("id", "datetime", "local_date", "name", "type", "location_name", "page_url")},
+    **WITHDRAWAL_COLUMNS,
 }
 TEXT_COLUMNS = [name for name, kind in COLUMNS.items() if kind == "text"]
 FTS_COLUMNS = ("name", "summary", "page_preamble", "page_body")
@@ -90,6 +113,8 @@ class ExportError(Exception):
 @dataclass
 class ExportOptions:
     all_versions: bool = False
+    withdrawals: bool = False
+    """Rows of the withdrawal history (HISTORY_COLUMNS) instead of events."""
     date_from: date | None = None
     date_to: date | None = None
     types: frozenset[str] = frozenset()
@@ -110,11 +135,15 @@ class ExportSummary:
     unplaced: int = 0
     pages_parsed: int = 0
     parses_stored: int = 0
+    withdrawn: int = 0
+    history_rows: int = 0
     split_ids: list[int] = field(default_factory=list)
 
     def __str__(self) -> str:
         if self.version_rows:
             text = f"{self.rows} events and {self.version_rows} versions from {self.days} days; "
+        elif self.history_rows:
+            text = f"{self.history_rows} withdrawals and republications of {self.rows} events from {self.days} days; "
         else:
             text = (f"{self.rows} rows from {self.days} days; "
                     f"{self.versions_dropped} older versions dropped, ")
@@ -122,6 +151,8 @@ class ExportSummary:
                  f"{self.bad_lines} bad lines skipped")
         if self.unplaced:
             text += f"; {self.unplaced} rows placed in no municipality or county (location_level unknown)"
+        if self.withdrawn:
+            text += f"; {self.withdrawn} events withdrawn"
         if self.pages_parsed:
             text += (f"; {self.pages_parsed} page versions had no stored parse and were parsed"
                      + (f", {self.parses_stored} parses stored" if self.parses_stored else " (--store-parses stores them)"))
@@ -131,6 +162,14 @@ class ExportSummary:
 
     def count_pages(self, pages: PageColumns) -> None:
         self.pages_parsed, self.parses_stored = pages.parsed, pages.stored
+
+    def counting(self, on_bad: Callable[[BadLine], None]) -> Callable[[BadLine], None]:
+        """`on_bad` that also counts the line in bad_lines."""
+        def report(line: BadLine) -> None:
+            self.bad_lines += 1
+            on_bad(line)
+
+        return report
 
 
 def parse_gps(gps: Any) -> tuple[float | None, float | None]:
@@ -146,7 +185,8 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def make_row(version: Version, first_run: str, last_run: str, versions: int, origin: str) -> dict[str, Any]:
+def make_row(version: Version, first_run: str, last_run: str, versions: int, origin: str,
+             withdrawn: datetime | None = None) -> dict[str, Any]:
     """The one place a row is built: one value for each of COLUMNS."""
     raw = version.event.raw
     location = raw.get("location")
@@ -169,20 +209,41 @@ def make_row(version: Version, first_run: str, last_run: str, versions: int, ori
         "first_collected": collection_time(first_run),
         "last_collected": collection_time(last_run),
         "versions": versions,
+        "withdrawn_at": withdrawn,
     }
 
 
-def latest_row(versions: list[Version], origin: str) -> dict[str, Any]:
+def latest_row(versions: list[Version], origin: str, withdrawn: datetime | None = None) -> dict[str, Any]:
     """The version stored last, with the first collection of any version."""
     latest = max(versions, key=lambda v: v.last_run)
     first = min((v.first_run for v in versions if v.first_run), default="")
-    return make_row(latest, first, latest.last_run, len(versions), origin)
+    return make_row(latest, first, latest.last_run, len(versions), origin, withdrawn)
 
 
-def version_rows(versions: list[Version], origin: str) -> list[tuple[str, dict[str, Any]]]:
+def version_rows(versions: list[Version], origin: str,
+                 withdrawn: datetime | None = None) -> list[tuple[str, dict[str, Any]]]:
     """(content hash, row) of every version, in order of first collection, each with its own times."""
     ordered = sorted(versions, key=lambda v: v.first_run)
-    return [(v.event.hash, make_row(v, v.first_run, v.last_run, len(versions), origin)) for v in ordered]
+    return [(v.event.hash, make_row(v, v.first_run, v.last_run, len(versions), origin, withdrawn)) for v in ordered]
+
+
+def history_row(record: Record) -> dict[str, Any]:
+    """A change of an event's status as a row of SQLite's `withdrawals` (WITHDRAWAL_COLUMNS)."""
+    return {"id": record.id, "status": record.status, "confirmed_at": record.confirmed_at, "suspected_at": record.suspected_at,
+            "content_hash": record.content_hash}
+
+
+def read_histories(storage: Storage, options: ExportOptions, on_bad: Callable[[BadLine], None]) -> dict[int, list[Record]]:
+    """Each event's withdrawals and republications, read before the events stream (they are few:
+    one object per audit of a day that found a change), those of days within the date bounds
+    (and a week either side: see MERGE_WINDOW_DAYS)."""
+    def wanted(name: str) -> bool:
+        day = day_of_record_object(name)
+        assert day is not None  # list_record_objects lists no other names
+        return not ((options.date_from and (options.date_from - day).days > MERGE_WINDOW_DAYS)
+                    or (options.date_to and (day - options.date_to).days > MERGE_WINDOW_DAYS))
+
+    return histories(read_records(storage, [name for name in list_record_objects(storage) if wanted(name)], on_bad))
 
 
 def _matches(row: dict[str, Any], options: ExportOptions) -> bool:
@@ -257,10 +318,7 @@ def iter_versions(
                 summary.split_ids.append(event_id)
             yield groups[event_id]
 
-    def report(line: BadLine) -> None:
-        summary.bad_lines += 1
-        on_bad(line)
-
+    report = summary.counting(on_bad)
     for index, (day, names) in enumerate(iter_days(storage, options, report), start=1):
         if progress:
             progress(index, day)
@@ -289,13 +347,19 @@ def iter_rows(
     on_bad: Callable[[BadLine], None],
     progress: Callable[[int, date], None] | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """Rows of the export: each id's latest version, or with all_versions every version."""
+    """Rows of the export: each id's latest version, or with all_versions every version, or with
+    withdrawals each change of its status (HISTORY_COLUMNS)."""
     pages = PageColumns(storage, options.store_parses)
+    changes = read_histories(storage, options, summary.counting(on_bad))
     for versions in iter_versions(storage, options, summary, on_bad, progress):
+        history = changes.get(versions[0].event.id, [])
+        if options.withdrawals:
+            yield from _history_rows(versions, history, options, summary)
+            continue
         if options.all_versions:
-            rows = [row for _, row in version_rows(versions, options.page_origin)]
+            rows = [row for _, row in version_rows(versions, options.page_origin, withdrawn_at(history))]
         else:
-            rows = [latest_row(versions, options.page_origin)]
+            rows = [latest_row(versions, options.page_origin, withdrawn_at(history))]
         summary.versions_dropped += len(versions) - len(rows)
         rows = pages.add(rows, options.all_versions)
         summary.count_pages(pages)
@@ -303,9 +367,30 @@ def iter_rows(
             if _matches(row, options):
                 summary.rows += 1
                 summary.unplaced += row["location_level"] == "unknown"
+                summary.withdrawn += row["withdrawn_at"] is not None
                 yield row
             else:
                 summary.filtered_out += 1
+
+
+def _history_rows(versions: list[Version], history: list[Record], options: ExportOptions,
+                  summary: ExportSummary) -> Iterator[dict[str, Any]]:
+    """The event's changes of status, each with its identity (its latest version), when it passes the filters."""
+    if not history:
+        return
+    latest = latest_row(versions, options.page_origin)
+    if not _matches(latest, options):
+        summary.filtered_out += 1
+        return
+    summary.rows += 1
+    summary.history_rows += len(history)
+    for record in history:
+        yield {**{name: latest[name] for name in HISTORY_COLUMNS if name in latest}, **history_row(record)}
+
+
+EventRecord = tuple[dict[str, Any], list[tuple[str, dict[str, Any]]], list[dict[str, Any]]]
+"""What the SQLite export stores of an event: its row, (content hash, row) of each version, and its
+changes of status as rows of WITHDRAWAL_COLUMNS."""
 
 
 def iter_events_with_versions(
@@ -314,25 +399,30 @@ def iter_events_with_versions(
     summary: ExportSummary,
     on_bad: Callable[[BadLine], None],
     progress: Callable[[int, date], None] | None = None,
-) -> Iterator[tuple[dict[str, Any], list[tuple[str, dict[str, Any]]]]]:
-    """(latest row, (content hash, row) of every version) of each id whose latest version passes the filters.
+) -> Iterator[EventRecord]:
+    """(latest row, (content hash, row) of every version, withdrawal history) of each id whose latest
+    version passes the filters.
 
     Every row carries the event's latest page and its place; the page versions themselves
     are in the other formats' `--all-versions`.
     """
     pages = PageColumns(storage, options.store_parses)
+    changes = read_histories(storage, options, summary.counting(on_bad))
     for versions in iter_versions(storage, options, summary, on_bad, progress):
-        [latest] = pages.add([latest_row(versions, options.page_origin)], all_versions=False)
+        history = changes.get(versions[0].event.id, [])
+        withdrawn = withdrawn_at(history)
+        [latest] = pages.add([latest_row(versions, options.page_origin, withdrawn)], all_versions=False)
         summary.count_pages(pages)
         if not _matches(latest, options):
             summary.filtered_out += 1
             continue
-        hashes, rows = zip(*version_rows(versions, options.page_origin), strict=True)
+        hashes, rows = zip(*version_rows(versions, options.page_origin, withdrawn), strict=True)
         every = list(zip(hashes, pages.add(list(rows), all_versions=False), strict=True))
         summary.rows += 1
         summary.unplaced += latest["location_level"] == "unknown"
+        summary.withdrawn += withdrawn is not None
         summary.version_rows += len(every)
-        yield latest, every
+        yield latest, every, [history_row(record) for record in history]
 
 
 # One format per column, so that a reader infers one type for it: pandas' read_csv(parse_dates=)
@@ -344,7 +434,7 @@ TIMESPEC = {"utc_time": "milliseconds", "local_time": "seconds"}
 def _text_value(column: str, value: Any) -> Any:
     """A datetime cell as ISO 8601 text in its column's one format, a date as YYYY-MM-DD; other values as they are."""
     if isinstance(value, datetime):
-        return value.isoformat(timespec=TIMESPEC.get(COLUMNS.get(column, ""), "milliseconds"))
+        return value.isoformat(timespec=TIMESPEC.get(COLUMNS.get(column) or HISTORY_COLUMNS.get(column, ""), "milliseconds"))
     return value.isoformat() if isinstance(value, date) else value
 
 
@@ -355,7 +445,7 @@ def _text_row(row: dict[str, Any]) -> dict[str, Any]:
 def neutralise(cells: dict[str, Any]) -> None:
     """Text cells a spreadsheet would run as a formula get a leading `'`, so they show as the text they are."""
     for name in TEXT_COLUMNS:
-        value = cells[name]
+        value = cells.get(name)
         if value and value[0] in FORMULA_STARTS:
             cells[name] = "'" + value
 
@@ -364,10 +454,11 @@ def write_jsonl(rows: Iterable[dict[str, Any]], out: TextIO) -> None:
     out.writelines(json.dumps(_text_row(row), ensure_ascii=False) + "\n" for row in rows)
 
 
-def write_csv(rows: Iterable[dict[str, Any]], out: TextIO, raw: bool = False) -> None:
+def write_csv(rows: Iterable[dict[str, Any]], out: TextIO, raw: bool = False,
+              columns: dict[str, str] = COLUMNS) -> None:
     """RFC 4180 CSV with a header (CRLF line ends, so a lone CR in a text is quoted too); cells that
     start like a formula are neutralised unless `raw`."""
-    writer = csv.DictWriter(out, fieldnames=list(COLUMNS), lineterminator="\r\n")
+    writer = csv.DictWriter(out, fieldnames=list(columns), lineterminator="\r\n")
     writer.writeheader()
     for row in rows:
         cells = _text_row(row)
@@ -379,7 +470,7 @@ def write_csv(rows: Iterable[dict[str, Any]], out: TextIO, raw: bool = False) ->
 PARQUET_TYPES = {"integer": "int64", "text": "string", "real": "float64"}
 
 
-def parquet_schema() -> pa.Schema:
+def parquet_schema(columns: dict[str, str] = COLUMNS) -> pa.Schema:
     import pyarrow as pa
 
     def arrow_type(kind: str) -> pa.DataType:
@@ -391,20 +482,20 @@ def parquet_schema() -> pa.Schema:
             return pa.date32()
         return pa.type_for_alias(PARQUET_TYPES[kind])
 
-    return pa.schema([(name, arrow_type(kind)) for name, kind in COLUMNS.items()])
+    return pa.schema([(name, arrow_type(kind)) for name, kind in columns.items()])
 
 
-def write_parquet(rows: Iterable[dict[str, Any]], out: str) -> None:
+def write_parquet(rows: Iterable[dict[str, Any]], out: str, columns: dict[str, str] = COLUMNS) -> None:
     """Row groups of PARQUET_ROW_GROUP rows, gathered as columns: memory holds one group at a time."""
     try:
         import pyarrow as pa
         import pyarrow.parquet as pq
     except ImportError:
         raise ExportError("Parquet output needs pyarrow: python3 -m pip install -r requirements-extras.txt") from None
-    schema = parquet_schema()
+    schema = parquet_schema(columns)
 
     def empty_group() -> dict[str, list[Any]]:
-        return {name: [] for name in COLUMNS}
+        return {name: [] for name in columns}
 
     with pq.ParquetWriter(out, schema) as writer:
         group, count = empty_group(), 0
@@ -433,19 +524,25 @@ def _column_list(names: Iterable[str], prefix: str = "") -> str:
 
 
 # For a Datasette site over the database: its list of events sorts by datetime and facets by type,
-# county, municipality and local date; the latest edits start from versions > 1. One index each,
-# so that a facet counts from its index instead of reading every row with its page text.
-SQLITE_INDEXES = ("datetime", "local_date", "type", "county_name", "municipality_name", "versions")
+# county, municipality and local date; the latest edits start from versions > 1, the withdrawn events
+# from withdrawn_at. One index each, so that a facet counts from its index instead of reading every
+# row with its page text.
+SQLITE_INDEXES = ("datetime", "local_date", "type", "county_name", "municipality_name", "versions", "withdrawn_at")
 LIST_VIEW = "event_list"
 LIST_COLUMNS = ("id", "datetime", "local_date", "type", "name", "summary", "location_name", "municipality_name",
-                "county_name", "latitude", "longitude", "versions", "page_url")
+                "county_name", "latitude", "longitude", "versions", "withdrawn_at",
+                "page_url")
 """The view `event_list`: the events without the long page text, one short line each in a list."""
+
+
+WITHDRAWALS_KEY = ("id", "confirmed_at", "status")
 
 
 def sqlite_schema() -> tuple[list[str], list[str], list[str]]:
     """(tables and the list view, indexes, full-text index triggers): `events` keyed by id, `versions`,
-    `events_fts` in the shape sqlite-utils' enable_fts(..., create_triggers=True) gives, which Datasette
-    detects, and `event_list`. The indexes are best built once the rows are in, the triggers last."""
+    `withdrawals` (each change of an event's status), `events_fts` in the shape sqlite-utils'
+    enable_fts(..., create_triggers=True) gives, which Datasette detects, and `event_list`. The indexes
+    are best built once the rows are in, the triggers last."""
     events = ",\n".join(
         f"   {_q(name)} {SQLITE_TYPES[kind]}" + (" PRIMARY KEY" if name == "id" else "")
         for name, kind in COLUMNS.items()
@@ -454,12 +551,17 @@ def sqlite_schema() -> tuple[list[str], list[str], list[str]]:
         f"   {_q(name)} {SQLITE_TYPES[kind]}" + (' REFERENCES "events"("id")' if name == "id" else "")
         for name, kind in COLUMNS.items()
     )
+    withdrawals = ",\n".join(
+        f"   {_q(name)} {SQLITE_TYPES[kind]}" + (' REFERENCES "events"("id")' if name == "id" else "")
+        for name, kind in WITHDRAWAL_COLUMNS.items()
+    )
     fts, new, old = _column_list(FTS_COLUMNS), _column_list(FTS_COLUMNS, "new."), _column_list(FTS_COLUMNS, "old.")
     add = f'INSERT INTO "events_fts" (rowid, {fts}) VALUES (new.rowid, {new});'
     remove = f'INSERT INTO "events_fts" ("events_fts", rowid, {fts}) VALUES(\'delete\', old.rowid, {old});'
     tables = [
         f'CREATE TABLE "events" (\n{events}\n)',
         f'CREATE TABLE "versions" (\n{versions},\n   {_q(VERSION_KEY)} TEXT,\n   PRIMARY KEY ("id", {_q(VERSION_KEY)})\n)',
+        f'CREATE TABLE "withdrawals" (\n{withdrawals},\n   PRIMARY KEY ({_column_list(WITHDRAWALS_KEY)})\n)',
         f'CREATE VIRTUAL TABLE "events_fts" USING FTS5 (\n    {fts},\n    content="events"\n)',
         f'CREATE VIEW {_q(LIST_VIEW)} AS SELECT {_column_list(LIST_COLUMNS)} FROM "events"',
     ]
@@ -492,23 +594,31 @@ def _insert_version_sql() -> str:
     return f'INSERT OR IGNORE INTO "versions" ({_column_list(names)}) VALUES ({", ".join("?" * len(names))})'
 
 
-def write_sqlite(records: Iterable[tuple[dict[str, Any], list[tuple[str, dict[str, Any]]]]], path: str) -> None:
+def _insert_withdrawal_sql() -> str:
+    return (f'INSERT OR IGNORE INTO "withdrawals" ({_column_list(WITHDRAWAL_COLUMNS)}) '
+            f'VALUES ({", ".join("?" * len(WITHDRAWAL_COLUMNS))})')
+
+
+def write_sqlite(records: Iterable[EventRecord], path: str) -> None:
     """A SQLite database in the new, empty file `path`: rows stream in, then the full-text index and the
     indexes are built."""
     import sqlite3
 
     tables, indexes, triggers = sqlite_schema()
-    upsert, insert_version = _upsert_event_sql(), _insert_version_sql()
+    upsert, insert_version, insert_withdrawal = _upsert_event_sql(), _insert_version_sql(), _insert_withdrawal_sql()
     connection = sqlite3.connect(path, isolation_level=None)
     try:
         connection.execute("PRAGMA journal_mode = OFF")  # a temp file: renamed over -o only when complete
         connection.execute("BEGIN")
         for statement in tables:
             connection.execute(statement)
-        for latest, every in records:
+        for latest, every, history in records:
             connection.execute(upsert, [_text_value(name, latest[name]) for name in COLUMNS])
             connection.executemany(insert_version, (
                 [*(_text_value(name, row[name]) for name in COLUMNS), content_hash] for content_hash, row in every
+            ))
+            connection.executemany(insert_withdrawal, (
+                [_text_value(name, row[name]) for name in WITHDRAWAL_COLUMNS] for row in history
             ))
         connection.execute('INSERT INTO "events_fts" ("events_fts") VALUES (\'rebuild\')')
         for statement in indexes + triggers:

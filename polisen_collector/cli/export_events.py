@@ -38,6 +38,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="output format (default: from the -o extension, jsonl on stdout)")
     parser.add_argument("--all-versions", action="store_true",
                         help="one row per distinct version, not per id (SQLite always has both: tables events, versions)")
+    parser.add_argument("--withdrawals", action="store_true",
+                        help="one row per withdrawal or republication of an event, not per id "
+                             "(SQLite always has them: table withdrawals)")
     parser.add_argument("--csv-raw", action="store_true",
                         help="CSV: keep cells starting with = + - @ as they are (default: prefixed with ' "
                              "so spreadsheets do not run them as formulas)")
@@ -80,17 +83,20 @@ def report_bad(line: BadLine) -> None:
     print(f"skipping bad archive line: {line}", file=sys.stderr)
 
 
-def write_output(fmt: str, source: Iterable[Any], output: str | None, csv_raw: bool) -> None:
+def write_output(fmt: str, source: Iterable[Any], output: str | None, csv_raw: bool, history: bool = False) -> None:
     """To stdout, or to a temp file renamed over -o at the end, so a failed export leaves no half file.
 
-    `source` is iter_rows' rows, or for SQLite iter_events_with_versions' records.
+    `source` is iter_rows' rows (of the withdrawal history with `history`), or for SQLite
+    iter_events_with_versions' records.
     """
-    from polisen_collector.export import write_csv, write_jsonl, write_parquet, write_sqlite
+    from polisen_collector.export import COLUMNS, HISTORY_COLUMNS, write_csv, write_jsonl, write_parquet, write_sqlite
     from polisen_collector.files import temp_file_beside
+
+    columns = HISTORY_COLUMNS if history else COLUMNS
 
     def write_text(handle: TextIO) -> None:
         if fmt == "csv":
-            write_csv(source, handle, raw=csv_raw)
+            write_csv(source, handle, raw=csv_raw, columns=columns)
         else:
             write_jsonl(source, handle)
 
@@ -102,7 +108,10 @@ def write_output(fmt: str, source: Iterable[Any], output: str | None, csv_raw: b
     try:
         if fmt in FILE_ONLY:
             os.close(fd)
-            (write_parquet if fmt == "parquet" else write_sqlite)(source, tmp)
+            if fmt == "parquet":
+                write_parquet(source, tmp, columns)
+            else:
+                write_sqlite(source, tmp)
         else:
             with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
                 write_text(handle)
@@ -122,6 +131,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if fmt in FILE_ONLY and not args.output:
         print(f"error: {FILE_ONLY[fmt]} output needs -o FILE", file=sys.stderr)
+        return 2
+    if args.withdrawals and (args.all_versions or fmt == "sqlite"):
+        print("error: --withdrawals is a table of its own: not with --all-versions, and SQLite always has it",
+              file=sys.stderr)
         return 2
     if args.csv_raw and fmt != "csv":
         print("error: --csv-raw applies only to CSV output", file=sys.stderr)
@@ -149,7 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     from polisen_collector.parts import open_store
     from polisen_collector.storage.base import StorageError
 
-    options = ExportOptions(all_versions=args.all_versions, date_from=args.date_from, date_to=args.date_to,
+    options = ExportOptions(all_versions=args.all_versions, withdrawals=args.withdrawals,
+                            date_from=args.date_from, date_to=args.date_to,
                             types=names(args.type), locations=names(args.location),
                             page_origin=settings.page_origin, store_parses=args.store_parses)
     summary = ExportSummary()
@@ -157,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         storage = open_store(settings)
         produce = iter_events_with_versions if fmt == "sqlite" else iter_rows
         source = produce(storage, options, summary, report_bad, show_progress if sys.stderr.isatty() else None)
-        write_output(fmt, source, args.output, args.csv_raw)
+        write_output(fmt, source, args.output, args.csv_raw, args.withdrawals)
     except ExportError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
