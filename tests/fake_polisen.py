@@ -12,6 +12,9 @@ sets that clock to the recorded time of the snapshot being served, so a collecto
 judges outages by the server's time sees the recorded timeline. `with_late_publications()`
 builds bodies in which chosen events (dated months back) ride in the feed for a few
 snapshots only, as the real API published old-dated events late and withdrew them again.
+`withdraw(id, ...)` takes events back from the feed and from `?DateTime=` (from now on, or from
+a given snapshot on), `restore(...)` brings them back, and `drop_from_feed(...)` leaves them out
+of the feed only, as the feed's jittering window does while `?DateTime=` still answers them.
 
 The site's event pages are served at each event's `url` path (from tests/data/polisen-pages),
 but only once the event appeared in a snapshot up to the current one, with an ETag of the
@@ -84,11 +87,28 @@ class FakePolisenState:
     clock: Callable[[], float] = time.time
     lock: threading.Lock = field(default_factory=threading.Lock)
     parsed: dict[int, list[dict]] = field(default_factory=dict)
-    dated: dict[tuple[str, int], bytes] = field(default_factory=dict)
+    by_day: dict[int, dict[str, list[dict]]] = field(default_factory=dict)
+    dated: dict[tuple[str, int, frozenset[int]], bytes] = field(default_factory=dict)
     pages: dict[int, bytes] = field(default_factory=dict)
     page_status: dict[int, int] = field(default_factory=dict)
     published: dict[str, int] = field(default_factory=dict)
     published_upto: int = -1
+    withdrawn: dict[int, int] = field(default_factory=dict)
+    """Id -> the snapshot from which the API no longer serves it, in the feed or by date."""
+    dropped: set[int] = field(default_factory=set)
+    """Ids the feed leaves out while ?DateTime= still answers them."""
+
+    def gone(self, index: int) -> frozenset[int]:
+        """The ids withdrawn as of snapshot `index`."""
+        return frozenset(event_id for event_id, since in self.withdrawn.items() if index >= since)
+
+    def feed_body(self, index: int) -> bytes:
+        """Snapshot `index` as served: without the events withdrawn or dropped from the feed."""
+        hidden = self.gone(index) | self.dropped
+        if not hidden or not self.bodies[index].strip():  # an empty body (a glitch) stays empty
+            return self.bodies[index]
+        events = [event for event in self.events_of(index) if event.get("id") not in hidden]
+        return json.dumps(events, ensure_ascii=False).encode("utf-8")
 
     def page_id(self, path: str, upto: int) -> int | None:
         """The id of the event whose url is `path`, if it was published by snapshot `upto`."""
@@ -112,18 +132,28 @@ class FakePolisenState:
             self.parsed[index] = json.loads(body) if body.strip() else []
         return self.parsed[index]
 
-    def events_dated(self, prefix: str, upto: int) -> bytes:
-        """The newest version of each event whose date starts with prefix, newest id first."""
-        if (prefix, upto) not in self.dated:
-            self.dated[prefix, upto] = self._events_dated(prefix, upto)
-        return self.dated[prefix, upto]
+    def days_of(self, index: int) -> dict[str, list[dict]]:
+        """The events of snapshot `index` by date, in answer order."""
+        if index not in self.by_day:
+            days: dict[str, list[dict]] = {}
+            for event in self.events_of(index):
+                days.setdefault(event["datetime"][:10], []).append(event)
+            self.by_day[index] = days
+        return self.by_day[index]
 
-    def _events_dated(self, prefix: str, upto: int) -> bytes:
+    def events_dated(self, prefix: str, upto: int) -> bytes:
+        """The newest version of each event whose date starts with prefix, newest id first, less the withdrawn."""
+        gone = self.gone(upto)
+        if (prefix, upto, gone) not in self.dated:
+            self.dated[prefix, upto, gone] = self._events_dated(prefix, upto, gone)
+        return self.dated[prefix, upto, gone]
+
+    def _events_dated(self, prefix: str, upto: int, gone: frozenset[int]) -> bytes:
         latest: dict[int, dict] = {}
         for index in range(upto + 1):
-            for event in self.events_of(index):
-                if event["datetime"][:len(prefix)] == prefix:
-                    latest[event["id"]] = event
+            for day, events in self.days_of(index).items():
+                if day.startswith(prefix):
+                    latest.update((event["id"], event) for event in events if event["id"] not in gone)
         chosen = [latest[event_id] for event_id in sorted(latest, reverse=True)][:500]
         return json.dumps(chosen, ensure_ascii=False).encode("utf-8")
 
@@ -180,6 +210,24 @@ class FakePolisenServer:
         """Serve each snapshot as of its recorded time (`Date` header, request log)."""
         self.state.clock = lambda: times[min(self.state.index, len(times) - 1)]
 
+    def withdraw(self, *ids: int, since: int | None = None) -> None:
+        """Take events back, from the feed and from ?DateTime=, from snapshot `since` on (default: the current one)."""
+        with self.state.lock:
+            for event_id in ids:
+                self.state.withdrawn[event_id] = self.state.index if since is None else since
+
+    def restore(self, *ids: int) -> None:
+        """Serve withdrawn or dropped events again."""
+        with self.state.lock:
+            for event_id in ids:
+                self.state.withdrawn.pop(event_id, None)
+                self.state.dropped.discard(event_id)
+
+    def drop_from_feed(self, *ids: int) -> None:
+        """Leave events out of the feed while ?DateTime= still answers them, as the feed's window jitters."""
+        with self.state.lock:
+            self.state.dropped.update(ids)
+
     def add_faults(self, *faults: str) -> None:
         """Queue faults, one per coming request (`none` lets one pass): see _Handler._fault."""
         self.state.faults.extend(faults)
@@ -193,7 +241,7 @@ class FakePolisenServer:
         return self.state.requests
 
     def current_events(self) -> list[dict]:
-        body = self.state.bodies[self.state.index]
+        body = self.state.feed_body(self.state.index)
         return json.loads(body) if body.strip() else []
 
 
@@ -216,7 +264,7 @@ class _Handler(BaseHTTPRequestHandler):
             fault = self.fake.faults.popleft() if self.fake.faults else None
             index = min(self.fake.index, len(self.fake.bodies) - 1)
             day = entry.query.get("DateTime", [None])[0]
-            body = self.fake.events_dated(day, index) if day else self.fake.bodies[index]
+            body = self.fake.events_dated(day, index) if day else self.fake.feed_body(index)
         if self.fake.latency:
             time.sleep(self.fake.latency)
         if parts.path != "/api/events":
