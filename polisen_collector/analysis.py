@@ -100,9 +100,10 @@ def run_of(document: dict[str, Any]) -> Run:
     return Run(run_id, started_at.astimezone(UTC), outcome, timings, counts, errors)
 
 
-def run_file_names(directory: Path) -> list[str]:
-    """The `run-*.json` names in directory, oldest first (run ids start with their UTC time); OSError if unreadable."""
-    return sorted(name for name in os.listdir(directory) if name.startswith("run-") and name.endswith(".json"))
+def run_file_names(directory: Path, kind: str = "run") -> list[str]:
+    """The `run-*.json` (or `audit-*.json`) names in directory, oldest first (run ids start with their UTC time);
+    OSError if unreadable."""
+    return sorted(name for name in os.listdir(directory) if name.startswith(f"{kind}-") and name.endswith(".json"))
 
 
 def latest_run(directory: Path) -> dict[str, Any]:
@@ -126,18 +127,19 @@ def latest_run(directory: Path) -> dict[str, Any]:
     return document
 
 
-def load_runs(directory: Path, since: datetime | None = None) -> Loaded:
-    """Every readable `run-*.json` in directory (started at or after since), sorted by time.
+def load_runs(directory: Path, since: datetime | None = None, kind: str = "run") -> Loaded:
+    """Every readable `run-*.json` in directory (started at or after since), sorted by time; with
+    kind="audit" the audit ticks' `audit-*.json`.
 
     Names start with the run's UTC time, so files before `since` are never opened.
     Unreadable or partial files are skipped and listed with the reason.
     """
     try:
-        names = run_file_names(directory)
+        names = run_file_names(directory, kind)
     except (FileNotFoundError, NotADirectoryError):
         return Loaded([], [])
     if since is not None:
-        first = "run-" + since.astimezone(UTC).strftime("%Y%m%dT%H%M%S")
+        first = f"{kind}-" + since.astimezone(UTC).strftime("%Y%m%dT%H%M%S")
         names = [name for name in names if name >= first]
     runs, skipped = [], []
     for name in names:
@@ -238,11 +240,36 @@ def schedule_gaps(runs: list[Run], interval_minutes: int) -> dict[str, Any]:
             "missed_runs": sum(gap["missed_runs"] for gap in gaps), "gaps": gaps}
 
 
-def analyze(loaded: Loaded, interval_minutes: int) -> dict[str, Any]:
+AUDIT_TOTALS = {"withdrawn": "audit_withdrawn", "republished": "audit_republished", "found_missing": "audit_new",
+                "found_edited": "audit_updated", "doubted_days": "audit_doubted_days"}
+"""The audit ticks' counts summed in the analysis, by the name it gives them."""
+
+
+def analyze_audits(ticks: list[Run], anchor: datetime | None) -> dict[str, Any]:
+    """What the audit ticks found: totals, and the withdrawals and returns per week (weeks end at `anchor`,
+    the newest run's start, as the runs' trends do)."""
+    anchor = anchor or (ticks[-1].started_at if ticks else None)
+    totals = dict.fromkeys(AUDIT_TOTALS, 0.0)
+    weekly: dict[str, Series] = {name: Series() for name in ("withdrawn", "republished")}
+    outcomes: Counter[str] = Counter()
+    for tick in ticks:
+        outcomes[tick.outcome] += 1
+        for name, key in AUDIT_TOTALS.items():
+            totals[name] += tick.counts.get(key, 0)
+        if anchor is not None and tick.started_at <= anchor:
+            week = int((anchor - tick.started_at) / WEEK)
+            for name, series in weekly.items():
+                series.add(tick.counts.get(AUDIT_TOTALS[name], 0), week)
+    return {"ticks": len(ticks), "outcomes": dict(outcomes.most_common()), **totals,
+            "trends": {f"{name}_per_week": series.trend(totals=True) for name, series in weekly.items()} if ticks else {}}
+
+
+def analyze(loaded: Loaded, interval_minutes: int, audits: Loaded | None = None) -> dict[str, Any]:
     """The whole analysis as one JSON-ready document (keys documented in README.md).
 
     Step timings count every run but those that found the lock taken (they did nothing);
-    events count successful runs; bytes count every run that got an answer.
+    events count successful runs; bytes count every run that got an answer. `audits`, the
+    audit ticks' files, add what the audit found (`audit`).
     """
     runs = loaded.runs
     series: dict[str, Series] = defaultdict(Series)
@@ -294,6 +321,7 @@ def analyze(loaded: Loaded, interval_minutes: int) -> dict[str, Any]:
                        "per_month": dict(sorted(months.items()))},
         "schedule": schedule_gaps(runs, interval_minutes),
         "trends": trends,
+        "audit": analyze_audits(audits.runs if audits else [], runs[-1].started_at if runs else None),
     }
 
 
@@ -376,6 +404,15 @@ def format_report(doc: dict[str, Any], metrics_dir: Path) -> str:
     for month, m in wire["per_month"].items():
         label = f"{month} ({_plural(m['runs'], 'run')})"
         lines.append(f"  {label:<24}{human_bytes(m['bytes'] / m['runs']):>9}{'':>18}{human_bytes(m['bytes']):>10}")
+    audit = doc.get("audit") or {}
+    if audit.get("ticks"):
+        doubted = f"; {audit['doubted_days']:,.0f} day answers could not confirm an absence" if audit["doubted_days"] else ""
+        lines += ["", f"Audit: {_plural(audit['ticks'], 'tick')}, {audit['found_missing']:,.0f} missing and "
+                      f"{audit['found_edited']:,.0f} edited events found{doubted}",
+                  f"Withdrawals (from the audit){'':<27}{'total':>8}" + trend_header]  # lined up with the tables above
+        for name in ("withdrawn", "republished"):
+            t = audit["trends"].get(f"{name}_per_week")
+            lines.append(f"  {name:<53}{audit[name]:>8,.0f}  {_spark(t)}  {_change(t)}")
     success = trend.get("success_rate")
     if success and success["this_week"] is not None:
         before = success["weeks_before"]

@@ -185,7 +185,7 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def make_row(version: Version, first_run: str, last_run: str, versions: int, origin: str,
+def make_row(version: Version, first_run: str, last_run: str, versions: int, origin: str, *,
              withdrawn: datetime | None = None) -> dict[str, Any]:
     """The one place a row is built: one value for each of COLUMNS."""
     raw = version.event.raw
@@ -217,14 +217,14 @@ def latest_row(versions: list[Version], origin: str, withdrawn: datetime | None 
     """The version stored last, with the first collection of any version."""
     latest = max(versions, key=lambda v: v.last_run)
     first = min((v.first_run for v in versions if v.first_run), default="")
-    return make_row(latest, first, latest.last_run, len(versions), origin, withdrawn)
+    return make_row(latest, first, latest.last_run, len(versions), origin, withdrawn=withdrawn)
 
 
 def version_rows(versions: list[Version], origin: str,
                  withdrawn: datetime | None = None) -> list[tuple[str, dict[str, Any]]]:
     """(content hash, row) of every version, in order of first collection, each with its own times."""
     ordered = sorted(versions, key=lambda v: v.first_run)
-    return [(v.event.hash, make_row(v, v.first_run, v.last_run, len(versions), origin, withdrawn)) for v in ordered]
+    return [(v.event.hash, make_row(v, v.first_run, v.last_run, len(versions), origin, withdrawn=withdrawn)) for v in ordered]
 
 
 def history_row(record: Record) -> dict[str, Any]:

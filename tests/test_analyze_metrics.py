@@ -20,7 +20,7 @@ START = datetime(2026, 4, 20, 0, 0, tzinfo=UTC)
 SLOTS = 6 * 7 * 48  # six weeks of runs every 30 minutes
 MISSING = set(range(100, 105)) | set(range(1500, 1530))
 DOCUMENTED_KEYS = {"metrics_dir", "since", "period", "files", "outcomes", "success_rate", "failure_rate",
-                   "top_errors", "steps", "events", "bytes_wire", "schedule", "trends"}
+                   "top_errors", "steps", "events", "bytes_wire", "schedule", "trends", "audit"}
 STATS = {"count", "mean", "median", "p95", "min", "max", "stdev"}
 
 
@@ -299,3 +299,35 @@ def test_plot_without_matplotlib_says_how_to_install_it(generated, tmp_path):
     assert done.stderr.strip() == (
         "--plot needs matplotlib, an optional extra: python3 -m pip install -r requirements-extras.txt")
     assert not (tmp_path / "x.png").exists()
+
+
+def test_the_audit_ticks_withdrawals_are_a_weekly_trend(generated, tmp_path):
+    """audit-*.json files beside the runs: what the audit found, and withdrawals and returns per week."""
+    _, runs = generated
+    directory = tmp_path / "metrics"
+    write_history(directory, runs[-48 * 21:])  # the last three weeks of runs
+    anchor = started(runs[-1])
+    withdrawn = {0: 3, 1: 1, 2: 0}  # weeks back from the newest run -> withdrawals confirmed that week
+    for week, count in withdrawn.items():
+        for tick in range(24 * 7):
+            at = anchor - timedelta(weeks=week, hours=tick, minutes=15)
+            counts = {"audit_requests": 4, "audit_days": 4, "audit_new": int(tick == 5), "audit_updated": 0,
+                      "audit_withdrawn": int(tick < count), "audit_republished": int(week == 1 and tick == 9),
+                      "audit_doubted_days": int(week == 2 and tick == 0)}
+            (directory / f"audit-{at:%Y%m%dT%H%M%S}.000Z-{week}{tick:05x}.json").write_text(json.dumps({
+                "run_id": f"{at:%Y%m%dT%H%M%S}.000Z", "started_at": at.isoformat(), "outcome": "success",
+                "timings": {"audit": 40.0}, "counts": counts, "errors": []}))
+    done = analyze(directory, "--json")
+    assert done.returncode == 0, done.stderr
+    audit = json.loads(done.stdout)["audit"]
+    assert {key: audit[key] for key in ("ticks", "withdrawn", "republished", "found_missing", "doubted_days")} == {
+        "ticks": 3 * 24 * 7, "withdrawn": 4, "republished": 1, "found_missing": 3, "doubted_days": 1}
+    assert audit["trends"]["withdrawn_per_week"]["weekly"][-3:] == [0, 1, 3]
+    assert audit["trends"]["republished_per_week"]["weekly"][-3:] == [0, 1, 0]
+    assert json.loads(done.stdout)["period"]["runs"] == 48 * 21, "the runs' statistics stay the runs'"
+    lines = analyze(directory).stdout.splitlines()
+    assert "Audit: 504 ticks, 3 missing and 0 edited events found; 1 day answers could not confirm an absence" in lines
+    header = next(index for index, line in enumerate(lines) if line.startswith("Withdrawals (from the audit)"))
+    events = next(line for line in lines if line.startswith("Events per successful run"))
+    assert lines[header].index("12 weeks") == events.index("12 weeks"), "lined up with the tables above"
+    assert lines[header + 1].split()[:2] == ["withdrawn", "4"] and lines[header + 2].split()[:2] == ["republished", "1"]

@@ -140,7 +140,8 @@ def test_the_audit_tick_s_figures_are_gauges_beside_the_collection_s(tmp_path):
     due = datetime(2026, 12, 24, tzinfo=UTC)
     write_audit_health(audit_health_path(health), finished_at=tick, error=None, run_id="a1", audit={
         "audit_new": 2, "audit_updated": 1, "sweep_due_by": due.isoformat(timespec="seconds"),
-        "unhealed_gap": {"days": 3, "from": "2026-11-01", "to": "2026-11-03"}})
+        "unhealed_gap": {"days": 3, "from": "2026-11-01", "to": "2026-11-03"}, "audit_withdrawn": 4,
+        "audit_republished": 0})
     assert gauges() == {
         "polisen_health_audit_last_tick_timestamp_seconds": tick.timestamp(),
         "polisen_health_audit_last_tick_success": 1.0,
@@ -148,6 +149,8 @@ def test_the_audit_tick_s_figures_are_gauges_beside_the_collection_s(tmp_path):
         "polisen_health_audit_last_tick_updated_events": 1.0,
         "polisen_health_audit_sweep_due_timestamp_seconds": due.timestamp(),
         "polisen_health_audit_unhealed_gap_days": 3.0,
+        "polisen_health_audit_last_tick_withdrawn_events": 4.0,
+        "polisen_health_audit_last_tick_republished_events": 0.0,
     }
     write_audit_health(audit_health_path(health), finished_at=tick, error=TimeoutError("API too slow"), run_id="a2",
                        audit={"unhealed_gap": None, "audit_new": "many"})

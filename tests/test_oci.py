@@ -849,3 +849,32 @@ def test_the_compaction_job_stores_missing_page_parses_and_the_export_reads_them
     del bucket[parses[2]]
     assert export("--store-parses")[1].endswith("; 1 page versions had no stored parse and were parsed, 1 parses stored\n")
     assert {name: blob.data for name, blob in bucket.items() if ".parsed-" in name} == expected
+
+
+def test_withdrawals_are_records_in_the_bucket_too(fake_api, fake_oci, oci_run):
+    """A withdrawal and a return through STORAGE=oci: the records are objects in the bucket, the export reads them."""
+    withdrawn = 635380  # dated 2026-05-17, inside the dense range of answers 1 and 2
+    oci_run.env.update({"AUDIT_HORIZON_DAYS": "3660", "AUDIT_REQUESTS_PER_TICK": "4"})
+    for index in (0, 1, 2):
+        if index == 1:
+            fake_api.withdraw(withdrawn)
+        fake_api.serve(index)
+        assert oci_run.run().returncode == 0
+    result = oci_run.run("--audit")
+    assert result.returncode == 0, result.log[-800:]
+    fake_api.restore(withdrawn)
+    fake_api.serve(3)
+    assert oci_run.run().returncode == 0
+    result = oci_run.run("--audit")
+    assert result.returncode == 0, result.log[-800:]
+    names = sorted(name for name in fake_oci.objects() if name.startswith("withdrawals/"))
+    assert len(names) == 2 and all(name.startswith("withdrawals/2026/05/17/withdrawals-") for name in names)
+    records = [json.loads(fake_oci.objects()[name].data) for name in names]
+    assert [(r["id"], r["status"], r["event_date"]) for r in records] == [
+        (withdrawn, "withdrawn", "2026-05-17"), (withdrawn, "republished", "2026-05-17")]
+    assert {blob.content_type for name, blob in fake_oci.objects().items() if name in names} == {"application/x-ndjson"}
+    export = oci_run.run("--withdrawals", script="export_events.py")
+    assert export.returncode == 0, export.stderr
+    assert [(row["id"], row["status"]) for row in map(json.loads, export.stdout.splitlines())] == [
+        (withdrawn, "withdrawn"), (withdrawn, "republished")]
+    assert not oci_run.data_dir.exists(), "STORAGE=oci must not write the local archive"

@@ -6,16 +6,21 @@ import csv
 import io
 import json
 import os
+import signal
 import sqlite3
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
 import pytest
 from conftest import clear_settings
+from fake_polisen import FakePolisenServer
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 from test_reading_examples import doc_blocks
 
-from polisen_collector.archive.events import encode_jsonl
+from polisen_collector.api.client import ApiOptions, PolisenClient
+from polisen_collector.archive.events import Event, encode_jsonl, validate_event
 from polisen_collector.archive.layout import run_object_name
 from polisen_collector.archive.withdrawals import (
     REPUBLISHED,
@@ -28,6 +33,22 @@ from polisen_collector.archive.withdrawals import (
     write_records,
 )
 from polisen_collector.cli import export_events
+from polisen_collector.config import load_settings
+from polisen_collector.health.server import HealthCollector
+from polisen_collector.metrics.run_metrics import RunMetrics
+from polisen_collector.recovery.audit import Budget, run_audit
+from polisen_collector.recovery.backfill import DayAnswer
+from polisen_collector.recovery.withdrawals import (
+    HINTS_OBJECT,
+    DayWithdrawals,
+    Hints,
+    confirm_day,
+    dense_days,
+    load_hints,
+    note_answer,
+    settle_day,
+)
+from polisen_collector.run.collection import run_once
 from polisen_collector.storage.local import LocalStorage
 
 T1 = datetime(2026, 5, 21, 8, 22, 10, tzinfo=UTC)
@@ -156,3 +177,301 @@ def test_the_documented_duckdb_query_gives_the_events_withdrawn_now(archive, mon
     [query] = [block for block in doc_blocks("storage.md", "sql") if "withdrawals/" in block]
     monkeypatch.chdir(archive.parent)
     assert duckdb.sql(query.strip().rstrip(";")).fetchall() == [(1, datetime(2026, 5, 20).date(), T1)]
+
+
+# Deciding: suspicions from the feed, confirmation by the day's answer.
+
+def events_of(*specs: tuple[int, str]) -> list[Event]:
+    return [validate_event(event(event_id, when)) for event_id, when in specs]
+
+
+def window(*extra: tuple[int, str]) -> list[Event]:
+    """An answer covering 2026-05-20 to 2026-05-27 (its coverage starts on the 20th), with `extra`."""
+    days = [f"2026-05-{day} 12:00:00 +02:00" for day in range(20, 28)]
+    return events_of(*((100 + n, days[n % 8]) for n in range(60)), *extra)
+
+
+def entry(day: str) -> tuple[str, str, str]:
+    return ("hash", day, "2026-05-27")
+
+
+def test_what_an_answer_lacks_inside_its_dense_days_is_suspected_and_ripens(tmp_path):
+    host = LocalStorage(tmp_path)
+    seen = {1: entry("2026-05-23"), 2: entry("2026-05-20"), 3: entry("2026-05-26"), 4: entry("2026-03-02")}
+    answer = window()
+    assert dense_days(answer) == ("2026-05-22", "2026-05-27"), "the coverage start's day and the next are not dense"
+    assert note_answer(host, answer, seen, T1) == 2, "1 and 3: 2 may have scrolled out, 4 is months old"
+    hints = load_hints(host)
+    assert hints.absent == {1: ("2026-05-23", T1.isoformat(), 1), 3: ("2026-05-26", T1.isoformat(), 1)}
+    assert hints.suspect_days() == [], "one answer's absence asks for nothing"
+    assert note_answer(host, window((3, "2026-05-26 12:00:00 +02:00")), seen, T2) == 1, "3 came back"
+    hints = load_hints(host)
+    assert hints.absent == {1: ("2026-05-23", T1.isoformat(), 2)} and hints.suspect_days() == ["2026-05-23"]
+    stored = host.get(HINTS_OBJECT)
+    note_answer(host, window((1, "2026-05-23 12:00:00 +02:00"), (3, "2026-05-26 12:00:00 +02:00")), seen, T2)
+    assert load_hints(host).absent == {} and host.get(HINTS_OBJECT) != stored
+
+
+def test_a_withdrawn_event_the_feed_shows_again_is_suspected_of_a_return(tmp_path):
+    host = LocalStorage(tmp_path)
+    settle_day(host, DayWithdrawals("2026-05-23", withdrawn=[1], in_force={1}), T1)
+    assert load_hints(host).withdrawn == {1: "2026-05-23"}
+    assert note_answer(host, window(), {1: entry("2026-05-23")}, T1) == 0, "known to be withdrawn: no suspicion"
+    note_answer(host, window((1, "2026-05-23 12:00:00 +02:00")), {1: entry("2026-05-23")}, T2)
+    assert load_hints(host).returned == {1: ("2026-05-23", T2.isoformat())}
+    assert load_hints(host).suspect_days() == ["2026-05-23"], "a return asks for the day's audit at once"
+    settle_day(host, DayWithdrawals("2026-05-23", republished=[1]), T2)
+    assert load_hints(host) == Hints(), "the audit settled it"
+
+
+def day_answer(events: list[Event], archived: dict[int, str], fetched: int | None = None,
+               seen: dict | None = None) -> DayAnswer:
+    return DayAnswer("2026-05-23", len(events) if fetched is None else fetched, 0, 0, events, T2, archived, seen or {})
+
+
+@pytest.mark.parametrize(("answer", "fetched", "doubt"), [
+    ([], 0, "the answer is empty (a glitch, or a day older than the API serves)"),
+    (list(range(12, 20)), 500, "the answer holds 500 events, the API's cap: it may be cut"),
+    ([12, 13], 2, "the answer lacks 8 of the day's 10 events: cut short?"),
+])
+def test_a_days_answer_that_cannot_prove_an_absence_confirms_none(tmp_path, caplog, answer, fetched, doubt):
+    storage = LocalStorage(tmp_path)
+    archived = {n: f"h{n}" for n in range(12, 22)}
+    events = events_of(*((n, "2026-05-23 12:00:00 +02:00") for n in answer))
+    found = confirm_day(storage, day_answer(events, archived, fetched), Hints(), "run", T2)
+    assert (found.withdrawn, found.doubt, found.in_force) == ([], doubt, set())
+    assert list(storage.list("withdrawals/")) == []
+    assert f"audit 2026-05-23: not confirming the withdrawal of {10 - len(answer)} events: {doubt}" in caplog.text
+
+
+def test_a_days_answer_confirms_withdrawals_and_returns(tmp_path):
+    storage = LocalStorage(tmp_path)
+    day = "2026-05-23"
+    write_records(storage, day, [Record(5, WITHDRAWN, T1, day, "h5")], "20260521T000000.000Z-aaaaaa")
+    archived = {n: f"h{n}" for n in range(1, 8)}
+    present = events_of(*((n, f"{day} 12:00:00 +02:00") for n in (2, 3, 5, 6)))
+    hints = Hints(absent={1: (day, SUSPECTED.isoformat(), 3)})
+    seen = {7: ("h7", "2026-05-24", "2026-05-24")}  # an edit moved 7 to the next day
+    found = confirm_day(storage, day_answer(present, archived, seen=seen), hints, "20260522T092231.000Z-bbbbbb", T1)
+    assert (found.withdrawn, found.republished, found.in_force, found.doubt) == ([1, 4], [5], {1, 4}, None)
+    [name] = [n for n in storage.list("withdrawals/") if "bbbbbb" in n]
+    assert [json.loads(line) for line in storage.get(name).data.splitlines()] == [
+        {"id": 1, "status": "withdrawn", "confirmed_at": "2026-05-22T09:22:31+00:00", "event_date": day,
+         "content_hash": "h1", "suspected_at": "2026-05-20T21:37:02+00:00"},
+        {"id": 4, "status": "withdrawn", "confirmed_at": "2026-05-22T09:22:31+00:00", "event_date": day,
+         "content_hash": "h4", "suspected_at": None},
+        {"id": 5, "status": "republished", "confirmed_at": "2026-05-22T09:22:31+00:00", "event_date": day,
+         "content_hash": present[2].hash, "suspected_at": None},
+    ]
+    again = confirm_day(storage, day_answer(present, archived, seen=seen), hints, "20260522T100000.000Z-cccccc", T1)
+    assert (again.withdrawn, again.republished, again.in_force) == ([], [], {1, 4}), "nothing recorded twice"
+    assert len(list(storage.list("withdrawals/"))) == 2
+
+
+# The proof on the recorded snapshots: feed runs and hourly-ish audit ticks on the recorded calendar.
+
+RECORDED_WITHDRAWALS = {636465: 52, 639763: 67}
+"""Ids the recorded answers dropped for good while their day was well inside the answers' range,
+with the first answer that lacked them (test_the_recorded_answers_withdrew_two_events checks it)."""
+BACK_AND_FORTH = 635550
+"""The one id the recorded answers dropped (answers 47 to 54) and served again."""
+TICK = Budget(horizon_days=7, per_tick=4, per_day=96)
+EMPTY_ANSWER = 53
+"""The recorded empty body: that run fails, and loses nothing."""
+
+
+def answers(bodies: list[bytes]) -> list[list[dict]]:
+    return [json.loads(body) if body.strip() else [] for body in bodies]
+
+
+def test_the_recorded_answers_withdrew_two_events_and_dropped_one_for_a_while(snapshot_bodies):
+    served = answers(snapshot_bodies)
+    for event_id, since in RECORDED_WITHDRAWALS.items():
+        day = next(raw["datetime"][:10] for raw in served[since - 1] if raw["id"] == event_id)
+        later = [answer for answer in served[since:] if answer]
+        assert all(event_id not in {raw["id"] for raw in answer} for answer in later)
+        for answer in later[:30]:  # a day and more later, the answers still cover its day in full
+            assert sum(raw["datetime"][:10] < day for raw in answer) > 50, (event_id, day)
+    holes = [index for index, answer in enumerate(served) if answer and BACK_AND_FORTH not in {r["id"] for r in answer}]
+    assert [index for index in holes if 40 < index < 60] == [47, 48, 49, 50, 51, 52, 54]
+    assert any(BACK_AND_FORTH in {r["id"] for r in answer} for answer in served[55:])
+
+
+class Timeline:
+    """Feed runs (run_once, as cron calls it) and audit ticks half an hour after each, on the snapshots' calendar."""
+
+    def __init__(self, workdir: Path, api: FakePolisenServer, times: list[float]) -> None:
+        (workdir / "logs").mkdir()
+        self.settings = load_settings(environ={
+            "POLISEN_API_URL": api.url, "DATA_DIR": str(workdir / "data"), "LOG_DIR": str(workdir / "logs"),
+            "METRICS_DIR": str(workdir / "metrics"), "API_RATE_LIMIT": "off", "API_BACKOFF_FACTOR": "0",
+            "PAGES_PER_RUN": "0",
+        }, env_file=None)
+        self.api, self.times = api, times
+        self.storage = LocalStorage(self.settings.data_dir)
+        self.host = LocalStorage(self.settings.log_dir)
+        api.follow_snapshots(times)
+
+    def feed_and_audit(self, index: int):
+        self.api.serve(index)
+        assert run_once(self.settings) == (1 if index == EMPTY_ANSWER else 0), index
+        client = PolisenClient(ApiOptions(url=self.api.url, backoff_factor=0))
+        try:
+            return run_audit(self.storage, client, RunMetrics(f"tick-{index}"), budget=TICK, retention_days=30,
+                             now=datetime.fromtimestamp(self.times[index], UTC) + timedelta(minutes=30), host=self.host)
+        finally:
+            client.close()
+
+    def audits_of(self, day: str, after: int) -> list[datetime]:
+        """When the API answered each audit of `day` from snapshot `after` on."""
+        return [datetime.fromtimestamp(r.time, UTC) for r in self.api.requests
+                if r.query.get("DateTime") == [day] and r.time >= self.times[after]]
+
+    def records(self) -> dict[int, list[tuple[str, datetime]]]:
+        from polisen_collector.archive.withdrawals import list_record_objects, read_records
+
+        found: dict[int, list[tuple[str, datetime]]] = {}
+        for record in read_records(self.storage, list_record_objects(self.storage)):
+            found.setdefault(record.id, []).append((record.status, record.confirmed_at))
+        return found
+
+
+def event_day(bodies: list[bytes], event_id: int) -> str:
+    return next(raw["datetime"][:10] for answer in answers(bodies) for raw in answer if raw["id"] == event_id)
+
+
+WITHDRAWN_BY_THE_FAKE = (636194, 56, 63)
+"""An event of 2026-05-24 the fake withdraws from snapshot 56 and serves again from 63."""
+JITTER = (636217, 58, 60)
+"""An event of 2026-05-24 the feed leaves out of answers 58 and 59 (two: the audit looks), ?DateTime= never."""
+
+
+def replay_with_withdrawals(tmp_path, bodies, times, indexes) -> Timeline:
+    withdrawn, gone_at, back_at = WITHDRAWN_BY_THE_FAKE
+    jittery, dropped_at, jitter_back_at = JITTER
+    with FakePolisenServer(bodies) as api:
+        timeline = Timeline(tmp_path, api, times)
+        for event_id, since in RECORDED_WITHDRAWALS.items():
+            api.withdraw(event_id, since=since)  # ?DateTime= no longer serves them either
+        for index in indexes:
+            if index == gone_at:
+                api.withdraw(withdrawn)
+            if index == back_at:
+                api.restore(withdrawn)
+            if index == dropped_at:
+                api.drop_from_feed(jittery)
+            if index == jitter_back_at:
+                api.restore(jittery)
+            report = timeline.feed_and_audit(index)
+            assert not report.failed and not report.doubted(), index
+    return timeline
+
+
+def assert_the_withdrawals(timeline: Timeline, bodies: list[bytes], indexes: range) -> None:
+    withdrawn, gone_at, back_at = WITHDRAWN_BY_THE_FAKE
+    records = timeline.records()
+    recorded = {event_id: since for event_id, since in RECORDED_WITHDRAWALS.items() if since - 1 in indexes}
+    assert set(records) == {*recorded, withdrawn}, "the jitter and the ids that came back: never marked"
+    for event_id, since in recorded.items():
+        assert records[event_id] == [("withdrawn", timeline.audits_of(event_day(bodies, event_id), since)[0])]
+    day = event_day(bodies, withdrawn)
+    assert records[withdrawn] == [("withdrawn", timeline.audits_of(day, gone_at)[0]),
+                                  ("republished", timeline.audits_of(day, back_at)[0])], \
+        "marked at the first audit of its day after the withdrawal, cleared at the first after its return"
+    assert timeline.audits_of(day, back_at)[0] - timeline.audits_of(day, gone_at)[0] < timedelta(days=2)
+
+
+@pytest.mark.parametrize("indexes", [pytest.param(range(50, 64), id="snapshots 50-63"),
+                                     pytest.param(range(114), id="all snapshots", marks=pytest.mark.slow)])
+def test_withdrawals_are_confirmed_by_the_day_never_by_one_answer(tmp_path, snapshot_bodies, snapshot_times,
+                                                                  monkeypatch, capsys, indexes):
+    timeline = replay_with_withdrawals(tmp_path, snapshot_bodies, snapshot_times, indexes)
+    assert_the_withdrawals(timeline, snapshot_bodies, indexes)
+    code, out, err = export(timeline.settings.data_dir, monkeypatch, capsys)
+    assert code == 0, err
+    withdrawn = {row["id"] for row in map(json.loads, out.splitlines()) if row["withdrawn_at"]}
+    assert withdrawn == {event_id for event_id, since in RECORDED_WITHDRAWALS.items() if since - 1 in indexes}, \
+        "the fake's withdrawal was cleared by its return"
+    assert BACK_AND_FORTH not in timeline.records()
+
+
+# The tick as cron runs it: its metrics and health, and kill -9 at each of its writes.
+
+WITHDRAWN_IN_ANSWER_1 = 635380
+"""Dated 2026-05-17, inside the dense range of recorded answers 1 and 2."""
+
+
+def withdraw_before_the_tick(collector, fake_api) -> None:
+    """Three feed runs; the fake withdraws the event from answer 1 on, so two answers lack it."""
+    collector.env.update({"AUDIT_HORIZON_DAYS": "3660", "AUDIT_REQUESTS_PER_TICK": "4"})
+    fake_api.withdraw(WITHDRAWN_IN_ANSWER_1, since=1)
+    for index in (0, 1, 2):
+        fake_api.serve(index)
+        assert collector.run().returncode == 0
+
+
+def raw_records(data_dir: Path) -> list[tuple[int, str]]:
+    return [(record["id"], record["status"]) for path in sorted((data_dir / "withdrawals").rglob("*.jsonl"))
+            for record in map(json.loads, path.read_text().splitlines())]
+
+
+def test_the_tick_counts_what_it_found_in_its_metrics_health_and_textfile(collector, fake_api, tmp_path):
+    withdraw_before_the_tick(collector, fake_api)
+    suspected = [json.loads(path.read_text())["counts"].get("suspected_withdrawals") for path in collector.metrics_files()]
+    assert suspected == [0, 1, 1]
+    prom = tmp_path / "prom"
+    prom.mkdir()
+    result = collector.run("--audit", env={"PROMETHEUS_TEXTFILE_DIR": str(prom)})
+    assert result.returncode == 0, result.log[-800:]
+    assert "audit 2026-05-17: 1 withdrawn (635380), 0 republished" in result.log
+    health = json.loads((collector.log_dir / "health-audit.json").read_text())
+    assert (health["audit_withdrawn"], health["audit_republished"]) == (1, 0)
+    assert health["withdrawals"] == {"2026-05-17": {"withdrawn": [WITHDRAWN_IN_ANSWER_1], "republished": []}}
+    assert health["withdrawals_doubted"] == {}
+    [tick] = collector.metrics_dir.glob("audit-*.json")
+    counts = json.loads(tick.read_text())["counts"]
+    assert (counts["audit_withdrawn"], counts["audit_republished"], counts["audit_doubted_days"]) == (1, 0, 0)
+    assert raw_records(collector.data_dir) == [(WITHDRAWN_IN_ANSWER_1, "withdrawn")]
+    gauges = HealthCollector(collector.log_dir / "health.json", timedelta(minutes=45))
+    scraped = {sample.name: sample.value for family in text_string_to_metric_families(generate_latest(gauges).decode())
+               for sample in family.samples}
+    assert scraped["polisen_health_audit_last_tick_withdrawn_events"] == 1
+    assert scraped["polisen_health_audit_last_tick_republished_events"] == 0
+
+    fake_api.restore(WITHDRAWN_IN_ANSWER_1)
+    fake_api.serve(3)
+    assert collector.run().returncode == 0
+    assert collector.run("--audit", env={"PROMETHEUS_TEXTFILE_DIR": str(prom)}).returncode == 0
+    assert raw_records(collector.data_dir) == [(WITHDRAWN_IN_ANSWER_1, "withdrawn"), (WITHDRAWN_IN_ANSWER_1, "republished")]
+    textfile = {sample.name: sample.value for family in text_string_to_metric_families(
+        (prom / "polisen_collector_audit.prom").read_text()) for sample in family.samples}
+    assert {name: value for name, value in textfile.items() if "withdrawn" in name or "republished" in name} == {
+        "polisen_collector_audit_last_tick_withdrawn_events": 0, "polisen_collector_audit_last_tick_republished_events": 1,
+        "polisen_collector_audit_withdrawn_events_total": 1, "polisen_collector_audit_republished_events_total": 1}
+    assert textfile["polisen_collector_audit_last_tick_success"] == 1
+    assert sorted(path.name for path in prom.iterdir()) == ["polisen_collector_audit.prom"], "the runs' file is theirs"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", ["before-put", "mid-put", "after-put"])
+def test_kill_at_each_write_of_a_tick_loses_no_record_and_repeats_none(collector, fake_api, tmp_path, point):
+    withdraw_before_the_tick(collector, fake_api)
+    restore = collector.checkpoint()
+    killed: list[str] = []
+    nth = 1
+    while True:
+        restore()
+        writes = tmp_path / f"writes-{nth}"
+        crashed = collector.run("--audit", script="tests/crash_run.py",
+                                env={"CRASH_POINT": point, "CRASH_AT": str(nth), "CRASH_LOG": str(writes)})
+        if crashed.returncode != -signal.SIGKILL:
+            assert crashed.returncode == 0, crashed.log[-800:] + crashed.stderr[-800:]
+            break
+        killed.append(writes.read_text().splitlines()[-1].split(" ", 1)[1])
+        rerun = collector.run("--audit")
+        assert rerun.returncode == 0, rerun.log[-800:]
+        assert raw_records(collector.data_dir) == [(WITHDRAWN_IN_ANSWER_1, "withdrawn")], killed[-1]
+        nth += 1
+    assert raw_records(collector.data_dir) == [(WITHDRAWN_IN_ANSWER_1, "withdrawn")]
+    assert any(name.startswith("withdrawals/") for name in killed), killed
+    assert {"withdrawal-hints.json", "metadata/audit.json"} <= set(killed), killed

@@ -79,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {name}: {reason}", file=sys.stderr)
         if len(loaded.skipped) > 5:
             print(f"  ... and {len(loaded.skipped) - 5} more", file=sys.stderr)
-    doc = analyze(loaded, settings.run_interval_minutes)
+    audits = load_runs(settings.metrics_dir, since, kind="audit")
+    doc = analyze(loaded, settings.run_interval_minutes, audits)
     doc = {"metrics_dir": str(settings.metrics_dir), "since": since.isoformat() if since else None, **doc}
     if args.json:
         print(json.dumps(doc, indent=2, ensure_ascii=False))

@@ -72,6 +72,10 @@ AUDIT_GAUGES = (
     ("sweep_due_by", "polisen_health_audit_sweep_due_timestamp_seconds",
      "When the audit's current sweep of past days is due to be complete (Unix time)."),
     ("unhealed_gap_days", "polisen_health_audit_unhealed_gap_days", "Days of a gap the audit saw still to backfill."),
+    ("withdrawn", "polisen_health_audit_last_tick_withdrawn_events",
+     "Events the last audit tick confirmed as withdrawn by polisen.se."),
+    ("republished", "polisen_health_audit_last_tick_republished_events",
+     "Withdrawn events the last audit tick found published again."),
 )
 
 

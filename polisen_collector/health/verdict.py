@@ -173,6 +173,8 @@ class AuditFigures:
     updated: int | None
     sweep_due_by: datetime | None
     unhealed_gap_days: int | None
+    withdrawn: int | None = None
+    republished: int | None = None
 
 
 def audit_figures(audit: dict[str, Any]) -> AuditFigures:
@@ -185,6 +187,8 @@ def audit_figures(audit: dict[str, Any]) -> AuditFigures:
         updated=_count(audit, "audit_updated"),
         sweep_due_by=_optional_time(audit, "sweep_due_by"),
         unhealed_gap_days=_count(gap, "days") if isinstance(gap, dict) else 0 if gap is None else None,
+        withdrawn=_count(audit, "audit_withdrawn"),
+        republished=_count(audit, "audit_republished"),
     )
 
 

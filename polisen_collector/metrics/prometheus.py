@@ -1,6 +1,8 @@
-"""The last run as a node_exporter textfile (`polisen_collector.prom`), for Prometheus.
+"""The last run as a node_exporter textfile (`polisen_collector.prom`), for Prometheus, and the
+last audit tick as another (`polisen_collector_audit.prom`) beside it.
 
-Run counters and the last success time carry over from the previous file.
+Run counters and the last success time carry over from the previous file, and so do the
+audit's totals of withdrawals and returns from its own.
 """
 
 from __future__ import annotations
@@ -86,6 +88,73 @@ def write_prometheus_textfile(directory: Path, metrics: RunMetrics) -> Path:
     registry.register(_Families())
     atomic_write(path, generate_latest(registry), durable=False)
     return path
+
+
+AUDIT_TEXTFILE_NAME = "polisen_collector_audit.prom"
+_AUDIT_GAUGES = {
+    "audit_requests": ("polisen_collector_audit_last_tick_requests", "API requests of the last audit tick."),
+    "audit_days": ("polisen_collector_audit_last_tick_days", "Days the last audit tick re-read."),
+    "audit_new": ("polisen_collector_audit_last_tick_new_events", "Events the last audit tick found missing and stored."),
+    "audit_updated": ("polisen_collector_audit_last_tick_updated_events",
+                      "Edited versions the last audit tick found missing and stored."),
+    "audit_withdrawn": ("polisen_collector_audit_last_tick_withdrawn_events",
+                        "Events the last audit tick confirmed as withdrawn by polisen.se."),
+    "audit_republished": ("polisen_collector_audit_last_tick_republished_events",
+                          "Withdrawn events the last audit tick found published again."),
+}
+_AUDIT_TOTALS = {
+    "audit_withdrawn": ("polisen_collector_audit_withdrawn_events",
+                        "Events the audit confirmed as withdrawn, since this file was created."),
+    "audit_republished": ("polisen_collector_audit_republished_events",
+                          "Withdrawn events the audit found published again, since this file was created."),
+}
+
+
+def write_audit_textfile(directory: Path, metrics: RunMetrics) -> Path:
+    """Write polisen_collector_audit.prom for node_exporter: the last tick's figures, and the totals of
+    withdrawals and returns it confirmed (carried over from the previous file), atomically."""
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+    path = Path(directory) / AUDIT_TEXTFILE_NAME
+    totals = _previous_samples(path)
+    finished = (metrics.finished_at or utc_now()).timestamp()
+    families: list[Any] = [
+        GaugeMetricFamily("polisen_collector_audit_last_tick_timestamp_seconds",
+                          "When the last audit tick finished (Unix time).", value=finished),
+        GaugeMetricFamily("polisen_collector_audit_last_tick_success", "1 if the last audit tick succeeded, else 0.",
+                          value=float(metrics.outcome == "success")),
+    ]
+    for key, (name, help_text) in _AUDIT_GAUGES.items():
+        if key in metrics.counts:
+            families.append(GaugeMetricFamily(name, help_text, value=metrics.counts[key]))
+    for key, (name, help_text) in _AUDIT_TOTALS.items():
+        families.append(CounterMetricFamily(name, help_text,
+                                            value=totals.get(f"{name}_total", 0.0) + metrics.counts.get(key, 0)))
+
+    class _Families:
+        def collect(self) -> list[Any]:
+            return families
+
+    registry = CollectorRegistry()
+    registry.register(_Families())
+    atomic_write(path, generate_latest(registry), durable=False)
+    return path
+
+
+def _previous_samples(path: Path) -> dict[str, float]:
+    """The unlabelled samples of a previous textfile by name; nothing if it is missing or unreadable."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    try:
+        text = read_regular(path, SMALL_FILE_BYTES).decode("utf-8")
+        return {sample.name: sample.value for family in text_string_to_metric_families(text)
+                for sample in family.samples if not sample.labels}
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        log.warning("ignoring unreadable %s (its totals restart): %s", path, error)
+        return {}
 
 
 def _previous_textfile(path: Path) -> tuple[dict[str, float], float | None]:

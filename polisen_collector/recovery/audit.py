@@ -6,12 +6,15 @@ after they left the feed. The audit needs no detection at all. Each tick (`colle
 
 1. days of a detected gap still queued for backfill (metadata/backfill.json), oldest first;
 2. yesterday and the day before, each again once RECENT_EVERY has passed since its last audit;
-3. older days round-robin, from 3 days back to AUDIT_HORIZON_DAYS back, newest first.
+3. up to SUSPECT_DAYS_PER_TICK days where the feed suspects a withdrawal (withdrawals.py), the
+   longest-suspected first;
+4. older days round-robin, from 3 days back to AUDIT_HORIZON_DAYS back, newest first.
    When the oldest day is done the sweep is complete and the next starts again.
 
 A day is fetched and stored exactly as backfill does (backfill_day: compared with the
 archive's own objects of that day, so nothing is stored twice), with the same headroom
-left to the regular runs in the host's rate-limit ledger. The tick's spending is also kept
+left to the regular runs in the host's rate-limit ledger; then its answer confirms what
+polisen.se withdrew or brought back (withdrawals.confirm_day). The tick's spending is also kept
 in the progress object, so at most AUDIT_REQUESTS_PER_DAY audit requests go out in any
 24 hours however often the tick is started. Progress lives in the store
 (`metadata/audit.json`, changed only through update_object), shared by every host.
@@ -22,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -30,9 +34,11 @@ from polisen_collector import interrupt
 from polisen_collector.api.client import ApiError, PolisenClient
 from polisen_collector.api.rate_limit import RateLimited
 from polisen_collector.archive.ingest import HeldState
+from polisen_collector.archive.layout import new_run_id
 from polisen_collector.metrics.run_metrics import RunMetrics
 from polisen_collector.recovery.backfill import BackfillReport, backfill_day, finish_day, load_progress
-from polisen_collector.storage.base import Storage, StoredObject, update_object
+from polisen_collector.recovery.withdrawals import DayWithdrawals, Hints, confirm_day, load_hints, settle_day
+from polisen_collector.storage.base import Storage, StorageError, StoredObject, update_object
 
 log = logging.getLogger("polisen.audit")
 
@@ -45,6 +51,8 @@ TICK_SLACK = timedelta(minutes=15)
 """Ticks start a little late or early (timer jitter): a recent day is due this much before RECENT_EVERY."""
 SWEEP_FROM = RECENT_DAYS + 1
 """The round-robin starts the day before the recent days."""
+SUSPECT_DAYS_PER_TICK = 1
+"""Days a tick audits for the feed's suspicions, beside the recent days and the sweep."""
 SWEEP_GRACE = 2
 """A full sweep taking longer than this many times its expected duration is overdue."""
 DAY = timedelta(days=1)
@@ -118,7 +126,8 @@ def spent_today(progress: AuditProgress, now: datetime) -> int:
     return sum(1 for t in progress.spent if t > cutoff)
 
 
-def plan_tick(progress: AuditProgress, gap_days: list[str], now: datetime, budget: Budget) -> list[tuple[str, str]]:
+def plan_tick(progress: AuditProgress, gap_days: list[str], now: datetime, budget: Budget,
+              suspect_days: Sequence[str] = ()) -> list[tuple[str, str]]:
     """The (day, why) audits due now, within this tick's and the last 24 hours' budget."""
     allowed = min(budget.per_tick, budget.per_day - spent_today(progress, now))
     today = now.date()
@@ -128,6 +137,8 @@ def plan_tick(progress: AuditProgress, gap_days: list[str], now: datetime, budge
         last = progress.recent.get(day)
         if last is None or now - datetime.fromisoformat(last) >= RECENT_EVERY - TICK_SLACK:
             plan.append((day, "recent"))
+    oldest = (today - budget.horizon_days * DAY).isoformat()
+    plan += [(day, "suspect") for day in suspect_days if oldest <= day <= today.isoformat()][:SUSPECT_DAYS_PER_TICK]
     for day in sweep_days(progress.cursor, today, budget.horizon_days, allowed):
         plan.append((day, "sweep"))
     unique: list[tuple[str, str]] = []
@@ -189,6 +200,7 @@ class DayAudit:
     fetched: int
     new: int
     updated: int
+    withdrawals: DayWithdrawals | None = None
 
 
 @dataclass
@@ -213,21 +225,44 @@ class AuditReport:
         """Days where the audit stored something the feed path missed."""
         return {day.day: {"new": day.new, "updated": day.updated} for day in self.audited if day.new or day.updated}
 
+    def _confirmed(self) -> list[DayWithdrawals]:
+        return [day.withdrawals for day in self.audited if day.withdrawals]
+
+    @property
+    def withdrawn(self) -> int:
+        return sum(len(found.withdrawn) for found in self._confirmed())
+
+    @property
+    def republished(self) -> int:
+        return sum(len(found.republished) for found in self._confirmed())
+
+    def withdrawals(self) -> dict[str, dict[str, list[int]]]:
+        """Days where the audit confirmed a withdrawal or a return: the ids of each."""
+        return {found.day: {"withdrawn": found.withdrawn, "republished": found.republished}
+                for found in self._confirmed() if found.withdrawn or found.republished}
+
+    def doubted(self) -> dict[str, str]:
+        """Days whose answer lacked events but could not confirm their withdrawal, and why."""
+        return {found.day: found.doubt for found in self._confirmed() if found.doubt}
+
 
 def run_audit(
     storage: Storage, client: PolisenClient, metrics: RunMetrics, *, budget: Budget, retention_days: int,
-    now: datetime,
+    now: datetime, host: Storage | None = None,
 ) -> AuditReport:
-    """One audit tick: the days due at `now`, each stored and ticked off; stops on the rate limit or an API error.
+    """One audit tick: the days due at `now`, each stored, its withdrawals confirmed, and ticked off;
+    stops on the rate limit or an API error.
 
     Days are recorded as audited (and requests as spent) at `now`, the tick's start, so
-    the schedule does not drift by the seconds the requests take.
+    the schedule does not drift by the seconds the requests take. `host` is this host's
+    folder of hints (LOG_DIR), where the feed runs leave their suspicions of withdrawals.
     """
     report = AuditReport()
     started = now
     report.progress = progress = read_progress(storage.get(PROGRESS_OBJECT))
     gap_days = sorted(load_progress(storage).pending)
-    plan = plan_tick(progress, gap_days, started, budget)
+    hints = _hints(host)
+    plan = plan_tick(progress, gap_days, started, budget, hints.suspect_days())
     counted = BackfillReport()
     held = HeldState()
     remaining: dict[str, int] | None = None  # the gap days as the last tick-off left them
@@ -238,8 +273,8 @@ def run_audit(
                 break
             before = counted.requests
             try:
-                fetched, new, updated = backfill_day(storage, client, metrics, day, retention_days=retention_days,
-                                                      report=counted, held=held)
+                answer = backfill_day(storage, client, metrics, day, retention_days=retention_days, report=counted,
+                                      held=held)
             except ApiError as error:  # RateLimited too: then no request went out
                 report.stopped, report.failed = str(error), not isinstance(error, RateLimited)
                 report.requests += error.requests
@@ -250,24 +285,48 @@ def run_audit(
                         "audit stopped at %s: %s; it continues next tick", day, error)
                 break
             report.requests += counted.requests - before
+            confirmed = confirm_day(storage, answer, hints, new_run_id(), started)  # before what remembers it
+            _settle(host, confirmed, answer.served_at or started)
             report.progress = record_day(storage, day, why, now=started, requests=counted.requests - before,
                                          horizon_days=budget.horizon_days)
             if why == "gap":
                 remaining = finish_day(storage, day)
-            report.audited.append(DayAudit(day, why, fetched, new, updated))
-            log.info("audit %s (%s): %d events, %d new, %d updated", day, why, fetched, new, updated)
+            report.audited.append(DayAudit(day, why, answer.fetched, answer.new, answer.updated, confirmed))
+            log.info("audit %s (%s): %d events, %d new, %d updated", day, why, answer.fetched, answer.new,
+                     answer.updated)
     report.gap_days = gap_days if remaining is None else sorted(remaining)
     metrics.count(audit_requests=report.requests, audit_days=len(report.audited),
                   audit_events=sum(day.fetched for day in report.audited), audit_new=report.new,
-                  audit_updated=report.updated, audit_gap_days=len(report.gap_days))
+                  audit_updated=report.updated, audit_gap_days=len(report.gap_days),
+                  audit_withdrawn=report.withdrawn, audit_republished=report.republished,
+                  audit_doubted_days=len(report.doubted()))
     found = report.found()
     if found:
         log.warning("the audit found %d new and %d edited events the feed path missed, on %s",
                     report.new, report.updated,
                     ", ".join(f"{day} ({n['new']} new, {n['updated']} updated)" for day, n in found.items()))
-    log.info("audit tick: %d days, %d requests, %d new, %d updated; %s",
-             len(report.audited), report.requests, report.new, report.updated, describe(report.progress))
+    log.info("audit tick: %d days, %d requests, %d new, %d updated, %d withdrawn, %d republished; %s",
+             len(report.audited), report.requests, report.new, report.updated, report.withdrawn,
+             report.republished, describe(report.progress))
     return report
+
+
+def _hints(host: Storage | None) -> Hints:
+    """This host's withdrawal hints; none when unreadable (they only bring audits forward)."""
+    try:
+        return load_hints(host) if host is not None else Hints()
+    except StorageError as error:
+        log.warning("cannot read the withdrawal hints: %s", error)
+        return Hints()
+
+
+def _settle(host: Storage | None, confirmed: DayWithdrawals, answered_at: datetime) -> None:
+    if host is None:
+        return
+    try:
+        settle_day(host, confirmed, answered_at)
+    except StorageError as error:
+        log.warning("cannot update the withdrawal hints: %s", error)
 
 
 def describe(progress: AuditProgress) -> str:
@@ -300,6 +359,10 @@ def health_section(report: AuditReport, budget: Budget, now: datetime) -> dict[s
         "audit_new": report.new,
         "audit_updated": report.updated,
         "found": report.found(),
+        "audit_withdrawn": report.withdrawn,
+        "audit_republished": report.republished,
+        "withdrawals": report.withdrawals(),
+        "withdrawals_doubted": report.doubted(),
         "unhealed_gap": {"days": len(report.gap_days), "from": report.gap_days[0], "to": report.gap_days[-1]}
         if report.gap_days else None,
         "stopped": report.stopped,

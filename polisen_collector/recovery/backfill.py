@@ -14,12 +14,13 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from polisen_collector import interrupt
 from polisen_collector.api.client import ApiError, PolisenClient
 from polisen_collector.api.rate_limit import RateLimited
+from polisen_collector.archive.events import Event
 from polisen_collector.archive.ingest import (
     HeldState,
     InvalidAnswer,
@@ -29,6 +30,7 @@ from polisen_collector.archive.ingest import (
     write_events,
 )
 from polisen_collector.archive.layout import new_run_id, read_day
+from polisen_collector.archive.state import Entry
 from polisen_collector.clock import utc_now
 from polisen_collector.metrics.run_metrics import RunMetrics
 from polisen_collector.recovery.gaps import Gap
@@ -39,6 +41,7 @@ log = logging.getLogger("polisen.backfill")
 PROGRESS_OBJECT = "metadata/backfill.json"
 PROGRESS_FORMAT = 1
 DAY_CAP = 500
+"""The most events the API answers; a day's answer that holds as many may be cut."""
 HEADROOM = 10
 """Requests of each hourly and daily budget a backfill leaves to the regular runs."""
 DAY_ATTEMPTS = 3
@@ -61,6 +64,27 @@ class BackfillReport:
             "possibly_truncated": self.truncated, "pending_days": len(self.pending),
             "next_pending_day": self.pending[0] if self.pending else None, "stopped": self.stopped,
         }
+
+
+@dataclass
+class DayAnswer:
+    """One day fetched with ?DateTime= and stored (backfill_day), with what the audit compares it with."""
+
+    day: str
+    fetched: int
+    new: int
+    updated: int
+    events: list[Event]
+    served_at: datetime | None
+    archived: dict[int, str]
+    """The day's archived events before this answer: id -> hash of its latest version."""
+    seen: dict[int, Entry]
+    """The state's entries as the answer was stored."""
+
+    @property
+    def capped(self) -> bool:
+        """The answer holds as many events as the API answers at most: it may be cut."""
+        return self.fetched >= DAY_CAP
 
 
 @dataclass
@@ -139,8 +163,8 @@ def archived_hashes(storage: Storage, day: str) -> dict[int, str]:
 def backfill_day(
     storage: Storage, client: PolisenClient, metrics: RunMetrics, day: str, *, retention_days: int,
     report: BackfillReport, held: HeldState,
-) -> tuple[int, int, int]:
-    """Fetch one day with ?DateTime= and store its new and edited events; (fetched, new, updated).
+) -> DayAnswer:
+    """Fetch one day with ?DateTime= and store its new and edited events.
 
     `held` keeps the state decoded from one day to the next while no one writes it.
     """
@@ -154,14 +178,19 @@ def backfill_day(
     sub_run_id = new_run_id()
     state = held.load(storage, sub_run_id, retention_days)
     seen = dict(state.seen)
-    for other_day in sorted({event.day for event in events}):
-        for event_id, content_hash in archived_hashes(storage, other_day).items():
+    archived: dict[int, str] = {}
+    for other_day in sorted({day} | {event.day for event in events}):
+        hashes = archived_hashes(storage, other_day)
+        for event_id, content_hash in hashes.items():
             seen[event_id] = (content_hash, other_day, "")
+        if other_day == day:
+            archived = hashes
     changes = find_changes(events, seen)
     if changes.stored:
         write_events(storage, changes.stored, sub_run_id)
         commit_state(storage, state, changes.stored, [], run_id=sub_run_id, retention_days=retention_days, metrics=metrics)
-    return len(raws), len(changes.new), len(changes.updated)
+    return DayAnswer(day, len(raws), len(changes.new), len(changes.updated), events, result.served_at, archived,
+                     state.seen)
 
 
 def run_backfill(
@@ -178,8 +207,8 @@ def run_backfill(
                 report.stopped = str(stop)
                 break
             try:
-                fetched, new, updated = backfill_day(storage, client, metrics, day, retention_days=retention_days,
-                                                      report=report, held=held)
+                answer = backfill_day(storage, client, metrics, day, retention_days=retention_days, report=report,
+                                      held=held)
             except RateLimited as error:
                 report.stopped = str(error)
                 log.warning("backfill paused at %s: %s; it continues next run", day, error)
@@ -191,11 +220,12 @@ def run_backfill(
                 break
             pending = finish_day(storage, day)
             report.days_done.append(day)
-            report.fetched += fetched
-            report.new += new
-            report.updated += updated
+            report.fetched += answer.fetched
+            report.new += answer.new
+            report.updated += answer.updated
             log.info("backfill %s (%d/%d): %d events, %d new, %d updated, %d already archived",
-                     day, number, len(days), fetched, new, updated, fetched - new - updated)
+                     day, number, len(days), answer.fetched, answer.new, answer.updated,
+                     answer.fetched - answer.new - answer.updated)
     report.pending = sorted(load_progress(storage).pending if pending is None else pending)
     metrics.count(backfill_days=len(report.days_done), backfill_events=report.fetched, backfill_new=report.new,
                   backfill_updated=report.updated, backfill_requests=report.requests,

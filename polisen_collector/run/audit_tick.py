@@ -32,6 +32,7 @@ from polisen_collector.recovery.audit import AuditReport, Budget, health_section
 from polisen_collector.run.collection import exit_code_for, lock_refused, outcome_of
 from polisen_collector.run.lock import RunLock
 from polisen_collector.storage.base import StorageError
+from polisen_collector.storage.local import LocalStorage
 
 log = logging.getLogger("polisen.audit")
 
@@ -55,8 +56,8 @@ def audit_once(settings: Settings) -> int:
         storage = open_archive(settings)  # the state and its base from this host's copies when unchanged
         client = open_client(settings)
         try:
-            report = run_audit(storage, client, metrics, budget=budget,
-                               retention_days=settings.state_retention_days, now=utc_now())
+            report = run_audit(storage, client, metrics, budget=budget, retention_days=settings.state_retention_days,
+                               now=utc_now(), host=LocalStorage(settings.log_dir))
         finally:
             client.close()
         interrupt.check()  # each day audited is stored and recorded
@@ -95,6 +96,14 @@ def _save(settings: Settings, metrics: RunMetrics, report: AuditReport, error: B
         prune_metrics(settings.metrics_dir, settings.metrics_retention_days)
     except OSError as failure:
         log.warning("could not write the audit metrics file in %s: %s", settings.metrics_dir, failure)
+    if settings.prometheus_textfile_dir:
+        from polisen_collector.metrics.prometheus import write_audit_textfile
+
+        try:
+            write_audit_textfile(Path(settings.prometheus_textfile_dir), metrics)
+        except OSError as failure:
+            log.warning("could not write the audit's Prometheus textfile in %s: %s",
+                        settings.prometheus_textfile_dir, failure)
     path = audit_health_path(settings.health_path)
     section = metrics.info["audit"]
     if report.progress is None:  # failed before reading the progress: keep what was known

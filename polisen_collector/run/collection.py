@@ -112,6 +112,7 @@ def _run_locked(run: _Run) -> int:
             if not run.dry_run:
                 interrupt.check()  # the feed's events and state are stored: a safe point
                 run.heal_gaps(storage, client)
+                run.note_withdrawals()
                 run.collect_pages(storage)
                 interrupt.check()
         finally:
@@ -166,6 +167,21 @@ class _Run:
         if not (self.backfilled and self.backfilled.pending):
             self.files.backfill_marker.unlink(missing_ok=True)
         interrupt.check()
+
+    def note_withdrawals(self) -> None:
+        """What the answer lacked is a suspicion of a withdrawal, a hint for this host's audit
+        (recovery/withdrawals.py); after the run's events and state are stored, and never fails the run."""
+        report = self.report
+        if report.answered_at is None:  # a 304: the same answer as before
+            return
+        from polisen_collector.recovery.withdrawals import note_answer
+        from polisen_collector.storage.local import LocalStorage
+
+        try:
+            self.metrics.count(suspected_withdrawals=note_answer(LocalStorage(self.settings.log_dir), report.answered,
+                                                                 report.seen, report.answered_at))
+        except StorageError as error:
+            log.warning("could not note the answer's suspected withdrawals: %s", error)
 
     def collect_pages(self, storage: Storage) -> None:
         _collect_pages(self.settings, storage, self.report, self.metrics)

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -49,6 +50,7 @@ class RunReport:
     gap: Gap | None = None
     gap_queued: bool = False
     answered: list[Event] = field(default_factory=list)
+    answered_at: datetime | None = None
     seen: dict[int, Entry] = field(default_factory=dict)
 
     @property
@@ -147,7 +149,7 @@ def collect(
         report.answered = events
         changes = find_changes(events, state.seen)
         report.gap = detect_gap(events, state.last_answer_at, state.seen)
-    answered_at = result.served_at or utc_now()  # the server's clock, the one the events' times use
+    report.answered_at = answered_at = result.served_at or utc_now()  # the server's clock, the events' times' clock
     report.fetched = len(result.events)
     report.invalid = metrics.counts.get("invalid_events", 0)
     report.new, report.updated, report.unchanged = len(changes.new), len(changes.updated), changes.unchanged
