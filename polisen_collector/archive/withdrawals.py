@@ -101,7 +101,9 @@ def parse_record(value: dict[str, Any]) -> Record:
     if status not in STATUSES:
         raise ValueError(f"status {status!r} is not one of {', '.join(STATUSES)}")
     event_date = value.get("event_date")
-    date.fromisoformat(event_date if isinstance(event_date, str) else "")
+    if not isinstance(event_date, str):
+        raise ValueError(f"event_date {event_date!r} is not a date")
+    date.fromisoformat(event_date)
     content_hash = value.get("content_hash")
     suspected = value.get("suspected_at")
     return Record(event_id, status, _time(value.get("confirmed_at"), "confirmed_at"), event_date,
