@@ -429,17 +429,18 @@ PER_RUN_SPAN = timedelta(days=3)
 SPARSE_POINTS = 60
 
 
-def plot(runs: list[Run], path: Path, interval_minutes: int) -> None:
+def plot(runs: list[Run], path: Path, interval_minutes: int, audits: Iterable[Run] = ()) -> None:
     """The trends drawn into a PNG (see trend_figure)."""
     import matplotlib.pyplot as plt
 
-    figure = trend_figure(runs, interval_minutes)
+    figure = trend_figure(runs, interval_minutes, audits)
     figure.savefig(path, format="png", dpi=80)
     plt.close(figure)
 
 
-def trend_figure(runs: list[Run], interval_minutes: int) -> Figure:
-    """Step timings, events per run, failures and bytes over time (UTC), missed runs shaded grey."""
+def trend_figure(runs: list[Run], interval_minutes: int, audits: Iterable[Run] = ()) -> Figure:
+    """Step timings, events per run, failures and bytes over time (UTC), missed runs shaded grey; with the
+    audit ticks' files, a fifth panel of the withdrawals and returns they confirmed."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -473,7 +474,8 @@ def trend_figure(runs: list[Run], interval_minutes: int) -> Figure:
 
     line = {"linewidth": 1, **({"marker": "o", "markersize": 4} if len(x) < SPARSE_POINTS else {})}
     each = "per run" if per_run else "daily mean"
-    figure, axes = plt.subplots(4, 1, figsize=(11, 11), sharex=True)
+    ticks = list(audits)
+    figure, axes = plt.subplots(5 if ticks else 4, 1, figsize=(11, 13.5 if ticks else 11), sharex=True)
     for step in ordered_steps(timed):
         axes[0].plot(x, series(f"step:{step}"), label=step, **line)
     axes[0].set(title="Step timings", ylabel=f"seconds ({each})", yscale="log")
@@ -487,6 +489,18 @@ def trend_figure(runs: list[Run], interval_minutes: int) -> Figure:
     axes[2].set(title="Failures", ylabel="failed runs" + ("" if per_run else " per day"))
     axes[3].plot(x, series("bytes_wire"), **line)
     axes[3].set(title="Bytes on the wire", ylabel=f"kB per run ({each})")
+    if ticks:
+        found: dict[datetime, list[float]] = defaultdict(lambda: [0.0, 0.0])
+        for tick in ticks:
+            when = tick.started_at if per_run else tick.started_at.replace(hour=0, minute=0, second=0, microsecond=0)
+            found[when][0] += tick.counts.get("audit_withdrawn", 0)
+            found[when][1] += tick.counts.get("audit_republished", 0)
+        days = sorted(found)
+        axes[4].bar(days, [found[day][0] for day in days], width=width, color="tab:purple", label="withdrawn")
+        axes[4].plot(days, [found[day][1] for day in days], color="tab:green", label="republished", **line)
+        axes[4].set(title="Withdrawals the audit confirmed", ylabel="events" + ("" if per_run else " per day"))
+        axes[4].yaxis.set_major_locator(ticker.MaxNLocator(integer=True))
+        axes[4].legend(fontsize="small")
 
     schedule = schedule_gaps(runs, interval_minutes)
     for gap in schedule["gaps"]:

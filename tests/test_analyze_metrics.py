@@ -331,3 +331,27 @@ def test_the_audit_ticks_withdrawals_are_a_weekly_trend(generated, tmp_path):
     events = next(line for line in lines if line.startswith("Events per successful run"))
     assert lines[header].index("12 weeks") == events.index("12 weeks"), "lined up with the tables above"
     assert lines[header + 1].split()[:2] == ["withdrawn", "4"] and lines[header + 2].split()[:2] == ["republished", "1"]
+
+
+def test_the_plot_draws_the_withdrawals_per_day_when_there_are_audit_ticks(generated):
+    import matplotlib.pyplot as plt
+    from matplotlib.dates import num2date
+
+    from polisen_collector.analysis import Run, parse_run, trend_figure
+
+    _, runs = generated
+    history = [parse_run(json.dumps(doc).encode()) for doc in runs[-48 * 7:]]
+    day = started(runs[-1]).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=2)
+    ticks = [Run(f"tick-{hour}", day + timedelta(hours=hour, minutes=22), "success", {"audit": 40.0},
+                 {"audit_withdrawn": int(hour in (3, 9)), "audit_republished": int(hour == 30)}, []) for hour in range(48)]
+    figure = trend_figure(history, 30, ticks)
+    try:
+        assert len(figure.axes) == 5 and figure.axes[4].get_title() == "Withdrawals the audit confirmed"
+        [bars] = figure.axes[4].containers
+        assert [(num2date(bar.get_x() + bar.get_width() / 2).date(), bar.get_height()) for bar in bars] == [
+            (day.date(), 2), ((day + timedelta(days=1)).date(), 0)]
+        assert list(figure.axes[4].lines[0].get_ydata()) == [0, 1]
+    finally:
+        plt.close(figure)
+    assert len(trend_figure(history, 30).axes) == 4, "no audit ticks, no fifth panel"
+    plt.close("all")

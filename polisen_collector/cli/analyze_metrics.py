@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         print(format_report(doc, settings.metrics_dir))
     if args.plot and loaded.runs:
         try:
-            plot(loaded.runs, args.plot, settings.run_interval_minutes)
+            plot(loaded.runs, args.plot, settings.run_interval_minutes, audits.runs)
         except OSError as error:
             print(f"could not write the plot {args.plot}: {error.strerror or error}", file=sys.stderr)
             return 1
