@@ -6,6 +6,7 @@ Screenshots of each page go to build/screenshots/ for people to look at; nothing
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import re
@@ -18,6 +19,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote_plus, unquote_plus
 
@@ -66,6 +68,7 @@ def site_db(replayed_archive, tmp_path_factory, snapshot_bodies) -> Path:
             assert result.returncode == 0, result.log[-500:]
             if collector.last_metrics()["counts"]["page_requests"] < 1000:
                 break
+    plant_withdrawals(collector.data_dir, snapshot_bodies)
     export, _ = browse_it_commands()
     program, *args = shlex.split(export)
     assert (program, args[0]) == ("python3", "export_events.py"), export
@@ -75,6 +78,26 @@ def site_db(replayed_archive, tmp_path_factory, snapshot_bodies) -> Path:
     database = collector.workdir / "events.db"
     assert sqlite_rows(database, "SELECT count(*) FROM events WHERE page_body IS NOT NULL")[0][0] > 150
     return database
+
+
+WITHDRAWN_ON = datetime(2026, 6, 2, 8, 22, 10, tzinfo=UTC)
+
+
+def plant_withdrawals(data_dir: Path, bodies: list[bytes]) -> list[int]:
+    """Records as the audit writes them: the first two events of the last answer withdrawn, the second
+    republished the next day (tests/test_withdrawals.py makes them the real way)."""
+    from polisen_collector.archive.events import validate_event
+    from polisen_collector.archive.withdrawals import REPUBLISHED, WITHDRAWN, Record, write_records
+    from polisen_collector.storage.local import LocalStorage
+
+    events = [validate_event(raw) for raw in json.loads(bodies[-1])[:2]]
+    storage = LocalStorage(data_dir)
+    for number, event in enumerate(events):  # one object per tick and day
+        write_records(storage, event.day, [Record(event.id, WITHDRAWN, WITHDRAWN_ON, event.day, event.hash)],
+                      f"20260602T082210.000Z-aaaaa{number}")
+    write_records(storage, events[1].day, [Record(events[1].id, REPUBLISHED, WITHDRAWN_ON + timedelta(days=1),
+                                                  events[1].day, events[1].hash)], "20260603T082210.000Z-bbbbbb")
+    return [event.id for event in events]
 
 
 def descendants(pid: int) -> set[int]:
@@ -247,6 +270,23 @@ def test_the_municipality_facet_counts_as_the_export(site, site_db, browser):
 
 
 @pytest.mark.slow
+def test_the_withdrawn_events_have_a_facet_a_table_and_a_query(site, site_db, browser):
+    from selenium.webdriver.common.by import By
+
+    [(withdrawn,)] = sqlite_rows(site_db, "SELECT id FROM events WHERE withdrawn_at IS NOT NULL")
+    visit(browser, f"{site}/events/event_list", "event_list_withdrawn_facet")
+    facet = browser.find_element(By.CSS_SELECTOR, '.facet-info[data-column="withdrawn_at"]')
+    [item] = facet.find_elements(By.CSS_SELECTOR, "li")
+    assert item.text.split() == ["2026-06-02", "1"]
+    visit(browser, item.find_element(By.TAG_NAME, "a").get_attribute("href"), "event_list_withdrawn")
+    assert column(browser, "id") == [str(withdrawn)]
+    visit(browser, f"{site}/events/withdrawals", "withdrawals")
+    assert sorted(column(browser, "status")) == ["republished", "withdrawn", "withdrawn"]
+    visit(browser, f"{site}/events/withdrawn_events", "withdrawn_events")
+    assert [cell.split()[0] for cell in column(browser, "id")] == [str(withdrawn)]
+
+
+@pytest.mark.slow
 def test_an_edited_events_page_lists_its_versions_and_its_page(site, site_db, browser):
     from selenium.webdriver.common.by import By
 
@@ -284,22 +324,24 @@ def test_the_canned_queries_answer(site, site_db, browser):
 def test_the_metadata_describes_every_column_and_sorts_and_facets_by_indexed_columns():
     import yaml
 
-    from polisen_collector.export import COLUMNS, LIST_COLUMNS, LIST_VIEW, SQLITE_INDEXES, VERSION_KEY
+    from polisen_collector.export import COLUMNS, LIST_COLUMNS, LIST_VIEW, SQLITE_INDEXES, VERSION_KEY, WITHDRAWAL_COLUMNS
 
     metadata = yaml.safe_load(METADATA.read_text(encoding="utf-8"))
     assert metadata["source_url"].startswith("https://polisen.se/") and metadata["license"]
     tables = metadata["databases"]["events"]["tables"]
-    assert set(tables) == {"events", "versions", LIST_VIEW}
+    assert set(tables) == {"events", "versions", "withdrawals", LIST_VIEW}
     assert set(tables["events"]["columns"]) == set(COLUMNS)
     assert set(tables["versions"]["columns"]) == {*COLUMNS, VERSION_KEY}
     assert set(tables[LIST_VIEW]["columns"]) >= set(LIST_COLUMNS)
-    assert all(description.strip() for description in tables["versions"]["columns"].values())
+    assert set(tables["withdrawals"]["columns"]) == set(WITHDRAWAL_COLUMNS)
+    assert all(description.strip() for table in ("versions", "withdrawals") for description in tables[table]["columns"].values())
     for name in ("events", LIST_VIEW):
         assert tables[name]["sort_desc"] in SQLITE_INDEXES
-        assert set(tables[name]["facets"]) <= set(SQLITE_INDEXES)
+        faceted = {facet if isinstance(facet, str) else facet["date"] for facet in tables[name]["facets"]}
+        assert faceted <= set(SQLITE_INDEXES)
         assert tables[name]["searchmode"] == "raw"
     assert set(metadata["databases"]["events"]["queries"]) == {
-        "events_per_municipality_per_week", "latest_edits", "event_history"}
+        "events_per_municipality_per_week", "latest_edits", "event_history", "withdrawn_events"}
 
 
 def test_the_site_unit_serves_the_readme_command_read_only():
