@@ -148,7 +148,7 @@ def test_collection_times_keep_one_format_when_a_run_started_on_a_whole_second(t
 
 def test_duckdb_reads_the_raw_archive_times_with_their_offset(workspace, snapshot_bodies, monkeypatch):
     """storage.md's strptime recipe: every time read (a third have a one-digit hour), shown in Swedish time."""
-    _, recipe = doc_blocks("storage.md", "sql")
+    recipe = doc_blocks("storage.md", "sql")[1]  # the third reads withdrawals (tests/test_withdrawals.py)
     setting, query = (statement.strip() for statement in recipe.split(";") if statement.strip())
     monkeypatch.chdir(workspace.workdir)
     connection = duckdb.connect()
