@@ -2,8 +2,8 @@
 
 They are this host's own (two hosts sharing a bucket each keep theirs) and can be deleted
 while no job runs: each then costs a job at most a full read of what it stood for. Named
-elsewhere: the log (logging_setup.py), the rate-limit ledger (api/rate_limit.py) and the
-health files (HEALTH_FILE, health/file.py).
+elsewhere: the log (logging_setup.py), the rate-limit ledger (api/rate_limit.py), the
+withdrawal hints (recovery/withdrawals.py) and the health files (HEALTH_FILE, health/file.py).
 """
 
 from __future__ import annotations
