@@ -216,7 +216,8 @@ SETTINGS: list[Setting] = [
     Setting("METRICS_RETENTION_DAYS", "metrics_retention_days", "90", _whole(1, 3650),
             "Metrics files older than this are deleted (1 to 3650)."),
     Setting("PROMETHEUS_TEXTFILE_DIR", "prometheus_textfile_dir", "", _optional_text,
-            "When set, write polisen_collector.prom there for node_exporter."),
+            "When set, each job writes its node_exporter textfile there: polisen_collector.prom, "
+            "polisen_collector_audit.prom, polisen_collector_compaction.prom."),
     Setting("HEALTH_FILE", "health_file", "", _optional_text,
             "Health JSON written by every run (default: LOG_DIR/health.json)."),
     Setting("HEALTHCHECK_PING_URL", "healthcheck_ping_url", "", _any_url,

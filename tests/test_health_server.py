@@ -148,7 +148,7 @@ def test_the_audit_tick_s_figures_are_gauges_beside_the_collection_s(tmp_path):
         "polisen_health_audit_last_tick_new_events": 2.0,
         "polisen_health_audit_last_tick_updated_events": 1.0,
         "polisen_health_audit_sweep_due_timestamp_seconds": due.timestamp(),
-        "polisen_health_audit_unhealed_gap_days": 3.0,
+        "polisen_health_audit_unhealed_gap_dates": 3.0,
         "polisen_health_audit_last_tick_withdrawn_events": 4.0,
         "polisen_health_audit_last_tick_republished_events": 0.0,
     }
@@ -157,5 +157,5 @@ def test_the_audit_tick_s_figures_are_gauges_beside_the_collection_s(tmp_path):
     assert gauges() == {
         "polisen_health_audit_last_tick_timestamp_seconds": tick.timestamp(),
         "polisen_health_audit_last_tick_success": 0.0,
-        "polisen_health_audit_unhealed_gap_days": 0.0,
+        "polisen_health_audit_unhealed_gap_dates": 0.0,
     }

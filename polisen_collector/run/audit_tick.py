@@ -10,6 +10,7 @@ never overwrites the collection's verdict; health_check.py reads both.
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ from polisen_collector.interrupt import Interrupted
 from polisen_collector.metrics.run_metrics import RunMetrics, prune_metrics
 from polisen_collector.parts import open_archive, open_client
 from polisen_collector.recovery.audit import AuditReport, Budget, health_section, run_audit
-from polisen_collector.run.collection import exit_code_for, lock_refused, outcome_of
+from polisen_collector.run.collection import exit_code_for, lock_refused, outcome_of, write_textfile
 from polisen_collector.run.lock import RunLock
 from polisen_collector.storage.base import StorageError
 from polisen_collector.storage.local import LocalStorage
@@ -96,14 +97,6 @@ def _save(settings: Settings, metrics: RunMetrics, report: AuditReport, error: B
         prune_metrics(settings.metrics_dir, settings.metrics_retention_days)
     except OSError as failure:
         log.warning("could not write the audit metrics file in %s: %s", settings.metrics_dir, failure)
-    if settings.prometheus_textfile_dir:
-        from polisen_collector.metrics.prometheus import write_audit_textfile
-
-        try:
-            write_audit_textfile(Path(settings.prometheus_textfile_dir), metrics)
-        except OSError as failure:
-            log.warning("could not write the audit's Prometheus textfile in %s: %s",
-                        settings.prometheus_textfile_dir, failure)
     path = audit_health_path(settings.health_path)
     section = metrics.info["audit"]
     if report.progress is None:  # failed before reading the progress: keep what was known
@@ -114,3 +107,8 @@ def _save(settings: Settings, metrics: RunMetrics, report: AuditReport, error: B
                            run_id=metrics.run_id, audit=section)
     except OSError as failure:
         log.warning("could not write the audit health file %s: %s", path, failure)
+    from polisen_collector.metrics.prometheus import AUDIT
+
+    due = section.get("sweep_due_by")
+    write_textfile(settings, metrics, AUDIT,
+                   figures={"sweep_due_by": datetime.fromisoformat(due).timestamp()} if isinstance(due, str) else None)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
@@ -34,6 +35,7 @@ from polisen_collector.run.lock import LockHeld, LockUnusable, RunLock
 from polisen_collector.storage.base import Storage, StorageError
 
 if TYPE_CHECKING:
+    from polisen_collector.metrics.prometheus import Job
     from polisen_collector.recovery.backfill import BackfillReport, Progress
     from polisen_collector.recovery.gaps import Gap
 
@@ -79,26 +81,38 @@ def run_compaction(settings: Settings) -> int:
     lock = RunLock(HostFiles(settings.log_dir).run_lock)
     if (refused := lock_refused(lock, "compaction")) is not None:
         return refused
+    from polisen_collector.archive.compaction import CompactionReport, compact
+    from polisen_collector.metrics.prometheus import COMPACTION
+
+    metrics = RunMetrics(new_run_id())
+    report = CompactionReport()
+    error: BaseException | None = None
     try:
-        from polisen_collector.archive.compaction import compact
         from polisen_collector.pages.reparse import store_missing_parses
 
         storage = open_store(settings)
         report = compact(storage, utc_today(), settings.compact_after_days)
         log.info("%s", report)
-        parses = None if interrupt.requested() else store_missing_parses(storage, budget_seconds=REPARSE_SECONDS)
-    except (ConfigError, StorageError) as failure:
-        log.error("compaction failed: %s", failure)
-        return exit_code_for(failure)
-    finally:
-        lock.release()
-    if parses is not None:
-        log.info("%s", parses)
-    if (stop := interrupt.requested()) is not None:
+        interrupt.check()
+        log.info("%s", store_missing_parses(storage, budget_seconds=REPARSE_SECONDS))
+        interrupt.check()
+    except Interrupted as stop:
+        error = stop
         log.error("compaction %s: stopped between two days (or two page parses), each one done is complete; "
                   "the next compaction goes on", stop)
-        return stop.exit_code
-    return EXIT_OK
+    except (ConfigError, StorageError) as failure:
+        error = failure
+        log.error("compaction failed: %s", failure)
+    finally:
+        lock.release()
+    if error is not None:
+        metrics.record_error(error)
+    metrics.finish(outcome_of(error) if error else "success")
+    write_textfile(settings, metrics, COMPACTION, figures={
+        "compacted_days": report.days_compacted, "skipped_days": report.days_skipped,
+        "objects_removed": report.objects_removed, "versions_kept": report.versions_kept,
+        "copies_dropped": report.copies_dropped})
+    return exit_code_for(error)
 
 
 def _run_locked(run: _Run) -> int:
@@ -337,13 +351,21 @@ def _save_metrics(settings: Settings, metrics: RunMetrics) -> None:
         prune_metrics(settings.metrics_dir, settings.metrics_retention_days)
     except OSError as error:
         log.warning("could not write the metrics file in %s: %s", settings.metrics_dir, error)
-    if settings.prometheus_textfile_dir and metrics.outcome != "locked":
-        from polisen_collector.metrics.prometheus import write_prometheus_textfile
+    if metrics.outcome != "locked":
+        write_textfile(settings, metrics)
 
-        try:
-            write_prometheus_textfile(Path(settings.prometheus_textfile_dir), metrics)
-        except OSError as error:
-            log.warning("could not write the Prometheus textfile in %s: %s", settings.prometheus_textfile_dir, error)
+
+def write_textfile(settings: Settings, metrics: RunMetrics, job: Job | None = None,
+                   figures: Mapping[str, float] | None = None) -> None:
+    """The job's node_exporter textfile (the collection's by default), when PROMETHEUS_TEXTFILE_DIR is set."""
+    if not settings.prometheus_textfile_dir:
+        return
+    from polisen_collector.metrics.prometheus import COLLECTION, write_prometheus_textfile
+
+    try:
+        write_prometheus_textfile(Path(settings.prometheus_textfile_dir), metrics, job or COLLECTION, figures)
+    except OSError as error:
+        log.warning("could not write the Prometheus textfile in %s: %s", settings.prometheus_textfile_dir, error)
 
 
 def _save_health(settings: Settings, metrics: RunMetrics, report: RunReport, error: BaseException | None,
