@@ -16,6 +16,13 @@ def utc_today() -> date:
     return utc_now().date()
 
 
+def sweden_today() -> date:
+    """Today's date in Sweden, whose local dates the API's `?DateTime=` days are."""
+    from zoneinfo import ZoneInfo  # the `tzdata` dependency provides it where the system has none
+
+    return utc_now().astimezone(ZoneInfo("Europe/Stockholm")).date()
+
+
 def epoch_seconds() -> float:
     """Now as Unix time, for ledgers that compare times as numbers."""
     return utc_now().timestamp()

@@ -6,10 +6,12 @@ bad value is reported as one line naming the variable before any work is done.
 
 from __future__ import annotations
 
+import contextlib
 import io
+import logging
 import math
 import os
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -334,7 +336,34 @@ def read_env_file(path: Path) -> dict[str, str]:
         return {}
     from dotenv import dotenv_values
 
-    return {key: value for key, value in dotenv_values(stream=io.StringIO(text)).items() if value is not None}
+    with _unparsed_lines() as unparsed:
+        values = dotenv_values(stream=io.StringIO(text))
+    if unparsed:  # a setting on that line would silently keep its default: refuse, as a bad value is
+        more = f" (and {len(unparsed) - 1} more)" if len(unparsed) > 1 else ""
+        raise EnvFileError(f"{path}: line {unparsed[0]}{more} cannot be parsed: write KEY=VALUE, quoting a value "
+                           "that holds spaces or #")
+    return {key: value for key, value in values.items() if value is not None}
+
+
+@contextlib.contextmanager
+def _unparsed_lines() -> Iterator[list[object]]:
+    """The numbers of the lines python-dotenv could not parse, which it reports as a log WARNING
+    (to stderr, beside our own line, were it let through)."""
+    lines: list[object] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(record.args[0] if isinstance(record.args, tuple) and record.args else "?")
+
+    logger = logging.getLogger("dotenv.main")
+    handler, propagate = Collect(logging.WARNING), logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield lines
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
 
 
 # What a tool that only reads the archive needs: the backend and how to reach it.
@@ -430,6 +459,8 @@ def _check_together(settings: Settings) -> None:
 
 def check_writable_dir(path: Path, setting: str) -> None:
     """Create the folder if needed and prove it is writable, or raise ConfigError."""
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{setting}={str(path)!r} is a file, not a folder")
     try:
         path.mkdir(parents=True, exist_ok=True)
         probe = path / f".write-test-{os.getpid()}"

@@ -491,7 +491,9 @@ def write_parquet(rows: Iterable[dict[str, Any]], out: str, columns: dict[str, s
         import pyarrow as pa
         import pyarrow.parquet as pq
     except ImportError:
-        raise ExportError("Parquet output needs pyarrow: python3 -m pip install -r requirements-extras.txt") from None
+        from polisen_collector.installation import extra_hint
+
+        raise ExportError(f"Parquet output needs pyarrow, the optional extra 'parquet': {extra_hint('parquet')}") from None
     schema = parquet_schema(columns)
 
     def empty_group() -> dict[str, list[Any]]:

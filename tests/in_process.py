@@ -14,6 +14,7 @@ import io
 import logging
 import os
 import subprocess
+import sys
 import traceback
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -62,6 +63,17 @@ def process_state(cwd: Path) -> Iterator[None]:
         os.chdir(saved_cwd)
 
 
+@contextlib.contextmanager
+def program_name(name: str) -> Iterator[None]:
+    """sys.argv[0] is the script's name, which a tool's messages start with (argparse's prog)."""
+    saved = sys.argv[:]
+    sys.argv[:] = [name]
+    try:
+        yield
+    finally:
+        sys.argv[:] = saved
+
+
 def exit_code(code: object) -> tuple[int, str]:
     """sys.exit's argument as the process would report it: the code, and any message for stderr."""
     if code is None:
@@ -75,7 +87,7 @@ def run_main(script: str, args: Sequence[str], env: Mapping[str, str], cwd: Path
     """`python3 script args...` with `env` in `cwd`, but as a call of the script's main(args)."""
     main = importlib.import_module(f"polisen_collector.cli.{Path(script).stem}").main
     stdout, stderr = io.StringIO(), io.StringIO()
-    with environment(env), process_state(cwd), \
+    with environment(env), process_state(cwd), program_name(Path(script).name), \
             contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
         try:
             code = main(list(args))

@@ -296,8 +296,9 @@ def test_plot_without_matplotlib_says_how_to_install_it(generated, tmp_path):
     done = analyze(directory, "--plot", str(tmp_path / "x.png"), env={"PYTHONPATH": str(stub.parent)},
                    process=True)  # an interpreter without matplotlib
     assert done.returncode == 2
-    assert done.stderr.strip() == (
-        "--plot needs matplotlib, an optional extra: python3 -m pip install -r requirements-extras.txt")
+    assert done.stderr.strip() == (  # a checkout: the locked version (tests/test_installation.py for pip, pipx)
+        f"--plot needs matplotlib, the optional extra 'plots': {sys.executable} -m pip install "
+        f"-c {REPO / 'requirements-lock.txt'} matplotlib")
     assert not (tmp_path / "x.png").exists()
 
 

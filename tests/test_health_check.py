@@ -199,14 +199,36 @@ def test_json_mode_prints_verdict_and_data(capsys, health):
         "health": None, "message": f"health file {health} does not exist (has the collector ever run?)"}
 
 
-def test_usage_errors_are_unknown_in_nagios_mode(tmp_path):
+def test_usage_errors_are_one_line_unknown_in_nagios_mode_and_one_line_exit_2_otherwise(tmp_path):
     def run(*args: str) -> subprocess.CompletedProcess:
         return run_main("health_check.py", args, os.environ, tmp_path)
 
-    assert run("--nagios", "--warning", "100", "--critical", "50").returncode == 3
-    assert run("--warning", "100", "--critical", "50").returncode == 2
-    bad = run("--nagios", "--warning", "-5")
-    assert bad.returncode == 3 and "'-5' is not a positive number of minutes" in bad.stderr
+    reversed_limits = ("health_check.py: -w/--warning 100 is above -c/--critical 50: a run older than --critical "
+                       "minutes must also be older than --warning (see --help)")
+    cases = {
+        ("--warning", "100", "--critical", "50"): reversed_limits,
+        ("-w", "abc"): ("health_check.py: argument -w/--warning: 'abc' is not a range of minutes "
+                        "(N, N:, ~:N, N:M or @N:M) (see --help)"),
+        ("-c", "20:10"): ("health_check.py: argument -c/--critical: '20:10' is not a range of minutes "
+                          "(N, N:, ~:N, N:M or @N:M): its start 20 is above its end 10 (see --help)"),
+        ("-w", "-5"): ("health_check.py: argument -w/--warning: '-5' is not a range of minutes "
+                       "(N, N:, ~:N, N:M or @N:M): its start 0 is above its end -5 (see --help)"),
+        ("-t", "0"): ("health_check.py: argument -t/--timeout: '0' is not a number of seconds above 0 and below "
+                      "1000000 (see --help)"),
+        ("--critical-failures", "x"): ("health_check.py: argument --critical-failures: 'x' is not a whole number "
+                                       "of at least 1 (see --help)"),
+        ("--port", "99999"): ("health_check.py: argument --port: '99999' is not a port number from 0 to 65535 "
+                              "(0 picks a free one) (see --help)"),
+        ("--max-age", "soon"): ("health_check.py: argument --max-age-minutes: 'soon' is not a number of minutes "
+                                "above 0 and below 10000000 (see --help)"),
+        ("--nagois",): "health_check.py: unrecognized arguments: --nagois (see --help)",
+    }
+    for args, message in cases.items():
+        plugin = run("--nagios", *args)
+        assert (plugin.returncode, plugin.stdout, plugin.stderr) == (3, f"UNKNOWN - {message}\n", ""), args
+        plain = run(*args)
+        assert (plain.returncode, plain.stdout, plain.stderr) == (2, "", message.replace(
+            "health_check.py: ", "health_check.py: error: ", 1) + "\n"), args
 
 
 def test_health_file_comes_from_health_file_or_log_dir_as_the_collector_has_it(tmp_path):
@@ -265,9 +287,35 @@ def test_no_content_of_the_file_makes_a_traceback(capsys, health):
         assert len(lines) == (7 if plain == 0 else 1), (data[:200], lines)
         nagios, lines = check(capsys, health, "--nagios")
         assert nagios in (0, 1, 2, 3) and lines[0].startswith("POLISEN_COLLECTOR "), data[:200]
-        assert len(lines) == (7 if nagios == 0 else 1)
+        assert len(lines) == 1, "a plugin prints its details only with -v"
         assert (nagios == 0) == (plain == 0)
         code, lines = check(capsys, health, "--json")
         assert code == plain and json.loads("\n".join(lines))["healthy"] is (plain == 0)
         families = {f.name for f in text_string_to_metric_families(generate_latest(collector).decode())}
         assert {"polisen_health_file_valid", "polisen_health_healthy"} <= families
+
+
+def test_plugin_ranges_of_minutes_as_the_guidelines_define_them(capsys, health):
+    """-w/-c take `N`, `N:`, `~:N`, `N:M` and `@N:M` (minutes); perfdata carries them in seconds."""
+    record(health, 60)
+
+    def plugin(*args: str) -> tuple[int, str, str]:
+        code, lines = check(capsys, health, "--nagios", *args)
+        assert len(lines) == 1, "one status line without -v"
+        text, _, perfdata = lines[0].partition(" | ")
+        return code, text, perfdata.split()[0].partition(";")[2]
+
+    assert plugin("-w", "45", "-c", "90") == (1, f"POLISEN_COLLECTOR WARNING: no run for 60 min (limit 45 min): {STALE_HINT}",
+                                              "2700;5400;0")
+    assert plugin("-w", "~:50", "-c", "90.5") == (
+        1, f"POLISEN_COLLECTOR WARNING: no run for 60 min (limit 50 min): {STALE_HINT}", "~:3000;5430;0")
+    assert plugin("-w", "90:", "-c", "120") == (
+        1, "POLISEN_COLLECTOR WARNING: last run 60 min ago: its age, 60 min, is outside the warning range 90: (minutes)",
+        "5400:;7200;0")
+    assert plugin("-w", "45", "-c", "@30:90") == (
+        2, "POLISEN_COLLECTOR CRITICAL: last run 60 min ago: its age, 60 min, is inside the critical range @30:90 "
+           "(minutes)", "2700;@1800:5400;0")
+    assert plugin("-w", "10:70", "-c", "5:80")[0] == 0, "inside both ranges: OK"
+    assert plugin("-w", "@61:70")[0] == 0, "outside an @ range: OK"
+    code, lines = check(capsys, health, "--nagios", "-w", "90", "-c", "120", "-v")
+    assert code == 0 and len(lines) == 7 and lines[1].startswith("last run: "), "-v adds the long output"

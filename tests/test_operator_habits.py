@@ -264,12 +264,13 @@ def test_a_health_file_that_would_block_is_unknown_at_once(tmp_path, capsys):
     assert capsys.readouterr().out == f"UNHEALTHY: health file {stuck} is not a regular file; refusing to read it\n"
 
 
-def test_plugin_usage_errors_are_unknown(tmp_path, capsys):
-    for args in (["-w", "100", "-c", "50"], ["-t", "0"], ["--critical-failures", "0"]):
+def test_plugin_usage_errors_are_one_unknown_line_on_stdout(tmp_path, capsys):
+    for args in (["-w", "100", "-c", "50"], ["-t", "0"], ["--critical-failures", "0"], ["-w", "abc"]):
         with pytest.raises(SystemExit) as exited:
             health_check.main(["--nagios", "--health-file", str(tmp_path / "h.json"), *args])
         assert exited.value.code == 3, args
-    assert "usage:" in capsys.readouterr().err
+        out, err = capsys.readouterr()
+        assert out.startswith("UNKNOWN - ") and out.count("\n") == 1 and err == "", (out, err)
 
 
 # --- 6. systemd units and the cron line ----------------------------------------------------------------

@@ -259,3 +259,15 @@ def test_a_signal_stops_compaction_between_days(fake_api, collector, snapshot_bo
 def test_exit_codes_of_a_signal_are_documented():
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     assert "| 130, 143 |" in readme
+
+
+def test_under_cron_a_run_that_waits_stays_silent(collector, fake_api):
+    """No terminal: the wait the ledger imposes is not said; a successful run prints nothing."""
+    collector.log_dir.mkdir()
+    ledger = {"format": 1, "not_before": 0.0, "requests": [time.time() - 8.5]}
+    (collector.log_dir / "api-requests.json").write_text(json.dumps(ledger))
+    started = time.monotonic()
+    result = collector.run(env={"API_RATE_LIMIT": "on"})
+    assert time.monotonic() - started > 1, "the run waited for the API's 10 s rule"
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+    assert "waiting" in result.log

@@ -478,7 +478,8 @@ def _decode(body: bytes) -> list[Any]:
     except UnicodeDecodeError as error:
         raise _BadBody(f"body is not UTF-8 text ({error.reason} at byte {error.start} of {len(body)})") from None
     except json.JSONDecodeError as error:
-        raise _BadBody(f"invalid JSON ({error.msg} at byte {error.pos} of {len(body)})") from None
+        # json's own words may end in "at" ("Unterminated string starting at"): the position follows once
+        raise _BadBody(f"invalid JSON ({error.msg.removesuffix(' at')} at byte {error.pos} of {len(body)})") from None
     if not isinstance(document, list):
         raise _BadBody(f"JSON is a {type(document).__name__}, not an array of events")
     return document

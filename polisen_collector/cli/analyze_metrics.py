@@ -12,28 +12,29 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from polisen_collector.cli.common import add_standard_options, quiet_on_closed_pipe
+from polisen_collector.cli.common import ToolParser, add_standard_options, door, value_of
 from polisen_collector.clock import utc_now
 from polisen_collector.config import ConfigError, load_settings
 
 
-def parse_since(value: str) -> datetime:
+def _moment(value: str) -> datetime:
     """YYYY-MM-DD or an ISO date and time; UTC unless it says otherwise."""
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a date (YYYY-MM-DD) or ISO date and time") from None
+    moment = datetime.fromisoformat(value)
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def positive_int(value: str) -> int:
+def _whole_at_least_1(value: str) -> int:
     if not value.isdigit() or int(value) < 1:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number of at least 1")
+        raise ValueError
     return int(value)
 
 
+parse_since = value_of("a date (YYYY-MM-DD) or an ISO date and time", _moment)
+positive_int = value_of("a whole number of at least 1", _whole_at_least_1)
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = ToolParser(
         description="Summarise the collector's per-run metrics: timings, events, failures, bandwidth, "
                     "missed runs and trends.",
         epilog="Defaults come from the environment or a .env file (METRICS_DIR, RUN_INTERVAL_MINUTES).",
@@ -49,7 +50,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-@quiet_on_closed_pipe
+@door
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
@@ -65,8 +66,9 @@ def main(argv: list[str] | None = None) -> int:
         try:
             import matplotlib  # noqa: F401
         except ImportError:
-            print("--plot needs matplotlib, an optional extra: python3 -m pip install -r requirements-extras.txt",
-                  file=sys.stderr)
+            from polisen_collector.installation import extra_hint
+
+            print(f"--plot needs matplotlib, the optional extra 'plots': {extra_hint('plots')}", file=sys.stderr)
             return 2
 
     from polisen_collector.analysis import analyze, format_report, load_runs, plot

@@ -11,21 +11,15 @@ from __future__ import annotations
 import argparse
 import gc
 import sys
-from typing import NoReturn
 
-from polisen_collector.cli.common import add_standard_options, quiet_on_closed_pipe
+from polisen_collector.cli.common import ToolParser, add_standard_options, door
 from polisen_collector.config import ConfigError, Settings, check_writable_dir, load_settings
 from polisen_collector.exit_codes import EXIT_CONFIG, EXIT_OK
 from polisen_collector.interrupt import stop_on_signals
 
 
-class OneLineParser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:  # cron mails one line, not the whole usage
-        self.exit(EXIT_CONFIG, f"{self.prog}: error: {message} (see --help)\n")
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = OneLineParser(
+    parser = ToolParser(
         description="Collect new and edited events from the Polisen API into the archive.",
         epilog="Every setting can also come from the environment or a .env file; see README.md.",
     )
@@ -99,7 +93,7 @@ def program() -> int:
         gc.freeze()
 
 
-@quiet_on_closed_pipe
+@door
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     echo = args.verbose or args.dry_run  # a dry run is for reading what it would do
@@ -164,12 +158,14 @@ def record_config_failure(args: argparse.Namespace, error: ConfigError) -> str |
     if "log_dir" in bad:  # LOG_DIR itself is the bad setting: nowhere to record it
         return None
     path = some.health_path
+    if path.parent.exists() and not path.parent.is_dir():  # LOG_DIR (or HEALTH_FILE's folder) is a file
+        return f"not recorded in the health file: {path.parent} is a file"
     try:
         write_health(path, finished_at=utc_now(), success=False,
                      events_processed=0, execution_time=0.0, error=error)
         problem = None
     except OSError as failure:
-        problem = f"not recorded in {path}: {failure}"
+        problem = f"not recorded in {path}: {failure.strerror or failure}"
     if some.healthcheck_ping_url:
         from polisen_collector.health.ping import ping
 

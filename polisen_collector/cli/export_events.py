@@ -14,7 +14,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from polisen_collector.cli.common import add_standard_options, quiet_on_closed_pipe
+from polisen_collector.cli.common import ToolParser, add_standard_options, day, door
 from polisen_collector.config import STORAGE_FIELDS, ConfigError, load_settings
 
 if TYPE_CHECKING:
@@ -29,7 +29,7 @@ FILE_ONLY = {"parquet": "Parquet", "sqlite": "SQLite"}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = ToolParser(
         description="Export the deduplicated event archive: one row per event id, its latest version.",
         epilog="Storage comes from the same settings as collect_events.py (STORAGE, DATA_DIR, OCI_*); see README.md.",
     )
@@ -44,9 +44,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--csv-raw", action="store_true",
                         help="CSV: keep cells starting with = + - @ as they are (default: prefixed with ' "
                              "so spreadsheets do not run them as formulas)")
-    parser.add_argument("--from", dest="date_from", type=date.fromisoformat, metavar="YYYY-MM-DD",
+    parser.add_argument("--from", dest="date_from", type=day, metavar="YYYY-MM-DD",
                         help="first event date included")
-    parser.add_argument("--to", dest="date_to", type=date.fromisoformat, metavar="YYYY-MM-DD",
+    parser.add_argument("--to", dest="date_to", type=day, metavar="YYYY-MM-DD",
                         help="last event date included")
     parser.add_argument("--type", action="append", default=[], metavar="TYPE",
                         help="only these event types (repeat or separate with ';'), case-insensitive")
@@ -58,7 +58,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--data-dir", help="local archive folder (DATA_DIR)")
     parser.add_argument("--storage", choices=("local", "oci"), help="archive backend (STORAGE)")
     add_standard_options(parser)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.date_from and args.date_to and args.date_from > args.date_to:
+        parser.error(f"--from {args.date_from} is after --to {args.date_to}: no day is in that range")
+    return args
 
 
 def output_format(args: argparse.Namespace) -> str | None:
@@ -121,7 +124,7 @@ def write_output(fmt: str, source: Iterable[Any], output: str | None, csv_raw: b
         raise
 
 
-@quiet_on_closed_pipe
+@door
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     fmt = output_format(args)
@@ -149,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"configuration error: {error}", file=sys.stderr)
         return 2
     if settings.storage == "local" and not settings.data_dir.is_dir():
-        print(f"configuration error: DATA_DIR={str(settings.data_dir)!r} is not a folder", file=sys.stderr)
+        problem = "is a file, not a folder" if settings.data_dir.exists() else "does not exist"
+        print(f"configuration error: DATA_DIR={str(settings.data_dir)!r} {problem}", file=sys.stderr)
         return 2
 
     from polisen_collector.export import (
@@ -182,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"export failed: {error}", file=sys.stderr)
         return 1
     except BrokenPipeError:
-        raise  # a reader like `head` left: quiet_on_closed_pipe ends the tool, not a failed output
+        raise  # a reader like `head` left: door ends the tool, not a failed output
     except OSError as error:
         print(f"export failed: {error}", file=sys.stderr)
         return 1

@@ -1,8 +1,10 @@
 """Is the collector healthy? Reads the health file every run leaves, for cron, Nagios or Prometheus.
 
-Exit codes: 0 healthy, 1 unhealthy (missing, unreadable or odd file, stale, last run failed).
-With --nagios: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN, with the plugin options -w -c -t -v -V
-(docs/monitoring.md says what the thresholds mean). --serve runs an HTTP endpoint instead.
+Exit codes: 0 healthy, 1 unhealthy (missing, unreadable or odd file, stale, last run failed),
+2 a usage error. With --nagios, the monitoring-plugin guidelines: 0 OK, 1 WARNING, 2 CRITICAL,
+3 UNKNOWN (a usage error too, as one `UNKNOWN - ...` line on stdout); one status line with
+performance data, the details only with -v; -w and -c take plugin ranges of minutes
+(docs/monitoring.md says what they mean). --serve runs an HTTP endpoint instead.
 """
 
 from __future__ import annotations
@@ -11,72 +13,94 @@ import argparse
 import json
 import signal
 import sys
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import NoReturn, TypedDict
 
-from polisen_collector.cli.common import add_standard_options, quiet_on_closed_pipe
+from polisen_collector.cli.common import ToolParser, add_standard_options, door, missing_dependency, value_of
 from polisen_collector.config import ConfigError
+from polisen_collector.health.ranges import RANGE_FORMS, PluginRange
 from polisen_collector.health.verdict import CRITICAL_FAILURES, NAGIOS_EXIT, UNKNOWN, Verdict, assess
 
 
+class PluginParser(ToolParser):
+    """With --nagios a usage error is UNKNOWN: one `UNKNOWN - ...` line on stdout, where the
+    monitoring system reads a plugin's status, and exit 3."""
+
+    nagios = False
+
+    def error(self, message: str) -> NoReturn:
+        if not self.nagios:
+            super().error(message)
+        print(f"UNKNOWN - {self.prog}: {message} (see --help)", flush=True)
+        self.exit(NAGIOS_EXIT[UNKNOWN])
+
+
+def _positive(unit: str, below: int) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        value = float(text)
+        if not 0 < value < below:
+            raise ValueError
+        return value
+
+    return value_of(f"a number of {unit} above 0 and below {below}", parse)
+
+
+def _whole_at_least_1(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError
+    return int(text)
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or int(text) > 65535:
+        raise ValueError
+    return int(text)
+
+
+MINUTES = _positive("minutes", 10**7)
+SECONDS = _positive("seconds", 10**6)
+AGE_RANGE = value_of(f"a range of minutes ({RANGE_FORMS})", PluginRange.parse)
+COUNT = value_of("a whole number of at least 1", _whole_at_least_1)
+PORT = value_of("a port number from 0 to 65535 (0 picks a free one)", _port)
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    nagios = "--nagios" in (sys.argv[1:] if argv is None else argv)
-
-    class Parser(argparse.ArgumentParser):
-        def error(self, message: str) -> NoReturn:  # a usage error is UNKNOWN to a monitoring plugin
-            self.print_usage(sys.stderr)
-            self.exit(NAGIOS_EXIT[UNKNOWN] if nagios else 2, f"{self.prog}: error: {message}\n")
-
-    parser = Parser(
+    parser = PluginParser(
         description="Check the collector's health file: exit 0 when healthy, 1 when not, one line saying why.",
         epilog="The health file is HEALTH_FILE, else health.json in LOG_DIR (environment or .env).",
     )
     parser.add_argument("--health-file", help="health JSON to read (HEALTH_FILE)")
-    parser.add_argument("--max-age-minutes", type=_minutes, default=45.0,
+    parser.add_argument("--max-age-minutes", type=MINUTES, default=45.0,
                         help="older than this is unhealthy (default 45: 30 min interval + 15 min grace)")
     parser.add_argument("--json", action="store_true", help="print the verdict and the health data as JSON")
     parser.add_argument("--nagios", action="store_true",
                         help="monitoring-plugin output and exit codes (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN)")
-    parser.add_argument("-w", "--warning", type=_minutes, default=45.0, metavar="MINUTES",
-                        help="--nagios: WARNING when the last run is older than this (default 45)")
-    parser.add_argument("-c", "--critical", type=_minutes, default=90.0, metavar="MINUTES",
-                        help="--nagios: CRITICAL when the last run is older than this (default 90)")
-    parser.add_argument("--critical-failures", type=_count, default=CRITICAL_FAILURES, metavar="N",
+    parser.add_argument("-w", "--warning", type=AGE_RANGE, default=PluginRange.up_to(45), metavar="RANGE",
+                        help="--nagios: WARNING when the last run's age in minutes is outside this plugin range "
+                             "(45: older than 45 minutes, the default; also N:, ~:N, N:M, @N:M)")
+    parser.add_argument("-c", "--critical", type=AGE_RANGE, default=PluginRange.up_to(90), metavar="RANGE",
+                        help="--nagios: CRITICAL when the last run's age in minutes is outside this range (default 90)")
+    parser.add_argument("--critical-failures", type=COUNT, default=CRITICAL_FAILURES, metavar="N",
                         help="a failed last run is WARNING, CRITICAL from N failures in a row "
                              f"(default {CRITICAL_FAILURES}, as deploy/prometheus-alerts.yml)")
-    parser.add_argument("-t", "--timeout", type=_seconds, default=10.0, metavar="SECONDS",
+    parser.add_argument("-t", "--timeout", type=SECONDS, default=10.0, metavar="SECONDS",
                         help="give up reading the health file after this long: UNKNOWN (default 10)")
     parser.add_argument("-v", "--verbose", action="count", default=0,
-                        help="print the details after the status line, also when unhealthy")
+                        help="print the details after the status line (without --nagios they follow a "
+                             "healthy line anyway)")
     add_standard_options(parser)
     parser.add_argument("--serve", action="store_true", help="serve GET /healthz and GET /metrics over HTTP")
     parser.add_argument("--host", default="127.0.0.1", help="--serve: address to bind (default loopback)")
-    parser.add_argument("--port", type=int, default=9108, help="--serve: port (default 9108; 0 picks a free one)")
+    parser.add_argument("--port", type=PORT, default=9108, help="--serve: port (default 9108; 0 picks a free one)")
+    parser.nagios = "--nagios" in (sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
-    if args.warning > args.critical:
-        parser.error("--warning must not be above --critical")
+    warning, critical = args.warning, args.critical
+    if warning.is_upper_limit and critical.is_upper_limit and warning.end > critical.end:
+        parser.error(f"-w/--warning {warning.text} is above -c/--critical {critical.text}: a run older than "
+                     "--critical minutes must also be older than --warning")
     return args
-
-
-def _minutes(text: str) -> float:
-    value = float(text)
-    if not 0 < value < 10**7:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of minutes")
-    return value
-
-
-def _seconds(text: str) -> float:
-    value = float(text)
-    if not 0 < value < 10**6:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
-    return value
-
-
-def _count(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
-    return int(text)
 
 
 def health_path(args: argparse.Namespace) -> Path:
@@ -100,7 +124,9 @@ def report(verdict: Verdict, args: argparse.Namespace) -> int:
         print(json.dumps(verdict.to_dict(), indent=2, ensure_ascii=False))
     else:
         print(line)
-        if (verdict.healthy or args.verbose) and verdict.details:
+        # A plugin's long output follows its status line only when asked for (the guidelines' -v);
+        # the plain check shows a healthy run's details anyway, for an operator at a terminal.
+        if (args.verbose or (verdict.healthy and not args.nagios)) and verdict.details:
             print("\n".join(plugin_text(detail) if args.nagios else detail for detail in verdict.details))
     return code
 
@@ -111,15 +137,16 @@ def plugin_text(text: str) -> str:
 
 
 class Limits(TypedDict):
-    warning: timedelta
-    critical: timedelta
+    warning: PluginRange
+    critical: PluginRange
 
 
 def limits(args: argparse.Namespace) -> Limits:
     """Age limits: --warning/--critical for Nagios; --max-age-minutes for both otherwise."""
     if args.nagios:
-        return {"warning": timedelta(minutes=args.warning), "critical": timedelta(minutes=args.critical)}
-    return {"warning": timedelta(minutes=args.max_age_minutes), "critical": timedelta(minutes=args.max_age_minutes)}
+        return {"warning": args.warning, "critical": args.critical}
+    plain = PluginRange.up_to(args.max_age_minutes)
+    return {"warning": plain, "critical": plain}
 
 
 class _TimedOut(Exception):
@@ -144,13 +171,17 @@ def assess_within(path: Path, args: argparse.Namespace) -> Verdict:
         signal.signal(signal.SIGALRM, previous)
 
 
-@quiet_on_closed_pipe
+@door
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         path = health_path(args)
     except (OSError, ValueError, ConfigError) as error:  # e.g. an unreadable .env, an empty LOG_DIR
         return report(Verdict(UNKNOWN, f"cannot tell where the health file is: {error}", Path(".")), args)
+    except ModuleNotFoundError as missing:  # python-dotenv, for a .env: a plugin still answers UNKNOWN
+        if not args.nagios or (line := missing_dependency(missing)) is None:
+            raise
+        return report(Verdict(UNKNOWN, line, Path(".")), args)
     if args.serve:
         from polisen_collector.health.server import serve
 

@@ -13,20 +13,20 @@ import argparse
 import json
 import sys
 
-from polisen_collector.cli.common import add_standard_options, quiet_on_closed_pipe
+from polisen_collector.cli.common import ToolParser, add_standard_options, door
 from polisen_collector.config import ConfigError, load_settings
 from polisen_collector.exit_codes import EXIT_CONFIG, EXIT_FAILED, EXIT_OK
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="Show the metrics of the collector's last run.")
+    parser = ToolParser(description="Show the metrics of the collector's last run.")
     parser.add_argument("--metrics-dir", help="folder of run-*.json files (METRICS_DIR)")
     parser.add_argument("--json", action="store_true", help="print the run's whole JSON document")
     add_standard_options(parser)
     return parser.parse_args(argv)
 
 
-@quiet_on_closed_pipe
+@door
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:

@@ -12,13 +12,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from polisen_collector.cli.common import add_standard_options, quiet_on_closed_pipe
+from polisen_collector.cli.common import ToolParser, add_standard_options, door
 from polisen_collector.config import STORAGE_FIELDS, ConfigError, load_settings
 from polisen_collector.exit_codes import EXIT_CONFIG, EXIT_FAILED, EXIT_OK
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = ToolParser(
         description="Check that the OCI credentials (OCI_AUTH: config file, principals or OCI Vault) reach the bucket.",
         epilog="Settings come from the environment or a .env file; see README.md.",
     )
@@ -37,7 +37,7 @@ def _local_hint(env_file: Path) -> str:
             "needs none (docs/oci.md)")
 
 
-@quiet_on_closed_pipe
+@door
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:

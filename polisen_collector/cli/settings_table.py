@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from polisen_collector.cli.common import quiet_on_closed_pipe
+from polisen_collector.cli.common import door
 from polisen_collector.config import settings_table
 
 
-@quiet_on_closed_pipe
+@door
 def main(argv: list[str] | None = None) -> int:
     print(settings_table())
     return 0

@@ -17,6 +17,7 @@ from pathlib import Path
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 
+from polisen_collector.health.ranges import PluginRange
 from polisen_collector.health.verdict import UNKNOWN, AuditFigures, Verdict, assess, audit_figures
 
 log = logging.getLogger("polisen.health")
@@ -30,7 +31,8 @@ class HealthCollector:
         self.max_age = max_age
 
     def verdict(self) -> Verdict:
-        return assess(self.path, warning=self.max_age, critical=self.max_age)
+        limit = PluginRange.up_to(self.max_age.total_seconds() / 60)
+        return assess(self.path, warning=limit, critical=limit)
 
     def collect(self) -> Iterator[Metric]:
         verdict = self.verdict()

@@ -21,6 +21,7 @@ from polisen_collector.health.file import (
     read_health,
     read_health_document,
 )
+from polisen_collector.health.ranges import PluginRange
 from polisen_collector.messages import one_line
 
 OK, WARNING, CRITICAL, UNKNOWN = "OK", "WARNING", "CRITICAL", "UNKNOWN"
@@ -51,11 +52,12 @@ class Verdict:
     def healthy(self) -> bool:
         return self.state == OK
 
-    def perfdata(self, warning: timedelta | None = None, critical: timedelta | None = None,
+    def perfdata(self, warning: PluginRange | None = None, critical: PluginRange | None = None,
                  critical_failures: int | None = None) -> str:
         """Monitoring-plugin performance data: `age=720s;2700;5400;0 events=5;;;0 duration=1.2s;;;0`.
 
-        With critical_failures also `failures=N;0;C-1;0` (plugin ranges: alert above the value).
+        The age's thresholds are the -w/-c ranges (minutes) in seconds. With critical_failures
+        also `failures=N;0;C-1;0` (plugin ranges: alert above the value).
 
         None when the file is unusable: figures from a file that is wrong elsewhere are not trusted.
         """
@@ -63,9 +65,7 @@ class Verdict:
             return ""
         parts = []
         if self.age_seconds is not None:
-            thresholds = ";".join(
-                "" if limit is None else str(int(limit.total_seconds())) for limit in (warning, critical)
-            )
+            thresholds = ";".join("" if limit is None else limit.perfdata(60) for limit in (warning, critical))
             parts.append(f"age={self.age_seconds:.0f}s;{thresholds};0")
         events = _count(self.health, "events_processed")
         if events is not None:
@@ -95,11 +95,12 @@ class _Unusable(Exception):
     """A field of the health file is unusable; the message says which and why."""
 
 
-def assess(path: Path, *, warning: timedelta, critical: timedelta, critical_failures: int = CRITICAL_FAILURES,
+def assess(path: Path, *, warning: PluginRange, critical: PluginRange, critical_failures: int = CRITICAL_FAILURES,
            now: datetime | None = None) -> Verdict:
     """Read the health file at `path` and judge it; never raises for any content.
 
-    Age: older than `warning` is WARNING, older than `critical` CRITICAL. A failed last run is
+    Age (in minutes): where `critical` alerts CRITICAL, else where `warning` alerts WARNING
+    (a plain range N alerts above N minutes). A failed last run is
     WARNING, and CRITICAL from `critical_failures` failures in a row (or when the file does not
     say how many); the worse of the two counts.
     """
@@ -199,7 +200,7 @@ def _optional_time(document: dict[str, Any] | None, name: str) -> datetime | Non
         return None
 
 
-def _judge(health: dict[str, Any], path: Path, *, warning: timedelta, critical: timedelta, critical_failures: int,
+def _judge(health: dict[str, Any], path: Path, *, warning: PluginRange, critical: PluginRange, critical_failures: int,
            now: datetime) -> Verdict:
     last_run = _timestamp(health, "last_run")
     status = health["status"]
@@ -240,7 +241,8 @@ def _judge(health: dict[str, Any], path: Path, *, warning: timedelta, critical: 
         f"run id {one_line(health.get('run_id'), 80)}, health file {path}",
     ]
     verdict = Verdict(OK, "", path, details, age.total_seconds(), health, last_run, last_success)
-    age_state = CRITICAL if age > critical else WARNING if age > warning else OK
+    minutes = age.total_seconds() / 60
+    age_state = CRITICAL if critical.alerts(minutes) else WARNING if warning.alerts(minutes) else OK
     if status != "success":  # failed, or interrupted by a signal: either way nothing new was known to be stored
         streak = "" if failures is None else f"; {failures} consecutive failure{'s' if failures != 1 else ''}"
         failure_state = CRITICAL if failures is None or failures >= critical_failures else WARNING
@@ -249,15 +251,20 @@ def _judge(health: dict[str, Any], path: Path, *, warning: timedelta, critical: 
                else f"was {_interruption(health.get('error'))}")
         verdict.message = f"last run {_ago(age)} ago {how}; {since_success}{streak}; {LOG_HINT}"
     elif age_state != OK:
-        limit = critical if age > critical else warning
         verdict.state = age_state
-        verdict.message = (
-            f"no run for {_ago(age)} (limit {_ago(limit)}): the collector stopped or hangs; "
-            f"check its cron entry or systemd timer, and for a run stuck holding collect_events.lock"
-        )
+        verdict.message = _age_problem(age, critical if age_state == CRITICAL else warning, age_state)
     else:
         verdict.message = f"last run {_ago(age)} ago succeeded: {events} events processed in {duration:.2f} s"
     return verdict
+
+
+def _age_problem(age: timedelta, limit: PluginRange, state: str) -> str:
+    minutes = age.total_seconds() / 60
+    if not limit.inside and minutes > limit.end:
+        return (f"no run for {_ago(age)} (limit {_ago(timedelta(minutes=limit.end))}): the collector stopped or hangs; "
+                "check its cron entry or systemd timer, and for a run stuck holding collect_events.lock")
+    return (f"last run {_ago(age)} ago: its age, {minutes:.0f} min, is {'inside' if limit.inside else 'outside'} "
+            f"the {state.lower()} range {limit.text} (minutes)")
 
 
 def _timestamp(health: dict[str, Any], name: str) -> datetime:

@@ -17,6 +17,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from polisen_collector.archive.events import Event
 from polisen_collector.archive.state import Entry
+from polisen_collector.clock import sweden_today
 
 STRAGGLER_SHARE = 0.02
 """Share of an answer's oldest events taken for stragglers (10 of 500): real answers carry a handful."""
@@ -43,8 +44,11 @@ def day_range(first: date, last: date) -> list[str]:
     return [(first + timedelta(days=n)).isoformat() for n in range((last - first).days + 1)]
 
 
-def parse_day_range(text: str) -> list[str]:
-    """`2026-05-01..2026-05-20` (or one day) -> its days; ValueError saying what is wrong."""
+def parse_day_range(text: str, today: date | None = None) -> list[str]:
+    """`2026-05-01..2026-05-20` (or one day) -> its days; ValueError saying what is wrong.
+
+    A range reaching past `today` (Sweden's date by default) is refused: the API has no events
+    of days to come, and a request for one is wasted on its rate limits."""
     start, sep, end = text.partition("..")
     try:
         first = date.fromisoformat(start.strip())
@@ -55,6 +59,9 @@ def parse_day_range(text: str) -> list[str]:
         raise ValueError(f"{text!r} ends before it starts")
     if (last - first).days > 366:
         raise ValueError(f"{text!r} spans more than a year; backfill it in pieces")
+    today = today or sweden_today()
+    if last > today:
+        raise ValueError(f"{text!r} reaches past today ({today} in Sweden): the API has no events of days to come")
     return day_range(first, last)
 
 

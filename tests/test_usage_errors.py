@@ -1,0 +1,95 @@
+"""Messages in the user's words: one line for every usage error of every tool, naming the option
+(or setting) and the form it takes; mistakes that used to pass silently are refused with exit 2."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from datetime import date, timedelta
+
+import pytest
+from in_process import run_main
+
+TOOLS = ["collect_events.py", "health_check.py", "analyze_metrics.py", "export_events.py",
+         "performance_metrics.py", "secrets_manager.py"]
+
+
+def run(collector, script: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return run_main(script, ["--env-file", os.devnull, *args], {**collector.env, **(env or {})}, collector.workdir)
+
+
+def one_line(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode == 2 and result.stdout == "", (result.returncode, result.stdout, result.stderr)
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+def test_a_misspelled_flag_is_one_line_on_every_tool(collector, tool):
+    assert one_line(run(collector, tool, "--verbsoe")) == f"{tool}: error: unrecognized arguments: --verbsoe (see --help)"
+
+
+@pytest.mark.parametrize("tool, args, message", [
+    ("export_events.py", ["--from", "2026-02-30"],
+     "argument --from: '2026-02-30' is not a date (YYYY-MM-DD): day is out of range for month"),
+    ("export_events.py", ["--to", "yesterday"], "argument --to: 'yesterday' is not a date (YYYY-MM-DD)"),
+    ("export_events.py", ["--from", "2026-05-20", "--to", "2026-05-01"],
+     "--from 2026-05-20 is after --to 2026-05-01: no day is in that range"),
+    ("export_events.py", ["--format", "xml"],
+     "argument --format: invalid choice: 'xml' (choose from 'jsonl', 'csv', 'parquet', 'sqlite')"),
+    ("analyze_metrics.py", ["--since", "May"],
+     "argument --since: 'May' is not a date (YYYY-MM-DD) or an ISO date and time"),
+    ("analyze_metrics.py", ["--days", "0"], "argument --days: '0' is not a whole number of at least 1"),
+    ("analyze_metrics.py", ["--interval", "half"], "argument --interval: 'half' is not a whole number of at least 1"),
+    ("collect_events.py", ["--audit", "--compact"], "--compact and --audit are separate jobs: give one of them"),
+    ("health_check.py", ["--max-age-minutes", "0"],
+     "argument --max-age-minutes: '0' is not a number of minutes above 0 and below 10000000"),
+])
+def test_a_bad_value_names_its_option_and_the_form_it_takes(collector, tool, args, message):
+    assert one_line(run(collector, tool, *args)) == f"{tool}: error: {message} (see --help)"
+
+
+def test_a_backfill_of_days_to_come_is_refused_before_any_request(collector, fake_api):
+    tomorrow = date.today() + timedelta(days=2)
+    days = f"{date.today() - timedelta(days=3)}..{tomorrow}"
+    line = one_line(run(collector, "collect_events.py", "--backfill", days))
+    assert line.startswith(f"configuration error: --backfill: '{days}' reaches past today (")
+    assert line.endswith(" in Sweden): the API has no events of days to come")
+    reversed_days = one_line(run(collector, "collect_events.py", "--backfill", "2026-05-20..2026-05-01"))
+    assert reversed_days == "configuration error: --backfill: '2026-05-20..2026-05-01' ends before it starts"
+    assert fake_api.requests == []
+
+
+def test_a_file_where_a_folder_belongs_is_called_a_file(collector, tmp_path):
+    a_file = tmp_path / "passwd"
+    a_file.write_text("root:x:0:0\n")
+    for tool in ("collect_events.py", "export_events.py"):
+        assert one_line(run(collector, tool, env={"DATA_DIR": str(a_file)})) == (
+            f"configuration error: DATA_DIR='{a_file}' is a file, not a folder")
+    assert one_line(run(collector, "collect_events.py", env={"LOG_DIR": str(a_file)})) == (
+        f"configuration error: LOG_DIR='{a_file}' is a file, not a folder (not recorded in the health file: "
+        f"{a_file} is a file)")
+
+
+def test_a_malformed_env_line_is_one_line_naming_it(collector, fake_api):
+    env_file = collector.workdir / "settings.env"
+    env_file.write_text("STORAGE=local\nthis line is not a setting\nLOG_LEVEL=INFO\n")
+    result = run_main("collect_events.py", ["--env-file", str(env_file)], collector.env, collector.workdir)
+    assert one_line(result) == (f"configuration error: {env_file}: line 2 cannot be parsed: write KEY=VALUE, "
+                                "quoting a value that holds spaces or # (not recorded in the health file)")
+    assert fake_api.requests == []
+    checked = run_main("health_check.py", ["--env-file", str(env_file)], collector.env, collector.workdir)
+    assert (checked.returncode, checked.stderr) == (1, "")
+    assert checked.stdout == (f"UNHEALTHY: cannot tell where the health file is: {env_file}: line 2 cannot be "
+                              "parsed: write KEY=VALUE, quoting a value that holds spaces or #\n")
+
+
+def test_a_body_json_cannot_parse_is_said_without_a_stammer(collector, fake_api, tmp_path):
+    body = tmp_path / "body.json"
+    body.write_text('[{"id": 1, "name": "unterminated')
+    fake_api.add_faults(*[f"replace:{body}"] * 4)
+    result = run(collector, "collect_events.py")
+    assert result.returncode == 1
+    assert "invalid JSON (Unterminated string starting at byte 19 of 32) (after 3 retries)" in result.stderr, (
+        result.stderr)
