@@ -119,8 +119,8 @@ def test_bad_configuration_is_recorded_in_health_file_wherever_it_is(collector, 
     unwritable = collector.run(env={"LOG_DIR": str(tmp_path / "not-a-dir")})
     assert unwritable.returncode == 2
     [line] = unwritable.stderr.splitlines()
-    assert line.startswith("configuration error: LOG_DIR=")
-    assert f" (not recorded in {tmp_path / 'not-a-dir' / 'health.json'}: " in line
+    assert line == (f"configuration error: LOG_DIR='{tmp_path / 'not-a-dir'}' is a file, not a folder "
+                    f"(not recorded in the health file: {tmp_path / 'not-a-dir'} is a file)")
 
 
 def test_a_run_that_finds_the_lock_taken_leaves_the_health_file_alone(collector):

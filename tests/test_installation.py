@@ -96,11 +96,17 @@ def checkout(tmp_path) -> Path:
     return checkout
 
 
-@pytest.mark.parametrize("shim", SHIMS)
-def test_a_python_without_the_dependencies_gets_one_line(tmp_path, checkout, shim):
-    """`python3 collect_events.py` outside the virtual environment: the system's Python, no requests."""
-    bare = tmp_path / "bare"
+@pytest.fixture(scope="module")
+def bare(tmp_path_factory) -> Path:
+    """A Python without the collector's dependencies, as the system's python3 is."""
+    bare = tmp_path_factory.mktemp("bare") / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True, timeout=60)
+    return bare
+
+
+@pytest.mark.parametrize("shim", SHIMS)
+def test_a_python_without_the_dependencies_gets_one_line(checkout, bare, shim):
+    """`python3 collect_events.py` outside the virtual environment: the system's Python, no requests."""
     (checkout / ".env").write_text("LOG_LEVEL=INFO\n")  # so that even the health check needs python-dotenv
 
     def run() -> str:

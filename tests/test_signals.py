@@ -246,8 +246,12 @@ def test_a_signal_stops_compaction_between_days(fake_api, collector, snapshot_bo
     for index in range(0, 30, 5):
         fake_api.serve(index)
         assert collector.run().returncode == 0
+    textfiles = collector.workdir / "textfiles"
+    collector.env["PROMETHEUS_TEXTFILE_DIR"] = str(textfiles)
     result = signalled_run(collector, "TERM", 1, "--compact")
     assert result.returncode == 143, result.stderr + result.log
+    assert 'polisen_collector_compaction_runs_total{outcome="interrupted"} 1.0' in (
+        textfiles / "polisen_collector_compaction.prom").read_text()
     assert one_stderr_line(result).startswith("compaction interrupted by SIGTERM: stopped between two days")
     compacted = sorted(path.parent for path in collector.data_dir.glob("events/*/*/*/compacted-*.jsonl"))
     assert len(compacted) == 1, "the day the signal came in is finished, no other is begun"
