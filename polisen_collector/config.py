@@ -457,10 +457,16 @@ def _check_together(settings: Settings) -> None:
         raise ConfigError("OCI_BUCKET_NAME is empty: STORAGE=oci needs a bucket")
 
 
-def check_writable_dir(path: Path, setting: str) -> None:
-    """Create the folder if needed and prove it is writable, or raise ConfigError."""
+def check_not_a_file(path: Path, setting: str) -> None:
+    """ConfigError when the folder a setting names is a file (DATA_DIR=/etc/passwd): said as such,
+    not as what the system call says about it ("File exists", "Not a directory")."""
     if path.exists() and not path.is_dir():
         raise ConfigError(f"{setting}={str(path)!r} is a file, not a folder")
+
+
+def check_writable_dir(path: Path, setting: str) -> None:
+    """Create the folder if needed and prove it is writable, or raise ConfigError."""
+    check_not_a_file(path, setting)
     try:
         path.mkdir(parents=True, exist_ok=True)
         probe = path / f".write-test-{os.getpid()}"

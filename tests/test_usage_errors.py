@@ -67,6 +67,9 @@ def test_a_file_where_a_folder_belongs_is_called_a_file(collector, tmp_path):
     for tool in ("collect_events.py", "export_events.py"):
         assert one_line(run(collector, tool, env={"DATA_DIR": str(a_file)})) == (
             f"configuration error: DATA_DIR='{a_file}' is a file, not a folder")
+    for tool in ("analyze_metrics.py", "performance_metrics.py"):
+        assert one_line(run(collector, tool, "--metrics-dir", str(a_file))) == (
+            f"configuration error: METRICS_DIR='{a_file}' is a file, not a folder")
     assert one_line(run(collector, "collect_events.py", env={"LOG_DIR": str(a_file)})) == (
         f"configuration error: LOG_DIR='{a_file}' is a file, not a folder (not recorded in the health file: "
         f"{a_file} is a file)")

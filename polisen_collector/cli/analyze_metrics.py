@@ -14,7 +14,7 @@ from pathlib import Path
 
 from polisen_collector.cli.common import ToolParser, add_standard_options, door, value_of
 from polisen_collector.clock import utc_now
-from polisen_collector.config import ConfigError, load_settings
+from polisen_collector.config import ConfigError, check_not_a_file, load_settings
 
 
 def _moment(value: str) -> datetime:
@@ -59,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
                        "RUN_INTERVAL_MINUTES": str(args.interval) if args.interval else None},
             env_file=args.env_file, only=("metrics_dir", "run_interval_minutes"),
         )
+        check_not_a_file(settings.metrics_dir, "METRICS_DIR")
     except ConfigError as error:
         print(f"configuration error: {error}", file=sys.stderr)
         return 2

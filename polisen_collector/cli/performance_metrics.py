@@ -14,7 +14,7 @@ import json
 import sys
 
 from polisen_collector.cli.common import ToolParser, add_standard_options, door
-from polisen_collector.config import ConfigError, load_settings
+from polisen_collector.config import ConfigError, check_not_a_file, load_settings
 from polisen_collector.exit_codes import EXIT_CONFIG, EXIT_FAILED, EXIT_OK
 
 
@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings(overrides={"METRICS_DIR": args.metrics_dir}, env_file=args.env_file,
                                  only=("metrics_dir",))
+        check_not_a_file(settings.metrics_dir, "METRICS_DIR")
     except ConfigError as error:
         print(f"configuration error: {error}", file=sys.stderr)
         return EXIT_CONFIG
