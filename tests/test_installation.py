@@ -104,7 +104,8 @@ def bare(tmp_path_factory) -> Path:
     return bare
 
 
-@pytest.mark.parametrize("shim", SHIMS)
+@pytest.mark.parametrize("shim", [shim if shim in ("collect_events.py", "health_check.py")
+                                  else pytest.param(shim, marks=pytest.mark.slow) for shim in SHIMS])
 def test_a_python_without_the_dependencies_gets_one_line(checkout, bare, shim):
     """`python3 collect_events.py` outside the virtual environment: the system's Python, no requests."""
     (checkout / ".env").write_text("LOG_LEVEL=INFO\n")  # so that even the health check needs python-dotenv
