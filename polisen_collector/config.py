@@ -331,7 +331,13 @@ def read_env_file(path: Path) -> dict[str, str]:
         raise EnvFileError(f"--env-file {path}: no such file (use --env-file /dev/null for none)")
     if path.is_dir():
         raise EnvFileError(f"--env-file {path} is a folder, not a file of KEY=VALUE settings")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        line = path.read_bytes()[: error.start].count(b"\n") + 1
+        raise EnvFileError(f"{path}: line {line} is not UTF-8 text (save the file as UTF-8)") from None
+    except OSError as error:
+        raise EnvFileError(f"{path} cannot be read: {error.strerror or error}") from None
     if not text.strip():  # /dev/null, an empty file: nothing to parse, so no parser is imported
         return {}
     from dotenv import dotenv_values

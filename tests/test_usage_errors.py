@@ -82,6 +82,11 @@ def test_a_malformed_env_line_is_one_line_naming_it(collector, fake_api):
     assert one_line(result) == (f"configuration error: {env_file}: line 2 cannot be parsed: write KEY=VALUE, "
                                 "quoting a value that holds spaces or # (not recorded in the health file)")
     assert fake_api.requests == []
+    latin = collector.workdir / "latin.env"
+    latin.write_bytes(b"STORAGE=local\nAPI_CONTACT_EMAIL=p\xe5l@example.invalid\n")
+    result = run_main("collect_events.py", ["--env-file", str(latin)], collector.env, collector.workdir)
+    assert one_line(result) == (f"configuration error: {latin}: line 2 is not UTF-8 text (save the file as UTF-8) "
+                                "(not recorded in the health file)")
     checked = run_main("health_check.py", ["--env-file", str(env_file)], collector.env, collector.workdir)
     assert (checked.returncode, checked.stderr) == (1, "")
     assert checked.stdout == (f"UNHEALTHY: cannot tell where the health file is: {env_file}: line 2 cannot be "
