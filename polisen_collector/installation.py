@@ -3,8 +3,9 @@
 A checkout (git clone, the README's virtual environment) installs from the requirements files;
 a distribution installed by pip or pipx (`pip install .`, `pipx install .`) adds an optional
 extra (`[plots]`, `[parquet]`). The two are told apart by what is true at run time: whether
-the package imported is the one an installed distribution's record lists. An editable install
-(`pip install -e .`) runs the checkout's files, so it counts as a checkout.
+the package imported is the one a distribution an installer recorded (its INSTALLER file, PEP 376)
+lists. An editable install (`pip install -e .`) runs the checkout's files, so it counts as a
+checkout, and so does the `.egg-info` folder `pip install .` leaves in a checkout.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ def installed_distribution() -> metadata.Distribution | None:
     try:
         distribution = metadata.distribution(DISTRIBUTION)
     except metadata.PackageNotFoundError:
+        return None
+    if distribution.read_text("INSTALLER") is None:  # build metadata in a source tree, not an install
         return None
     listed = Path(str(distribution.locate_file("polisen_collector/__init__.py")))
     return distribution if _same_file(listed, Path(polisen_collector.__file__)) else None

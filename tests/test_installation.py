@@ -34,6 +34,20 @@ def test_a_checkout_is_told_the_lock_file(tmp_path, monkeypatch):
     assert extra_hint("parquet") == f"{sys.executable} -m pip install -c requirements-lock.txt pyarrow"
 
 
+def test_the_build_metadata_pip_install_leaves_in_a_checkout_is_no_install(tmp_path):
+    """`pip install .` (or pipx) from a checkout leaves polisen_events_collector.egg-info in it."""
+    checkout = tmp_path / "checkout"
+    shutil.copytree(REPO / "polisen_collector", checkout / "polisen_collector",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    (checkout / "polisen_events_collector.egg-info").mkdir()
+    (checkout / "polisen_events_collector.egg-info" / "PKG-INFO").write_text(
+        f"Metadata-Version: 2.1\nName: polisen-events-collector\nVersion: {__version__}\n")
+    (checkout / "polisen_events_collector.egg-info" / "SOURCES.txt").write_text("polisen_collector/__init__.py\n")
+    result = run_python(sys.executable, HINTS, checkout, checkout)
+    assert result.stdout.splitlines()[0] == f"{sys.executable} -m pip install -c requirements-lock.txt pyarrow", (
+        result.stdout + result.stderr)
+
+
 @pytest.fixture
 def site(tmp_path) -> Path:
     """The package as `pip install /src/polisen-events-collector` leaves it in site-packages."""
@@ -43,6 +57,7 @@ def site(tmp_path) -> Path:
     record = site / f"polisen_events_collector-{__version__}.dist-info"
     record.mkdir()
     (record / "METADATA").write_text(f"Metadata-Version: 2.1\nName: polisen-events-collector\nVersion: {__version__}\n")
+    (record / "INSTALLER").write_text("pip\n")
     (record / "RECORD").write_text("polisen_collector/__init__.py,,\n")
     (record / "direct_url.json").write_text(json.dumps({"url": "file:///src/polisen-events-collector",
                                                         "dir_info": {}}))
