@@ -34,6 +34,7 @@ class Replay:
         self.settings = load_settings(environ={
             "POLISEN_API_URL": api.url, "DATA_DIR": str(workdir / "data"), "LOG_DIR": str(workdir / "logs"),
             "METRICS_DIR": str(workdir / "metrics"), "API_RATE_LIMIT": "off", "API_BACKOFF_FACTOR": "0.01",
+            "PAGES_PER_RUN": "0",  # pages have their own replay (test_pages.py); here only the ids count
         }, env_file=None)
         self.storage = LocalStorage(self.settings.data_dir)
         self.served: list[int] = []
