@@ -11,11 +11,14 @@ buffered and its versions are merged still; beyond that window the id is reporte
 from __future__ import annotations
 
 import csv
+import hashlib
+import heapq
 import json
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from itertools import groupby
 from typing import TYPE_CHECKING, Any, TextIO
 
 from polisen_collector.archive.events import partition_prefix
@@ -39,6 +42,7 @@ from polisen_collector.archive.withdrawals import (
 )
 from polisen_collector.config import DEFAULT_API_URL
 from polisen_collector.pages.columns import PageColumns
+from polisen_collector.pages.store import iter_day_names
 from polisen_collector.storage.base import Storage
 from polisen_collector.urls import origin_of
 
@@ -46,6 +50,9 @@ if TYPE_CHECKING:  # pyarrow is an optional extra, imported by the Parquet write
     import pyarrow as pa
 
 MERGE_WINDOW_DAYS = 7
+ROWS_VERSION = 1
+"""Raise it when a change makes the rows of the same archive differ (other than a new column or parser
+version, which are noticed anyway): an SQLite export made before is then rebuilt by its next --update."""
 PARQUET_ROW_GROUP = 10_000
 PARQUET_EVENT_TZ = "Europe/Stockholm"
 DEFAULT_PAGE_ORIGIN = origin_of(DEFAULT_API_URL)
@@ -149,6 +156,11 @@ class ExportSummary:
                     f"{self.versions_dropped} older versions dropped, ")
         text += (f"{self.copies_dropped} identical copies dropped, {self.filtered_out} rows filtered out, "
                  f"{self.bad_lines} bad lines skipped")
+        return text + self.notes()
+
+    def notes(self) -> str:
+        """What else an export should tell, as `; ...` parts (empty when nothing)."""
+        text = ""
         if self.unplaced:
             text += f"; {self.unplaced} rows placed in no municipality or county (location_level unknown)"
         if self.withdrawn:
@@ -233,17 +245,22 @@ def history_row(record: Record) -> dict[str, Any]:
             "content_hash": record.content_hash}
 
 
-def read_histories(storage: Storage, options: ExportOptions, on_bad: Callable[[BadLine], None]) -> dict[int, list[Record]]:
-    """Each event's withdrawals and republications, read before the events stream (they are few:
-    one object per audit of a day that found a change), those of days within the date bounds
-    (and a week either side: see MERGE_WINDOW_DAYS)."""
-    def wanted(name: str) -> bool:
-        day = day_of_record_object(name)
-        assert day is not None  # list_record_objects lists no other names
-        return not ((options.date_from and (options.date_from - day).days > MERGE_WINDOW_DAYS)
-                    or (options.date_to and (day - options.date_to).days > MERGE_WINDOW_DAYS))
+class Changes:
+    """The events' withdrawals and republications, gathered from the record objects of each day read
+    (an event's records lie in the folder of its date, as its versions do, so they are in by the time
+    its rows are made)."""
 
-    return histories(read_records(storage, [name for name in list_record_objects(storage) if wanted(name)], on_bad))
+    def __init__(self) -> None:
+        self.records: dict[int, list[Record]] = {}
+
+    def add(self, records: Iterable[Record]) -> None:
+        for record in records:
+            self.records.setdefault(record.id, []).append(record)
+
+    def of(self, event_id: int) -> list[Record]:
+        """The event's changes of status in time order (histories drops a record that changes nothing)."""
+        records = self.records.get(event_id)
+        return histories(sorted(records, key=lambda r: r.confirmed_at)).get(event_id, []) if records else []
 
 
 def _matches(row: dict[str, Any], options: ExportOptions) -> bool:
@@ -275,7 +292,7 @@ class IdBitmap:
 def iter_days(
     storage: Storage, options: ExportOptions, on_bad: Callable[[BadLine], None],
 ) -> Iterator[tuple[date, list[str]]]:
-    """(day, its objects in collection order) in date order, streamed from the listing.
+    """(day, its event objects in collection order) in date order, streamed from the listing.
 
     Names sort by date only in the canonical folders (`events/2026/05/20/`); an object
     elsewhere that looks like a day (`events/2026/5/20/`) is reported and skipped before the
@@ -293,17 +310,56 @@ def iter_days(
         return True
 
     names = (name for name in storage.list(EVENTS_PREFIX) if in_its_folder(name))
-    for day, group in group_by_day(names):
+    yield from _in_range(((day, sorted(group, key=collection_order_key)) for day, group in group_by_day(names)),
+                         options)
+
+
+def _in_range(days: Iterable[tuple[date, list[str]]], options: ExportOptions) -> Iterator[tuple[date, list[str]]]:
+    """The days between --from and --to of a listing in date order; stops listing after --to."""
+    for day, names in days:
         if options.date_to is not None and day > options.date_to:
             return
-        if options.date_from is not None and day < options.date_from:
-            continue
-        yield day, sorted(group, key=collection_order_key)
+        if options.date_from is None or day >= options.date_from:
+            yield day, names
+
+
+@dataclass(frozen=True)
+class DayObjects:
+    """The objects of one day of the archive, as one listing saw them: what the day's rows are read from."""
+
+    day: date
+    events: tuple[str, ...] = ()
+    pages: tuple[str, ...] = ()
+    withdrawals: tuple[str, ...] = ()
+
+    def signature(self) -> str:
+        """A digest of the day's object names. Objects are written once and never changed (compaction,
+        a late version, a page or its parse, a withdrawal record add or remove objects), so the same
+        names read the same rows."""
+        names = (*self.events, *sorted(self.pages), *sorted(self.withdrawals))
+        return hashlib.sha256("\n".join(names).encode("utf-8")).hexdigest()[:32]
+
+    def __bool__(self) -> bool:
+        return bool(self.events or self.pages or self.withdrawals)
+
+
+def list_days(storage: Storage, options: ExportOptions, on_bad: Callable[[BadLine], None]) -> Iterator[DayObjects]:
+    """Every day with objects, in date order: the listings of events/, pages/ and withdrawals/ streamed side by side."""
+    records = ((day, list(names)) for day, names in groupby(list_record_objects(storage), key=day_of_record_object)
+               if day is not None)
+    merged = heapq.merge(((day, 0, names) for day, names in iter_days(storage, options, on_bad)),
+                         ((day, 1, names) for day, names in _in_range(iter_day_names(storage), options)),
+                         ((day, 2, names) for day, names in _in_range(records, options)))
+    for day, group in groupby(merged, key=lambda item: item[0]):
+        found: tuple[list[str], list[str], list[str]] = ([], [], [])
+        for _, kind, names in group:
+            found[kind].extend(names)
+        yield DayObjects(day, *(tuple(names) for names in found))
 
 
 def iter_versions(
     storage: Storage,
-    options: ExportOptions,
+    days: Iterable[DayObjects],
     summary: ExportSummary,
     on_bad: Callable[[BadLine], None],
     progress: Callable[[int, date], None] | None = None,
@@ -319,10 +375,11 @@ def iter_versions(
             yield groups[event_id]
 
     report = summary.counting(on_bad)
-    for index, (day, names) in enumerate(iter_days(storage, options, report), start=1):
+    for index, objects in enumerate(days, start=1):
+        day = objects.day
         if progress:
             progress(index, day)
-        found = read_versions(storage, names)
+        found = read_versions(storage, list(objects.events))
         for line in found.bad:
             report(line)
         summary.copies_dropped += found.copies
@@ -340,19 +397,33 @@ def iter_versions(
         yield from flush(window.popitem(last=False)[1])
 
 
+def _days_for(storage: Storage, options: ExportOptions, summary: ExportSummary, on_bad: Callable[[BadLine], None], *,
+              days: Iterable[DayObjects] | None, pages: PageColumns, changes: Changes) -> Iterator[DayObjects]:
+    """The days to read (by default every day of the listing), each day's page listing handed to `pages`
+    and its withdrawal records to `changes`."""
+    report = summary.counting(on_bad)
+    for objects in list_days(storage, options, report) if days is None else days:
+        pages.know(objects.day.isoformat(), objects.pages)
+        changes.add(read_records(storage, objects.withdrawals, report))
+        yield objects
+
+
 def iter_rows(
     storage: Storage,
     options: ExportOptions,
     summary: ExportSummary,
     on_bad: Callable[[BadLine], None],
     progress: Callable[[int, date], None] | None = None,
+    *,
+    days: Iterable[DayObjects] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Rows of the export: each id's latest version, or with all_versions every version, or with
-    withdrawals each change of its status (HISTORY_COLUMNS)."""
-    pages = PageColumns(storage, options.store_parses)
-    changes = read_histories(storage, options, summary.counting(on_bad))
-    for versions in iter_versions(storage, options, summary, on_bad, progress):
-        history = changes.get(versions[0].event.id, [])
+    withdrawals each change of its status (HISTORY_COLUMNS); of every day of the archive, or of
+    `days` only."""
+    pages, changes = PageColumns(storage, options.store_parses), Changes()
+    listed = _days_for(storage, options, summary, on_bad, days=days, pages=pages, changes=changes)
+    for versions in iter_versions(storage, listed, summary, on_bad, progress):
+        history = changes.of(versions[0].event.id)
         if options.withdrawals:
             yield from _history_rows(versions, history, options, summary)
             continue
@@ -399,17 +470,20 @@ def iter_events_with_versions(
     summary: ExportSummary,
     on_bad: Callable[[BadLine], None],
     progress: Callable[[int, date], None] | None = None,
+    *,
+    days: Iterable[DayObjects] | None = None,
 ) -> Iterator[EventRecord]:
     """(latest row, (content hash, row) of every version, withdrawal history) of each id whose latest
-    version passes the filters.
+    version passes the filters, of every day of the archive, or of `days` only.
 
     Every row carries the event's latest page and its place; the page versions themselves
     are in the other formats' `--all-versions`.
     """
     pages = PageColumns(storage, options.store_parses)
-    changes = read_histories(storage, options, summary.counting(on_bad))
-    for versions in iter_versions(storage, options, summary, on_bad, progress):
-        history = changes.get(versions[0].event.id, [])
+    changes = Changes()
+    listed = _days_for(storage, options, summary, on_bad, days=days, pages=pages, changes=changes)
+    for versions in iter_versions(storage, listed, summary, on_bad, progress):
+        history = changes.of(versions[0].event.id)
         withdrawn = withdrawn_at(history)
         [latest] = pages.add([latest_row(versions, options.page_origin, withdrawn)], all_versions=False)
         summary.count_pages(pages)
@@ -601,30 +675,46 @@ def _insert_withdrawal_sql() -> str:
             f'VALUES ({", ".join("?" * len(WITHDRAWAL_COLUMNS))})')
 
 
+def create_sqlite_tables(connection: Any) -> None:
+    """The tables and the list view, without indexes and triggers: rows go in faster before them."""
+    for statement in sqlite_schema()[0]:
+        connection.execute(statement)
+
+
+def insert_sqlite_records(connection: Any, records: Iterable[EventRecord]) -> None:
+    """iter_events_with_versions' records into `events`, `versions` and `withdrawals`."""
+    upsert, insert_version, insert_withdrawal = _upsert_event_sql(), _insert_version_sql(), _insert_withdrawal_sql()
+    for latest, every, history in records:
+        connection.execute(upsert, [_text_value(name, latest[name]) for name in COLUMNS])
+        connection.executemany(insert_version, (
+            [*(_text_value(name, row[name]) for name in COLUMNS), content_hash] for content_hash, row in every
+        ))
+        connection.executemany(insert_withdrawal, (
+            [_text_value(name, row[name]) for name in WITHDRAWAL_COLUMNS] for row in history
+        ))
+
+
+def finish_sqlite_tables(connection: Any) -> None:
+    """Once the rows are in: the full-text index built in one go, the indexes, then the triggers that
+    keep the full-text index in step with later changes."""
+    _, indexes, triggers = sqlite_schema()
+    connection.execute('INSERT INTO "events_fts" ("events_fts") VALUES (\'rebuild\')')
+    for statement in indexes + triggers:
+        connection.execute(statement)
+
+
 def write_sqlite(records: Iterable[EventRecord], path: str) -> None:
     """A SQLite database in the new, empty file `path`: rows stream in, then the full-text index and the
     indexes are built."""
     import sqlite3
 
-    tables, indexes, triggers = sqlite_schema()
-    upsert, insert_version, insert_withdrawal = _upsert_event_sql(), _insert_version_sql(), _insert_withdrawal_sql()
     connection = sqlite3.connect(path, isolation_level=None)
     try:
         connection.execute("PRAGMA journal_mode = OFF")  # a temp file: renamed over -o only when complete
         connection.execute("BEGIN")
-        for statement in tables:
-            connection.execute(statement)
-        for latest, every, history in records:
-            connection.execute(upsert, [_text_value(name, latest[name]) for name in COLUMNS])
-            connection.executemany(insert_version, (
-                [*(_text_value(name, row[name]) for name in COLUMNS), content_hash] for content_hash, row in every
-            ))
-            connection.executemany(insert_withdrawal, (
-                [_text_value(name, row[name]) for name in WITHDRAWAL_COLUMNS] for row in history
-            ))
-        connection.execute('INSERT INTO "events_fts" ("events_fts") VALUES (\'rebuild\')')
-        for statement in indexes + triggers:
-            connection.execute(statement)
+        create_sqlite_tables(connection)
+        insert_sqlite_records(connection, records)
+        finish_sqlite_tables(connection)
         connection.execute("COMMIT")
     except sqlite3.Error as error:  # such as "database or disk is full": the output failed, like an OSError
         raise OSError(f"cannot write the SQLite database {path}: {error}") from None

@@ -12,6 +12,7 @@ import errno
 import os
 import secrets
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 PUBLIC_MODE = 0o666  # the kernel takes the umask off
@@ -77,6 +78,20 @@ def temp_file_beside(path: Path, *, private: bool = False) -> tuple[int, str]:
         except FileExistsError:
             continue
     raise FileExistsError(f"no free temporary name beside {path}")
+
+
+def replace_with(path: Path, write: Callable[[str], object]) -> None:
+    """`write(name)` makes a file of a temp name beside `path` (mode following the umask, as the file it
+    replaces would), renamed over `path` once complete, removed if anything fails: readers and a
+    killed writer leave `path` whole, old or new. For writers that open the file themselves (SQLite, pyarrow)."""
+    fd, tmp = temp_file_beside(path)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def atomic_write(path: Path, data: bytes, *, durable: bool = True, private: bool = False) -> None:

@@ -7,10 +7,10 @@ failed, 2 bad arguments or configuration.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Iterable
 from datetime import date
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -19,6 +19,8 @@ from polisen_collector.config import STORAGE_FIELDS, ConfigError, load_settings
 
 if TYPE_CHECKING:
     from polisen_collector.archive.layout import BadLine
+    from polisen_collector.export_months import MonthsReport
+    from polisen_collector.export_update import UpdateReport
 
 FORMATS = ("jsonl", "csv", "parquet", "sqlite")
 FORMAT_OF_SUFFIX = {
@@ -52,6 +54,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="only these event types (repeat or separate with ';'), case-insensitive")
     parser.add_argument("--location", action="append", default=[], metavar="NAME",
                         help="only these location names (repeat or separate with ';'), case-insensitive")
+    parser.add_argument("--update", action="store_true",
+                        help="bring the SQLite database -o names up to date in place (or, for Parquet, the folder -o "
+                             "names, one file a month), reading only what changed in the archive since (a whole "
+                             "export when it does not exist yet)")
     parser.add_argument("--store-parses", action="store_true",
                         help="store the parse of page versions that have none of the current parser (an archive "
                              "from before parses were stored), so that later exports read it (writes to the archive)")
@@ -86,42 +92,32 @@ def report_bad(line: BadLine) -> None:
     print(f"skipping bad archive line: {line}", file=sys.stderr)
 
 
-def write_output(fmt: str, source: Iterable[Any], output: str | None, csv_raw: bool, history: bool = False) -> None:
+def write_output(fmt: str, rows: Iterable[dict[str, Any]], output: str | None, csv_raw: bool,
+                 history: bool = False) -> None:
     """To stdout, or to a temp file renamed over -o at the end, so a failed export leaves no half file.
-
-    `source` is iter_rows' rows (of the withdrawal history with `history`), or for SQLite
-    iter_events_with_versions' records.
-    """
-    from polisen_collector.export import COLUMNS, HISTORY_COLUMNS, write_csv, write_jsonl, write_parquet, write_sqlite
-    from polisen_collector.files import temp_file_beside
+    `rows` are iter_rows' rows (of the withdrawal history with `history`)."""
+    from polisen_collector.export import COLUMNS, HISTORY_COLUMNS, write_csv, write_jsonl, write_parquet
+    from polisen_collector.files import replace_with
 
     columns = HISTORY_COLUMNS if history else COLUMNS
 
     def write_text(handle: TextIO) -> None:
         if fmt == "csv":
-            write_csv(source, handle, raw=csv_raw, columns=columns)
+            write_csv(rows, handle, raw=csv_raw, columns=columns)
         else:
-            write_jsonl(source, handle)
+            write_jsonl(rows, handle)
+
+    def write_file(path: str) -> None:
+        if fmt == "parquet":
+            write_parquet(rows, path, columns)
+        else:
+            with open(path, "w", encoding="utf-8", newline="") as handle:
+                write_text(handle)
 
     if output is None:
         write_text(sys.stdout)
-        return
-    path = Path(output)
-    fd, tmp = temp_file_beside(path)  # follows the umask, as the file it replaces would
-    try:
-        if fmt in FILE_ONLY:
-            os.close(fd)
-            if fmt == "parquet":
-                write_parquet(source, tmp, columns)
-            else:
-                write_sqlite(source, tmp)
-        else:
-            with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-                write_text(handle)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    else:
+        replace_with(Path(output), write_file)
 
 
 @door
@@ -135,12 +131,24 @@ def main(argv: list[str] | None = None) -> int:
     if fmt in FILE_ONLY and not args.output:
         print(f"error: {FILE_ONLY[fmt]} output needs -o FILE", file=sys.stderr)
         return 2
+    if args.withdrawals and args.update:
+        print("error: --withdrawals is not kept up to date by --update (SQLite has it: table withdrawals)",
+              file=sys.stderr)
+        return 2
     if args.withdrawals and (args.all_versions or fmt == "sqlite"):
         print("error: --withdrawals is a table of its own: not with --all-versions, and SQLite always has it",
               file=sys.stderr)
         return 2
     if args.csv_raw and fmt != "csv":
         print("error: --csv-raw applies only to CSV output", file=sys.stderr)
+        return 2
+    if args.update and fmt not in FILE_ONLY:
+        print("error: --update applies to SQLite (-o FILE.db) and Parquet (-o FOLDER --format parquet)",
+              file=sys.stderr)
+        return 2
+    if args.update and fmt == "sqlite" and args.all_versions:
+        print("error: --all-versions does not apply to SQLite, which holds every version (table versions)",
+              file=sys.stderr)
         return 2
     if args.output and not Path(args.output).resolve().parent.is_dir():
         print(f"error: the folder of {args.output} does not exist", file=sys.stderr)
@@ -160,7 +168,6 @@ def main(argv: list[str] | None = None) -> int:
         ExportError,
         ExportOptions,
         ExportSummary,
-        iter_events_with_versions,
         iter_rows,
     )
     from polisen_collector.parts import open_store
@@ -171,11 +178,27 @@ def main(argv: list[str] | None = None) -> int:
                             types=names(args.type), locations=names(args.location),
                             page_origin=settings.page_origin, store_parses=args.store_parses)
     summary = ExportSummary()
+    progress = show_progress if sys.stderr.isatty() else None
+    updated: UpdateReport | MonthsReport | None = None
     try:
         storage = open_store(settings)
-        produce = iter_events_with_versions if fmt == "sqlite" else iter_rows
-        source = produce(storage, options, summary, report_bad, show_progress if sys.stderr.isatty() else None)
-        write_output(fmt, source, args.output, args.csv_raw, args.withdrawals)
+        if fmt == "sqlite":
+            from polisen_collector import export_update
+            from polisen_collector.files import replace_with
+
+            if args.update and Path(args.output).exists():
+                updated = export_update.update(storage, options, Path(args.output), summary, on_bad=report_bad,
+                                               progress=progress)
+            else:
+                replace_with(Path(args.output), partial(export_update.write_new, storage, options, summary=summary,
+                                                        on_bad=report_bad, progress=progress, wal=args.update))
+        elif args.update:
+            from polisen_collector.export_months import update_months
+
+            updated = update_months(storage, options, Path(args.output), summary, report_bad)
+        else:
+            write_output(fmt, iter_rows(storage, options, summary, report_bad, progress), args.output, args.csv_raw,
+                         args.withdrawals)
     except ExportError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -195,5 +218,11 @@ def main(argv: list[str] | None = None) -> int:
     for event_id in summary.split_ids:
         print(f"warning: event {event_id} has versions dated on days more than a week apart; "
               + ("merged into one row of events" if fmt == "sqlite" else "exported once per date"), file=sys.stderr)
-    print(f"exported {summary}", file=sys.stderr)
+    if fmt == "sqlite" and updated is not None and updated.how == "rebuilt":
+        print(f"{args.output} rebuilt in place: {updated.reason}", file=sys.stderr)
+    if updated is None or (fmt == "sqlite" and updated.how == "rebuilt"):
+        print(f"exported {summary}", file=sys.stderr)
+    else:  # the update's own line: the export's summary counts what it read, not what the output holds
+        skipped = f"; {summary.bad_lines} bad lines skipped" if summary.bad_lines else ""
+        print(f"{args.output} {updated}{skipped}{summary.notes()}", file=sys.stderr)
     return 0

@@ -12,7 +12,7 @@ fetched (one row per page version, and a row without page for a feed version tha
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -20,8 +20,7 @@ from polisen_collector.geography import place_event
 from polisen_collector.pages.parse import ParsedPage, parse_page
 from polisen_collector.pages.store import (
     PageVersion,
-    day_page_versions,
-    iter_day_names,
+    day_prefix,
     page_versions,
     read_page_html,
     read_parsed,
@@ -34,9 +33,10 @@ CACHED_DAYS = 16
 
 
 class PageColumns:
-    """Adds page and geography columns to export rows; lists the page objects once for the whole
-    export (`pages/`, read on as the export's days advance, as both go in date order), and reads a
-    page's fields once for all the rows of its event (they come one after the other).
+    """Adds page and geography columns to export rows. The export hands it each day's page objects from
+    its one listing of pages/ (export.list_days), as the days advance; a day not handed (an event's
+    versions dated days apart, older than the days kept) is listed alone. It reads a page's fields
+    once for all the rows of its event (they come one after the other).
     `parsed` counts the versions whose HTML had to be parsed, `stored` the parses stored."""
 
     def __init__(self, storage: Storage, store_parses: bool = False) -> None:
@@ -46,30 +46,17 @@ class PageColumns:
         self.stored = 0
         self._days: OrderedDict[str, dict[int, list[PageVersion]]] = OrderedDict()
         self._last: tuple[str, dict[str, Any]] | None = None
-        self._listing: Iterator[tuple[str, list[str]]] | None = None
-        self._ahead: tuple[str, list[str]] | None = None  # the listing's next day, not asked for yet
-        self._passed = ""  # the days up to this one are known from the listing
+
+    def know(self, day: str, names: Iterable[str]) -> None:
+        """The day's page objects, from a listing the caller made already."""
+        self._days[day] = page_versions(names)
+        while len(self._days) > CACHED_DAYS:
+            self._days.popitem(last=False)
 
     def versions(self, event_id: int, day: str) -> list[PageVersion]:
         if day not in self._days:
-            self._days[day] = self._day_versions(day)
-            while len(self._days) > CACHED_DAYS:
-                self._days.popitem(last=False)
+            self.know(day, self.storage.list(day_prefix(day)))
         return self._days[day].get(event_id, [])
-
-    def _day_versions(self, day: str) -> dict[int, list[PageVersion]]:
-        if day <= self._passed:  # behind the listing (an event's versions dated days apart): list that day alone
-            return day_page_versions(self.storage, day)
-        if self._listing is None:
-            self._listing = iter_day_names(self.storage)
-            self._ahead = next(self._listing, None)
-        self._passed = day
-        while self._ahead is not None and self._ahead[0] <= day:
-            listed, names = self._ahead
-            self._ahead = next(self._listing, None)
-            if listed == day:
-                return page_versions(names)
-        return {}  # no page of that day
 
     def page_fields(self, version: PageVersion | None) -> dict[str, Any]:
         if version is None:

@@ -181,16 +181,22 @@ def day_page_versions(storage: Storage, day: date | str) -> dict[int, list[PageV
     return page_versions(storage.list(day_prefix(day_text)))
 
 
-def day_of_page_object(name: str) -> str | None:
-    """`pages/2026/05/20/...` -> `2026-05-20`; None for a name outside a day's folder."""
-    parts = name.split("/")
-    if len(parts) != 5 or parts[0] != "pages" or not all(part.isdigit() for part in parts[1:4]):
+_DAY_FOLDER = re.compile(r"^pages/(\d{4})/(\d{2})/(\d{2})/[^/]+$")
+
+
+def day_of_page_object(name: str) -> date | None:
+    """`pages/2026/05/20/...` -> date(2026, 5, 20); None for a name outside a day's folder."""
+    match = _DAY_FOLDER.match(name)
+    if match is None:
         return None
-    return f"{parts[1]}-{parts[2]}-{parts[3]}"
+    try:
+        return date(int(match[1]), int(match[2]), int(match[3]))
+    except ValueError:
+        return None
 
 
-def iter_day_names(storage: Storage) -> Iterator[tuple[str, list[str]]]:
-    """(day `YYYY-MM-DD`, its page object names) of every day with pages, in date order, streamed."""
+def iter_day_names(storage: Storage) -> Iterator[tuple[date, list[str]]]:
+    """(day, its page object names) of every day with pages, in date order, streamed from the listing."""
     for day, group in groupby(storage.list(PAGES_PREFIX), key=day_of_page_object):
         if day is not None:
             yield day, list(group)

@@ -1,0 +1,156 @@
+"""Parquet as a folder of monthly files, kept up to date by rewriting only the months that changed.
+
+    DIR/events-2026-05.parquet     the rows of the events dated in May 2026 (Swedish dates)
+    DIR/_export_state.json         what the files were made from: per day, the digest of its objects' names
+
+`read_parquet('DIR/*.parquet')` in DuckDB (or pandas, Spark, Polars) reads them as one table;
+`_export_state.json` matches no `*.parquet` glob and starts with `_`, which Spark and Hive skip.
+What changed is told by the names of the archive's objects, as for SQLite (export_update.py):
+a month is rewritten when a day in it changed, from its own days and the MERGE_WINDOW_DAYS
+around it (an event whose versions are dated on two days is one row, in the month of its latest
+version). Each file is written beside its place and renamed over it, so a reader never sees half
+a file; the state is written after the files, so a killed update leaves the state of before and
+the next update writes those months again. Two updates of one folder at once take turns (a lock
+file in the folder).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, timedelta
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from polisen_collector.archive.layout import BadLine
+from polisen_collector.export import (
+    COLUMNS,
+    MERGE_WINDOW_DAYS,
+    DayObjects,
+    ExportError,
+    ExportOptions,
+    ExportSummary,
+    iter_rows,
+    list_days,
+    write_parquet,
+)
+from polisen_collector.export_update import list_day, made_from, why_rebuild
+from polisen_collector.files import atomic_write, replace_with
+from polisen_collector.storage.base import Storage
+
+STATE_FILE = "_export_state.json"
+LOCK_FILE = ".export.lock"
+ROW_OPTIONS = ("all_versions", "date_from", "date_to", "types", "locations", "page_origin")
+
+
+@dataclass
+class MonthsReport:
+    how: str
+    reason: str = ""
+    days: int = 0
+    days_changed: int = 0
+    months: int = 0
+    months_written: int = 0
+    rows_written: int = 0
+
+    def __str__(self) -> str:
+        text = f"{self.how}{f' ({self.reason})' if self.reason else ''}: "
+        if self.how == "updated":
+            text += f"{self.days_changed} of {self.days} days changed; "
+        return text + f"{self.months_written} of {self.months} monthly files written ({self.rows_written} rows)"
+
+
+def month_file(month: str) -> str:
+    return f"events-{month}.parquet"
+
+
+def month_of(day: date) -> str:
+    return f"{day:%Y-%m}"
+
+
+def update_months(storage: Storage, options: ExportOptions, folder: Path, summary: ExportSummary,
+                  on_bad: Callable[[BadLine], None]) -> MonthsReport:
+    """Bring the folder of monthly files up to date (made, or made again, when it holds no state of the same kind)."""
+    if folder.exists() and not folder.is_dir():
+        raise ExportError(f"{folder} is a file: a Parquet --update writes a folder of monthly files")
+    folder.mkdir(exist_ok=True)
+    strangers = [p.name for p in folder.iterdir() if not _ours(p.name)]
+    with _locked(folder):
+        state = _read_state(folder)
+        if state is None and strangers:
+            raise ExportError(f"{folder} holds files of its own ({strangers[0]}): export to a new or empty folder")
+        expected = made_from(storage, options, list(COLUMNS.items()), ROW_OPTIONS)
+        known: dict[str, str] = state["days"] if state and state.get("made_from") == expected else {}
+        signatures = {objects.day: objects.signature()
+                      for objects in list_days(storage, options, summary.counting(on_bad))}
+        changed = {day for day, signature in signatures.items() if known.get(day.isoformat()) != signature}
+        changed |= {date.fromisoformat(day) for day in known} - signatures.keys()
+        months = sorted({month_of(day) for day in signatures})
+        if known:
+            report = MonthsReport("updated", days=len(signatures), days_changed=len(changed), months=len(months))
+            written = sorted({month_of(day) for day in changed})
+        else:
+            reason = why_rebuild(state.get("made_from") if state else None, expected, "the folder")
+            report = MonthsReport("created" if state is None else "rebuilt", "" if state is None else reason,
+                                  days=len(signatures), days_changed=len(signatures), months=len(months))
+            written = months
+        for month in written:
+            report.rows_written += _write_month(storage, options, folder, month, summary, on_bad=on_bad)
+        report.months_written = len(written)
+        for path in folder.glob("events-*.parquet"):
+            if path.name not in {month_file(month) for month in months}:
+                path.unlink()
+        document = {"made_from": expected, "days": {day.isoformat(): sig for day, sig in sorted(signatures.items())}}
+        atomic_write(folder / STATE_FILE, json.dumps(document, indent=0).encode("utf-8"))
+    return report
+
+
+def _write_month(storage: Storage, options: ExportOptions, folder: Path, month: str, summary: ExportSummary, *,
+                 on_bad: Callable[[BadLine], None]) -> int:
+    """One month's file, from its days and the merge window around them; how many rows it holds."""
+    first = date.fromisoformat(f"{month}-01")
+    end = (first + timedelta(days=32)).replace(day=1)
+    window = [first + timedelta(days=offset)
+              for offset in range(-MERGE_WINDOW_DAYS, (end - first).days + MERGE_WINDOW_DAYS)]
+    days: list[DayObjects] = [objects for day in window if _in_dates(day, options)
+                              for objects in [list_day(storage, day)] if objects]
+    rows = [row for row in iter_rows(storage, options, summary, on_bad, days=days)
+            if month_of(row["datetime"].date()) == month]
+    path = folder / month_file(month)
+    if not rows:
+        path.unlink(missing_ok=True)
+        return 0
+    replace_with(path, partial(write_parquet, rows))
+    return len(rows)
+
+
+def _in_dates(day: date, options: ExportOptions) -> bool:
+    return (options.date_from is None or day >= options.date_from) and (options.date_to is None or
+                                                                         day <= options.date_to)
+
+
+def _ours(name: str) -> bool:
+    return (name in (STATE_FILE, LOCK_FILE) or (name.startswith("events-") and name.endswith(".parquet"))
+            or name.startswith("."))
+
+
+def _read_state(folder: Path) -> dict[str, Any] | None:
+    try:
+        document = json.loads((folder / STATE_FILE).read_bytes())
+    except FileNotFoundError:
+        return None
+    except ValueError:
+        return {}
+    return document if isinstance(document, dict) and isinstance(document.get("days"), dict) else {}
+
+
+@contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    """One update of the folder at a time: a second one waits for the first."""
+    with open(folder / LOCK_FILE, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield

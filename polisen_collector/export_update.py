@@ -1,0 +1,340 @@
+"""SQLite exports that keep their own bookkeeping, and bringing one up to date in place.
+
+What changed in the archive is told by names alone. Every object is written once and never
+changed: a run adds a per-run object (new events, late publications under old dates, edits),
+the page step a page version and its parse, compaction replaces a day's objects by one with
+the same content, a new parser's parse replaces an older one. So each day's rows are a
+function of the names of that day's objects (export.DayObjects), and the database records,
+per day, a digest of the names its rows were read from (table `_export_days`), and in
+`_export_state` what else the rows depend on (the schema, the parser's version, the SCB
+reference, the options, the archive).
+
+An update lists the archive (names only: the events and pages prefixes), reads the days whose
+digest changed (and every other day of an event found there, should its versions be dated on
+several days), and replaces those events' rows, all in one transaction on the database in
+place: a reader (Datasette) sees the database before or after, never between, and a killed
+update leaves the previous one. The database is in WAL mode, so readers never wait for an
+update, nor an update for them; a second update waits for the first and then finds little to
+do. When anything but the archive changed (a new version of the schema or the parser, other
+options), the update rebuilds every row, in place and in one transaction too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from datetime import date
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from polisen_collector.archive.events import partition_prefix
+from polisen_collector.archive.layout import BadLine, collection_order_key, day_of_object
+from polisen_collector.archive.withdrawals import list_record_objects, record_folder
+from polisen_collector.clock import utc_now
+from polisen_collector.export import (
+    COLUMNS,
+    ROWS_VERSION,
+    VERSION_KEY,
+    DayObjects,
+    EventRecord,
+    ExportError,
+    ExportOptions,
+    ExportSummary,
+    create_sqlite_tables,
+    finish_sqlite_tables,
+    insert_sqlite_records,
+    iter_events_with_versions,
+    list_days,
+    sqlite_schema,
+)
+from polisen_collector.pages.parse import PARSER_VERSION
+from polisen_collector.pages.store import day_of_page_object, day_prefix
+from polisen_collector.storage.base import Storage
+
+BOOKKEEPING_FORMAT = 1
+DAYS_TABLE = "_export_days"
+STATE_TABLE = "_export_state"
+BOOKKEEPING = [
+    f'CREATE TABLE "{DAYS_TABLE}" ("day" TEXT PRIMARY KEY, "signature" TEXT NOT NULL)',
+    f'CREATE TABLE "{STATE_TABLE}" ("key" TEXT PRIMARY KEY, "value" TEXT NOT NULL)',
+]
+WRITER_WAIT_SECONDS = 900
+"""How long an update waits for another one (or a rebuild) holding the database, before it gives up."""
+READ_ATTEMPTS = 3
+"""How often the days to read are read again when the archive changed under the update (compaction)."""
+
+
+@dataclass
+class UpdateReport:
+    """What an export to SQLite did; `how` is `created` (a new file), `rebuilt` or `updated` (in place)."""
+
+    how: str
+    reason: str = ""
+    days: int = 0
+    days_changed: int = 0
+    days_read: int = 0
+    added: int = 0
+    changed: int = 0
+    removed: int = 0
+    events: int = 0
+
+    def __str__(self) -> str:
+        if self.how == "updated":
+            return (f"updated: {self.days_changed} of {self.days} days changed, {self.days_read} read; "
+                    f"{self.added} events added, {self.changed} changed, {self.removed} removed; "
+                    f"{self.events} events in all")
+        return f"{self.how}{f' ({self.reason})' if self.reason else ''}: {self.events} events from {self.days} days"
+
+
+def made_from(storage: Storage, options: ExportOptions, schema: object = None,
+              row_options: tuple[str, ...] = ("date_from", "date_to", "types", "locations", "page_origin")) -> str:
+    """What the rows depend on besides the archive's objects, as JSON: an export made from another is
+    rebuilt, not updated. `schema` is the output's (by default SQLite's), `row_options` the options
+    that change its rows (SQLite always has every version)."""
+    places = (resources.files("polisen_collector") / "data" / "swedish_admin_areas.csv").read_bytes()
+    document = {
+        "bookkeeping": BOOKKEEPING_FORMAT,
+        "rows": ROWS_VERSION,
+        "schema": hashlib.sha256(json.dumps(sqlite_schema() if schema is None else schema).encode()).hexdigest()[:16],
+        "parser": PARSER_VERSION,
+        "places": hashlib.sha256(places).hexdigest()[:16],
+        "archive": storage.description,
+        "options": {key: sorted(value) if isinstance(value, frozenset) else value.isoformat()
+                    if isinstance(value, date) else value
+                    for key, value in asdict(options).items() if key in row_options},
+    }
+    return json.dumps(document, sort_keys=True, ensure_ascii=False)
+
+
+def write_new(storage: Storage, options: ExportOptions, path: str, summary: ExportSummary, *,
+              on_bad: Callable[[BadLine], None], progress: Callable[[int, date], None] | None = None,
+              wal: bool = False) -> UpdateReport:
+    """A whole export into the new, empty file `path` (a temp file, renamed over -o by the caller), with
+    its bookkeeping; in WAL mode for the updates to come when `wal`, else in SQLite's default rollback
+    mode (a file renamed over one that a reader has open must not be in WAL mode: the reader's -wal
+    and -shm files beside it would be taken for the new file's)."""
+    connection = sqlite3.connect(path, isolation_level=None)
+    try:
+        connection.execute("PRAGMA journal_mode = OFF")  # a temp file: renamed over -o only when complete
+        connection.execute("BEGIN")
+        report = _write_all(connection, storage, options, summary, on_bad=on_bad, progress=progress, how="created")
+        connection.execute("COMMIT")
+        connection.execute(f"PRAGMA journal_mode = {'WAL' if wal else 'DELETE'}")
+    except sqlite3.Error as error:  # such as "database or disk is full": the output failed, like an OSError
+        raise OSError(f"cannot write the SQLite database {path}: {error}") from None
+    finally:
+        connection.close()
+    return report
+
+
+def update(storage: Storage, options: ExportOptions, path: Path, summary: ExportSummary, *,
+           on_bad: Callable[[BadLine], None], progress: Callable[[int, date], None] | None = None) -> UpdateReport:
+    """Bring the export database `path` up to date in place, in one transaction (see the module's docstring)."""
+    try:
+        connection = sqlite3.connect(f"file:{path}?mode=rw", uri=True, isolation_level=None,
+                                     timeout=WRITER_WAIT_SECONDS)
+    except sqlite3.Error as error:
+        raise OSError(f"cannot open the SQLite database {path}: {error}") from None
+    try:
+        _wal(connection, path)
+        connection.execute("BEGIN IMMEDIATE")  # one writer at a time: a second update waits here
+        try:
+            state = _state(connection)
+            expected = made_from(storage, options)
+            if state.get("made_from") != expected:
+                reason = why_rebuild(state.get("made_from"), expected)
+                _drop_everything(connection)
+                report = _write_all(connection, storage, options, summary, on_bad=on_bad, progress=progress,
+                                    how="rebuilt", reason=reason)
+            else:
+                report = _update_days(connection, storage, options, summary, on_bad)
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        connection.execute("PRAGMA wal_checkpoint(PASSIVE)")  # never waits for readers
+    except sqlite3.Error as error:
+        raise OSError(f"cannot update the SQLite database {path}: {error}") from None
+    finally:
+        connection.close()
+    return report
+
+
+def _wal(connection: sqlite3.Connection, path: Path) -> None:
+    """WAL mode (a whole export's file is in rollback mode), and a WAL file cut back to 64 MB once
+    copied into the database after a large rebuild; a file that is not a database is refused."""
+    try:
+        connection.execute("PRAGMA journal_mode = WAL")
+        connection.execute("PRAGMA journal_size_limit = 67108864")
+    except sqlite3.DatabaseError as error:
+        if "not a database" in str(error) or "malformed" in str(error):
+            raise ExportError(f"{path} is not an SQLite database: remove it, or export to another file") from None
+        raise
+
+
+def _state(connection: sqlite3.Connection) -> dict[str, str]:
+    tables = {name for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if not {DAYS_TABLE, STATE_TABLE} <= tables:
+        return {}
+    return dict(connection.execute(f'SELECT "key", "value" FROM "{STATE_TABLE}"'))
+
+
+def why_rebuild(made: str | None, expected: str, what: str = "the database") -> str:
+    """Why an export made from `made` (None: it has no bookkeeping) is rebuilt to be made from `expected`."""
+    if made is None:
+        return f"{what} has no bookkeeping of an export"
+    try:
+        was, now = json.loads(made), json.loads(expected)
+    except (KeyError, ValueError):
+        return "its bookkeeping is unreadable"
+    return "its " + ", ".join(key for key in sorted(now) if was.get(key) != now[key]) + " changed"
+
+
+def _drop_everything(connection: sqlite3.Connection) -> None:
+    """Every table, view, index and trigger: the database is the export's (the rebuild makes it again)."""
+    for kind in ("view", "trigger", "table"):
+        for (name,) in connection.execute(
+                "SELECT name FROM sqlite_master WHERE type = ? AND name NOT LIKE 'sqlite_%'", (kind,)).fetchall():
+            if connection.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (name,)).fetchone():
+                connection.execute(f'DROP {kind.upper()} "{name}"')  # an FTS table drops its shadow tables
+
+
+def _write_all(connection: sqlite3.Connection, storage: Storage, options: ExportOptions, summary: ExportSummary, *,
+               on_bad: Callable[[BadLine], None], progress: Callable[[int, date], None] | None, how: str,
+               reason: str = "") -> UpdateReport:
+    """Every row and the bookkeeping, inside the caller's transaction, in an empty database."""
+    create_sqlite_tables(connection)
+    for statement in BOOKKEEPING:
+        connection.execute(statement)
+    signatures: dict[str, str] = {}
+
+    def recorded(days: Iterable[DayObjects]) -> Iterable[DayObjects]:
+        for objects in days:
+            signatures[objects.day.isoformat()] = objects.signature()
+            yield objects
+
+    days = recorded(list_days(storage, options, summary.counting(on_bad)))
+    insert_sqlite_records(connection, iter_events_with_versions(storage, options, summary, on_bad, progress, days=days))
+    finish_sqlite_tables(connection)
+    connection.executemany(f'INSERT INTO "{DAYS_TABLE}" VALUES (?, ?)', sorted(signatures.items()))
+    now = utc_now().isoformat(timespec="seconds")
+    connection.executemany(f'INSERT INTO "{STATE_TABLE}" VALUES (?, ?)', [
+        ("made_from", made_from(storage, options)), ("exported_at", now), ("updated_at", now)])
+    return UpdateReport(how, reason, days=len(signatures), days_read=len(signatures), events=summary.rows)
+
+
+def list_day(storage: Storage, day: date) -> DayObjects:
+    """One day's objects, listed again (a day the update reads without it having changed)."""
+    events = sorted((name for name in storage.list(partition_prefix(day.isoformat())) if day_of_object(name) == day),
+                    key=collection_order_key)
+    pages = [name for name in storage.list(day_prefix(day.isoformat())) if day_of_page_object(name) == day]
+    records = list_record_objects(storage, record_folder(day.isoformat()))
+    return DayObjects(day, tuple(events), tuple(pages), tuple(records))
+
+
+def _update_days(connection: sqlite3.Connection, storage: Storage, options: ExportOptions, summary: ExportSummary,
+                 on_bad: Callable[[BadLine], None]) -> UpdateReport:
+    known = dict(connection.execute(f'SELECT "day", "signature" FROM "{DAYS_TABLE}"'))
+    listed: set[date] = set()
+    changed: dict[date, DayObjects] = {}  # only these days' names are kept: a few, where all are years of pages
+    for objects in list_days(storage, options, summary.counting(on_bad)):
+        listed.add(objects.day)
+        if known.get(objects.day.isoformat()) != objects.signature():
+            changed[objects.day] = objects
+    gone = {date.fromisoformat(day) for day in known} - listed
+    report = UpdateReport("updated", days=len(listed), days_changed=len(changed) + len(gone))
+    if changed or gone:
+        connection.execute('CREATE TEMP TABLE "_ids" ("id" INTEGER PRIMARY KEY)')
+        connection.execute('CREATE TEMP TABLE "_days" ("day" TEXT PRIMARY KEY)')
+        days, records = _read_until_stable(connection, storage, options, summary, on_bad=on_bad,
+                                           days={**changed, **{day: DayObjects(day) for day in gone}})
+        report.days_read = len(days)
+        report.added, report.changed, report.removed = _replace_rows(connection, days, records)
+        connection.executemany(f'INSERT OR REPLACE INTO "{DAYS_TABLE}" VALUES (?, ?)',
+                               [(day.isoformat(), objects.signature()) for day, objects in days.items()
+                                if objects])
+        connection.executemany(f'DELETE FROM "{DAYS_TABLE}" WHERE "day" = ?',
+                               [(day.isoformat(),) for day, objects in days.items()
+                                if not objects])
+        connection.execute(f'INSERT OR REPLACE INTO "{STATE_TABLE}" VALUES (?, ?)',
+                           ("updated_at", utc_now().isoformat(timespec="seconds")))
+    report.events = connection.execute('SELECT count(*) FROM "events"').fetchone()[0]
+    return report
+
+
+Records = list[EventRecord]
+
+
+def _read_until_stable(connection: sqlite3.Connection, storage: Storage, options: ExportOptions,
+                       summary: ExportSummary, *, on_bad: Callable[[BadLine], None],
+                       days: dict[date, DayObjects]) -> tuple[dict[date, DayObjects], Records]:
+    """The days to read and their records: the changed days, and every other day of an event found on
+    them, in the database or in the archive; read again if they changed meanwhile (a compaction on
+    another host deletes objects it merged)."""
+    for _ in range(READ_ATTEMPTS):
+        while extra := _days_of(connection, days.keys(), "day") - days.keys():
+            days.update({day: list_day(storage, day) for day in extra})
+        attempt = ExportSummary()
+        records = list(iter_events_with_versions(storage, options, attempt, on_bad,
+                                                 days=[objects for _, objects in sorted(days.items())]))
+        if extra := _days_of(connection, [latest["id"] for latest, *_ in records], "id") - days.keys():
+            days.update({day: list_day(storage, day) for day in extra})
+            continue
+        again = {day: list_day(storage, day) for day in days}
+        if all(again[day].signature() == objects.signature() for day, objects in days.items()):
+            vars(summary).update(vars(attempt))
+            return days, records
+        days = again
+    raise ExportError("the archive kept changing while the update read it; the next update tries again")
+
+
+def _days_of(connection: sqlite3.Connection, keys: Iterable[Any], by: str) -> set[date]:
+    """Every day on which the database has a version of an event it has on one of the days given (`by` day)
+    or of one of the ids given (`by` id)."""
+    connection.execute('DELETE FROM temp."_days"')
+    connection.execute('DELETE FROM temp."_ids"')
+    if by == "day":
+        connection.executemany('INSERT INTO temp."_days" VALUES (?)', [(day.isoformat(),) for day in keys])
+        connection.execute('INSERT OR IGNORE INTO temp."_ids" SELECT "id" FROM "versions" '
+                           'WHERE substr("datetime", 1, 10) IN (SELECT "day" FROM temp."_days")')
+    else:
+        connection.executemany('INSERT OR IGNORE INTO temp."_ids" VALUES (?)', [(key,) for key in keys])
+    found = connection.execute('SELECT DISTINCT substr("datetime", 1, 10) FROM "versions" '
+                               'WHERE "id" IN (SELECT "id" FROM temp."_ids")')
+    return {date.fromisoformat(day) for (day,) in found}
+
+
+def _replace_rows(connection: sqlite3.Connection, days: dict[date, DayObjects], records: Records
+                  ) -> tuple[int, int, int]:
+    """Delete the rows of every event the database has on `days`, write `records`, the rows those days
+    give now; returns how many events were (added, changed, removed)."""
+    _days_of(connection, days.keys(), "day")  # fills temp._ids with the events the database has on them
+    connection.executemany('INSERT OR IGNORE INTO temp."_ids" VALUES (?)', [(latest["id"],) for latest, *_ in records])
+    before = _rows(connection)
+    for table in ("withdrawals", "versions", "events"):
+        connection.execute(f'DELETE FROM "{table}" WHERE "id" IN (SELECT "id" FROM temp."_ids")')
+    insert_sqlite_records(connection, records)
+    after = _rows(connection)
+    added = len(after.keys() - before.keys())
+    removed = len(before.keys() - after.keys())
+    changed = sum(before[key] != after[key] for key in before.keys() & after.keys())
+    return added, changed, removed
+
+
+def _rows(connection: sqlite3.Connection) -> dict[int, tuple[Any, ...]]:
+    """The rows of the events in temp._ids, each with its versions and its withdrawals, to count what an
+    update changed."""
+    columns = ", ".join(f'"{name}"' for name in COLUMNS)
+    rows: dict[int, Any] = {row[0]: [row, [], []] for row in connection.execute(
+        f'SELECT {columns} FROM "events" WHERE "id" IN (SELECT "id" FROM temp."_ids")')}
+    for row in connection.execute(f'SELECT {columns}, "{VERSION_KEY}" FROM "versions" '
+                                  f'WHERE "id" IN (SELECT "id" FROM temp."_ids") ORDER BY "id", "{VERSION_KEY}"'):
+        rows.setdefault(row[0], [None, [], []])[1].append(row)
+    for row in connection.execute('SELECT * FROM "withdrawals" WHERE "id" IN (SELECT "id" FROM temp."_ids") '
+                                  'ORDER BY "id", "confirmed_at", "status"'):
+        rows.setdefault(row[0], [None, [], []])[2].append(row)
+    return {key: (value[0], tuple(value[1]), tuple(value[2])) for key, value in rows.items()}

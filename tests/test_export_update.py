@@ -1,0 +1,398 @@
+"""export_events.py --update: an SQLite export brought up to date in place, against the archive as it grows.
+
+The archive grows as the replay of the 114 recorded answers grew it (the session's replayed
+archive, its objects in the order the runs wrote them), with pages arriving runs after their
+events (the real pages), pages of old events, an edited page, pages stored without a parse
+and parsed later, withdrawals and a republication, and a compaction halfway: after every
+step an update, and at checkpoints the updated database equals a whole export of the same
+archive, row for row.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import signal
+import sqlite3
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+from conftest import Collector, clear_settings
+from fake_polisen import PAGES_DIR
+
+from polisen_collector import export_update
+from polisen_collector.archive.compaction import compact
+from polisen_collector.archive.layout import collection_time, read_versions, run_id_of_object
+from polisen_collector.archive.withdrawals import REPUBLISHED, WITHDRAWN, Record, write_records
+from polisen_collector.cli import export_events
+from polisen_collector.export import COLUMNS
+from polisen_collector.pages.parse import content_fingerprint, parse_page
+from polisen_collector.pages.reparse import store_missing_parses
+from polisen_collector.pages.store import page_object_name, write_page_version
+from polisen_collector.storage.local import LocalStorage
+
+STEPS = (10, 25, 40, 55, 70, 85, 100, None)  # cut after this many runs (None: all)
+COMPACT_AFTER_STEP, REPARSE_AFTER_STEP = 3, 5
+CHECKED_STEPS = {2, 5, 7}
+KILL_SCRIPT = "tests/export_with_kill.py"
+POLISEN = {"POLISEN_API_URL": "https://polisen.se/api/events", "API_RATE_LIMIT": "on"}
+"""The settings of run_export's exports, for those run as a process: the same page_url origin."""
+
+
+def timeline(replayed: Path, pages: bool = True) -> list[list[tuple[str, object]]]:
+    """The archive's writes grouped by run: each run's event objects, then the pages that arrive after it."""
+    names = sorted((str(path.relative_to(replayed).as_posix()) for path in (replayed / "events").rglob("*.jsonl")),
+                   key=lambda name: run_id_of_object(name) or "")
+    runs = sorted({run_id_of_object(name) or "" for name in names})
+    writes: list[list[tuple[str, object]]] = [[("event", name) for name in names if run_id_of_object(name) == run]
+                                              for run in runs]
+    if not pages:
+        return writes
+    storage = LocalStorage(replayed)
+    first_run: dict[int, tuple[int, str]] = {}  # id -> (index of the run that stored it first, its day)
+    for index, run in enumerate(writes):
+        for _, name in run:
+            day = "-".join(str(name).split("/")[1:4])
+            for event in read_versions(storage, [str(name)]).versions:
+                first_run.setdefault(event.event.id, (index, day))
+    last = len(runs) - 1
+    for event_id, (index, day) in sorted(first_run.items()):
+        if event_id % 6:
+            continue  # pages for a sixth of the events: enough of every case, and quick to parse
+        due = last if event_id % 5 == 0 else min(index + 3, last)  # late: the pages of old events
+        writes[due].append(("page", (day, event_id, fetched_at(runs[due]), event_id % 3 == 0)))
+    edited = next(event_id for event_id, (index, _) in sorted(first_run.items())
+                  if event_id % 6 == 0 and event_id % 5 and index + 6 < last)
+    index, day = first_run[edited]
+    writes[index + 6].append(("page", (day, edited, fetched_at(runs[index + 6], 2), "edited")))
+    for nth, (event_id, (index, day)) in enumerate(sorted(first_run.items())[7:10]):  # withdrawn, one republished
+        withdrawn = Record(event_id, WITHDRAWN, fetched_at(runs[index + 20]), day)
+        writes[index + 20].append(("withdrawal", (day, withdrawn, f"{runs[index + 20]}{nth}")))  # one object each
+        if nth == 0:
+            back = Record(event_id, REPUBLISHED, fetched_at(runs[index + 50]), day)
+            writes[index + 50].append(("withdrawal", (day, back, runs[index + 50])))
+    return writes
+
+
+def fetched_at(run: str, seconds: int = 1):
+    return collection_time(run) + timedelta(seconds=seconds)
+
+
+def write(storage: LocalStorage, replayed: LocalStorage, kind: str, what) -> None:
+    if kind == "event":
+        storage.put(what, replayed.get(what).data)
+        return
+    if kind == "withdrawal":
+        day, record, run = what
+        write_records(storage, day, [record], run)
+        return
+    day, event_id, fetched, how = what
+    html = gzip.decompress((PAGES_DIR / f"{event_id}.html.gz").read_bytes())
+    if how == "edited":
+        html = html.replace(b"</h1>", b" (uppdaterad)</h1>", 1)
+    page = parse_page(html)
+    if how is True:  # stored before parses were: the page alone
+        storage.put(page_object_name(day, event_id, fetched, content_fingerprint(page)), gzip.compress(html))
+    else:
+        write_page_version(storage, day, event_id, fetched=fetched, fingerprint=content_fingerprint(page), html=html,
+                           page=page)
+
+
+def dump(path: Path) -> dict[str, list]:
+    """Everything an export database holds, in a comparable order."""
+    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return {
+            "events": connection.execute("SELECT * FROM events ORDER BY id").fetchall(),
+            "versions": connection.execute("SELECT * FROM versions ORDER BY id, content_hash").fetchall(),
+            "withdrawals": connection.execute("SELECT * FROM withdrawals ORDER BY id, confirmed_at").fetchall(),
+            "search": connection.execute("SELECT rowid FROM events_fts WHERE events_fts MATCH 'bil* OR polis*' "
+                                         "ORDER BY rowid").fetchall(),
+            "days": connection.execute("SELECT * FROM _export_days ORDER BY day").fetchall(),
+            "schema": connection.execute("SELECT type, name, sql FROM sqlite_master ORDER BY name").fetchall(),
+        }
+    finally:
+        connection.close()
+
+
+def parquet_rows(path: Path) -> list[dict]:
+    """The rows of a Parquet file or of a folder of them, ordered by id."""
+    import pyarrow.parquet as pq
+
+    files = sorted(path.glob("*.parquet")) if path.is_dir() else [path]
+    return sorted((row for file in files for row in pq.read_table(file).to_pylist()), key=lambda row: row["id"])
+
+
+def whole_parquet(run_export, data_dir: Path, path: Path, *args: str) -> list[dict]:
+    code, err = run_export(data_dir, "-o", str(path), *args)
+    assert code == 0, err
+    return parquet_rows(path)
+
+
+def journal_mode(path: Path) -> str:
+    """WAL for a database kept up to date in place (readers never wait), rollback for a whole new file."""
+    connection = sqlite3.connect(path)
+    try:
+        return connection.execute("PRAGMA journal_mode").fetchone()[0]
+    finally:
+        connection.close()
+
+
+def fts_intact(path: Path) -> None:
+    connection = sqlite3.connect(path)
+    try:
+        connection.execute("INSERT INTO events_fts(events_fts) VALUES('integrity-check')")
+    finally:
+        connection.close()
+
+
+@pytest.fixture
+def run_export(monkeypatch, capsys):
+    """export_events.main in this process, with no settings from the environment but the API URL."""
+    clear_settings(monkeypatch, POLISEN_API_URL="https://polisen.se/api/events")
+
+    def run(data_dir: Path, *args: str) -> tuple[int, str]:
+        code = export_events.main(["--env-file", os.devnull, "--data-dir", str(data_dir), *args])
+        return code, capsys.readouterr().err
+
+    return run
+
+
+@pytest.mark.slow
+def test_a_chain_of_updates_gives_the_rows_of_a_whole_export(replayed_archive, tmp_path, run_export):
+    source = replayed_archive.collector.data_dir
+    replayed, storage = LocalStorage(source), LocalStorage(tmp_path / "data")
+    database, months = tmp_path / "events.db", tmp_path / "events-by-month"
+    writes = timeline(source)
+    done, reports = 0, []
+    for step, cut in enumerate(STEPS):
+        for run in writes[done:cut]:
+            for kind, what in run:
+                write(storage, replayed, kind, what)
+        done = len(writes) if cut is None else cut
+        if step == COMPACT_AFTER_STEP:
+            assert compact(storage, date(2026, 5, 30), 2).days_compacted > 0
+        if step == REPARSE_AFTER_STEP:
+            assert store_missing_parses(storage).parsed > 0
+        code, err = run_export(storage.root, "-o", str(database), "--update")
+        assert code == 0, err
+        reports.append(err)
+        code, err = run_export(storage.root, "-o", str(months), "--format", "parquet", "--update")
+        assert code == 0, err
+        if step in CHECKED_STEPS:
+            code, err = run_export(storage.root, "-o", str(tmp_path / "whole.db"))
+            assert code == 0, err
+            assert dump(database) == dump(tmp_path / "whole.db"), f"step {step}"
+            fts_intact(database)
+            assert [journal_mode(path) for path in (database, tmp_path / "whole.db")] == ["wal", "delete"]
+            assert parquet_rows(months) == whole_parquet(run_export, storage.root, tmp_path / "whole.parquet")
+    assert len(dump(database)["withdrawals"]) == 4, "three withdrawals, one republication"
+    assert reports[0].startswith("exported ")  # the first --update made the database
+    assert all(report.startswith(f"{database} updated: ") for report in reports[1:]), reports
+    again = run_export(storage.root, "-o", str(database), "--update")[1]
+    assert " 0 of 28 days changed, 0 read; 0 events added, 0 changed, 0 removed; " in again, again
+
+
+@pytest.fixture
+def half_grown(replayed_archive, tmp_path, run_export):
+    """A workspace holding the objects of the replay's first 90 runs and an export of them made with
+    --update, and a function that adds the rest of the runs."""
+    source = replayed_archive.collector.data_dir
+    workspace = Collector(tmp_path / "workspace", "http://127.0.0.1:9/api/events")
+    runs = [[what for kind, what in run if kind == "event"] for run in timeline(source, pages=False)]
+    replayed, storage = LocalStorage(source), LocalStorage(workspace.data_dir)
+    for run in runs[:90]:
+        for name in run:
+            storage.put(name, replayed.get(name).data)
+    database = tmp_path / "events.db"
+    assert run_export(workspace.data_dir, "-o", str(database), "--update")[0] == 0
+
+    def add_the_rest() -> None:
+        for run in runs[90:]:
+            for name in run:
+                storage.put(name, replayed.get(name).data)
+
+    return workspace, database, add_the_rest
+
+
+def whole_export(run_export, data_dir: Path, path: Path, *args: str) -> dict[str, list]:
+    code, err = run_export(data_dir, "-o", str(path), *args)
+    assert code == 0, err
+    return dump(path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("step", ["_replace_rows", "_write_all"])
+def test_a_killed_update_leaves_the_previous_database(half_grown, run_export, tmp_path, step):
+    workspace, database, add_the_rest = half_grown
+    if step == "_write_all":  # a rebuild in place: what an export made by an older version gets
+        with sqlite3.connect(database) as connection:
+            connection.execute(f'DROP TABLE "{export_update.STATE_TABLE}"')
+        connection.close()
+    before = dump(database)
+    add_the_rest()
+    killed = workspace.run("-o", str(database), "--update", script=KILL_SCRIPT,
+                           env={**POLISEN, "KILL_AFTER": f"export_update.{step}"})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert Path(f"{database}-wal").exists(), "killed inside its transaction, the WAL still holds its pages"
+    assert dump(database) == before
+    fts_intact(database)
+
+    code, err = run_export(workspace.data_dir, "-o", str(database), "--update")
+    assert code == 0, err
+    assert dump(database) == whole_export(run_export, workspace.data_dir, tmp_path / "whole.db")
+
+
+def test_a_killed_first_export_leaves_no_database(tmp_path, half_grown):
+    workspace, _, _ = half_grown
+    database = tmp_path / "new.db"
+    killed = workspace.run("-o", str(database), "--update", script=KILL_SCRIPT,
+                           env={**POLISEN, "KILL_AFTER": "export_update._write_all"})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert not database.exists()
+
+
+def test_readers_see_the_database_before_or_after_an_update_never_between(half_grown, run_export, tmp_path,
+                                                                         monkeypatch):
+    workspace, database, add_the_rest = half_grown
+    before = dump(database)
+    reader = sqlite3.connect(f"file:{database}?mode=ro", uri=True, isolation_level=None)  # as Datasette reads it
+    reader.execute("BEGIN")
+    count = reader.execute("SELECT count(*) FROM events").fetchone()[0]
+    seen: list[dict] = []
+    replace_rows = export_update._replace_rows
+
+    def replace_then_look(*args):
+        changed = replace_rows(*args)
+        seen.append(dump(database))  # a reader that starts while the update has rewritten its rows, uncommitted
+        return changed
+
+    monkeypatch.setattr(export_update, "_replace_rows", replace_then_look)
+    add_the_rest()
+    code, err = run_export(workspace.data_dir, "-o", str(database), "--update")
+    assert code == 0, err
+    assert seen == [before]
+    assert reader.execute("SELECT count(*) FROM events").fetchone()[0] == count, "a read begun before: the old rows"
+    reader.execute("COMMIT")
+    assert reader.execute("SELECT count(*) FROM events").fetchone()[0] == 1722
+    reader.close()
+    assert dump(database) == whole_export(run_export, workspace.data_dir, tmp_path / "whole.db")
+
+
+@pytest.mark.slow
+def test_two_updates_at_once_beside_a_collection_run(half_grown, fake_api, run_export, tmp_path):
+    """Started together: the second update waits for the first and finds what is left; the run's new
+    objects are there for the next update."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    workspace, database, add_the_rest = half_grown
+    add_the_rest()
+    fake_api.serve(40)
+    update = ["-o", str(database), "--update"]
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        runs = [pool.submit(workspace.run, *update, script="export_events.py", env=POLISEN, process=True)
+                for _ in range(2)]
+        collecting = pool.submit(workspace.run, env={"POLISEN_API_URL": fake_api.url}, process=True)
+        results = [run.result() for run in runs]
+    assert [result.returncode for result in results] == [0, 0], [result.stderr for result in results]
+    assert all(result.stderr.startswith(f"{database} updated: ") for result in results)
+    assert collecting.result().returncode == 0, collecting.result().stderr
+    code, err = run_export(workspace.data_dir, *update)
+    assert code == 0, err
+    assert dump(database) == whole_export(run_export, workspace.data_dir, tmp_path / "whole.db")
+
+
+def test_a_database_made_otherwise_is_rebuilt_in_place(half_grown, run_export, tmp_path, monkeypatch):
+    """Other options, another parser version, or an export from before the bookkeeping: every row
+    again, in place, in one transaction (a reader of the old file sees the new rows, no rename)."""
+    workspace, database, _ = half_grown
+    inode = database.stat().st_ino
+    code, err = run_export(workspace.data_dir, "-o", str(database), "--update", "--type", "Brand")
+    assert (code, err.splitlines()[0]) == (0, f"{database} rebuilt in place: its options changed")
+    assert dump(database) == whole_export(run_export, workspace.data_dir, tmp_path / "brand.db", "--type", "Brand")
+    assert {row[list(COLUMNS).index("type")] for row in dump(database)["events"]} == {"Brand"}
+
+    monkeypatch.setattr(export_update, "PARSER_VERSION", 99)
+    code, err = run_export(workspace.data_dir, "-o", str(database), "--update")
+    assert (code, err.splitlines()[0]) == (0, f"{database} rebuilt in place: its options, parser changed")
+    with sqlite3.connect(database) as connection:
+        connection.execute(f'DROP TABLE "{export_update.STATE_TABLE}"')
+    connection.close()
+    code, err = run_export(workspace.data_dir, "-o", str(database), "--update")
+    assert (code, err.splitlines()[0]) == (
+        0, f"{database} rebuilt in place: the database has no bookkeeping of an export")
+    assert database.stat().st_ino == inode
+    assert dump(database) == whole_export(run_export, workspace.data_dir, tmp_path / "whole.db")
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["-o", "events.csv"], "error: --update applies to SQLite (-o FILE.db) and Parquet (-o FOLDER --format parquet)"),
+    (["-o", "junk.db", "--format", "parquet"],
+     "error: junk.db is a file: a Parquet --update writes a folder of monthly files"),
+    (["-o", "data", "--format", "parquet"], "error: data holds files of its own (events): export to a new or empty "
+                                            "folder"),
+    (["-o", "events.db", "--all-versions"],
+     "error: --all-versions does not apply to SQLite, which holds every version (table versions)"),
+    (["-o", "junk.db"], "error: junk.db is not an SQLite database: remove it, or export to another file"),
+])
+def test_what_update_refuses(tmp_path, run_export, monkeypatch, args, message):
+    (tmp_path / "data" / "events").mkdir(parents=True)
+    (tmp_path / "junk.db").write_bytes(b"a file that is not a database" * 10)
+    monkeypatch.chdir(tmp_path)
+    assert run_export(tmp_path / "data", *args, "--update") == (2, message + "\n")
+    assert (tmp_path / "junk.db").read_bytes() == b"a file that is not a database" * 10
+
+
+@pytest.mark.slow
+def test_a_folder_of_monthly_parquet_files_updated_and_killed(half_grown, run_export, tmp_path):
+    """Every version (--all-versions); a killed update leaves whole files, the next one the rows of a whole export."""
+    workspace, _, add_the_rest = half_grown
+    months = tmp_path / "months"
+    update = ["-o", str(months), "--format", "parquet", "--all-versions", "--update"]
+    code, err = run_export(workspace.data_dir, *update)
+    assert (code, err.splitlines()[0]) == (0, f"{months} created: 4 of 4 monthly files written (1456 rows)")
+    state = (months / "_export_state.json").read_bytes()
+    add_the_rest()
+    killed = workspace.run(*update, script=KILL_SCRIPT, env={**POLISEN, "KILL_AFTER": "export_months._write_month"})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert (months / "_export_state.json").read_bytes() == state
+    assert not [path for path in months.iterdir() if path.name.endswith(".tmp")], "a temp file is left hidden only"
+    parquet_rows(months)  # every file whole
+    code, err = run_export(workspace.data_dir, *update)
+    assert code == 0, err
+    assert err.startswith(f"{months} updated: ") and " of 4 monthly files written" in err, err
+    assert parquet_rows(months) == whole_parquet(run_export, workspace.data_dir, tmp_path / "all.parquet",
+                                                 "--all-versions")
+
+    import duckdb
+    import pandas as pd
+
+    rows = len(parquet_rows(months))  # export.md's two ways to read the folder as one table
+    assert duckdb.sql(f"SELECT count(*) FROM read_parquet('{months}/*.parquet')").fetchall() == [(rows,)]
+    assert len(pd.read_parquet(months)) == rows
+
+
+@pytest.mark.slow
+def test_a_running_datasette_sees_each_update_without_a_restart(half_grown, run_export):
+    """The site's way (docs/site.md): Datasette opens the database read-only, not immutable, and --update
+    changes it in place; the same process answers with the new rows at its next request."""
+    import json
+    from urllib.request import urlopen
+
+    from datasette_server import serving
+
+    workspace, database, add_the_rest = half_grown
+    for name in (f"{database}-wal", f"{database}-shm"):
+        assert not Path(name).exists(), "closed by the last writer: the site is the first to open it"
+
+    def count(url: str) -> int:
+        with urlopen(f"{url}/events/events.json?_size=0") as answer:
+            return json.load(answer)["filtered_table_rows_count"]
+
+    with serving(database.parent, [database.name]) as (url, process):
+        before = count(url)
+        add_the_rest()
+        code, err = run_export(workspace.data_dir, "-o", str(database), "--update")
+        assert code == 0, err
+        assert (before, count(url), process.poll()) == (1447, 1722, None)
