@@ -182,7 +182,8 @@ def test_the_default_install_runs_the_audit_between_the_collections_and_compacts
             if line.strip() and not line.startswith("#")]
     schedule = {" ".join(line[5:]): " ".join(line[:5]) for line in cron}
     job = "cd /opt/polisen-events-collector && .venv/bin/python collect_events.py"
-    site = "cd /opt/polisen-events-collector && .venv/bin/python export_events.py -o site/events.db 2>>logs/site-refresh.log"
+    site = ("cd /opt/polisen-events-collector && .venv/bin/python export_events.py -o site/events.db --update "
+            "2>>logs/site-refresh.log")
     assert schedule == {job: "7,37 * * * *", f"{job} --audit": "22 * * * *", f"{job} --compact": "52 3 * * *",
                         site: "12,42 * * * *"}
     assert "OnCalendar=*:12,42\n" in (deploy / "polisen-site-refresh.timer").read_text()

@@ -8,15 +8,11 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import re
 import shlex
 import shutil
 import sqlite3
-import subprocess
-import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -26,6 +22,7 @@ from urllib.parse import quote_plus, unquote_plus
 import pytest
 from archive_truth import versions_in_snapshots
 from conftest import REPO
+from datasette_server import serving
 from fake_polisen import FakePolisenServer
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
@@ -131,36 +128,8 @@ def site(site_db) -> Iterator[str]:
     program, *args = shlex.split(serve)
     assert program == "datasette" and args[0] == site_db.name, serve
     os.symlink(REPO / "deploy", site_db.parent / "deploy")
-    process = subprocess.Popen([sys.executable, "-m", "datasette", *args, "--host", "127.0.0.1", "--port", "0"],
-                               cwd=site_db.parent, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    lines: queue.Queue[str] = queue.Queue()
-
-    def read_stderr() -> None:  # to its end, so that the pipe never fills
-        for line in process.stderr:
-            lines.put(line)
-
-    reader = threading.Thread(target=read_stderr, daemon=True)
-    reader.start()
-    try:
-        url, said, deadline = None, [], time.monotonic() + 60
-        while url is None and time.monotonic() < deadline and process.poll() is None:
-            try:
-                said.append(lines.get(timeout=0.5))
-            except queue.Empty:
-                continue
-            found = re.search(r"running on (http://127\.0\.0\.1:\d+)", said[-1])
-            url = found.group(1) if found else None
-        assert url, "".join(said)
+    with serving(site_db.parent, args) as (url, _):
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        reader.join(timeout=10)
-        process.stderr.close()
 
 
 @pytest.fixture(scope="module")
@@ -325,11 +294,13 @@ def test_the_metadata_describes_every_column_and_sorts_and_facets_by_indexed_col
     import yaml
 
     from polisen_collector.export import COLUMNS, LIST_COLUMNS, LIST_VIEW, SQLITE_INDEXES, VERSION_KEY, WITHDRAWAL_COLUMNS
+    from polisen_collector.export_update import DAYS_TABLE, STATE_TABLE
 
     metadata = yaml.safe_load(METADATA.read_text(encoding="utf-8"))
     assert metadata["source_url"].startswith("https://polisen.se/") and metadata["license"]
     tables = metadata["databases"]["events"]["tables"]
-    assert set(tables) == {"events", "versions", "withdrawals", LIST_VIEW}
+    assert set(tables) == {"events", "versions", "withdrawals", LIST_VIEW, DAYS_TABLE, STATE_TABLE}
+    assert tables[DAYS_TABLE] == tables[STATE_TABLE] == {"hidden": True}  # --update's bookkeeping
     assert set(tables["events"]["columns"]) == set(COLUMNS)
     assert set(tables["versions"]["columns"]) == {*COLUMNS, VERSION_KEY}
     assert set(tables[LIST_VIEW]["columns"]) >= set(LIST_COLUMNS)
@@ -355,4 +326,6 @@ def test_the_site_unit_serves_the_readme_command_read_only():
         "--host", "127.0.0.1", "--port", "8001"]
     assert not {"-i", "--immutable"} & set(readme)
     refresh = (REPO / "deploy" / "polisen-site-refresh.service").read_text()
-    assert "ExecStart=/opt/polisen-events-collector/.venv/bin/python export_events.py -o site/events.db\n" in refresh
+    assert "ExecStart=/opt/polisen-events-collector/.venv/bin/python export_events.py -o site/events.db --update\n" \
+        in refresh
+    assert "ReadWritePaths=/opt/polisen-events-collector/site\n" in unit, "SQLite makes events.db-shm beside it"
