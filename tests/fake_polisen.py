@@ -295,12 +295,12 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(entry, 200, body, etag=etag, content_type="text/html; charset=utf-8")
 
     def _fault(self, entry: LoggedRequest, fault: str, body: bytes) -> None:
-        name, _, argument = fault.partition(":")
-        if name == "status":
-            code = int(argument)
-            return self._send(entry, code, b'{"error": "fault"}')
-        if name == "429":
-            return self._send(entry, 429, b"slow down", extra={"Retry-After": argument or "1"})
+        name, given, argument = fault.partition(":")
+        if name == "status":  # `status:CODE`, or `status:CODE:RETRY-AFTER`
+            code, has_wait, wait = argument.partition(":")
+            return self._send(entry, int(code), b'{"error": "fault"}', extra={"Retry-After": wait} if has_wait else None)
+        if name == "429":  # `429` says Retry-After: 1; `429:VALUE` sends VALUE as it is (`429:` an empty one)
+            return self._send(entry, 429, b"slow down", extra={"Retry-After": argument if given else "1"})
         if name == "empty":
             return self._send(entry, 200, b"")
         if name == "truncated":
@@ -341,6 +341,10 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send_trickle(entry, body, float(argument), headers_too=True)
         if name == "redirect":
             return self._send(entry, 302, b"", extra={"Location": argument})
+        if name == "trickle-redirect":  # `trickle-redirect:EVERY:LOCATION`: a 302 whose headers trickle in
+            every, _, location = argument.partition(":")
+            head = f"HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".encode()
+            return self._send_trickle(entry, head, float(every), raw=True)
         if name == "304":  # whatever the request sent
             return self._send(entry, 304, b"")
         if name == "reason":  # a 503 with this reason phrase
@@ -378,12 +382,15 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
         self.close_connection = True
 
-    def _send_trickle(self, entry: LoggedRequest, body: bytes, every: float, headers_too: bool = False) -> None:
+    def _send_trickle(self, entry: LoggedRequest, body: bytes, every: float, headers_too: bool = False,
+                      raw: bool = False) -> None:
         """Promise the whole body, then send it (and the headers too) one byte every `every`
-        seconds until the client leaves."""
-        entry.status = 200
+        seconds until the client leaves; `raw`: `body` is the whole answer, headers and all."""
+        entry.status = int(body[9:12]) if raw else 200
         head = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
-        if not headers_too:
+        if raw:
+            head = b""
+        elif not headers_too:
             self.wfile.write(head)
         slow = head + body if headers_too else body
         try:

@@ -456,7 +456,7 @@ def test_a_large_page_queue_is_a_small_head_over_a_base_and_older_queues_are_rea
     read, base = decode_queue(first, storage)
     assert read == entries and base.name == base_name
 
-    fetched = {**entries, 700000: PageEntry(url="/aktuellt/x", day="2026-05-28", hash="ab", due="2026-05-28T10:00:00")}
+    fetched = {**entries, 700000: PageEntry(url="/aktuellt/x", day="2026-05-28", hash="ab", due="2026-05-28T10:00:00+00:00")}
     del fetched[600000]
     head = encode_queue(fetched, storage=storage, base=base)
     assert len(head) < 300 and list(storage.list("metadata/bases/")) == [base_name]

@@ -10,10 +10,12 @@ adapter's `send`, urllib3's own retries through `Retry.sleep`, which urllib3 cal
 before each retry, in place of its own time.sleep.
 
 Hostile answers (docs/operations.md, "Hostile input"): every redirect hop must be https
-(plain http only for loopback hosts), like POLISEN_API_URL; an answer, headers and body,
-must arrive within `deadline` seconds (connect timeout + 2 x read timeout) of its request
-going out, however slowly it trickles (a watchdog shuts the sockets down); a 304
-to a request that sent no validators, or a body that is not UTF-8 JSON, is a bad answer.
+(plain http only for loopback hosts), like POLISEN_API_URL, and redirects are followed here
+(`get_following`), a redirect's body never read; a fetch, its redirects and retries included,
+must be answered within one deadline (connect timeout + 2 x read timeout) of time on the
+wire, however slowly it trickles (a watchdog shuts the sockets down; the waits before a
+retry do not count); an unusable Retry-After is ignored; a 304 to a request that sent no
+validators, or a body that is not UTF-8 JSON, is a bad answer.
 """
 
 from __future__ import annotations
@@ -30,16 +32,18 @@ from datetime import datetime
 from email.utils import parsedate_to_datetime
 from types import TracebackType
 from typing import Any, Self
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from requests.utils import requote_uri
 from urllib3 import BaseHTTPResponse, HTTPConnectionPool
 from urllib3.connectionpool import ConnectionPool
 from urllib3.exceptions import HTTPError as Urllib3HTTPError
 from urllib3.util.retry import Retry
 
 from polisen_collector import __version__
+from polisen_collector.clock import utc_now
 from polisen_collector.messages import one_line
 from polisen_collector.urls import is_loopback_host
 
@@ -47,6 +51,7 @@ log = logging.getLogger("polisen.api")
 
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 CHUNK_BYTES = 64 * 1024
+MAX_REDIRECTS = 3
 
 
 class ApiError(Exception):
@@ -113,35 +118,84 @@ def answer_deadline(connect_timeout: float, read_timeout: float) -> float:
 
 
 class Deadline:
-    """The time limit of a client's request: armed as the request goes out, past it the sockets
-    of the client's connections are shut down, so a read blocked on a trickling server (headers
-    or body) returns at once. `hit` says whether it ran out."""
+    """The time limit of one request, its redirects and retries included.
+
+    `start` gives a request its seconds; the clock runs only while the request is out
+    (`resume`), not during the waits before a retry or the pacing before a page (`pause`).
+    Past the limit the sockets of the client's connections are shut down, so a read blocked
+    on a trickling server (headers or body) returns at once. `hit` says whether it ran out;
+    `cut_short` whether the limit was lowered below `seconds` (a step's time running out).
+    """
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
+        self.limit = seconds
+        self.left = seconds
         self.connections: set[Any] = set()
         self.hit = False
         self._timer: threading.Timer | None = None
+        self._since = 0.0
 
-    def arm(self) -> None:
-        self.disarm()
+    @property
+    def cut_short(self) -> bool:
+        return self.limit < self.seconds
+
+    def start(self, seconds: float | None = None) -> None:
+        """A new request: the whole limit (or `seconds`, when less), not yet running."""
+        self.pause()
+        self.limit = self.seconds if seconds is None else min(self.seconds, max(seconds, 0.0))
+        self.left = self.limit
         self.hit = False
-        self._timer = threading.Timer(self.seconds, self._hang_up)
+
+    def resume(self) -> bool:
+        """Run the clock while a request is out; False (and `hit`) when no time is left for it."""
+        if self._timer is not None:
+            return True
+        if self.left <= 0:
+            self.hit = True
+            return False
+        self._since = time.monotonic()
+        self._timer = threading.Timer(self.left, self._hang_up)
         self._timer.daemon = True
         self._timer.start()
+        return True
 
-    def disarm(self) -> None:
+    def pause(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+            self.left -= time.monotonic() - self._since
 
     def _hang_up(self) -> None:
         self.hit = True
         for connection in list(self.connections):
-            sock = getattr(connection, "sock", None)
-            if sock is not None:
-                with contextlib.suppress(OSError):
-                    socket.socket.shutdown(sock, socket.SHUT_RDWR)
+            _shut_down(connection)
+
+
+def _shut_down(connection: Any) -> None:
+    sock = getattr(connection, "sock", None)
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+def get_following(session: requests.Session, url: str, **kwargs: Any) -> requests.Response:
+    """GET `url` (streamed), following at most MAX_REDIRECTS redirects here rather than in
+    requests: a redirect's body is never read (it could be endless or a gzip bomb), and each
+    hop goes out through the session's adapter, which checks it and keeps the one deadline.
+    `params` go with the first request only, as a redirect's Location is a whole URL."""
+    hops = 0
+    while True:
+        response = session.get(url, allow_redirects=False, stream=True, **kwargs)
+        target = session.get_redirect_target(response)
+        if target is None:
+            return response
+        response.close()
+        if hops == MAX_REDIRECTS:
+            raise requests.exceptions.TooManyRedirects(f"more than {MAX_REDIRECTS} redirects", response=response)
+        hops += 1
+        url = urljoin(response.url, requote_uri(target))
+        kwargs.pop("params", None)
 
 
 class PolisenClient:
@@ -168,14 +222,18 @@ class PolisenClient:
         )
 
     def _before_request(self, min_wait: float) -> None:
-        """Wait for the backoff and, when rate limited, for a free slot in the ledger."""
+        """Wait for the backoff and, when rate limited, for a free slot in the ledger; then run
+        the fetch's deadline again (the waits do not count), or fail when it is spent."""
+        self._deadline.pause()
         min_wait = max(min_wait, self._pending_wait)
         self._pending_wait = 0.0
         if self.limiter is not None:
             self.limiter.acquire(min_wait, headroom=self._headroom)
         elif min_wait > 0:
             self._sleep(min_wait)
-        self._deadline.arm()  # from the moment the request goes out, not counting the waits before
+        cut = self._deadline.hit  # the request before this one ran into it
+        if not self._deadline.resume():
+            raise self._deadline_error("its headers were not complete" if cut else "redirects and retries included")
 
     def _deadline_error(self, received: str) -> ApiError:
         return ApiError(
@@ -192,6 +250,12 @@ class PolisenClient:
                 """1, 2, 4 s (x factor) from the first retry on; urllib3 itself waits 0 s before the first."""
                 return client.options.backoff(retry_log.count)
 
+            def get_retry_after(self, response: BaseHTTPResponse) -> float | None:
+                """The answer's Retry-After (up to API_RETRY_AFTER_MAX); None when absent or unusable,
+                so the normal backoff applies (urllib3 would raise on `-5` or `nan`)."""
+                seconds = _asked_wait(response)
+                return None if seconds is None else min(seconds, self.retry_after_max)
+
             def sleep(self, response: BaseHTTPResponse | None = None) -> None:
                 wait = self.get_retry_after(response) if response is not None else None
                 client._before_request(wait if wait is not None else self.get_backoff_time())
@@ -199,12 +263,16 @@ class PolisenClient:
             def increment(self, method: str | None = None, url: str | None = None,
                           response: BaseHTTPResponse | None = None, error: Exception | None = None,
                           _pool: ConnectionPool | None = None, _stacktrace: TracebackType | None = None) -> Self:
-                if response is not None and response.status == 429 and client.limiter is not None:
-                    client.limiter.defer(_retry_after_seconds(response.headers.get("Retry-After")))
+                asked = _asked_wait(response) if response is not None else None
+                if response is not None and response.status == 429 and client.limiter is not None and asked is not None:
+                    client.limiter.defer(asked)
                 new = super().increment(method, url, response, error, _pool, _stacktrace)
                 reason = f"HTTP {response.status}" if response is not None else type(error).__name__
-                retry_log.count += 1
+                header = response.headers.get("Retry-After") if response is not None else None
+                if header is not None and asked is None:
+                    reason += f"; its Retry-After {one_line(header)!r} is unusable"
                 wait = new.get_retry_after(response) if response is not None else None
+                retry_log.count += 1
                 log.warning(
                     "API request failed (%s); retry %d of %d in %.1f s",
                     reason, len(new.history), budget,
@@ -248,6 +316,7 @@ class PolisenClient:
         if last_modified:
             headers["If-Modified-Since"] = last_modified
         self._retry_log = _RetryLog()
+        self._deadline.start()
         requests_sent = 0
         while True:
             budget = self.options.max_retries - self._retry_log.count
@@ -274,7 +343,7 @@ class PolisenClient:
                 self._pending_wait = wait
                 continue
             finally:
-                self._deadline.disarm()
+                self._deadline.pause()
             requests_sent += 1 + self._retry_log.count - before
             result.retries = self._retry_log.count
             result.requests = requests_sent
@@ -288,15 +357,13 @@ class PolisenClient:
     def _get_once(self, params: dict[str, str] | None, headers: dict[str, str]) -> FetchResult:
         url = self.options.url
         try:
-            response = self.session.get(
-                url,
-                params=params,
-                headers=headers,
-                stream=True,
-                timeout=(self.options.connect_timeout, self.options.read_timeout),
-            )
+            response = get_following(self.session, url, params=params, headers=headers,
+                                     timeout=(self.options.connect_timeout, self.options.read_timeout))
         except requests.exceptions.RequestException as error:
             raise self._request_error(url, error) from None
+        if self._deadline.hit:  # its headers were cut short, and may look like a whole answer
+            response.close()
+            raise self._deadline_error("its headers were not complete")
         with response:
             if response.status_code == 304 and not headers:
                 raise _BadBody("HTTP 304 Not Modified to a request that sent no validators")
@@ -317,7 +384,7 @@ class PolisenClient:
                 bytes_decoded=len(body),
                 etag=response.headers.get("ETag"),
                 last_modified=response.headers.get("Last-Modified"),
-                served_at=_http_date(response.headers.get("Date")),
+                served_at=http_date(response.headers.get("Date")),
             )
 
     def _request_error(self, url: str, error: requests.exceptions.RequestException) -> ApiError:
@@ -390,7 +457,9 @@ def read_capped(response: requests.Response, limit: int, deadline: Deadline) -> 
     chunks = []
     size = 0
     try:
-        for chunk in response.raw.stream(CHUNK_BYTES, decode_content=True):
+        # read1: whatever has arrived (up to a chunk), so `size` counts the bytes of a body cut
+        # off by the deadline; read() would lose those of the chunk it was filling.
+        while chunk := response.raw.read1(CHUNK_BYTES, decode_content=True):
             size += len(chunk)
             if size > limit:
                 raise BodyTooLarge(None)
@@ -403,29 +472,32 @@ def read_capped(response: requests.Response, limit: int, deadline: Deadline) -> 
 
 
 class GuardedAdapter(HTTPAdapter):
-    """An adapter that checks every hop (redirects included: https, plain http only for loopback),
-    lets the client hold back each request it sends (`before_request`, which arms the deadline),
-    and keeps the client's open connections, whose sockets the deadline may shut down."""
+    """An adapter that checks every hop (redirects included: https, plain http only for loopback;
+    with `origin`, nowhere but that scheme, host and port), lets the client hold back each
+    request it sends (`before_request`, which runs the deadline), and keeps the client's open
+    connections, whose sockets the deadline may shut down."""
 
-    def __init__(self, before_request: Callable[[float], None], deadline: Deadline, **kwargs: Any) -> None:
+    def __init__(self, before_request: Callable[[float], None], deadline: Deadline, *, origin: str | None = None,
+                 **kwargs: Any) -> None:
         self._before_request = before_request
-        self._connections = deadline.connections
+        self._deadline = deadline
+        self._origin = origin
         super().__init__(**kwargs)
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
         self.poolmanager.pool_classes_by_scheme = {
-            scheme: _tracking_pool(pool_class, self._connections)
+            scheme: _tracking_pool(pool_class, self._deadline)
             for scheme, pool_class in self.poolmanager.pool_classes_by_scheme.items()
         }
 
     def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
-        _check_hop(str(request.url))
+        _check_hop(str(request.url), self._origin)
         self._before_request(0.0)
         return super().send(request, **kwargs)
 
 
-def _http_date(value: str | None) -> datetime | None:
+def http_date(value: str | None) -> datetime | None:
     """An HTTP date header as an aware datetime; None when absent or unreadable."""
     try:
         stamp = parsedate_to_datetime(value) if value else None
@@ -434,8 +506,25 @@ def _http_date(value: str | None) -> datetime | None:
     return stamp if stamp is not None and stamp.tzinfo is not None else None
 
 
-def _check_hop(url: str) -> None:
-    """Every request, redirects included, obeys the rule of POLISEN_API_URL: https, http only for loopback."""
+def origin_of_url(url: str) -> tuple[str, str, int] | None:
+    """(scheme, host, port) of a URL, the port filled in for http and https; None when it has none."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme.lower())
+    except ValueError:  # a port outside 0..65535 or not a number
+        return None
+    if not parts.hostname or port is None:
+        return None
+    return parts.scheme.lower(), parts.hostname.lower(), port
+
+
+def _check_hop(url: str, origin: str | None = None) -> None:
+    """Every request, redirects included, obeys the rule of POLISEN_API_URL: https, http only for
+    loopback; with `origin` (the pages' site), it goes to that scheme, host and port only."""
+    if origin is not None:
+        if origin_of_url(url) != origin_of_url(origin):
+            raise ApiError(f"refused to follow a redirect to {one_line(url)}: it leaves the site {origin}")
+        return
     parts = urlsplit(url)
     if parts.scheme == "https" or (parts.scheme == "http" and is_loopback_host(parts.hostname)):
         return
@@ -443,14 +532,17 @@ def _check_hop(url: str) -> None:
                    "(plain http only for loopback hosts)")
 
 
-def _tracking_pool(pool_class: type[HTTPConnectionPool], connections: set[Any]) -> type[HTTPConnectionPool]:
-    """A urllib3 pool class whose connections enter `connections` when they connect."""
-
+def _tracking_pool(pool_class: type[HTTPConnectionPool], deadline: Deadline) -> type[HTTPConnectionPool]:
+    """A urllib3 pool class whose connections enter the deadline's `connections` when they connect
+    (and are shut down at once when it ran out while they connected)."""
+    connections = deadline.connections
     base = pool_class.ConnectionCls  # a class known only here, so the subclass is made with type()
 
     def connect(self: Any) -> None:
         connections.add(self)
         base.connect(self)
+        if deadline.hit:
+            _shut_down(self)
 
     def close(self: Any) -> None:
         connections.discard(self)
@@ -461,9 +553,27 @@ def _tracking_pool(pool_class: type[HTTPConnectionPool], connections: set[Any]) 
     return type(f"Tracked{pool_class.__name__}", (pool_class,), {"ConnectionCls": tracked})
 
 
-def _retry_after_seconds(value: str | None) -> float:
-    """Seconds of a Retry-After header; a date or garbage counts as a minute."""
-    return float(value) if value and value.strip().isdigit() else 60.0
+MAX_RETRY_AFTER_DIGITS = 9
+"""A Retry-After of more digits (over 31 years) is read as this many nines: every user caps it anyway."""
+
+
+def retry_after_seconds(value: str | None, served_at: datetime | None = None) -> float | None:
+    """The seconds a Retry-After header asks to wait: whole seconds, or an HTTP date counted from
+    the answer's own `Date` (`served_at`: the server's clock; ours when it sent none). None when
+    absent or unusable (`-5`, `1e10`, `nan`, empty, garbage): the caller's normal backoff applies."""
+    text = (value or "").strip()
+    if text.isascii() and text.isdigit():
+        digits = text.lstrip("0") or "0"
+        return float(int(digits) if len(digits) <= MAX_RETRY_AFTER_DIGITS else 10 ** MAX_RETRY_AFTER_DIGITS - 1)
+    when = http_date(text)
+    if when is None:
+        return None
+    return max(0.0, (when - (served_at or utc_now())).total_seconds())
+
+
+def _asked_wait(response: Any) -> float | None:
+    """The seconds a response's Retry-After asks for, counted from its own Date; None when unusable."""
+    return retry_after_seconds(response.headers.get("Retry-After"), http_date(response.headers.get("Date")))
 
 
 class _BadBody(Exception):

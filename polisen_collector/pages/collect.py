@@ -102,7 +102,8 @@ def collect_pages(
     entries.update(touched)
     deadline = time.monotonic() + budget_seconds if budget_seconds is not None else None
     for event_id in due_ids(entries, started)[:max_pages]:
-        if deadline is not None and time.monotonic() > deadline:
+        time_left = deadline - time.monotonic() if deadline is not None else None
+        if time_left is not None and time_left <= 0:
             report.stopped = f"the page step's {budget_seconds:g} s are used up"
             log.info("page fetching stopped for this run: %s", report.stopped)
             break
@@ -113,7 +114,7 @@ def collect_pages(
         # head, which holds only what differs from the base, would leave the change out.
         entry = replace(entries[event_id])
         try:
-            keep_going = _fetch_one(storage, client, event_id, entry, now=now(), report=report)
+            keep_going = _fetch_one(storage, client, event_id, entry, now=now(), report=report, time_left=time_left)
         except Interrupted as stop:  # raised by the client's pacing, before its request went out
             report.requests -= 1
             report.stopped = str(stop)
@@ -162,13 +163,18 @@ def missed_events(storage: Storage, seen: Mapping[int, Entry], entries: dict[int
 
 
 def _fetch_one(storage: Storage, client: PageClient, event_id: int, entry: PageEntry, *, now: datetime,
-               report: PagesReport) -> bool:
-    """Fetch one page and record the outcome in `entry`; False when the run should stop fetching."""
+               report: PagesReport, time_left: float | None = None) -> bool:
+    """Fetch one page and record the outcome in `entry`; False when the run should stop fetching.
+
+    A 429 counts a try and puts the page back until the site's Retry-After; the others go on."""
     validators = (entry.etag, entry.last_modified) if entry.fingerprint else (None, None)
     report.requests += 1
     try:
-        response = client.fetch(entry.url, *validators)
+        response = client.fetch(entry.url, *validators, time_left=time_left)
     except PageError as error:
+        if error.time_up:  # the step's time running out is not the page's fault
+            report.stopped = f"the page step's time is used up during the page of event {event_id}"
+            return False
         record_failure(entry, now, missing=False)
         report.failed += 1
         report.stopped = str(error)
@@ -183,16 +189,19 @@ def _fetch_one(storage: Storage, client: PageClient, event_id: int, entry: PageE
         return _store(storage, event_id, entry, now=now, html=response.body, etag=response.etag,
                       last_modified=response.last_modified, report=report)
     if response.status in (404, 410):
-        record_failure(entry, now, missing=True)
+        record_failure(entry, now, missing=True, site_wait=response.retry_after)
         report.missing += 1
         if entry.status == "gone":
             report.gone += 1
             log.info("page of event %d answered %d %d times: recorded as gone", event_id, response.status, entry.tries)
         return True
     if response.status == 429:
-        report.stopped = "the site answered 429 (slow down)"
-        return False
-    record_failure(entry, now, missing=False)
+        record_failure(entry, now, missing=False, site_wait=response.retry_after)
+        report.failed += 1
+        log.warning("page of event %d answered 429 (slow down): %s", event_id,
+                    f"tried again from {entry.due}" if entry.due else f"recorded as failed after {entry.tries} tries")
+        return True
+    record_failure(entry, now, missing=False, site_wait=response.retry_after)
     report.failed += 1
     report.stopped = f"page of event {event_id} answered HTTP {response.status}"
     return False

@@ -12,20 +12,28 @@ re-checked and `done` keeps only its hash, fingerprint and first fetch).
 
 Statuses: `new` (never fetched), `changed` (the feed's content changed), `recheck` (one
 look again RECHECK_AFTER the first fetch) are pending; `done`, `gone` (404/410 on
-GONE_AFTER runs) and `failed` (FAILED_AFTER failures of another kind) are not.
+GONE_AFTER runs) and `failed` (FAILED_AFTER failures of another kind, 429 included, or
+no path on the site to fetch) are not. A failed try is tried again after RETRY_AFTER,
+or after the site's Retry-After when that is longer (up to MAX_SITE_WAIT).
 Entries that are no longer pending are dropped once the feed's state (archive/state.py)
 no longer remembers their id, so the object stays the size of the state.
+
+Every entry read back is checked as strictly as a setting (`entry_of`): a malformed one is
+dropped with one WARNING naming it, and its page is queued again from the state, while the
+rest of the queue goes on.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
-from typing import Any
+from dataclasses import asdict, dataclass, fields, replace
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, TypeGuard
+from urllib.parse import urlsplit
 
 from polisen_collector.archive.events import Event
+from polisen_collector.messages import one_line
 from polisen_collector.storage.base import Storage
 from polisen_collector.storage.delta_map import Base, UnusableBase, gzip_json, head_fields, json_of, load_head
 
@@ -33,12 +41,18 @@ log = logging.getLogger("polisen.pages")
 
 QUEUE_OBJECT = "metadata/pages.json"
 QUEUE_FORMAT = 2
+READABLE_FORMATS = (1, 2)
 BASE_KIND = "pages"
 PENDING = frozenset({"new", "changed", "recheck"})
+STATUSES = PENDING | {"done", "gone", "failed"}
 RECHECK_AFTER = timedelta(days=1)
 RETRY_AFTER = (timedelta(hours=1), timedelta(hours=6), timedelta(hours=24), timedelta(hours=24))
+MAX_SITE_WAIT = timedelta(hours=24)
 GONE_AFTER = 3
 FAILED_AFTER = 5
+MAX_TEXT = 1000
+"""Longest url, hash, fingerprint or validator read back: ours are far shorter; a longer one is not ours."""
+LOGGED_PROBLEMS = 5
 
 
 @dataclass
@@ -59,8 +73,91 @@ class PageEntry:
         return self.status in PENDING
 
 
-def unpack(pages: Any) -> dict[int, PageEntry]:
-    return {int(event_id): PageEntry(**fields) for event_id, fields in pages.items()}
+def is_site_path(url: Any) -> TypeGuard[str]:
+    """Whether `url` is a path on the site (`/aktuellt/...`): never another host (`//host/x`,
+    `https://host/x`), a relative path, or text that is no URL (control characters)."""
+    if not isinstance(url, str) or not url.startswith("/") or url.startswith("//") or "\\" in url:
+        return False
+    if len(url) > MAX_TEXT or not url.isprintable() or any(char.isspace() for char in url):
+        return False
+    parts = urlsplit(url)
+    return not parts.scheme and not parts.netloc
+
+
+def unpack(pages: Any, problems: list[str] | None = None) -> dict[int, PageEntry]:
+    """The entries of a queue's (or base's) `pages` mapping; a malformed entry is left out and
+    described in `problems` (ValueError without it). TypeError when `pages` is no mapping."""
+    if not isinstance(pages, dict):
+        raise TypeError(f"'pages' is a {type(pages).__name__}, not a mapping")
+    entries = {}
+    for key, value in pages.items():
+        try:
+            event_id = _event_id(key)
+            entries[event_id] = entry_of(value)
+        except ValueError as error:
+            if problems is None:
+                raise
+            problems.append(f"entry {one_line(key, 30)}: {error}")
+    return entries
+
+
+def _event_id(key: Any) -> int:
+    if not (isinstance(key, str) and key.isascii() and key.isdigit() and 0 < len(key) <= 16 and key[0] != "0"):
+        raise ValueError("its key is not an event id")
+    return int(key)
+
+
+_TEXT_FIELDS = ("url", "day", "hash", "status", "fingerprint", "etag", "last_modified", "due", "first_fetched")
+
+
+def entry_of(value: Any) -> PageEntry:
+    """A queue entry read back, checked as strictly as a setting; ValueError says what is wrong.
+
+    A time is repaired to UTC (`due`, `first_fetched` with another offset); everything else
+    must be as this module writes it."""
+    if not isinstance(value, dict):
+        raise ValueError(f"it is a {type(value).__name__}, not an object")
+    unknown = set(value) - {field.name for field in fields(PageEntry)}
+    if unknown:
+        raise ValueError(f"unknown field {_shown(sorted(unknown)[0])}")
+    for name in ("url", "day", "hash"):
+        if name not in value:
+            raise ValueError(f"it lacks {name!r}")
+    for name in _TEXT_FIELDS:
+        text = value.get(name)
+        if text is not None and not (isinstance(text, str) and len(text) <= MAX_TEXT and text.isprintable()):
+            raise ValueError(f"{name} {_shown(text)} is not a short line of text")
+    entry = PageEntry(**value)
+    if entry.status not in STATUSES:
+        raise ValueError(f"status {_shown(entry.status)} is not one of {', '.join(sorted(STATUSES))}")
+    if entry.pending and not is_site_path(entry.url):
+        raise ValueError(f"url {_shown(entry.url)} of a pending page is not a path on the site")
+    if not entry.hash:
+        raise ValueError("its hash is empty")
+    try:
+        date.fromisoformat(entry.day)
+    except ValueError:
+        raise ValueError(f"day {_shown(entry.day)} is not a date") from None
+    if type(entry.tries) is not int or not 0 <= entry.tries <= 1000:
+        raise ValueError(f"tries {_shown(entry.tries)} is not a count")
+    return replace(entry, due=_utc_time("due", entry.due), first_fetched=_utc_time("first_fetched", entry.first_fetched))
+
+
+def _shown(value: Any) -> str:
+    return one_line(repr(value), 60)
+
+
+def _utc_time(name: str, text: str | None) -> str | None:
+    if text is None:
+        return None
+    try:
+        stamp = datetime.fromisoformat(text)
+    except ValueError:
+        stamp = None
+    if stamp is None or stamp.tzinfo is None:
+        raise ValueError(f"{name} {_shown(text)} is not a time with its UTC offset")
+    utc = stamp.astimezone(UTC).isoformat()
+    return text if utc == text else utc
 
 
 def pack(entries: Mapping[int, PageEntry]) -> dict[str, dict[str, Any]]:
@@ -75,11 +172,21 @@ def decode_queue(data: bytes | None, storage: Storage | None = None) -> tuple[di
     """
     if data is None:
         return {}, Base()
+    problems: list[str] = []
     try:
-        entries, base = load_head(storage, json_of(data), unpack, "pages", "removed")
+        document = json_of(data)
+        if not isinstance(document, dict) or document.get("format") not in READABLE_FORMATS:
+            raise ValueError(f"not a page queue of format {' or '.join(map(str, READABLE_FORMATS))}")
+        entries, base = load_head(storage, document, lambda pages: unpack(pages, problems), "pages", "removed")
     except (ValueError, TypeError, KeyError, AttributeError, UnusableBase) as error:
         log.warning("%s is unreadable (%s); starting a new page queue", QUEUE_OBJECT, error)
         return {}, Base()
+    if problems:
+        more = f"; and {len(problems) - LOGGED_PROBLEMS} more" if len(problems) > LOGGED_PROBLEMS else ""
+        log.warning("%s: dropped %d malformed entries, their pages are queued again from the state: %s%s",
+                    QUEUE_OBJECT, len(problems), "; ".join(problems[:LOGGED_PROBLEMS]), more)
+        if base.name is not None:  # counted as used up, so the next write starts a new base without them
+            base = replace(base, carried=len(base.rows) + 1)
     return entries, base
 
 
@@ -95,7 +202,7 @@ def enqueue(entries: dict[int, PageEntry], events: list[Event], now: datetime) -
     for event in events:
         url = event.raw.get("url")
         known = entries.get(event.id)
-        if not isinstance(url, str) or not url.startswith("/"):
+        if not is_site_path(url):
             if known is None or known.hash != event.hash:  # no page to fetch; known, so never looked up again
                 queued[event.id] = unfetchable(event.day, event.hash)
             continue
@@ -133,14 +240,20 @@ def record_fetched(entry: PageEntry, now: datetime, fingerprint: str, etag: str 
         entry.url, entry.etag, entry.last_modified = "", None, None
 
 
-def record_failure(entry: PageEntry, now: datetime, missing: bool) -> None:
-    """A failed try: again on a later run, until GONE_AFTER misses (404/410) or FAILED_AFTER failures."""
+def record_failure(entry: PageEntry, now: datetime, missing: bool, site_wait: float | None = None) -> None:
+    """A failed try: again on a later run, until GONE_AFTER misses (404/410) or FAILED_AFTER failures.
+
+    The next try waits RETRY_AFTER, or the site's Retry-After (`site_wait` seconds, at most
+    MAX_SITE_WAIT) when that is longer."""
     entry.tries += 1
     limit = GONE_AFTER if missing else FAILED_AFTER
     if entry.tries >= limit:
         entry.status, entry.due = ("gone" if missing else "failed"), None
         return
-    entry.due = (now + RETRY_AFTER[min(entry.tries, len(RETRY_AFTER)) - 1]).isoformat()
+    wait = RETRY_AFTER[min(entry.tries, len(RETRY_AFTER)) - 1]
+    if site_wait is not None:
+        wait = max(wait, min(timedelta(seconds=site_wait), MAX_SITE_WAIT))
+    entry.due = (now + wait).isoformat()
 
 
 def prune(entries: dict[int, PageEntry], remembered: set[int]) -> dict[int, PageEntry]:
