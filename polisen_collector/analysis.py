@@ -18,8 +18,10 @@ from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from polisen_collector.files import read_regular
-from polisen_collector.metrics.run_metrics import STEPS
+from polisen_collector.clock import utc_now
+from polisen_collector.files import SMALL_FILE_BYTES, read_regular
+from polisen_collector.messages import one_line
+from polisen_collector.metrics.run_metrics import CLOCK_SLACK, METRICS_FILE, STAMP, STEPS
 
 if TYPE_CHECKING:  # matplotlib is imported only by plot()
     from matplotlib.figure import Figure
@@ -61,6 +63,8 @@ class Loaded:
 
 
 NUMBER_TYPES = frozenset((int, float))
+MAX_VALUE = 1e15
+"""The largest timing (seconds) or count a metrics file may hold; a run writes far smaller ones."""
 
 
 def parse_run(data: bytes) -> Run:
@@ -68,12 +72,27 @@ def parse_run(data: bytes) -> Run:
     return run_of(metrics_document(data))
 
 
+def read_metrics_file(path: str | Path) -> bytes:
+    """A metrics file's bytes, read the guarded way and no further than SMALL_FILE_BYTES (a run's
+    file is a few KB); OSError when unreadable, BadMetricsFile when larger."""
+    data = read_regular(path, SMALL_FILE_BYTES)
+    if len(data) > SMALL_FILE_BYTES:
+        raise BadMetricsFile(f"larger than {SMALL_FILE_BYTES} bytes, not a run's metrics")
+    return data
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def metrics_document(data: bytes) -> dict[str, Any]:
     """A metrics file's JSON object, or BadMetricsFile."""
     try:
-        document = json.loads(data)
+        document = json.loads(data, parse_constant=_no_constant)
     except (ValueError, UnicodeDecodeError) as error:
         raise BadMetricsFile(f"not valid JSON ({error})") from None
+    except RecursionError:
+        raise BadMetricsFile("not valid JSON (nested too deeply)") from None
     if not isinstance(document, dict):
         raise BadMetricsFile("not a JSON object")
     return document
@@ -87,8 +106,11 @@ def run_of(document: dict[str, Any]) -> Run:
         raise BadMetricsFile("lacks run_id, started_at or outcome")
     if not (isinstance(timings, dict) and isinstance(counts, dict) and isinstance(errors, list)):
         raise BadMetricsFile("lacks timings, counts or errors")
-    if not set(map(type, timings.values())) <= NUMBER_TYPES or not set(map(type, counts.values())) <= NUMBER_TYPES:
-        raise BadMetricsFile("has a timing or count that is not a number")
+    for kind, values in (("timing", timings), ("count", counts)):
+        for name, value in values.items():
+            if type(value) not in NUMBER_TYPES or not 0 <= value <= MAX_VALUE:
+                raise BadMetricsFile(f"its {kind} {one_line(name, 40)!r} is {one_line(value, 40)}, "
+                                     f"not a number from 0 to {MAX_VALUE:g}")
     if not all(isinstance(e, dict) for e in errors):
         raise BadMetricsFile("has an error entry that is not an object")
     try:
@@ -106,33 +128,53 @@ def run_file_names(directory: Path, kind: str = "run") -> list[str]:
     return sorted(name for name in os.listdir(directory) if name.startswith(f"{kind}-") and name.endswith(".json"))
 
 
-def latest_run(directory: Path) -> dict[str, Any]:
-    """The metrics document of the newest run in `directory`, checked as analyze_metrics.py checks every run."""
+@dataclass
+class Latest:
+    """The newest run's metrics document, and the names of the files dated after now (flagged:
+    written while the clock was wrong, they are not the last run)."""
+
+    document: dict[str, Any]
+    future: list[str]
+
+
+def future_names(names: list[str], now: datetime | None = None) -> list[str]:
+    """The metrics file names dated (by their run id) later than now plus CLOCK_SLACK."""
+    cutoff = ((now or utc_now()) + CLOCK_SLACK).astimezone(UTC).strftime(STAMP)
+    return [name for name in names if (match := METRICS_FILE.match(name)) and match.group(1) > cutoff]
+
+
+def latest_run(directory: Path, now: datetime | None = None) -> Latest:
+    """The metrics document of the newest run in `directory` not dated in the future, checked as
+    analyze_metrics.py checks every run."""
     try:
         names = run_file_names(directory)
     except FileNotFoundError:
         raise NoMetricsYet(f"no metrics yet in {directory}") from None
     except OSError as error:
         raise MetricsFileError(f"cannot read the metrics folder {directory}: {error.strerror}") from None
+    future = future_names(names, now)
+    names = [name for name in names if name not in future]
     if not names:
-        raise NoMetricsYet(f"no metrics yet in {directory}")
+        raise NoMetricsYet(f"no metrics yet in {directory}" + (f" but {len(future)} dated in the future" if future else ""))
     path = Path(directory) / names[-1]
     try:
-        document = metrics_document(read_regular(path))
+        document = metrics_document(read_metrics_file(path))
         run_of(document)  # the fields the summary line reads
     except OSError as error:
         raise MetricsFileError(f"{path} is unreadable: {error.strerror}") from None
     except BadMetricsFile as error:
         raise MetricsFileError(f"{path} is unreadable: {error}") from None
-    return document
+    return Latest(document, future)
 
 
-def load_runs(directory: Path, since: datetime | None = None, kind: str = "run") -> Loaded:
+def load_runs(directory: Path, since: datetime | None = None, kind: str = "run", now: datetime | None = None,
+              ) -> Loaded:
     """Every readable `run-*.json` in directory (started at or after since), sorted by time; with
     kind="audit" the audit ticks' `audit-*.json`.
 
     Names start with the run's UTC time, so files before `since` are never opened.
-    Unreadable or partial files are skipped and listed with the reason.
+    Unreadable or partial files are skipped and listed with the reason; so are files dated in
+    the future (the clock was wrong when they were written), which would else pose as the last run.
     """
     try:
         names = run_file_names(directory, kind)
@@ -141,10 +183,14 @@ def load_runs(directory: Path, since: datetime | None = None, kind: str = "run")
     if since is not None:
         first = f"{kind}-" + since.astimezone(UTC).strftime("%Y%m%dT%H%M%S")
         names = [name for name in names if name >= first]
-    runs, skipped = [], []
+    runs: list[Run] = []
+    future = future_names(names, now)
+    skipped = [(name, "dated in the future (was the clock wrong when it ran?)") for name in future]
     for name in names:
+        if name in future:
+            continue
         try:
-            run = parse_run(read_regular(os.path.join(directory, name)))
+            run = parse_run(read_metrics_file(os.path.join(directory, name)))
         except OSError as error:
             skipped.append((name, f"cannot be read ({error.strerror})"))
             continue

@@ -216,7 +216,8 @@ SETTINGS: list[Setting] = [
     Setting("METRICS_DIR", "metrics_dir", "./metrics", _folder,
             "Folder of the per-run metrics JSON files."),
     Setting("METRICS_RETENTION_DAYS", "metrics_retention_days", "90", _whole(1, 3650),
-            "Metrics files older than this are deleted (1 to 3650)."),
+            "Metrics files older than this, counted back from the newest one, are deleted (a pause "
+            "between runs counts at most a week, so a clock jump deletes no history; 1 to 3650)."),
     Setting("PROMETHEUS_TEXTFILE_DIR", "prometheus_textfile_dir", "", _optional_text,
             "When set, each job writes its node_exporter textfile there: polisen_collector.prom, "
             "polisen_collector_audit.prom, polisen_collector_compaction.prom."),

@@ -3,6 +3,11 @@
 Cron mails whatever a job prints, so INFO and WARNING stay in the log file, and the entry
 point prints the reason of a failure (the last ERROR logged) as one line on stderr, which
 journald files at error priority. `--verbose` echoes the log to stderr for a run by hand.
+
+The log file is opened the guarded way first (files.open_regular): a FIFO in its place would
+block the run before it takes its lock, a symbolic link would append to another file; either
+is a configuration error. A folder at a rotated name (`.log.1`) skips the rotation with one
+WARNING in the log, and any other logging error is one line on stderr, never a traceback.
 """
 
 from __future__ import annotations
@@ -10,13 +15,60 @@ from __future__ import annotations
 import logging
 import logging.handlers
 import os
+import stat
 import sys
 from pathlib import Path
+
+from polisen_collector.config import ConfigError
+from polisen_collector.files import NotRegularFile, open_regular
 
 LOG_FILE_NAME = "polisen-collector.log"
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 _installed: list[logging.Handler] = []
+
+
+class GuardedRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """RotatingFileHandler that skips a rotation a folder at a rotated name would break (with one
+    WARNING in the log, until the folder is gone), and reports a logging error in one line on
+    stderr, once, instead of the library's traceback (which cron would mail)."""
+
+    _warned = False
+    _reported = False
+
+    def doRollover(self) -> None:  # noqa: N802 - the library's name
+        blocked = self._folder_in_the_way()
+        if blocked is None:
+            self._warned = False
+            super().doRollover()
+            return
+        if not self._warned and self.stream is not None:
+            self._warned = True
+            record = logging.LogRecord(
+                "polisen.logging", logging.WARNING, __file__, 0,
+                "log rotation skipped: %s is a folder; the log grows past LOG_MAX_BYTES until it is removed",
+                (blocked,), None)
+            self.stream.write(self.format(record) + self.terminator)
+
+    def _folder_in_the_way(self) -> str | None:
+        """A rotated name (or the log's own) that is a folder, which the rotation cannot remove."""
+        names = [self.baseFilename, *(self.rotation_filename(f"{self.baseFilename}.{index}")
+                                      for index in range(1, self.backupCount + 1))]
+        for name in names:
+            try:
+                if stat.S_ISDIR(os.lstat(name).st_mode):
+                    return name
+            except OSError:
+                continue
+        return None
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - the library's name
+        if self._reported:
+            return
+        self._reported = True
+        error = sys.exc_info()[1]
+        print(f"logging error: cannot write the log {self.baseFilename}: {error}; later ones are not reported",
+              file=sys.stderr)
 
 
 class LastError(logging.Handler):
@@ -33,13 +85,21 @@ class LastError(logging.Handler):
 def setup_logging(log_dir: Path, level: str, max_bytes: int, backup_count: int, *, echo: bool = False) -> LastError:
     """Log to LOG_DIR/polisen-collector.log (and to stderr with echo); return the last-error memo.
 
+    ConfigError when the log file is not a regular file (or a symbolic link), or cannot be opened.
     Idempotent: a second call (a second run in one process) replaces the handlers of the first.
     """
     reset_logging()
+    path = Path(log_dir) / LOG_FILE_NAME
+    try:
+        os.close(open_regular(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, follow=False))
+    except NotRegularFile as refused:
+        raise ConfigError(f"{refused}; refusing to log to it (remove it, the run creates the log itself)") from None
+    except OSError as error:
+        raise ConfigError(f"cannot open the log {path}: {error.strerror or error}") from None
     root = logging.getLogger()
     formatter = logging.Formatter(FORMAT)
-    handlers: list[logging.Handler] = [logging.handlers.RotatingFileHandler(
-        Path(log_dir) / LOG_FILE_NAME, maxBytes=max_bytes, backupCount=backup_count, encoding="utf-8"
+    handlers: list[logging.Handler] = [GuardedRotatingFileHandler(
+        path, maxBytes=max_bytes, backupCount=backup_count, encoding="utf-8"
     )]
     if echo:
         handlers.append(logging.StreamHandler(sys.stderr))

@@ -51,12 +51,12 @@ def open_archive(settings: Settings) -> Storage:
         return storage
     from polisen_collector.archive.state import STATE_OBJECT
     from polisen_collector.pages.queue import QUEUE_OBJECT
-    from polisen_collector.storage.delta_map import BASES
+    from polisen_collector.storage.delta_map import BASES, decoded_limit
     from polisen_collector.storage.local_copy import LocalCopy
 
     files = HostFiles(settings.log_dir)
     return LocalCopy(storage, {STATE_OBJECT: files.state_copy, QUEUE_OBJECT: files.queue_copy},
-                     write_once={BASES: files.bases})
+                     write_once={BASES: files.bases}, max_bytes=decoded_limit(settings.state_retention_days))
 
 
 def api_options(settings: Settings) -> ApiOptions:

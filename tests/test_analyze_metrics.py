@@ -248,7 +248,7 @@ def test_unreadable_and_partial_files_are_skipped_counted_and_named(generated, t
     assert doc["files"]["read"] == 20 and doc["period"]["runs"] == 20
     assert doc["files"]["skipped"] == 8
     assert [f["file"] for f in doc["files"]["skipped_files"]] == sorted([*bad, "run-20260601T000000.000Z-000008.json"])
-    assert "warning: skipped 8 unreadable or partial metrics files" in done.stderr
+    assert "warning: skipped 8 unreadable, partial or future-dated metrics files" in done.stderr
     assert "run-20260601T000000.000Z-000001.json: not valid JSON" in done.stderr
     assert "... and 3 more" in done.stderr
     assert "Traceback" not in done.stderr

@@ -224,6 +224,22 @@ def test_ledger_times_in_the_future_are_read_as_now(workspace, fake_api, clock, 
     assert_archive_complete(workspace.data_dir, snapshot_bodies[:1], copies_allowed=False)
 
 
+def test_a_ledger_of_nan_values_is_read_on_the_strict_side_and_written_back_clean(workspace, fake_api, clock,
+                                                                                caplog):
+    """Main read `nan` as a time no comparison holds for: 4 runs in 0.5 s, and NaN written back."""
+    workspace.log_dir.mkdir()
+    planted = workspace.log_dir / "api-requests.json"
+    planted.write_text('{"format": 1, "not_before": NaN, "requests": [NaN, "nan", 1780000000.0]}')
+    for _ in range(3):
+        assert workspace.run()[0] == 0
+    sent = [request.time for request in fake_api.requests]
+    assert all(later - earlier >= 10 for earlier, later in zip(sent, sent[1:], strict=False)), sent
+    assert sent[0] >= 1_780_000_010, "the unreadable values count as requests made now: 10 s first"
+    clean = json.loads(planted.read_text(), parse_constant=lambda name: pytest.fail(f"{name} written back"))
+    assert all(isinstance(value, float) for value in clean["requests"])
+    assert "api-requests.json holds 3 values that are not times (first: nan); reading them as now" in caplog.text
+
+
 # -- the events of an answer -------------------------------------------------------------------------
 
 

@@ -8,8 +8,12 @@ from __future__ import annotations
 import gzip
 import json
 import logging
+import os
+import subprocess
+from datetime import timedelta
 
 import pytest
+from archive_truth import assert_archive_complete
 from test_pages import T0, events_of, page_client
 
 from polisen_collector.metrics.run_metrics import RunMetrics
@@ -115,3 +119,225 @@ def test_malformed_entries_of_a_queue_s_base_make_the_next_write_start_a_new_bas
     (new_base,) = [name for name in storage.list("metadata/bases/") if name != base_name]
     assert decode_queue(encode_queue(read, storage=storage, base=over), storage)[0] == read
     assert "malformed" not in caplog.text and new_base
+
+
+# -- a gzip bomb in the state or the page queue (row 6) ----------------------------------------------
+
+
+def gzip_bomb(inflated: int) -> bytes:
+    """gzip of `inflated` zero bytes, built at once: a 1 MiB member (about 1 KB) repeated, as gzip
+    allows. 4 GiB take 4 MB, like the bomb of the issue."""
+    member = gzip.compress(b"\0" * (1 << 20), compresslevel=9)
+    return member * (inflated >> 20)
+
+
+def test_gunzip_stops_at_its_bound():
+    from polisen_collector.files import TooLarge, gunzip
+
+    assert gunzip(gzip.compress(b"x" * 1000) + gzip.compress(b"y"), 1001) == b"x" * 1000 + b"y"
+    with pytest.raises(TooLarge, match="more than 1000 bytes once decompressed"):
+        gunzip(gzip.compress(b"x" * 1001), 1000)
+    with pytest.raises(TooLarge):
+        gunzip(gzip.compress(b"\0" * (8 << 20), compresslevel=1), 1 << 20)  # one member, 8 MiB
+    whole = gzip.compress(b"x" * 1000)
+    for broken in (whole[:-5], whole + b"\0\0", b"\x1f\x8b not gzip"):
+        with pytest.raises(ValueError, match="not valid gzip"):
+            gunzip(broken, 10_000)
+
+
+def test_a_bomb_is_refused_at_the_bound_derived_from_retention(tmp_path):
+    from polisen_collector.archive.state import CorruptState, read_state
+    from polisen_collector.storage.base import StoredObject
+    from polisen_collector.storage.delta_map import decoded_limit
+
+    assert (decoded_limit(30), decoded_limit(365)) == (32 << 20, 365 << 20)
+    storage = LocalStorage(tmp_path)
+    bomb = gzip_bomb(64 << 20)
+    with pytest.raises(CorruptState, match="more than 33554432 bytes once decompressed") as corrupt:
+        read_state(StoredObject(bomb, "etag"), storage, decoded_limit(30))
+    assert corrupt.value.data == bomb, "kept for setting aside"
+    assert decode_queue(bomb, storage, decoded_limit(30)) == ({}, decode_queue(None)[1])
+
+
+@pytest.mark.slow  # a process, a few seconds
+def test_gzip_bombs_as_state_and_page_queue_are_set_aside_and_rebuilt_in_bounded_memory(
+        collector, fake_api, snapshot_bodies, tmp_path):
+    """Each inflates to 4 GiB (main used 8.2 GB and 38 s); decompression stops at the documented
+    bound (32 MiB at STATE_RETENTION_DAYS=30), the state is kept aside and rebuilt from the
+    archive, the queue started anew, and the run's peak memory stays under 200 MB."""
+    pages = {"PAGES_PER_RUN": "1"}
+    assert collector.run(env=pages).returncode == 0
+    bomb = gzip_bomb(4 << 30)
+    metadata = collector.data_dir / "metadata"
+    (metadata / "last_seen.json").write_bytes(bomb)
+    (metadata / "pages.json").write_bytes(bomb)
+    peak = tmp_path / "peak-rss"
+    fake_api.advance()
+    result = collector.run(env={**pages, "PEAK_RSS_FILE": str(peak)}, script="tests/peak_memory_run.py", timeout=120)
+    assert result.returncode == 0, result.stderr + result.log[-2000:]
+    assert int(peak.read_text()) < 200 * 1024, f"peak RSS {peak.read_text()} kB"
+    assert "metadata/last_seen.json is not valid (gzip-compressed) JSON: more than 33554432 bytes once " \
+           "decompressed; kept it as metadata/last_seen.json.corrupt-" in result.log
+    assert "metadata/pages.json is unreadable (more than 33554432 bytes once decompressed); starting a new " \
+           "page queue" in result.log
+    (kept,) = metadata.glob("last_seen.json.corrupt-*")
+    assert kept.read_bytes() == bomb
+    assert (metadata / "last_seen.json").stat().st_size < 100_000 and (metadata / "pages.json").stat().st_size < 100_000
+    assert_archive_complete(collector.data_dir, snapshot_bodies[:2], copies_allowed=False)
+    assert collector.run(env=pages).returncode == 0
+
+
+# -- planted files in DATA_DIR and LOG_DIR (rows 7-10) -----------------------------------------------
+
+
+@pytest.mark.parametrize("plant", ["fifo", "symlink"])
+def test_a_fifo_or_link_as_the_store_s_write_lock_fails_the_run_before_any_write(collector, fake_api, snapshot_bodies,
+                                                                                tmp_path, plant):
+    """Main blocked in the state write holding the run's lock (a FIFO), after writing the
+    events: each later attempt left a copy of them. Now the first write is refused."""
+    lock = collector.data_dir / ".write.lock"
+    collector.data_dir.mkdir()
+    target = tmp_path / "elsewhere"
+    target.write_text("untouched")
+    os.mkfifo(lock) if plant == "fifo" else lock.symlink_to(target)
+    result = collector.run(process=plant == "fifo", timeout=20)  # a blocked run would time out
+    assert result.returncode == 1, result.log[-800:]
+    (line,) = result.stderr.splitlines()
+    refusal = "is a FIFO, not a regular file" if plant == "fifo" else "is a symbolic link; refusing to follow it"
+    assert f"{lock} {refusal}" in line, line
+    assert collector.health()["status"] == "failed"
+    assert not (collector.data_dir / "events").exists(), "no event written, so no copy of one"
+    assert target.read_text() == "untouched"
+    lock.unlink()
+    assert collector.run().returncode == 0
+    assert_archive_complete(collector.data_dir, snapshot_bodies[:1], copies_allowed=False)
+
+
+@pytest.mark.parametrize("plant", ["fifo", "symlink", "folder"])
+def test_a_log_file_that_is_not_a_regular_file_is_refused_with_one_line_and_exit_2(collector, fake_api, tmp_path,
+                                                                                  plant):
+    log_file = collector.log_dir / "polisen-collector.log"
+    collector.log_dir.mkdir()
+    target = tmp_path / "elsewhere.log"
+    target.write_text("untouched")
+    {"fifo": os.mkfifo, "folder": os.mkdir, "symlink": lambda path: path.symlink_to(target)}[plant](log_file)
+    # A process of its own (main blocked opening the FIFO, before its lock), and not
+    # collector.run, which reads the log back.
+    result = subprocess.run(collector.command(), cwd=collector.workdir, env=collector.env, capture_output=True,
+                            text=True, timeout=20)
+    kind = {"fifo": "is a FIFO, not a regular file", "folder": "is a folder, not a regular file",
+            "symlink": "is a symbolic link; refusing to follow it"}[plant]
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.splitlines() == [f"configuration error: {log_file} {kind}; refusing to log to it "
+                                          "(remove it, the run creates the log itself)"]
+    assert fake_api.requests == [] and target.read_text() == "untouched"
+
+
+def test_a_folder_at_a_rotated_log_name_skips_rotation_with_one_warning(collector, fake_api):
+    collector.log_dir.mkdir()
+    (collector.log_dir / "polisen-collector.log.1").mkdir()
+    small = {"LOG_MAX_BYTES": "100", "LOG_BACKUP_COUNT": "3"}
+    for _ in range(2):
+        result = collector.run(env=small)
+        assert (result.returncode, result.stdout, result.stderr) == (0, "", ""), result.stderr
+    log_text = (collector.log_dir / "polisen-collector.log").read_text()
+    assert log_text.count("log rotation skipped:") == 2, "once a run, not once a line"
+    assert f"{collector.log_dir / 'polisen-collector.log.1'} is a folder; the log grows past LOG_MAX_BYTES" in log_text
+    (collector.log_dir / "polisen-collector.log.1").rmdir()
+    assert collector.run(env=small).returncode == 0
+    assert (collector.log_dir / "polisen-collector.log.1").is_file(), "rotation resumes once the folder is gone"
+
+
+# -- the rate ledger (row 11) ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", ["garbage", '{"requests": {"a": 1}}', "[" * 100_000])
+def test_an_unreadable_ledger_counts_as_a_request_made_now(text, caplog):
+    from polisen_collector.api.rate_limit import decode_ledger
+
+    assert decode_ledger(text.encode(), 1_780_000_000.0) == ([1_780_000_000.0], 0.0)
+    assert "api-requests.json is unreadable" in caplog.text
+
+
+# -- planted metrics files (row 15) ------------------------------------------------------------------
+
+
+def test_metrics_files_with_absurd_numbers_or_deep_nesting_are_skipped_and_listed(tmp_path, capsys, monkeypatch):
+    """Main's analyze_metrics.py died on OverflowError (1e308) and RecursionError (`[` x 100,000)."""
+    from conftest import clear_settings
+    from test_clock_jumps import run_file
+
+    from polisen_collector.cli import analyze_metrics
+
+    clear_settings(monkeypatch)
+    good = [run_file(tmp_path, T0 + timedelta(hours=n), new_events=n) for n in range(1, 4)]
+    template = json.loads((tmp_path / good[0]).read_text())
+    planted = {
+        "run-20260521T000000.000Z-000a01.json": json.dumps({**template, "timings": {"total": 1e308}}),
+        "run-20260521T000000.000Z-000a02.json": json.dumps({**template, "counts": {"new_events": -1}}),
+        "run-20260521T000000.000Z-000a03.json": json.dumps({**template, "timings": {"total": float("nan")}}),
+        "run-20260521T000000.000Z-000a04.json": "[" * 100_000,
+        "run-20260521T000000.000Z-000a05.json": json.dumps({**template, "errors": []}) + " " * (2 << 20),
+    }
+    for name, text in planted.items():
+        (tmp_path / name).write_text(text)
+    assert analyze_metrics.main(["--metrics-dir", str(tmp_path), "--env-file", os.devnull]) == 0
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err and "runs" in out
+    assert err.splitlines()[0] == "warning: skipped 5 unreadable, partial or future-dated metrics files:"
+    reasons = dict(line.strip().split(": ", 1) for line in err.splitlines()[1:])
+    assert reasons == {
+        "run-20260521T000000.000Z-000a01.json": "its timing 'total' is 1e+308, not a number from 0 to 1e+15",
+        "run-20260521T000000.000Z-000a02.json": "its count 'new_events' is -1, not a number from 0 to 1e+15",
+        "run-20260521T000000.000Z-000a03.json": "not valid JSON (NaN is not a JSON number)",
+        "run-20260521T000000.000Z-000a04.json": "not valid JSON (nested too deeply)",
+        "run-20260521T000000.000Z-000a05.json": "larger than 1048576 bytes, not a run's metrics",
+    }
+
+
+# -- the other records read back from the store: the class, not the instance -------------------------
+
+
+def test_the_audit_budget_reads_nan_request_times_as_spent_now(tmp_path):
+    """The same bypass as the ledger's: a `nan` never counted against the audit's daily budget."""
+    from datetime import UTC, datetime
+
+    from polisen_collector.recovery.audit import read_progress, spent_today
+    from polisen_collector.storage.base import StoredObject
+
+    now = datetime(2026, 5, 20, 12, 0, tzinfo=UTC)
+    document = {"recent": {}, "spent": [float("nan"), "nan", now.timestamp() - 60]}
+    progress = read_progress(StoredObject(json.dumps(document).encode(), "e"), now)
+    assert spent_today(progress, now) == 3
+
+
+@pytest.mark.parametrize("name", ["metadata/backfill.json", "metadata/audit.json"])
+def test_deeply_nested_progress_records_are_unreadable_not_a_crash(tmp_path, name, caplog):
+    from polisen_collector.recovery import audit, backfill
+    from polisen_collector.storage.base import StoredObject
+
+    reader = backfill.read_progress if "backfill" in name else audit.read_progress
+    stored = StoredObject(b"[" * 100_000, "e")
+    assert reader(stored) is not None
+    assert "is unreadable" in caplog.text
+
+
+def test_a_deeply_nested_archive_line_is_a_bad_line(tmp_path):
+    from polisen_collector.archive.layout import iter_numbered_lines
+
+    storage = LocalStorage(tmp_path)
+    storage.put("events/2026/05/20/events-x.jsonl", b'{"id": 1}\n' + b"[" * 100_000 + b"\n")
+    lines = list(iter_numbered_lines(storage, "events/2026/05/20/events-x.jsonl"))
+    assert lines[0] == (1, {"id": 1}) and "nested too deeply" in lines[1][1].reason
+
+
+def test_a_bomb_or_a_deep_nest_among_the_stored_pages_is_unreadable_not_a_crash(tmp_path):
+    from polisen_collector.pages.store import MAX_STORED_PAGE_BYTES, decode_parsed, read_page_html
+
+    storage = LocalStorage(tmp_path)
+    name = "pages/2026/05/20/650297-20260520T060000Z-0123456789abcdef.html.gz"
+    storage.put(name, gzip_bomb(MAX_STORED_PAGE_BYTES + (1 << 20)))
+    assert read_page_html(storage, name) is None
+    storage.put(name, gzip.compress(b"<html>whole</html>"))
+    assert read_page_html(storage, name) == b"<html>whole</html>"
+    assert decode_parsed(b"[" * 100_000) is None

@@ -106,7 +106,7 @@ def test_a_deadline_cut_says_how_much_of_the_body_had_arrived(fake_api, snapshot
     with pytest.raises(ApiError) as cut:
         client.fetch_events()
     arrived = int(str(cut.value).split("; ")[1].split(" bytes")[0])
-    assert 10 <= arrived < len(snapshot_bodies[0]), str(cut.value)  # about 30 arrive in 0.3 s
+    assert 0 < arrived < len(snapshot_bodies[0]), str(cut.value)  # about 30 arrive in 0.3 s; main said 0
 
 
 # -- a page url off the site (row 3) -----------------------------------------------------------------

@@ -114,7 +114,8 @@ def test_a_held_state_is_decoded_again_only_when_the_stored_one_changed(tmp_path
     today = utc_today().isoformat()
     storage.put(STATE_OBJECT, encode_state({1: (event(1).hash, "2026-06-01", today)}, "run-0"))
     decoded: list[str] = []
-    monkeypatch.setattr(ingest, "read_state", lambda stored, storage: decoded.append(stored.etag) or read_state(stored, storage))
+    monkeypatch.setattr(ingest, "read_state",
+                        lambda stored, storage, *bound: decoded.append(stored.etag) or read_state(stored, storage, *bound))
     held = ingest.HeldState()
 
     first = held.load(storage, "run-1", 60)

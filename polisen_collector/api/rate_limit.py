@@ -11,18 +11,22 @@ The rules bind each client; every host keeps its own ledger.
 A server's Retry-After is kept in the ledger (`not_before`) so later runs honour it too, up
 to MAX_RETRY_AFTER: a longer one (100000 s) is cut to that, so a bogus header cannot stop
 collection for days. Times in the ledger later than now (the clock was stepped back, a VM
-restored from a snapshot) are read as now, with a WARNING, instead of blocking every run.
+restored from a snapshot) are read as now, with a WARNING, instead of blocking every run; so is
+any value that is not a finite number (`nan` would make every comparison false and let every
+request through).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections.abc import Callable
 
 from polisen_collector.api.client import ApiError
 from polisen_collector.clock import epoch_seconds
+from polisen_collector.messages import one_line
 from polisen_collector.storage.base import Storage, StoredObject, update_object
 
 log = logging.getLogger("polisen.rate_limit")
@@ -45,16 +49,35 @@ class RateLimited(ApiError):
         self.wait = wait
 
 
-def decode_ledger(data: bytes) -> tuple[list[float], float]:
-    """Request times and the Retry-After deadline; an unreadable ledger counts as empty."""
+def decode_ledger(data: bytes, now: float) -> tuple[list[float], float]:
+    """Request times and the Retry-After deadline, checked as strictly as a setting.
+
+    What cannot be read is read on the strict side: a value that is not a finite number (`nan`,
+    a string) as a request made `now`, an unreadable ledger as one request made now, each with
+    one WARNING. The caller writes the ledger back, so it is clean again after one request.
+    """
     try:
         document = json.loads(data)
-        times = sorted(float(t) for t in document["requests"])
-        not_before = float(document.get("not_before", 0.0))
-    except (ValueError, TypeError, KeyError) as error:
-        log.warning("%s is unreadable (%s); starting a new ledger", LEDGER_OBJECT, error)
-        return [], 0.0
-    return times, not_before
+        entries = document["requests"]
+        not_before = document.get("not_before", 0.0)
+        if not isinstance(entries, list):
+            raise TypeError(f"'requests' is a {type(entries).__name__}, not a list")
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as error:
+        log.warning("%s is unreadable (%s); reading it as one request made now", LEDGER_OBJECT, one_line(str(error)))
+        return [now], 0.0
+    times = [value if _is_time(value) else now for value in entries]
+    bad = [value for value in entries if not _is_time(value)]
+    if not _is_time(not_before):
+        bad.append(not_before)
+        not_before = now
+    if bad:
+        log.warning("%s holds %d values that are not times (first: %s); reading them as now",
+                    LEDGER_OBJECT, len(bad), one_line(repr(bad[0]), 60))
+    return sorted(times), float(not_before)
+
+
+def _is_time(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def encode_ledger(times: list[float], not_before: float) -> bytes:
@@ -95,7 +118,7 @@ class RateLimiter:
         """Change the ledger (request times, Retry-After deadline) with a conditional write."""
 
         def changed(stored: StoredObject | None) -> bytes:
-            times, not_before = decode_ledger(stored.data) if stored else ([], 0.0)
+            times, not_before = decode_ledger(stored.data, self.clock()) if stored else ([], 0.0)
             times, not_before = change(*_no_future(times, not_before, self.clock()))
             return encode_ledger([t for t in times if t > self.clock() - DAY], not_before)
 

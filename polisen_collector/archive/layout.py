@@ -88,6 +88,9 @@ def iter_numbered_lines(storage: Reader, name: str) -> Iterator[tuple[int, dict[
         except ValueError as error:
             yield number, BadLine(name, number, f"invalid JSON: {error}")
             continue
+        except RecursionError:
+            yield number, BadLine(name, number, "invalid JSON: nested too deeply")
+            continue
         if not isinstance(value, dict):
             yield number, BadLine(name, number, f"not an object but {type(value).__name__}")
             continue
@@ -169,7 +172,7 @@ def read_collected_times(storage: Reader, compacted_name: str) -> dict[str, tupl
     try:
         document = json.loads(stored.data)
         return {key: (str(first), str(last)) for key, (first, last) in document["collected"].items()}
-    except (ValueError, KeyError, TypeError, AttributeError):
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
         return None
 
 

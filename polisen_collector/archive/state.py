@@ -19,6 +19,7 @@ a mapping) are still read.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -26,8 +27,17 @@ from typing import Any
 
 from polisen_collector.archive.layout import collection_time, group_by_day, list_event_objects, read_versions
 from polisen_collector.clock import utc_now
+from polisen_collector.messages import one_line
 from polisen_collector.storage.base import Storage, StorageError, StoredObject
-from polisen_collector.storage.delta_map import Base, UnusableBase, gzip_json, head_fields, json_of, load_head
+from polisen_collector.storage.delta_map import (
+    DEFAULT_LIMIT,
+    Base,
+    UnusableBase,
+    gzip_json,
+    head_fields,
+    json_of,
+    load_head,
+)
 
 log = logging.getLogger("polisen.state")
 
@@ -77,7 +87,10 @@ class State:
 def rows_of_columns(columns: Any) -> dict[int, tuple[Any, ...]]:
     """Format 2 and 3 columns as id -> entry; ValueError, TypeError or KeyError when malformed."""
     deltas, *fields = (columns[key] for key in COLUMNS)
-    if any(len(column) != len(deltas) for column in fields) or any(delta <= 0 for delta in deltas):
+    if not all(isinstance(column, list) for column in (deltas, *fields)):
+        raise TypeError("a column is not a list")
+    if any(len(column) != len(deltas) for column in fields) or any(
+            type(delta) is not int or delta <= 0 for delta in deltas):
         raise ValueError("columns of different lengths or ids not ascending")
     rows = {}
     event_id = 0
@@ -96,10 +109,13 @@ def columns_of_rows(rows: Mapping[int, Sequence[Any]]) -> dict[str, list[Any]]:
     }
 
 
-def parse_document(data: bytes, storage: Storage | None = None) -> tuple[dict[str, Any], dict[int, Any], Base]:
-    """The document's other fields, its entries (a format 3 head merged with its base), and that base."""
+def parse_document(data: bytes, storage: Storage | None = None, max_bytes: int = DEFAULT_LIMIT,
+                   ) -> tuple[dict[str, Any], dict[int, Any], Base]:
+    """The document's other fields, its entries (a format 3 head merged with its base), and that base.
+
+    `max_bytes` bounds what the head and its base may decompress to (delta_map.decoded_limit)."""
     try:
-        document = json_of(data)
+        document = json_of(data, max_bytes)
     except ValueError as error:
         raise CorruptState(f"{STATE_OBJECT} is not valid (gzip-compressed) JSON: {error}") from None
     if not isinstance(document, dict) or document.get("format") not in READABLE_FORMATS:
@@ -110,7 +126,7 @@ def parse_document(data: bytes, storage: Storage | None = None) -> tuple[dict[st
             raise CorruptState(f"{STATE_OBJECT} has no 'seen' mapping")
         return fields, document["seen"], Base()
     try:
-        rows, base = load_head(storage, document, rows_of_columns, "seen", "forgotten")
+        rows, base = load_head(storage, document, rows_of_columns, "seen", "forgotten", max_bytes=max_bytes)
     except (TypeError, ValueError, KeyError) as error:
         raise CorruptState(f"{STATE_OBJECT} has malformed columns: {error}") from None
     except UnusableBase as error:
@@ -118,19 +134,54 @@ def parse_document(data: bytes, storage: Storage | None = None) -> tuple[dict[st
     return fields, rows, base
 
 
-def decode_state(data: bytes, storage: Storage | None = None) -> tuple[dict[int, Entry], datetime | None, Base]:
-    """The remembered versions, `last_answer_at` and the base they were read over, or CorruptState."""
-    document, rows, base = parse_document(data, storage)
+def decode_state(data: bytes, storage: Storage | None = None, max_bytes: int = DEFAULT_LIMIT,
+                 ) -> tuple[dict[int, Entry], datetime | None, Base]:
+    """The remembered versions, `last_answer_at` and the base they were read over, or CorruptState.
+
+    Every entry is checked as strictly as a setting: a hash that is not one (a number, say)
+    would never match, and the event would be stored again on every run."""
+    document, rows, base = parse_document(data, storage, max_bytes)
+    result = {}
+    for key, value in rows.items():
+        try:
+            result[_state_id(key)] = entry_of(value)
+        except (TypeError, ValueError) as error:
+            raise CorruptState(f"{STATE_OBJECT} has a malformed entry: {one_line(key, 30)}: {error}") from None
+    return result, last_answer_of(document), base
+
+
+HASH = re.compile(r"[0-9A-Za-z]+(?:\+[0-9A-Za-z]+)*")
+"""A content hash (archive/events.content_hash: hex), or several joined by `+` (archive/ingest.answer_hashes)."""
+MAX_HASH = 4096
+MAX_ID = 2**53
+
+
+def _state_id(key: Any) -> int:
+    number = key if type(key) is int else int(key) if isinstance(key, str) and key.isascii() and key.isdigit() else 0
+    if not 0 < number <= MAX_ID:
+        raise ValueError("not an event id")
+    return number
+
+
+def entry_of(value: Any) -> Entry:
+    """One remembered entry, (hash, event date, last day seen), or ValueError saying what is wrong."""
+    if not isinstance(value, list | tuple) or len(value) != 3:
+        raise ValueError("not a (hash, day, last seen) entry")
+    content_hash, day, last_seen = value
+    if not (isinstance(content_hash, str) and 0 < len(content_hash) <= MAX_HASH and HASH.fullmatch(content_hash)):
+        raise ValueError(f"hash {one_line(repr(content_hash), 60)} is not one")
+    for name, text in (("day", day), ("last seen", last_seen)):
+        if not (isinstance(text, str) and len(text) == 10 and _is_date(text)):
+            raise ValueError(f"{name} {one_line(repr(text), 60)} is not a date")
+    return content_hash, day, last_seen
+
+
+def _is_date(text: str) -> bool:
     try:
-        result = {}
-        for key, value in rows.items():
-            content_hash, day, last_seen = value
-            date.fromisoformat(day)
-            date.fromisoformat(last_seen)
-            result[int(key)] = (str(content_hash), day, last_seen)
-        return result, last_answer_of(document), base
-    except (TypeError, ValueError) as error:
-        raise CorruptState(f"{STATE_OBJECT} has a malformed entry: {error}") from None
+        date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
 
 
 def encode_state(
@@ -147,12 +198,12 @@ def encode_state(
     })
 
 
-def read_state(stored: StoredObject | None, storage: Storage | None) -> State:
+def read_state(stored: StoredObject | None, storage: Storage | None, max_bytes: int = DEFAULT_LIMIT) -> State:
     """The state in a stored object of `storage` (None: no state yet); CorruptState if it is unusable."""
     if stored is None:
         return State()
     try:
-        seen, last_answer_at, base = decode_state(stored.data, storage)
+        seen, last_answer_at, base = decode_state(stored.data, storage, max_bytes)
     except CorruptState as error:
         raise CorruptState(str(error), data=stored.data) from None
     return State(seen=seen, source=stored, last_answer_at=last_answer_at, base=base)
@@ -171,13 +222,18 @@ def last_answer_of(document: dict[str, Any]) -> datetime | None:
     return stamp if stamp is not None and stamp.tzinfo is not None else None
 
 
-def prune(seen: dict[int, Entry], today: date, retention_days: int) -> dict[int, Entry]:
-    """Forget ids that no answer has shown for more than retention_days."""
-    cutoff = (today - timedelta(days=retention_days)).isoformat()
+def prune(seen: dict[int, Entry], retention_days: int) -> dict[int, Entry]:
+    """Forget ids that no answer has shown for more than retention_days, counted back from the
+    newest event the state remembers: the feed's own dates, so a clock that jumps ahead (a VM
+    restored, a wrong NTP step) forgets nothing."""
+    if not seen:
+        return seen
+    newest = max(entry[1] for entry in seen.values())
+    cutoff = (date.fromisoformat(newest) - timedelta(days=retention_days)).isoformat()
     return {event_id: entry for event_id, entry in seen.items() if entry[2] >= cutoff}
 
 
-def rebuild_from_archive(storage: Storage, today: date, retention_days: int) -> dict[int, Entry]:
+def rebuild_from_archive(storage: Storage, retention_days: int) -> dict[int, Entry]:
     """Recreate the state by reading the whole archive, the latest version of each id winning.
 
     The whole archive, because an event's date says nothing about when it was stored.
@@ -204,4 +260,4 @@ def rebuild_from_archive(storage: Storage, today: date, retention_days: int) -> 
                 seen[event.id] = (*seen[event.id][:2], last_seen)
     log.warning("rebuilt the state from the archive: %d ids from %d objects (%d bad lines)",
                 len(seen), len(names), bad)
-    return prune(seen, today, retention_days)
+    return prune(seen, retention_days)

@@ -77,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     since = args.since or (utc_now() - timedelta(days=args.days) if args.days else None)
     loaded = load_runs(settings.metrics_dir, since)
     if loaded.skipped:
-        print(f"warning: skipped {len(loaded.skipped)} unreadable or partial metrics files:", file=sys.stderr)
+        print(f"warning: skipped {len(loaded.skipped)} unreadable, partial or future-dated metrics files:",
+              file=sys.stderr)
         for name, reason in loaded.skipped[:5]:
             print(f"  {name}: {reason}", file=sys.stderr)
         if len(loaded.skipped) > 5:

@@ -105,11 +105,15 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_job(args: argparse.Namespace, echo: bool) -> int:
     """Settings, logging, then the job the arguments name; its exit code."""
+    from polisen_collector.logging_setup import LOG_FILE_NAME, print_failure, setup_logging
+
     try:
         settings = build_settings(args)
         backfill_days = parse_backfill(args.backfill)
+        last_error = setup_logging(settings.log_dir, settings.log_level, settings.log_max_bytes,
+                                   settings.log_backup_count, echo=echo)
     except ConfigError as error:
-        from polisen_collector.logging_setup import print_failure, silence_logging
+        from polisen_collector.logging_setup import silence_logging
 
         silence_logging()
         # Only a collection run speaks for health.json: a dry run writes nothing, and the audit,
@@ -119,10 +123,6 @@ def run_job(args: argparse.Namespace, echo: bool) -> int:
         print_failure(f"configuration error: {error}" + (f" ({problem})" if problem else ""))
         return EXIT_CONFIG
 
-    from polisen_collector.logging_setup import LOG_FILE_NAME, print_failure, setup_logging
-
-    last_error = setup_logging(settings.log_dir, settings.log_level, settings.log_max_bytes,
-                               settings.log_backup_count, echo=echo)
     from polisen_collector.run.collection import run_compaction, run_once
 
     if args.compact:

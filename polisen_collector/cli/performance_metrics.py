@@ -40,12 +40,16 @@ def main(argv: list[str] | None = None) -> int:
     from polisen_collector.metrics.run_metrics import summary_line
 
     try:
-        run = latest_run(settings.metrics_dir)
+        latest = latest_run(settings.metrics_dir)
     except NoMetricsYet as nothing:
         print("null" if args.json else f"{nothing}: every run of collect_events.py leaves one run-*.json file there.")
         return EXIT_OK
     except MetricsFileError as error:
         print(str(error), file=sys.stderr)
         return EXIT_FAILED
-    print(json.dumps(run, indent=2, ensure_ascii=False) if args.json else summary_line(run))
+    if latest.future:
+        print(f"warning: {len(latest.future)} newer metrics files are dated in the future (was the clock wrong "
+              f"when they were written?), the newest {latest.future[-1]}; showing the last run before now",
+              file=sys.stderr)
+    print(json.dumps(latest.document, indent=2, ensure_ascii=False) if args.json else summary_line(latest.document))
     return EXIT_OK

@@ -1,7 +1,8 @@
 """Per-run metrics: how long each step took, what was counted, what went wrong.
 
 One JSON file per run in METRICS_DIR, named `run-<run id>.json` so names sort by time;
-old files are pruned by name alone. Optionally the last run is also exposed as a
+old files are pruned by name alone, their age counted along the runs after them so that a
+clock jump deletes no history (prune_metrics). Optionally the last run is also exposed as a
 node_exporter textfile (`polisen_collector.prom`).
 """
 
@@ -28,6 +29,11 @@ log = logging.getLogger("polisen.metrics")
 STEPS = ("api_fetch", "metadata_fetch", "deduplication", "save_events", "metadata_update", "total")
 METRICS_FILE = re.compile(r"\.?(?:run|audit)-(\d{8}T\d{6})")
 """`run-<id>.json` of collection runs, `audit-<id>.json` of audit ticks (kept apart from the runs' statistics)."""
+STAMP = "%Y%m%dT%H%M%S"
+MAX_PAUSE = timedelta(days=7)
+"""The most a pause between two metrics files adds to the age of the files before it."""
+CLOCK_SLACK = timedelta(minutes=10)
+"""A file dated later than now plus this was written while the clock was wrong (dated in the future)."""
 
 
 class RunMetrics:
@@ -120,19 +126,33 @@ def summary_line(document: dict[str, Any]) -> str:
 def prune_metrics(directory: Path, retention_days: int, now: datetime | None = None) -> int:
     """Delete metrics files (and leftover temp files) older than retention_days; returns how many.
 
-    Run ids start with their UTC time, so the age is read from the name: no file is opened.
+    Run ids start with their UTC time, so the age is read from the name: no file is opened. A
+    file's age is the time the files after it span up to the newest, each pause between two of
+    them counted at most MAX_PAUSE: the clock jumping a year ahead (or a collector stopped for
+    months) makes one long pause, which ages no history by more than a week. Files dated in the
+    future (written while the clock was wrong) are kept, and neither count nor are counted.
     """
-    cutoff = ((now or utc_now()) - timedelta(days=retention_days)).strftime("%Y%m%dT%H%M%S")
-    deleted = 0
+    horizon = ((now or utc_now()) + CLOCK_SLACK).strftime(STAMP)
     try:
         entries = list(os.scandir(directory))
     except FileNotFoundError:
         return 0
-    for entry in entries:
-        match = METRICS_FILE.match(entry.name)
-        if match and match.group(1) < cutoff:
+    dated = sorted((match.group(1), entry.path) for entry in entries
+                   if (match := METRICS_FILE.match(entry.name)) and match.group(1) <= horizon)
+    limit = timedelta(days=retention_days)
+    age = timedelta(0)
+    later: datetime | None = None
+    deleted = 0
+    for stamp, path in reversed(dated):
+        try:
+            moment = datetime.strptime(stamp, STAMP)
+        except ValueError:  # digits that are no time: not a name this module wrote
+            continue
+        age += min(later - moment, MAX_PAUSE) if later is not None else timedelta(0)
+        later = moment
+        if age > limit:
             try:
-                os.unlink(entry.path)
+                os.unlink(path)
                 deleted += 1
             except FileNotFoundError:
                 pass

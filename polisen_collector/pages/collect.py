@@ -42,6 +42,7 @@ from polisen_collector.pages.queue import (
 )
 from polisen_collector.pages.store import write_page_version
 from polisen_collector.storage.base import Storage, StorageError, StoredObject, update_object
+from polisen_collector.storage.delta_map import DEFAULT_LIMIT
 
 log = logging.getLogger("polisen.pages")
 
@@ -80,16 +81,18 @@ def collect_pages(
     max_pages: int,
     budget_seconds: float | None = None,
     now: Callable[[], datetime] = utc_now,
+    max_bytes: int = DEFAULT_LIMIT,
 ) -> PagesReport:
     """Queue the pages of `events` (the feed's answer) and of `seen` (the state as the run read
     it) not yet fetched for their content, then fetch at most `max_pages` due pages.
     Raises StorageError only when the queue or the archive cannot be read, or the queue
     written; the run's caller logs and counts it. Fetching stops once `budget_seconds` have passed,
-    so slow answers cannot hold the run (and its health file) up."""
+    so slow answers cannot hold the run (and its health file) up. The queue may decompress to
+    `max_bytes` (delta_map.decoded_limit of the state's retention); a larger one is unreadable."""
     report = PagesReport()
     started = now()
     current = storage.get(QUEUE_OBJECT)
-    entries, base = decode_queue(current.data if current else None, storage)
+    entries, base = decode_queue(current.data if current else None, storage, max_bytes)
     answered = {event.id for event in events}
     missed, lost = missed_events(storage, seen, entries, answered)
     if missed:
@@ -132,7 +135,7 @@ def collect_pages(
         if stored is current:  # the queue as read above, with this run's changes
             merged, over = entries, base
         else:  # another collector wrote it meanwhile: its entries, with this run's changes
-            theirs, over = decode_queue(stored.data if stored else None, storage)
+            theirs, over = decode_queue(stored.data if stored else None, storage, max_bytes)
             merged = {**theirs, **touched}
         data = encode_queue(prune(merged, set(seen) | answered), storage=storage, base=over)
         return None if stored is not None and stored.data == data else data

@@ -35,7 +35,15 @@ from urllib.parse import urlsplit
 from polisen_collector.archive.events import Event
 from polisen_collector.messages import one_line
 from polisen_collector.storage.base import Storage
-from polisen_collector.storage.delta_map import Base, UnusableBase, gzip_json, head_fields, json_of, load_head
+from polisen_collector.storage.delta_map import (
+    DEFAULT_LIMIT,
+    Base,
+    UnusableBase,
+    gzip_json,
+    head_fields,
+    json_of,
+    load_head,
+)
 
 log = logging.getLogger("polisen.pages")
 
@@ -165,19 +173,22 @@ def pack(entries: Mapping[int, PageEntry]) -> dict[str, dict[str, Any]]:
             for event_id, entry in sorted(entries.items())}
 
 
-def decode_queue(data: bytes | None, storage: Storage | None = None) -> tuple[dict[int, PageEntry], Base]:
+def decode_queue(data: bytes | None, storage: Storage | None = None, max_bytes: int = DEFAULT_LIMIT,
+                 ) -> tuple[dict[int, PageEntry], Base]:
     """The queue's entries (its base, read from `storage`, merged in) and that base.
 
-    An unreadable queue counts as empty: its pages are queued again from the state.
+    An unreadable queue (one decompressing to more than `max_bytes` too, delta_map.decoded_limit)
+    counts as empty: its pages are queued again from the state.
     """
     if data is None:
         return {}, Base()
     problems: list[str] = []
     try:
-        document = json_of(data)
+        document = json_of(data, max_bytes)
         if not isinstance(document, dict) or document.get("format") not in READABLE_FORMATS:
             raise ValueError(f"not a page queue of format {' or '.join(map(str, READABLE_FORMATS))}")
-        entries, base = load_head(storage, document, lambda pages: unpack(pages, problems), "pages", "removed")
+        entries, base = load_head(storage, document, lambda pages: unpack(pages, problems), "pages", "removed",
+                                  max_bytes=max_bytes)
     except (ValueError, TypeError, KeyError, AttributeError, UnusableBase) as error:
         log.warning("%s is unreadable (%s); starting a new page queue", QUEUE_OBJECT, error)
         return {}, Base()

@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from itertools import groupby
 
+from polisen_collector.files import gunzip
 from polisen_collector.pages.parse import PARSER_VERSION, ParsedPage, content_fingerprint
 from polisen_collector.storage.base import Storage
 
@@ -34,6 +35,8 @@ _NAME = re.compile(r"^pages/\d{4}/\d{2}/\d{2}/(\d+)-(\d{8}T\d{6}Z)-([0-9a-f]{16}
 _PARSED_NAME = re.compile(r"^(pages/\d{4}/\d{2}/\d{2}/\d+-\d{8}T\d{6}Z-[0-9a-f]{16})\.parsed-v(\d{1,6})\.json$")
 _FETCHED_FORMAT = "%Y%m%dT%H%M%SZ"
 PARSED_FIELDS = ("title", "preamble", "body", "author", "published", "reason")
+MAX_STORED_PAGE_BYTES = 100_000_000
+"""The most a stored page inflates to: the largest PAGE_MAX_BYTES allows."""
 
 
 @dataclass(frozen=True)
@@ -96,7 +99,7 @@ def decode_parsed(data: bytes) -> ParsedPage | None:
         if document["parser"] != PARSER_VERSION:
             return None
         values = {field: document[field] for field in PARSED_FIELDS}
-    except (ValueError, TypeError, KeyError):
+    except (ValueError, TypeError, KeyError, RecursionError):
         return None
     if not all(value is None or isinstance(value, str) for value in values.values()):
         return None
@@ -126,13 +129,14 @@ def write_parsed(storage: Storage, version: PageVersion, page: ParsedPage) -> st
 
 
 def read_page_html(storage: Storage, name: str) -> bytes | None:
-    """The exact bytes of a stored version; None when it is missing or not gzip."""
+    """The exact bytes of a stored version; None when it is missing, not gzip, or inflates to more
+    than MAX_STORED_PAGE_BYTES (a gzip bomb planted among the pages)."""
     stored = storage.get(name)
     if stored is None:
         return None
     try:
-        return gzip.decompress(stored.data)
-    except (OSError, EOFError):
+        return bytes(gunzip(stored.data, MAX_STORED_PAGE_BYTES))
+    except ValueError:
         return None
 
 

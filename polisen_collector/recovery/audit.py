@@ -35,6 +35,7 @@ from polisen_collector.api.client import ApiError, PolisenClient
 from polisen_collector.api.rate_limit import RateLimited
 from polisen_collector.archive.ingest import HeldState
 from polisen_collector.archive.layout import new_run_id
+from polisen_collector.clock import utc_now
 from polisen_collector.metrics.run_metrics import RunMetrics
 from polisen_collector.recovery.backfill import BackfillReport, backfill_day, finish_day, load_progress
 from polisen_collector.recovery.withdrawals import DayWithdrawals, Hints, confirm_day, load_hints, settle_day
@@ -80,7 +81,8 @@ class AuditProgress:
                 "reach": self.reach, "spent": self.spent}
 
 
-def read_progress(stored: StoredObject | None) -> AuditProgress:
+def read_progress(stored: StoredObject | None, now: datetime | None = None) -> AuditProgress:
+    """The audit's progress; a request time that is not a finite number counts as spent `now`."""
     if stored is None:
         return AuditProgress()
     try:
@@ -92,12 +94,19 @@ def read_progress(stored: StoredObject | None) -> AuditProgress:
             sweep_started=_time_or_none(document.get("sweep_started")),
             last_full_sweep=_time_or_none(document.get("last_full_sweep")),
             reach=_day_or_none(document.get("reach")),
-            spent=sorted(float(t) for t in document["spent"]),
+            spent=sorted(_spent_at(t, (now or utc_now()).timestamp()) for t in document["spent"]),
         )
-    except (ValueError, TypeError, KeyError, AttributeError) as error:
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as error:
         log.error("%s is unreadable (%s); the audit starts afresh", PROGRESS_OBJECT, error)
         return AuditProgress()
     return progress
+
+
+def _spent_at(value: Any, now: float) -> float:
+    """A request time of the ledger; one that is not a finite number (`nan` would never count
+    against the budget) is read as now, the strict side."""
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) \
+        else now
 
 
 def _day_or_none(value: Any) -> str | None:
@@ -170,7 +179,7 @@ def record_day(storage: Storage, day: str | None, why: str, *, now: datetime, re
 
     def change(stored: StoredObject | None) -> bytes:
         nonlocal result
-        progress = read_progress(stored)
+        progress = read_progress(stored, now)
         cutoff = now.timestamp() - DAY.total_seconds()
         progress.spent = [t for t in progress.spent if t > cutoff] + [now.timestamp()] * requests
         result = progress
@@ -259,7 +268,7 @@ def run_audit(
     """
     report = AuditReport()
     started = now
-    report.progress = progress = read_progress(storage.get(PROGRESS_OBJECT))
+    report.progress = progress = read_progress(storage.get(PROGRESS_OBJECT), now)
     gap_days = sorted(load_progress(storage).pending)
     hints = _hints(host)
     plan = plan_tick(progress, gap_days, started, budget, hints.suspect_days())

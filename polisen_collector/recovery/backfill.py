@@ -104,11 +104,17 @@ def read_progress(stored: StoredObject | None) -> Progress:
         return Progress(pending={})
     try:
         document = json.loads(stored.data)
-        pending = {date.fromisoformat(day).isoformat(): int(failures) for day, failures in document["pending"].items()}
-    except (ValueError, TypeError, KeyError, AttributeError) as error:
+        pending = {date.fromisoformat(day).isoformat(): _count(failures) for day, failures in document["pending"].items()}
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as error:
         log.error("%s is unreadable (%s); starting it afresh", PROGRESS_OBJECT, error)
         pending = {}
     return Progress(pending=pending, exists=True)
+
+
+def _count(value: Any) -> int:
+    if type(value) is not int or value < 0:
+        raise ValueError(f"{value!r} is not a count of failures")
+    return value
 
 
 def update_progress(storage: Storage, change: Callable[[dict[str, int]], object]) -> dict[str, int]:

@@ -320,13 +320,15 @@ def _collect_pages(settings: Settings, storage: Storage, report: RunReport, metr
     if settings.pages_per_run == 0 or (not report.events_processed and not _pages_due(hint)):
         return
     from polisen_collector.pages.collect import collect_pages
+    from polisen_collector.storage.delta_map import decoded_limit
 
     client = page_client(settings)
     start = time.perf_counter()
     try:
         hint.unlink(missing_ok=True)  # a step that fails or is killed leaves no hint: the next run steps in
         pages = collect_pages(storage, client, report.answered, report.seen, metrics,
-                              max_pages=settings.pages_per_run, budget_seconds=PAGE_STEP_SECONDS)
+                              max_pages=settings.pages_per_run, budget_seconds=PAGE_STEP_SECONDS,
+                              max_bytes=decoded_limit(settings.state_retention_days))
         atomic_write(hint, (pages.next_due or "idle").encode("ascii"), durable=False)
     except Exception as error:  # whatever goes wrong with pages, the feed run stands
         metrics.add("page_errors", 1)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import os
-import stat
 from pathlib import Path
 from typing import IO
+
+from polisen_collector.files import NotRegularFile, open_regular
+
+HOLDER_CHARS = 20
+"""The holder's pid is read no further: a lock file grown huge is not read whole."""
 
 
 class LockHeld(Exception):
@@ -24,25 +27,24 @@ class RunLock:
         self._handle: IO[str] | None = None
 
     def acquire(self) -> None:
-        """Take the lock. The file is opened without following a symbolic link: a link planted
-        there must not make the run truncate whatever file it points to."""
+        """Take the lock. The file is opened the guarded way (files.open_regular): never through a
+        symbolic link, which must not make the run truncate whatever file it points to, and never
+        a FIFO or another non-regular file, which would block or mean nothing."""
         # Private (0600) whatever the umask: no other user may take or hold the collectors' lock.
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            fd = open_regular(self.path, os.O_RDWR | os.O_CREAT, follow=False, mode=0o600)
+        except NotRegularFile as refused:
+            if refused.kind == "a symbolic link":
+                raise LockUnusable(f"{refused} (remove it, the run creates the lock file itself)") from None
+            raise LockUnusable(f"{refused}; refusing to use it as the lock (remove it)") from None
         except OSError as error:
-            if error.errno == errno.ELOOP:
-                raise LockUnusable(f"{self.path} is a symbolic link; refusing to follow it "
-                                   "(remove it, the run creates the lock file itself)") from None
             raise LockUnusable(f"cannot open the lock file {self.path}: {error.strerror}") from None
         handle = open(fd, "r+")  # noqa: SIM115 - held open for the whole run
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            handle.close()
-            raise LockUnusable(f"{self.path} is not a regular file; refusing to use it as the lock (remove it)")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.seek(0)
-            holder = handle.read().strip() or "unknown"
+            holder = " ".join(handle.read(HOLDER_CHARS).split()) or "unknown"
             handle.close()
             raise LockHeld(f"another run (pid {holder}) holds {self.path}; this run exits without work") from None
         handle.seek(0)

@@ -22,13 +22,13 @@ import gzip
 import hashlib
 import json
 import logging
-import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from polisen_collector.clock import utc_now
+from polisen_collector.files import gunzip
 from polisen_collector.storage.base import Storage, StorageError
 
 log = logging.getLogger("polisen.storage")
@@ -38,6 +38,12 @@ MIN_BASE_ROWS = 256
 KEEP_UNUSED = timedelta(hours=1)
 STAMP = "%Y%m%dT%H%M%SZ"
 BASE_CONTENT_TYPE = "application/gzip"
+MIN_DECODED_BYTES = 32 << 20
+DECODED_BYTES_PER_DAY = 1 << 20
+"""A head or base decompresses to at most max(32 MiB, STATE_RETENTION_DAYS x 1 MiB) (`decoded_limit`).
+The ids a map holds are those seen within the retention; at the default 30 days that is about
+4,200 ids, 0.2 MB as a state and 1.7 MB as a page queue decompressed, so the bound leaves room for
+large backfills while a gzip bomb (a few MB inflating to GBs) is refused after 32 MiB."""
 
 Row = TypeVar("Row")
 
@@ -70,17 +76,32 @@ def gzip_json(document: Any) -> bytes:
     return gzip.compress(json.dumps(document, separators=(",", ":")).encode("utf-8"), compresslevel=9, mtime=0)
 
 
-def json_of(data: bytes) -> Any:
-    """The JSON in `data`, gzip-compressed or plain (as older heads were); ValueError when it is neither."""
+def decoded_limit(retention_days: int) -> int:
+    """The most bytes a head or base may decompress to, for a state kept `retention_days`."""
+    return max(MIN_DECODED_BYTES, retention_days * DECODED_BYTES_PER_DAY)
+
+
+DEFAULT_LIMIT = decoded_limit(30)
+
+
+def json_of(data: bytes, max_bytes: int = DEFAULT_LIMIT) -> Any:
+    """The JSON in `data`, gzip-compressed or plain (as older heads were), of at most `max_bytes`
+    decompressed; ValueError when it is neither, or larger (files.TooLarge)."""
+    if data[:2] == b"\x1f\x8b":
+        text: bytes | bytearray = gunzip(data, max_bytes)
+    elif len(data) > max_bytes:
+        raise ValueError(f"more than {max_bytes} bytes")
+    else:
+        text = data
     try:
-        return json.loads(gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data)
-    except (EOFError, OSError, zlib.error) as error:
-        raise ValueError(f"not valid gzip: {error}") from None
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
 
 
 def load_head(
     storage: Storage | None, head: dict[str, Any], unpack: Callable[[Any], dict[int, Row]], rows_key: str,
-    removed_key: str,
+    removed_key: str, *, max_bytes: int = DEFAULT_LIMIT,
 ) -> tuple[dict[int, Row], Base]:
     """The whole map of a head (its base read from `storage` and merged in), and that base.
 
@@ -95,7 +116,7 @@ def load_head(
         return changed, Base()
     if storage is None:
         raise UnusableBase(f"it names the base {name} but was read without its store")
-    base = read_base(storage, str(name), unpack, head.get("carried", 0))
+    base = read_base(storage, str(name), unpack, head.get("carried", 0), max_bytes)
     return merge(base, changed, removed), base
 
 
@@ -110,7 +131,8 @@ def head_fields(
             "carried": found.base.carried}
 
 
-def read_base(storage: Storage, name: str, unpack: Callable[[Any], dict[int, Row]], carried: Any) -> Base:
+def read_base(storage: Storage, name: str, unpack: Callable[[Any], dict[int, Row]], carried: Any,
+              max_bytes: int = DEFAULT_LIMIT) -> Base:
     """The rows of the base `name`, with the head's count of rows `carried` since; UnusableBase
     when the base is gone or does not decode."""
     if isinstance(carried, bool) or not isinstance(carried, int) or carried < 0:
@@ -121,7 +143,7 @@ def read_base(storage: Storage, name: str, unpack: Callable[[Any], dict[int, Row
     if stored is None:
         raise UnusableBase(f"its base {name} is missing")
     try:
-        return Base(name, unpack(json_of(stored.data)["rows"]), carried)
+        return Base(name, unpack(json_of(stored.data, max_bytes)["rows"]), carried)
     except (ValueError, TypeError, KeyError, AttributeError) as error:
         raise UnusableBase(f"its base {name} is unreadable: {error}") from None
 

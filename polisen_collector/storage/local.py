@@ -9,8 +9,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from polisen_collector.files import atomic_write, read_regular
+from polisen_collector.files import atomic_write, open_regular, read_regular
 from polisen_collector.storage.base import NotModified, PreconditionFailed, StorageError, StoredObject
+
+WRITE_LOCK = ".write.lock"
+MAX_OBJECT_BYTES = 256 << 20
+"""An object file is read no further: the largest the collector writes (a page of PAGE_MAX_BYTES,
+gzip-compressed; a compacted day) is far smaller."""
 
 
 def _etag(data: bytes) -> str:
@@ -23,6 +28,7 @@ class LocalStorage:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self.description = f"local folder {self.root}"
+        self._guard_checked = False
 
     def _path(self, name: str) -> Path:
         parts = name.split("/")
@@ -32,11 +38,14 @@ class LocalStorage:
 
     def get(self, name: str) -> StoredObject | None:
         try:
-            data = read_regular(self._path(name))
+            data = read_regular(self._path(name), MAX_OBJECT_BYTES)
         except FileNotFoundError:
             return None
         except OSError as error:
             raise StorageError(f"cannot read {name} in {self.description}: {error}") from error
+        if len(data) > MAX_OBJECT_BYTES:
+            raise StorageError(f"cannot read {name} in {self.description}: larger than {MAX_OBJECT_BYTES >> 20} MiB, "
+                               "not an object of this collector")
         return StoredObject(data=data, etag=_etag(data))
 
     def get_if_changed(self, name: str, etag: str) -> StoredObject | NotModified | None:
@@ -46,11 +55,25 @@ class LocalStorage:
     @contextmanager
     def _guard(self) -> Iterator[None]:
         """Serialise conditional writes between processes sharing the folder."""
-        lock_path = self.root / ".write.lock"
-        self.root.mkdir(parents=True, exist_ok=True)
-        with open(lock_path, "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
+        fd = self._open_guard()
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
             yield
+        finally:
+            os.close(fd)
+
+    def _open_guard(self) -> int:
+        """The write lock `.write.lock`, opened the guarded way: a FIFO there would block the
+        write holding the run's lock, a link would be written through (files.open_regular)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        return open_regular(self.root / WRITE_LOCK, os.O_WRONLY | os.O_CREAT | os.O_APPEND, follow=False)
+
+    def _check_guard(self) -> None:
+        """Before this store's first write: a write lock that cannot be used fails that first
+        write, not the state write after the events, which would leave a copy of them each run."""
+        if not self._guard_checked:
+            os.close(self._open_guard())
+            self._guard_checked = True
 
     def put(
         self,
@@ -63,6 +86,7 @@ class LocalStorage:
     ) -> str:
         path = self._path(name)
         try:
+            self._check_guard()
             if if_match is None and not if_none_match:
                 atomic_write(path, data)
                 return _etag(data)

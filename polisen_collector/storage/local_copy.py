@@ -25,17 +25,21 @@ from polisen_collector.storage.base import NotModified, Storage, StoredObject
 log = logging.getLogger("polisen.storage")
 
 KEEP_WRITE_ONCE = 3
+HEADER_BYTES = 4096
 
 
 class LocalCopy:
     """`storage` with the objects named in `copies` (name -> local file) read conditionally,
     and those under a prefix of `write_once` (prefix -> local folder) read once."""
 
-    def __init__(self, storage: Storage, copies: Mapping[str, Path], write_once: Mapping[str, Path] | None = None) -> None:
+    def __init__(self, storage: Storage, copies: Mapping[str, Path], write_once: Mapping[str, Path] | None = None,
+                 max_bytes: int | None = None) -> None:
         self.storage = storage
         self.copies = dict(copies)
         self.write_once = dict(write_once or {})
         self.description = storage.description
+        self.max_bytes = max_bytes
+        """A copy larger than this (plus its header line) is not read, and costs a full read of the object."""
 
     def get(self, name: str) -> StoredObject | None:
         if self._write_once_path(name) is not None:
@@ -106,8 +110,12 @@ class LocalCopy:
 
     def _load(self, name: str) -> StoredObject | None:
         """The copy, if it is intact and of this object in this store."""
+        limit = None if self.max_bytes is None else self.max_bytes + HEADER_BYTES
         try:
-            header, _, data = read_regular(self._path(name)).partition(b"\n")
+            whole = read_regular(self._path(name), limit)
+            if limit is not None and len(whole) > limit:
+                return None
+            header, _, data = whole.partition(b"\n")
             meta = json.loads(header)
         except (OSError, ValueError):
             return None
