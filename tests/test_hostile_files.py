@@ -311,12 +311,13 @@ def test_the_audit_budget_reads_nan_request_times_as_spent_now(tmp_path):
     assert spent_today(progress, now) == 3
 
 
-@pytest.mark.parametrize("name", ["metadata/backfill.json", "metadata/audit.json"])
+@pytest.mark.parametrize("name", ["metadata/backfill.json", "metadata/audit.json", "withdrawal hints"])
 def test_deeply_nested_progress_records_are_unreadable_not_a_crash(tmp_path, name, caplog):
-    from polisen_collector.recovery import audit, backfill
+    from polisen_collector.recovery import audit, backfill, withdrawals
     from polisen_collector.storage.base import StoredObject
 
-    reader = backfill.read_progress if "backfill" in name else audit.read_progress
+    reader = {"metadata/backfill.json": backfill.read_progress, "metadata/audit.json": audit.read_progress,
+              "withdrawal hints": withdrawals.read_hints}[name]
     stored = StoredObject(b"[" * 100_000, "e")
     assert reader(stored) is not None
     assert "is unreadable" in caplog.text

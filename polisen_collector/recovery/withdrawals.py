@@ -100,7 +100,7 @@ def read_hints(stored: StoredObject | None) -> Hints:
             returned={int(k): (str(day), str(since)) for k, (day, since) in document["returned"].items()},
             withdrawn={int(k): str(day) for k, day in document["withdrawn"].items()},
         )
-    except (ValueError, TypeError, KeyError, AttributeError) as error:
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as error:
         log.warning("%s is unreadable (%s); the withdrawal hints start afresh", HINTS_OBJECT, error)
         return Hints()
 
