@@ -213,7 +213,8 @@ def test_a_fifo_or_link_as_the_store_s_write_lock_fails_the_run_before_any_write
     assert_archive_complete(collector.data_dir, snapshot_bodies[:1], copies_allowed=False)
 
 
-@pytest.mark.parametrize("plant", ["fifo", "symlink", "folder"])
+@pytest.mark.parametrize("plant", ["fifo", pytest.param("symlink", marks=pytest.mark.slow),
+                                   pytest.param("folder", marks=pytest.mark.slow)])  # a process each
 def test_a_log_file_that_is_not_a_regular_file_is_refused_with_one_line_and_exit_2(collector, fake_api, tmp_path,
                                                                                   plant):
     log_file = collector.log_dir / "polisen-collector.log"
