@@ -98,7 +98,7 @@ def simulate(days: int, retention: int, seed: int) -> list[dict]:
             window = window[-WINDOW:]
             changes = find_changes(window, seen)
             today = now.date()
-            new_seen = prune(updated_state(seen, changes.stored, window, today), retention)
+            new_seen = prune(updated_state(seen, changes.stored, window, today), today, retention)
             row = {"day": run // RUNS_PER_DAY, "ids": len(new_seen), "stored": len(changes.stored)}
             if new_seen != seen:
                 whole = len(encode_state(new_seen, "run"))

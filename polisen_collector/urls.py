@@ -1,9 +1,13 @@
-"""URLs as the tools judge them: loopback hosts, origins, http(s) URLs with a valid port."""
+"""URLs as the tools judge them: loopback hosts, origins, http(s) URLs with a valid port, paths on the site."""
 
 from __future__ import annotations
 
 import ipaddress
+from typing import Any, TypeGuard
 from urllib.parse import SplitResult, urlsplit
+
+MAX_PATH = 1000
+"""The longest event `url` taken for a path on the site: the site's are under 200 characters."""
 
 
 def is_loopback_host(host: str | None) -> bool:
@@ -22,6 +26,30 @@ def origin_of(url: str) -> str:
     """The scheme and host (and port) of a URL: `https://polisen.se`."""
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}"
+
+
+def origin_key(url: str) -> tuple[str, str, int] | None:
+    """(scheme, host, port) of a URL, the port filled in for http and https, to compare origins;
+    None when it has no host, or no port (an unknown scheme, a port outside 0..65535)."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme.lower())
+    except ValueError:
+        return None
+    if not parts.hostname or port is None:
+        return None
+    return parts.scheme.lower(), parts.hostname.lower(), port
+
+
+def is_site_path(url: Any) -> TypeGuard[str]:
+    """Whether `url` is a path on the site (`/aktuellt/...`): never another host (`//host/x`,
+    `https://host/x`), a relative path, or text that is no URL (spaces, control characters)."""
+    if not isinstance(url, str) or not url.startswith("/") or url.startswith("//") or "\\" in url:
+        return False
+    if len(url) > MAX_PATH or not url.isprintable() or any(char.isspace() for char in url):
+        return False
+    parts = urlsplit(url)
+    return not parts.scheme and not parts.netloc
 
 
 def http_url_parts(value: str) -> SplitResult:

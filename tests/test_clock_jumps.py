@@ -97,3 +97,15 @@ def test_state_retention_counts_from_the_newest_event_not_the_clock(collector, f
     fake_api.serve(22)
     assert collector.run().returncode == 0
     assert set(collector.state()["seen"]) >= remembered
+
+
+def test_one_state_entry_dated_far_ahead_makes_the_state_forget_nothing_else():
+    """Retention counts from the newest event, but never from beyond today: one poisoned entry
+    dated 9999 would otherwise make the state forget every other id, and their events be stored
+    again by the next run."""
+    from polisen_collector.archive.state import prune
+
+    today = date(2026, 5, 20)
+    seen = {1: ("0123456789abcdef", "9999-12-31", "9999-12-31"), 2: ("0123456789abcdef", "2026-05-19", "2026-05-19"),
+            3: ("0123456789abcdef", "2026-03-01", "2026-04-01")}
+    assert prune(seen, today, 30) == {1: seen[1], 2: seen[2]}

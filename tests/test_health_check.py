@@ -219,6 +219,8 @@ def test_usage_errors_are_one_line_unknown_in_nagios_mode_and_one_line_exit_2_ot
                                        "of at least 1 (see --help)"),
         ("--port", "99999"): ("health_check.py: argument --port: '99999' is not a port number from 0 to 65535 "
                               "(0 picks a free one) (see --help)"),
+        ("--serve", "--port", "-1"): ("health_check.py: argument --port: '-1' is not a port number from 0 to 65535 "
+                                      "(0 picks a free one) (see --help)"),
         ("--max-age", "soon"): ("health_check.py: argument --max-age-minutes: 'soon' is not a number of minutes "
                                 "above 0 and below 10000000 (see --help)"),
         ("--nagois",): "health_check.py: unrecognized arguments: --nagois (see --help)",

@@ -19,6 +19,7 @@ from test_pages import T0, events_of, page_client
 from polisen_collector.metrics.run_metrics import RunMetrics
 from polisen_collector.pages.collect import collect_pages
 from polisen_collector.pages.queue import QUEUE_OBJECT, decode_queue
+from polisen_collector.storage.base import StoredObject
 from polisen_collector.storage.local import LocalStorage
 
 # -- the page queue (row 5, and its format in "also seen") -------------------------------------------
@@ -299,28 +300,127 @@ def test_metrics_files_with_absurd_numbers_or_deep_nesting_are_skipped_and_liste
 # -- the other records read back from the store: the class, not the instance -------------------------
 
 
-def test_the_audit_budget_reads_nan_request_times_as_spent_now(tmp_path):
-    """The same bypass as the ledger's: a `nan` never counted against the audit's daily budget."""
+NOW = T0 + timedelta(days=2)
+
+
+def stored(document) -> StoredObject:
+    return StoredObject(json.dumps(document).encode(), "e")
+
+
+def test_the_audit_budget_reads_nan_or_future_request_times_as_spent_now():
+    """The same bypass as the ledger's: a `nan` never counted against the audit's daily budget;
+    a time a year ahead (the clock was wrong when it was spent) counted for a year."""
+    from polisen_collector.recovery.audit import read_progress, spent_today
+
+    document = {"format": 1, "recent": {}, "spent": [float("nan"), "nan", NOW.timestamp() - 60,
+                                                     (NOW + timedelta(days=365)).timestamp()]}
+    progress = read_progress(stored(document), NOW)
+    assert spent_today(progress, NOW) == 4
+    assert spent_today(progress, NOW + timedelta(hours=25)) == 0, "spent now, so counted for a day only"
+
+
+def test_an_audit_time_without_its_offset_is_unreadable_not_a_crash_of_every_tick(caplog):
+    """Main read a naive time and every tick died comparing it with the clock (TypeError)."""
+    from polisen_collector.recovery.audit import AuditProgress, Budget, plan_tick, read_progress
+
+    yesterday = (NOW - timedelta(days=1)).date().isoformat()
+    for document in ({"format": 1, "recent": {yesterday: "2026-05-21T06:00:00"}, "spent": []},
+                     {"format": 1, "recent": {}, "spent": [], "last_full_sweep": "2026-05-01T06:00:00"},
+                     {"format": 1, "recent": {}, "spent": [], "cursor": "20260501"}):
+        progress = read_progress(stored(document), NOW)
+        assert progress == AuditProgress(), document
+        assert plan_tick(progress, [], NOW, Budget(200, 4, 96))
+    assert "metadata/audit.json is unreadable" in caplog.text
+
+
+HINTS = {"format": 1, "absent": {"650297": ["2026-05-20", "2026-05-20T06:00:00+00:00", 1]},
+         "returned": {}, "withdrawn": {"650100": "2026-05-19"}}
+
+
+@pytest.mark.parametrize("change", [
+    {"absent": {"650297": ["2026-05-20", "garbage", 1]}},  # the audit's confirmation of that day died on it
+    {"absent": {"650297": ["2026-05-20", "2026-05-20T06:00:00", 1]}},  # a naive suspected_at: an unreadable record
+    {"absent": {"650297": ["2026-05-20", "2026-05-20T06:00:00+00:00", 1.5]}},
+    {"absent": {"650297": ["20260520", "2026-05-20T06:00:00+00:00", 1]}},  # compares wrongly as text
+    {"returned": {"0650297": ["2026-05-20", "2026-05-20T06:00:00+00:00"]}},
+    {"withdrawn": {"650100": 20260519}},
+    {"format": 2},
+])
+def test_withdrawal_hints_are_checked_like_settings(change, caplog):
+    from polisen_collector.recovery.withdrawals import Hints, read_hints
+
+    assert read_hints(stored(HINTS)).withdrawn == {650100: "2026-05-19"}
+    assert read_hints(stored({**HINTS, **change})) == Hints()
+    assert "withdrawal-hints.json is unreadable" in caplog.text
+
+
+def test_a_record_of_another_format_is_unreadable(caplog):
+    """As the page queue's (also seen in issue 22): a record whose format this version does not
+    write is not read as one of its own."""
+    from polisen_collector.api.rate_limit import decode_ledger
+    from polisen_collector.recovery import audit, backfill
+
+    assert decode_ledger(json.dumps({"format": 7, "not_before": 0, "requests": [1.0]}).encode(), 5.0) == ([5.0], 0.0)
+    assert audit.read_progress(stored({"format": 7, "recent": {}, "spent": [1.0]}), NOW) == audit.AuditProgress()
+    assert backfill.read_progress(stored({"format": 7, "pending": {"2026-05-20": 0}})).pending == {}
+    for name in ("api-requests.json", "metadata/audit.json", "metadata/backfill.json"):
+        assert f"{name} is unreadable (not " in caplog.text, name
+
+
+def test_an_api_cache_with_a_line_break_in_a_validator_is_read_as_missing(collector, fake_api):
+    """Main sent the ETag as it was read back: every run failed on the header, for ever, as
+    only a successful run rewrites the cache."""
+    assert collector.run().returncode == 0
+    cache = collector.log_dir / "api-cache.json"
+    document = json.loads(cache.read_text())
+    cache.write_text(json.dumps({**document, "etag": '"x"\r\nX-Injected: 1'}))
+    fake_api.requests.clear()
+    result = collector.run()
+    assert result.returncode == 0, result.stderr
+    assert [r.status for r in fake_api.requests] == [200], "a full fetch instead of a conditional one"
+    assert json.loads(cache.read_text()) == document
+
+
+@pytest.mark.parametrize("hint", ["2026-05-20T06:00:00", "in-a-year"])
+def test_a_page_hint_without_offset_or_far_ahead_sends_the_run_to_the_page_step(collector, fake_api, hint):
+    """Main died comparing a naive hint with the clock (TypeError: exit 1 on every run that found
+    nothing new), and skipped the page step until a hint written by a clock a year ahead."""
     from datetime import UTC, datetime
 
-    from polisen_collector.recovery.audit import read_progress, spent_today
-    from polisen_collector.storage.base import StoredObject
+    pages = {"PAGES_PER_RUN": "1"}
+    assert collector.run(env=pages).returncode == 0
+    path = collector.log_dir / "pages-next-due"
+    path.write_text((datetime.now(UTC) + timedelta(days=365)).isoformat() if hint == "in-a-year" else hint)
+    result = collector.run(env=pages)  # the API answers 304: only a due hint sends the run to the page step
+    assert (result.returncode, result.stderr) == (0, ""), result.log[-1500:]
+    assert path.read_text() != hint and "in-a-year" not in path.read_text(), "the page step ran and wrote it anew"
+    assert datetime.fromisoformat(path.read_text()) < datetime.now(UTC) + timedelta(days=2)
 
-    now = datetime(2026, 5, 20, 12, 0, tzinfo=UTC)
-    document = {"recent": {}, "spent": [float("nan"), "nan", now.timestamp() - 60]}
-    progress = read_progress(StoredObject(json.dumps(document).encode(), "e"), now)
-    assert spent_today(progress, now) == 3
+
+def test_a_textfile_counter_of_nan_or_below_zero_restarts_the_counters(tmp_path, caplog):
+    """Main carried a `NaN` counter on (NaN + 1 stays NaN): the run counters were lost for good."""
+    from polisen_collector.metrics.prometheus import write_prometheus_textfile
+
+    metrics = RunMetrics("a", now=lambda: T0)
+    metrics.finish("success")
+    path = write_prometheus_textfile(tmp_path, metrics)
+    clean = path.read_text()
+    line = 'polisen_collector_runs_total{outcome="success"} 1.0'
+    for value in ("NaN", "+Inf", "-3.0"):
+        path.write_text(clean.replace(line, line.replace("1.0", value)))
+        write_prometheus_textfile(tmp_path, metrics)
+        assert line in path.read_text(), value
+        assert "counters restart" in caplog.text
+        caplog.clear()
 
 
 @pytest.mark.parametrize("name", ["metadata/backfill.json", "metadata/audit.json", "withdrawal hints"])
 def test_deeply_nested_progress_records_are_unreadable_not_a_crash(tmp_path, name, caplog):
     from polisen_collector.recovery import audit, backfill, withdrawals
-    from polisen_collector.storage.base import StoredObject
 
     reader = {"metadata/backfill.json": backfill.read_progress, "metadata/audit.json": audit.read_progress,
               "withdrawal hints": withdrawals.read_hints}[name]
-    stored = StoredObject(b"[" * 100_000, "e")
-    assert reader(stored) is not None
+    assert reader(StoredObject(b"[" * 100_000, "e")) is not None
     assert "is unreadable" in caplog.text
 
 

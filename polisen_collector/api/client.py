@@ -45,7 +45,7 @@ from urllib3.util.retry import Retry
 from polisen_collector import __version__
 from polisen_collector.clock import utc_now
 from polisen_collector.messages import one_line
-from polisen_collector.urls import is_loopback_host
+from polisen_collector.urls import is_loopback_host, origin_key
 
 log = logging.getLogger("polisen.api")
 
@@ -506,23 +506,11 @@ def http_date(value: str | None) -> datetime | None:
     return stamp if stamp is not None and stamp.tzinfo is not None else None
 
 
-def origin_of_url(url: str) -> tuple[str, str, int] | None:
-    """(scheme, host, port) of a URL, the port filled in for http and https; None when it has none."""
-    parts = urlsplit(url)
-    try:
-        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme.lower())
-    except ValueError:  # a port outside 0..65535 or not a number
-        return None
-    if not parts.hostname or port is None:
-        return None
-    return parts.scheme.lower(), parts.hostname.lower(), port
-
-
 def _check_hop(url: str, origin: str | None = None) -> None:
     """Every request, redirects included, obeys the rule of POLISEN_API_URL: https, http only for
     loopback; with `origin` (the pages' site), it goes to that scheme, host and port only."""
     if origin is not None:
-        if origin_of_url(url) != origin_of_url(origin):
+        if origin_key(url) != origin_key(origin):
             raise ApiError(f"refused to follow a redirect to {one_line(url)}: it leaves the site {origin}")
         return
     parts = urlsplit(url)

@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import time
 from collections.abc import Callable
 
 from polisen_collector.api.client import ApiError
 from polisen_collector.clock import epoch_seconds
 from polisen_collector.messages import one_line
+from polisen_collector.readback import is_finite_number
 from polisen_collector.storage.base import Storage, StoredObject, update_object
 
 log = logging.getLogger("polisen.rate_limit")
@@ -58,6 +58,8 @@ def decode_ledger(data: bytes, now: float) -> tuple[list[float], float]:
     """
     try:
         document = json.loads(data)
+        if document.get("format") != LEDGER_FORMAT:
+            raise ValueError(f"not a ledger of format {LEDGER_FORMAT}")
         entries = document["requests"]
         not_before = document.get("not_before", 0.0)
         if not isinstance(entries, list):
@@ -65,19 +67,15 @@ def decode_ledger(data: bytes, now: float) -> tuple[list[float], float]:
     except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as error:
         log.warning("%s is unreadable (%s); reading it as one request made now", LEDGER_OBJECT, one_line(str(error)))
         return [now], 0.0
-    times = [value if _is_time(value) else now for value in entries]
-    bad = [value for value in entries if not _is_time(value)]
-    if not _is_time(not_before):
+    times = [value if is_finite_number(value) else now for value in entries]
+    bad = [value for value in entries if not is_finite_number(value)]
+    if not is_finite_number(not_before):
         bad.append(not_before)
         not_before = now
     if bad:
         log.warning("%s holds %d values that are not times (first: %s); reading them as now",
                     LEDGER_OBJECT, len(bad), one_line(repr(bad[0]), 60))
     return sorted(times), float(not_before)
-
-
-def _is_time(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def encode_ledger(times: list[float], not_before: float) -> bytes:

@@ -142,16 +142,17 @@ class HeldState:
 
 def recover_state(storage: Storage, stored: StoredObject | None, run_id: str, retention_days: int) -> State:
     """The state in `stored`; a corrupt one is kept aside and, like a missing one, rebuilt from the archive."""
+    today = utc_today()
     try:
         state = read_state(stored, storage, decoded_limit(retention_days))
     except CorruptState as error:
         keep = f"{STATE_OBJECT}.corrupt-{run_id}"
         storage.put(keep, error.data)
         log.error("%s; kept it as %s and rebuilding the state from the archive", error, keep)
-        return State(seen=rebuild_from_archive(storage, retention_days), source=stored, rebuilt=True)
+        return State(seen=rebuild_from_archive(storage, today, retention_days), source=stored, rebuilt=True)
     if not state.exists and any(True for _ in list_event_objects(storage)):
         log.warning("%s is missing but the archive has events: rebuilding the state from it", STATE_OBJECT)
-        state.seen = rebuild_from_archive(storage, retention_days)
+        state.seen = rebuild_from_archive(storage, today, retention_days)
         state.rebuilt = True
     return state
 
@@ -212,7 +213,7 @@ def commit_state(
             metrics.add("state_conflicts", 1)
             log.warning("state changed under us (another collector?); merging into it")
             state = recover_state(storage, current, run_id, retention_days)
-        seen = prune(updated_state(state.seen, stored, answered, today), retention_days)
+        seen = prune(updated_state(state.seen, stored, answered, today), today, retention_days)
         data = encode_state(seen, run_id, answered_at or state.last_answer_at, storage=storage, base=state.base)
         metrics.count(state_ids=len(seen), state_bytes=len(data))
         return data

@@ -25,9 +25,11 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from polisen_collector import readback
 from polisen_collector.archive.layout import collection_time, group_by_day, list_event_objects, read_versions
 from polisen_collector.clock import utc_now
 from polisen_collector.messages import one_line
+from polisen_collector.readback import shown
 from polisen_collector.storage.base import Storage, StorageError, StoredObject
 from polisen_collector.storage.delta_map import (
     DEFAULT_LIMIT,
@@ -144,7 +146,7 @@ def decode_state(data: bytes, storage: Storage | None = None, max_bytes: int = D
     result = {}
     for key, value in rows.items():
         try:
-            result[_state_id(key)] = entry_of(value)
+            result[readback.event_id(key)] = entry_of(value)
         except (TypeError, ValueError) as error:
             raise CorruptState(f"{STATE_OBJECT} has a malformed entry: {one_line(key, 30)}: {error}") from None
     return result, last_answer_of(document), base
@@ -153,14 +155,6 @@ def decode_state(data: bytes, storage: Storage | None = None, max_bytes: int = D
 HASH = re.compile(r"[0-9A-Za-z]+(?:\+[0-9A-Za-z]+)*")
 """A content hash (archive/events.content_hash: hex), or several joined by `+` (archive/ingest.answer_hashes)."""
 MAX_HASH = 4096
-MAX_ID = 2**53
-
-
-def _state_id(key: Any) -> int:
-    number = key if type(key) is int else int(key) if isinstance(key, str) and key.isascii() and key.isdigit() else 0
-    if not 0 < number <= MAX_ID:
-        raise ValueError("not an event id")
-    return number
 
 
 def entry_of(value: Any) -> Entry:
@@ -169,19 +163,8 @@ def entry_of(value: Any) -> Entry:
         raise ValueError("not a (hash, day, last seen) entry")
     content_hash, day, last_seen = value
     if not (isinstance(content_hash, str) and 0 < len(content_hash) <= MAX_HASH and HASH.fullmatch(content_hash)):
-        raise ValueError(f"hash {one_line(repr(content_hash), 60)} is not one")
-    for name, text in (("day", day), ("last seen", last_seen)):
-        if not (isinstance(text, str) and len(text) == 10 and _is_date(text)):
-            raise ValueError(f"{name} {one_line(repr(text), 60)} is not a date")
-    return content_hash, day, last_seen
-
-
-def _is_date(text: str) -> bool:
-    try:
-        date.fromisoformat(text)
-    except ValueError:
-        return False
-    return True
+        raise ValueError(f"hash {shown(content_hash)} is not one")
+    return content_hash, readback.named("day", readback.iso_day, day), readback.named("last seen", readback.iso_day, last_seen)
 
 
 def encode_state(
@@ -222,18 +205,19 @@ def last_answer_of(document: dict[str, Any]) -> datetime | None:
     return stamp if stamp is not None and stamp.tzinfo is not None else None
 
 
-def prune(seen: dict[int, Entry], retention_days: int) -> dict[int, Entry]:
+def prune(seen: dict[int, Entry], today: date, retention_days: int) -> dict[int, Entry]:
     """Forget ids that no answer has shown for more than retention_days, counted back from the
-    newest event the state remembers: the feed's own dates, so a clock that jumps ahead (a VM
-    restored, a wrong NTP step) forgets nothing."""
+    newest event the state remembers, or from `today` when that is earlier: a clock that jumps
+    ahead (a VM restored, a wrong NTP step) forgets nothing, nor does one entry dated far ahead
+    (a poisoned state) make it forget the others, whose events would then be stored again."""
     if not seen:
         return seen
-    newest = max(entry[1] for entry in seen.values())
-    cutoff = (date.fromisoformat(newest) - timedelta(days=retention_days)).isoformat()
+    newest = min(date.fromisoformat(max(entry[1] for entry in seen.values())), today)
+    cutoff = (newest - timedelta(days=retention_days)).isoformat()
     return {event_id: entry for event_id, entry in seen.items() if entry[2] >= cutoff}
 
 
-def rebuild_from_archive(storage: Storage, retention_days: int) -> dict[int, Entry]:
+def rebuild_from_archive(storage: Storage, today: date, retention_days: int) -> dict[int, Entry]:
     """Recreate the state by reading the whole archive, the latest version of each id winning.
 
     The whole archive, because an event's date says nothing about when it was stored.
@@ -260,4 +244,4 @@ def rebuild_from_archive(storage: Storage, retention_days: int) -> dict[int, Ent
                 seen[event.id] = (*seen[event.id][:2], last_seen)
     log.warning("rebuilt the state from the archive: %d ids from %d objects (%d bad lines)",
                 len(seen), len(names), bad)
-    return prune(seen, retention_days)
+    return prune(seen, today, retention_days)

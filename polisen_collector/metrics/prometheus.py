@@ -21,6 +21,7 @@ from polisen_collector import __version__
 from polisen_collector.clock import utc_now
 from polisen_collector.files import SMALL_FILE_BYTES, atomic_write, read_regular
 from polisen_collector.metrics.run_metrics import RunMetrics
+from polisen_collector.readback import is_finite_number
 
 log = logging.getLogger("polisen.metrics")
 
@@ -170,6 +171,9 @@ def _previous_textfile(path: Path, job: Job) -> tuple[dict[str, float], float | 
                     last_success = sample.value
                 elif sample.name in counted and not sample.labels:
                     totals[counted[sample.name]] = sample.value
+        carried = [*runs.values(), *totals.values(), *([] if last_success is None else [last_success])]
+        if not all(is_finite_number(value) and value >= 0 for value in carried):  # NaN + 1 stays NaN for ever
+            raise ValueError("a counter or time that is not a finite number of at least 0")
     except FileNotFoundError:
         pass
     except (OSError, UnicodeDecodeError, ValueError) as error:

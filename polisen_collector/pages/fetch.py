@@ -33,7 +33,7 @@ from polisen_collector.api.client import (
     retry_after_seconds,
     user_agent,
 )
-from polisen_collector.pages.queue import is_site_path
+from polisen_collector.urls import is_site_path
 
 log = logging.getLogger("polisen.pages")
 

@@ -28,12 +28,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
-from datetime import UTC, date, datetime, timedelta
-from typing import Any, TypeGuard
-from urllib.parse import urlsplit
+from datetime import datetime, timedelta
+from typing import Any
 
+from polisen_collector import readback
 from polisen_collector.archive.events import Event
 from polisen_collector.messages import one_line
+from polisen_collector.readback import shown
 from polisen_collector.storage.base import Storage
 from polisen_collector.storage.delta_map import (
     DEFAULT_LIMIT,
@@ -44,6 +45,7 @@ from polisen_collector.storage.delta_map import (
     json_of,
     load_head,
 )
+from polisen_collector.urls import is_site_path
 
 log = logging.getLogger("polisen.pages")
 
@@ -58,8 +60,6 @@ RETRY_AFTER = (timedelta(hours=1), timedelta(hours=6), timedelta(hours=24), time
 MAX_SITE_WAIT = timedelta(hours=24)
 GONE_AFTER = 3
 FAILED_AFTER = 5
-MAX_TEXT = 1000
-"""Longest url, hash, fingerprint or validator read back: ours are far shorter; a longer one is not ours."""
 LOGGED_PROBLEMS = 5
 
 
@@ -81,17 +81,6 @@ class PageEntry:
         return self.status in PENDING
 
 
-def is_site_path(url: Any) -> TypeGuard[str]:
-    """Whether `url` is a path on the site (`/aktuellt/...`): never another host (`//host/x`,
-    `https://host/x`), a relative path, or text that is no URL (control characters)."""
-    if not isinstance(url, str) or not url.startswith("/") or url.startswith("//") or "\\" in url:
-        return False
-    if len(url) > MAX_TEXT or not url.isprintable() or any(char.isspace() for char in url):
-        return False
-    parts = urlsplit(url)
-    return not parts.scheme and not parts.netloc
-
-
 def unpack(pages: Any, problems: list[str] | None = None) -> dict[int, PageEntry]:
     """The entries of a queue's (or base's) `pages` mapping; a malformed entry is left out and
     described in `problems` (ValueError without it). TypeError when `pages` is no mapping."""
@@ -100,19 +89,13 @@ def unpack(pages: Any, problems: list[str] | None = None) -> dict[int, PageEntry
     entries = {}
     for key, value in pages.items():
         try:
-            event_id = _event_id(key)
+            event_id = readback.event_id(key)
             entries[event_id] = entry_of(value)
         except ValueError as error:
             if problems is None:
                 raise
             problems.append(f"entry {one_line(key, 30)}: {error}")
     return entries
-
-
-def _event_id(key: Any) -> int:
-    if not (isinstance(key, str) and key.isascii() and key.isdigit() and 0 < len(key) <= 16 and key[0] != "0"):
-        raise ValueError("its key is not an event id")
-    return int(key)
 
 
 _TEXT_FIELDS = ("url", "day", "hash", "status", "fingerprint", "etag", "last_modified", "due", "first_fetched")
@@ -127,45 +110,29 @@ def entry_of(value: Any) -> PageEntry:
         raise ValueError(f"it is a {type(value).__name__}, not an object")
     unknown = set(value) - {field.name for field in fields(PageEntry)}
     if unknown:
-        raise ValueError(f"unknown field {_shown(sorted(unknown)[0])}")
+        raise ValueError(f"unknown field {shown(sorted(unknown)[0])}")
     for name in ("url", "day", "hash"):
         if name not in value:
             raise ValueError(f"it lacks {name!r}")
     for name in _TEXT_FIELDS:
         text = value.get(name)
-        if text is not None and not (isinstance(text, str) and len(text) <= MAX_TEXT and text.isprintable()):
-            raise ValueError(f"{name} {_shown(text)} is not a short line of text")
+        if text is not None and not readback.is_short_text(text):
+            raise ValueError(f"{name} {shown(text)} is not a short line of text")
     entry = PageEntry(**value)
     if entry.status not in STATUSES:
-        raise ValueError(f"status {_shown(entry.status)} is not one of {', '.join(sorted(STATUSES))}")
+        raise ValueError(f"status {shown(entry.status)} is not one of {', '.join(sorted(STATUSES))}")
     if entry.pending and not is_site_path(entry.url):
-        raise ValueError(f"url {_shown(entry.url)} of a pending page is not a path on the site")
+        raise ValueError(f"url {shown(entry.url)} of a pending page is not a path on the site")
     if not entry.hash:
         raise ValueError("its hash is empty")
-    try:
-        date.fromisoformat(entry.day)
-    except ValueError:
-        raise ValueError(f"day {_shown(entry.day)} is not a date") from None
+    readback.named("day", readback.iso_day, entry.day)
     if type(entry.tries) is not int or not 0 <= entry.tries <= 1000:
-        raise ValueError(f"tries {_shown(entry.tries)} is not a count")
+        raise ValueError(f"tries {shown(entry.tries)} is not a count")
     return replace(entry, due=_utc_time("due", entry.due), first_fetched=_utc_time("first_fetched", entry.first_fetched))
 
 
-def _shown(value: Any) -> str:
-    return one_line(repr(value), 60)
-
-
 def _utc_time(name: str, text: str | None) -> str | None:
-    if text is None:
-        return None
-    try:
-        stamp = datetime.fromisoformat(text)
-    except ValueError:
-        stamp = None
-    if stamp is None or stamp.tzinfo is None:
-        raise ValueError(f"{name} {_shown(text)} is not a time with its UTC offset")
-    utc = stamp.astimezone(UTC).isoformat()
-    return text if utc == text else utc
+    return None if text is None else readback.named(name, readback.utc_time, text).isoformat()
 
 
 def pack(entries: Mapping[int, PageEntry]) -> dict[str, dict[str, Any]]:

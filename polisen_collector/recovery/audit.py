@@ -30,12 +30,13 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from polisen_collector import interrupt
+from polisen_collector import interrupt, readback
 from polisen_collector.api.client import ApiError, PolisenClient
 from polisen_collector.api.rate_limit import RateLimited
 from polisen_collector.archive.ingest import HeldState
 from polisen_collector.archive.layout import new_run_id
 from polisen_collector.clock import utc_now
+from polisen_collector.messages import one_line
 from polisen_collector.metrics.run_metrics import RunMetrics
 from polisen_collector.recovery.backfill import BackfillReport, backfill_day, finish_day, load_progress
 from polisen_collector.recovery.withdrawals import DayWithdrawals, Hints, confirm_day, load_hints, settle_day
@@ -82,39 +83,40 @@ class AuditProgress:
 
 
 def read_progress(stored: StoredObject | None, now: datetime | None = None) -> AuditProgress:
-    """The audit's progress; a request time that is not a finite number counts as spent `now`."""
+    """The audit's progress, every value checked as strictly as a setting (readback.py): a
+    request time that is not a finite number, or later than `now` (the clock was stepped back),
+    counts as spent now, the strict side; anything else malformed makes it unreadable."""
     if stored is None:
         return AuditProgress()
+    moment = (now or utc_now()).timestamp()
     try:
         document = json.loads(stored.data)
+        if document.get("format") != PROGRESS_FORMAT:
+            raise ValueError(f"not an audit progress of format {PROGRESS_FORMAT}")
         progress = AuditProgress(
-            recent={date.fromisoformat(day).isoformat(): datetime.fromisoformat(when).isoformat()
-                    for day, when in document["recent"].items()},
+            recent={readback.iso_day(day): _time(when) for day, when in document["recent"].items()},
             cursor=_day_or_none(document.get("cursor")),
             sweep_started=_time_or_none(document.get("sweep_started")),
             last_full_sweep=_time_or_none(document.get("last_full_sweep")),
             reach=_day_or_none(document.get("reach")),
-            spent=sorted(_spent_at(t, (now or utc_now()).timestamp()) for t in document["spent"]),
+            spent=sorted(min(t, moment) if readback.is_finite_number(t) else moment for t in document["spent"]),
         )
     except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as error:
-        log.error("%s is unreadable (%s); the audit starts afresh", PROGRESS_OBJECT, error)
+        log.error("%s is unreadable (%s); the audit starts afresh", PROGRESS_OBJECT, one_line(str(error)))
         return AuditProgress()
     return progress
 
 
-def _spent_at(value: Any, now: float) -> float:
-    """A request time of the ledger; one that is not a finite number (`nan` would never count
-    against the budget) is read as now, the strict side."""
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) \
-        else now
+def _time(value: Any) -> str:
+    return readback.utc_time(value).isoformat()
 
 
 def _day_or_none(value: Any) -> str | None:
-    return None if value is None else date.fromisoformat(value).isoformat()
+    return None if value is None else readback.iso_day(value)
 
 
 def _time_or_none(value: Any) -> str | None:
-    return None if value is None else datetime.fromisoformat(value).isoformat()
+    return None if value is None else _time(value)
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,10 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
-from polisen_collector import interrupt
+from polisen_collector import interrupt, readback
 from polisen_collector.api.client import ApiError, PolisenClient
 from polisen_collector.api.rate_limit import RateLimited
 from polisen_collector.archive.events import Event
@@ -32,6 +32,7 @@ from polisen_collector.archive.ingest import (
 from polisen_collector.archive.layout import new_run_id, read_day
 from polisen_collector.archive.state import Entry
 from polisen_collector.clock import utc_now
+from polisen_collector.messages import one_line
 from polisen_collector.metrics.run_metrics import RunMetrics
 from polisen_collector.recovery.gaps import Gap
 from polisen_collector.storage.base import Storage, StoredObject, update_object
@@ -100,20 +101,23 @@ def load_progress(storage: Storage) -> Progress:
 
 
 def read_progress(stored: StoredObject | None) -> Progress:
+    """The pending days, checked as strictly as a setting (readback.py); unreadable: none."""
     if stored is None:
         return Progress(pending={})
     try:
         document = json.loads(stored.data)
-        pending = {date.fromisoformat(day).isoformat(): _count(failures) for day, failures in document["pending"].items()}
+        if document.get("format") != PROGRESS_FORMAT:
+            raise ValueError(f"not a backfill progress of format {PROGRESS_FORMAT}")
+        pending = {readback.iso_day(day): _count(failures) for day, failures in document["pending"].items()}
     except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as error:
-        log.error("%s is unreadable (%s); starting it afresh", PROGRESS_OBJECT, error)
+        log.error("%s is unreadable (%s); starting it afresh", PROGRESS_OBJECT, one_line(str(error)))
         pending = {}
     return Progress(pending=pending, exists=True)
 
 
 def _count(value: Any) -> int:
     if type(value) is not int or value < 0:
-        raise ValueError(f"{value!r} is not a count of failures")
+        raise ValueError(f"{readback.shown(value)} is not a count of failures")
     return value
 
 

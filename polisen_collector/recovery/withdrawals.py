@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from polisen_collector import readback
 from polisen_collector.archive.events import Event
 from polisen_collector.archive.state import Entry
 from polisen_collector.archive.withdrawals import (
@@ -40,6 +41,7 @@ from polisen_collector.archive.withdrawals import (
     withdrawn_at,
     write_records,
 )
+from polisen_collector.messages import one_line
 from polisen_collector.recovery.gaps import PUBLICATION_MARGIN, coverage_start
 from polisen_collector.storage.base import Storage, StoredObject, update_object
 
@@ -90,19 +92,35 @@ class Hints:
 
 
 def read_hints(stored: StoredObject | None) -> Hints:
-    """The hints in `stored`; unreadable ones are logged and started afresh (they are only hints)."""
+    """The hints in `stored`, every value checked as strictly as a setting (readback.py); unreadable
+    ones are logged and started afresh (they are only hints)."""
     if stored is None:
         return Hints()
     try:
         document = json.loads(stored.data)
+        if document.get("format") != HINTS_FORMAT:
+            raise ValueError(f"not withdrawal hints of format {HINTS_FORMAT}")
         return Hints(
-            absent={int(k): (str(day), str(since), int(answers)) for k, (day, since, answers) in document["absent"].items()},
-            returned={int(k): (str(day), str(since)) for k, (day, since) in document["returned"].items()},
-            withdrawn={int(k): str(day) for k, day in document["withdrawn"].items()},
+            absent={readback.event_id(k): (readback.iso_day(day), _since(since), _answers(answers))
+                    for k, (day, since, answers) in document["absent"].items()},
+            returned={readback.event_id(k): (readback.iso_day(day), _since(since))
+                      for k, (day, since) in document["returned"].items()},
+            withdrawn={readback.event_id(k): readback.iso_day(day) for k, day in document["withdrawn"].items()},
         )
     except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as error:
-        log.warning("%s is unreadable (%s); the withdrawal hints start afresh", HINTS_OBJECT, error)
+        log.warning("%s is unreadable (%s); the withdrawal hints start afresh", HINTS_OBJECT, one_line(str(error)))
         return Hints()
+
+
+def _since(value: Any) -> str:
+    """A time as the hints keep it (UTC, to the second), which they compare as text."""
+    return readback.utc_time(value).isoformat(timespec="seconds")
+
+
+def _answers(value: Any) -> int:
+    if type(value) is not int or not 1 <= value <= RIPE_ANSWERS:
+        raise ValueError(f"{readback.shown(value)} is not a count of answers from 1 to {RIPE_ANSWERS}")
+    return value
 
 
 def load_hints(host: Storage) -> Hints:

@@ -12,12 +12,12 @@ import logging
 import time
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import datetime
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from polisen_collector import interrupt
+from polisen_collector import interrupt, readback
 from polisen_collector.api.client import ApiError, PolisenClient
 from polisen_collector.archive.ingest import InvalidAnswer
 from polisen_collector.archive.layout import new_run_id
@@ -46,6 +46,8 @@ log = logging.getLogger("polisen.collect")
 REPARSE_SECONDS = 60
 # The page step stops fetching after this long, so slow pages never hold a run (and its health) up.
 PAGE_STEP_SECONDS = 120.0
+# Longer than any wait of the page queue (a day at most): a page hint due later was written by a wrong clock.
+PAGE_HINT_HORIZON = timedelta(days=2)
 
 
 def run_once(settings: Settings, dry_run: bool = False, backfill_days: list[str] | None = None) -> int:
@@ -339,10 +341,15 @@ def _collect_pages(settings: Settings, storage: Storage, report: RunReport, metr
 
 
 def _pages_due(hint: Path) -> bool:
-    """Whether a page may be due; True when the hint is missing or unreadable."""
+    """Whether a page may be due; True when the hint is missing or unreadable, a time without
+    its offset included (readback.py), or further ahead than any wait of the page queue (written
+    while the clock was ahead)."""
     try:
         text = read_regular(hint, SMALL_FILE_BYTES).decode("ascii").strip()
-        return text != "idle" and datetime.fromisoformat(text) <= utc_now()
+        if text == "idle":
+            return False
+        due, now = readback.utc_time(text), utc_now()
+        return due <= now or due > now + PAGE_HINT_HORIZON
     except (OSError, ValueError):
         return True
 

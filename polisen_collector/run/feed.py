@@ -30,6 +30,7 @@ from polisen_collector.archive.state import Entry, State
 from polisen_collector.clock import utc_now, utc_today
 from polisen_collector.files import SMALL_FILE_BYTES, atomic_write, read_regular
 from polisen_collector.metrics.run_metrics import RunMetrics
+from polisen_collector.readback import is_short_text
 from polisen_collector.storage.base import Storage
 
 if TYPE_CHECKING:
@@ -70,11 +71,15 @@ class ApiCache:
         self.loaded: dict[str, str] = {}
 
     def load(self) -> dict[str, str]:
+        """The validators saved; none when the file is missing or unreadable, or when a value is
+        not a short line of text (an ETag with a line break, sent as a header, would fail every
+        request until the cache is rewritten: readback.py)."""
         try:
             document = json.loads(read_regular(self.path, SMALL_FILE_BYTES))
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             document = {}
-        self.loaded = {k: v for k, v in document.items() if isinstance(v, str)} if isinstance(document, dict) else {}
+        usable = isinstance(document, dict) and all(map(is_short_text, document.values()))
+        self.loaded = document if usable else {}
         return self.loaded
 
     def save(self, url: str, result: FetchResult, state_etag: str | None) -> None:
