@@ -310,6 +310,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(entry, 200, json.dumps(events, ensure_ascii=False).encode())
         if name == "object":
             return self._send(entry, 200, b'{"message": "not a list"}')
+        if name == "nested":  # an array nested without end: a parser that recurses runs out of stack
+            return self._send(entry, 200, b"[" * 100_000)
         if name == "reset":
             entry.status = -1
             self.close_connection = True

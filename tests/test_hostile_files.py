@@ -443,3 +443,15 @@ def test_a_bomb_or_a_deep_nest_among_the_stored_pages_is_unreadable_not_a_crash(
     storage.put(name, gzip.compress(b"<html>whole</html>"))
     assert read_page_html(storage, name) == b"<html>whole</html>"
     assert decode_parsed(b"[" * 100_000) is None
+
+
+def test_a_local_copy_whose_header_is_nested_without_end_is_not_used(tmp_path):
+    """The state's copy in LOG_DIR (kept for an OCI store): main died on its RecursionError on every run."""
+    from polisen_collector.storage.local_copy import LocalCopy
+
+    store = LocalStorage(tmp_path / "store")
+    copy = tmp_path / "logs" / "state-cache"
+    kept = LocalCopy(store, {"metadata/last_seen.json": copy})
+    kept.put("metadata/last_seen.json", b"v1")
+    copy.write_bytes(b"[" * 100_000 + b"\nv1")
+    assert kept.get("metadata/last_seen.json") == store.get("metadata/last_seen.json"), "read from the store"

@@ -204,3 +204,11 @@ def test_the_page_client_still_serves_pages_whole(fake_api, snapshot_bodies):
     event = events_of(snapshot_bodies[0])[0]
     answer = page_client(fake_api).fetch(event.raw["url"])
     assert (answer.status, answer.body, answer.retry_after) == (200, page_bytes(event.id), None)
+
+
+def test_a_feed_body_nested_without_end_is_a_bad_body_retried_not_a_crash(fake_api, snapshot_bodies):
+    """Main's run died on the RecursionError of json.loads (an unexpected error, with a traceback)."""
+    fake_api.add_faults("nested")
+    slept: list[float] = []
+    result = PolisenClient(ApiOptions(url=fake_api.url), sleep=slept.append).fetch_events()
+    assert (result.events, result.retries) == (json.loads(snapshot_bodies[0]), 1)

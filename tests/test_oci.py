@@ -584,6 +584,23 @@ def test_fifos_in_place_of_the_local_copies_are_read_as_missing(fake_api, fake_o
     assert [(r.method, r.status) for r in fake_oci.requests][:2] == [("GET", 200), ("GET", 200)]
 
 
+def test_a_local_copy_with_a_line_break_in_its_etag_is_not_offered(fake_api, fake_oci, oci_run):
+    """The etag of a copy goes out as If-None-Match: one with a line break (a forged copy, its
+    checksum still right) failed every run's state read until the copy was rewritten."""
+    oci_run.env["OCI_NAMESPACE"] = "testnamespace"
+    fake_api.serve(0)
+    assert oci_run.run().returncode == 0
+    copy = oci_run.log_dir / "state-cache"
+    header, _, data = copy.read_bytes().partition(b"\n")
+    copy.write_bytes(json.dumps({**json.loads(header), "etag": "x\r\nX-Injected: 1"}).encode() + b"\n" + data)
+    fake_oci.requests.clear()
+    fake_api.serve(1)
+    result = oci_run.run()
+    assert result.returncode == 0, result.log[-800:]
+    (read,) = requests_to(fake_oci, "GET", "metadata%2Flast_seen.json")
+    assert read.status == 200 and "if-none-match" not in read.headers, "a forged copy is not even offered"
+
+
 def test_the_state_travels_only_when_it_changed(tmp_path, fake_api, fake_oci, api_key, oci_run, snapshot_bodies):
     """Read with If-None-Match and the etag this host last saw; its copy is used only on that 304.
 

@@ -578,6 +578,8 @@ def _decode(body: bytes) -> list[Any]:
     except json.JSONDecodeError as error:
         # json's own words may end in "at" ("Unterminated string starting at"): the position follows once
         raise _BadBody(f"invalid JSON ({error.msg.removesuffix(' at')} at byte {error.pos} of {len(body)})") from None
+    except RecursionError:
+        raise _BadBody(f"invalid JSON (arrays or objects nested too deeply, {len(body)} bytes)") from None
     if not isinstance(document, list):
         raise _BadBody(f"JSON is a {type(document).__name__}, not an array of events")
     return document

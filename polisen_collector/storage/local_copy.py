@@ -20,6 +20,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from polisen_collector.files import atomic_write, read_regular
+from polisen_collector.readback import is_short_text
 from polisen_collector.storage.base import NotModified, Storage, StoredObject
 
 log = logging.getLogger("polisen.storage")
@@ -117,11 +118,12 @@ class LocalCopy:
                 return None
             header, _, data = whole.partition(b"\n")
             meta = json.loads(header)
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             return None
         if not isinstance(meta, dict) or meta.get("store") != self.description or meta.get("name") != name:
             return None
-        if meta.get("sha256") != hashlib.sha256(data).hexdigest() or not isinstance(meta.get("etag"), str):
+        # The etag goes out as a header (If-None-Match): a line break in it would fail every request.
+        if meta.get("sha256") != hashlib.sha256(data).hexdigest() or not is_short_text(meta.get("etag")):
             return None
         return StoredObject(data=data, etag=meta["etag"])
 
