@@ -162,3 +162,19 @@ def test_ping_reports_a_refusing_monitor_and_keeps_query_strings(caplog):
     assert [r.getMessage() for r in caplog.records] == [
         f"dead-man's switch ping http://127.0.0.1:{server.httpd.server_address[1]}/... answered HTTP 500"] * 2
     assert ping_url("https://hc-ping.com/uuid/", success=False) == "https://hc-ping.com/uuid/fail"
+
+
+def test_a_ping_that_trickles_in_or_leaves_the_monitor_is_cut_at_its_deadline(fake_api, caplog):
+    """Main read a ping's answer with a read timeout per byte and followed 30 redirects anywhere:
+    a monitor trickling its answer held the run (and its lock) for ever."""
+    import time
+
+    fake_api.add_faults("trickle-headers:0.05", "redirect:https://elsewhere.invalid/ping")
+    started = time.monotonic()
+    assert ping(fake_api.url, success=True, timeout=(0.2, 0.2)) is False
+    assert time.monotonic() - started < 2, "cut at 0.6 s"
+    assert ping(fake_api.url, success=True) is False
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages[0].endswith("failed (Timeout): no whole answer within 0.6 s (its connect timeout + 2 x its "
+                                "read timeout)"), messages
+    assert "it leaves the site" in messages[1] and len(fake_api.requests) == 2, messages
