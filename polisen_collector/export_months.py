@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -38,11 +39,13 @@ from polisen_collector.export import (
     list_days,
     write_parquet,
 )
-from polisen_collector.export_update import list_day, made_from, why_rebuild
-from polisen_collector.files import atomic_write, replace_with
+from polisen_collector.export_update import Unreadable, list_day, made_from, read_signatures, why_rebuild
+from polisen_collector.files import NotRegularFile, atomic_write, open_regular, read_regular, replace_with
 from polisen_collector.storage.base import Storage
 
 STATE_FILE = "_export_state.json"
+STATE_MAX_BYTES = 16 << 20
+"""The bookkeeping is read no further: about 40 bytes a day, a century of days is 1.5 MB."""
 LOCK_FILE = ".export.lock"
 ROW_OPTIONS = ("all_versions", "date_from", "date_to", "types", "locations", "page_origin")
 
@@ -94,8 +97,9 @@ def update_months(storage: Storage, options: ExportOptions, folder: Path, summar
             report = MonthsReport("updated", days=len(signatures), days_changed=len(changed), months=len(months))
             written = sorted({month_of(day) for day in changed})
         else:
-            reason = why_rebuild(state.get("made_from") if state else None, expected, "the folder")
-            report = MonthsReport("created" if state is None else "rebuilt", "" if state is None else reason,
+            reason = ("" if state is None else "its bookkeeping is unreadable" if not state
+                      else why_rebuild(state.get("made_from"), expected, "the folder"))
+            report = MonthsReport("created" if state is None else "rebuilt", reason,
                                   days=len(signatures), days_changed=len(signatures), months=len(months))
             written = months
         for month in written:
@@ -139,18 +143,31 @@ def _ours(name: str) -> bool:
 
 
 def _read_state(folder: Path) -> dict[str, Any] | None:
+    """The folder's bookkeeping; None when there is none, {} when it is unreadable (read the guarded
+    way, no further than STATE_MAX_BYTES, its days checked like settings): then every month is written again."""
     try:
-        document = json.loads((folder / STATE_FILE).read_bytes())
+        data = read_regular(folder / STATE_FILE, STATE_MAX_BYTES)
+        document = json.loads(data) if len(data) <= STATE_MAX_BYTES else None
+        if isinstance(document, dict):
+            read_signatures(document.get("days"))
+            return document
     except FileNotFoundError:
         return None
-    except ValueError:
-        return {}
-    return document if isinstance(document, dict) and isinstance(document.get("days"), dict) else {}
+    except (OSError, ValueError, RecursionError, Unreadable):
+        pass
+    return {}
 
 
 @contextmanager
 def _locked(folder: Path) -> Iterator[None]:
-    """One update of the folder at a time: a second one waits for the first."""
-    with open(folder / LOCK_FILE, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+    """One update of the folder at a time: a second one waits for the first. The lock file is
+    opened the guarded way (files.open_regular): a FIFO there would block, a link be written through."""
+    try:
+        fd = open_regular(folder / LOCK_FILE, os.O_WRONLY | os.O_CREAT | os.O_APPEND, follow=False)
+    except NotRegularFile as refused:
+        raise ExportError(f"{refused}; refusing to use it as the folder's lock (remove it)") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
         yield
+    finally:
+        os.close(fd)

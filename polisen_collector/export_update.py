@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
@@ -31,6 +32,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from polisen_collector import readback
 from polisen_collector.archive.events import partition_prefix
 from polisen_collector.archive.layout import BadLine, collection_order_key, day_of_object
 from polisen_collector.archive.withdrawals import list_record_objects, record_folder
@@ -51,6 +53,7 @@ from polisen_collector.export import (
     list_days,
     sqlite_schema,
 )
+from polisen_collector.files import NotRegularFile, open_regular
 from polisen_collector.pages.parse import PARSER_VERSION
 from polisen_collector.pages.store import day_of_page_object, day_prefix
 from polisen_collector.storage.base import Storage
@@ -135,6 +138,10 @@ def update(storage: Storage, options: ExportOptions, path: Path, summary: Export
            on_bad: Callable[[BadLine], None], progress: Callable[[int, date], None] | None = None) -> UpdateReport:
     """Bring the export database `path` up to date in place, in one transaction (see the module's docstring)."""
     try:
+        os.close(open_regular(path))  # a FIFO there would hang SQLite's first read, a folder fail it
+    except NotRegularFile as refused:
+        raise ExportError(f"{refused}; --update keeps an SQLite file up to date (remove it)") from None
+    try:
         connection = sqlite3.connect(f"file:{path}?mode=rw", uri=True, isolation_level=None,
                                      timeout=WRITER_WAIT_SECONDS)
     except sqlite3.Error as error:
@@ -145,13 +152,14 @@ def update(storage: Storage, options: ExportOptions, path: Path, summary: Export
         try:
             state = _state(connection)
             expected = made_from(storage, options)
-            if state.get("made_from") != expected:
-                reason = why_rebuild(state.get("made_from"), expected)
+            try:
+                if state.get("made_from") != expected:
+                    raise Unreadable(why_rebuild(state.get("made_from"), expected))
+                report = _update_days(connection, storage, options, summary, on_bad)
+            except Unreadable as rebuild:  # nothing is committed before: the rebuild replaces it all
                 _drop_everything(connection)
                 report = _write_all(connection, storage, options, summary, on_bad=on_bad, progress=progress,
-                                    how="rebuilt", reason=reason)
-            else:
-                report = _update_days(connection, storage, options, summary, on_bad)
+                                    how="rebuilt", reason=str(rebuild))
             connection.execute("COMMIT")
         except BaseException:
             connection.execute("ROLLBACK")
@@ -183,15 +191,37 @@ def _state(connection: sqlite3.Connection) -> dict[str, str]:
     return dict(connection.execute(f'SELECT "key", "value" FROM "{STATE_TABLE}"'))
 
 
-def why_rebuild(made: str | None, expected: str, what: str = "the database") -> str:
+class Unreadable(Exception):
+    """The export's bookkeeping, or a row it reads back, is not as the export writes it: rebuild it."""
+
+
+def why_rebuild(made: Any, expected: str, what: str = "the database") -> str:
     """Why an export made from `made` (None: it has no bookkeeping) is rebuilt to be made from `expected`."""
     if made is None:
         return f"{what} has no bookkeeping of an export"
+    now = json.loads(expected)
     try:
-        was, now = json.loads(made), json.loads(expected)
-    except (KeyError, ValueError):
+        was = json.loads(made)
+    except (TypeError, ValueError, RecursionError):
+        was = None
+    if not isinstance(was, dict):
         return "its bookkeeping is unreadable"
     return "its " + ", ".join(key for key in sorted(now) if was.get(key) != now[key]) + " changed"
+
+
+def read_signatures(days: Any) -> dict[str, str]:
+    """The bookkeeping's day -> digest of its objects' names, checked as strictly as a setting
+    (readback.py); Unreadable otherwise."""
+    try:
+        if not isinstance(days, dict):
+            raise ValueError(f"its days are a {type(days).__name__}")
+        for day, signature in days.items():
+            readback.named("day", readback.iso_day, day)
+            if not readback.is_short_text(signature, 64):
+                raise ValueError(f"the signature of {day} is {readback.shown(signature)}")
+    except ValueError as error:
+        raise Unreadable(f"its bookkeeping is unreadable: {error}") from None
+    return days
 
 
 def _drop_everything(connection: sqlite3.Connection) -> None:
@@ -238,7 +268,7 @@ def list_day(storage: Storage, day: date) -> DayObjects:
 
 def _update_days(connection: sqlite3.Connection, storage: Storage, options: ExportOptions, summary: ExportSummary,
                  on_bad: Callable[[BadLine], None]) -> UpdateReport:
-    known = dict(connection.execute(f'SELECT "day", "signature" FROM "{DAYS_TABLE}"'))
+    known = read_signatures(dict(connection.execute(f'SELECT "day", "signature" FROM "{DAYS_TABLE}"')))
     listed: set[date] = set()
     changed: dict[date, DayObjects] = {}  # only these days' names are kept: a few, where all are years of pages
     for objects in list_days(storage, options, summary.counting(on_bad)):
@@ -305,7 +335,10 @@ def _days_of(connection: sqlite3.Connection, keys: Iterable[Any], by: str) -> se
         connection.executemany('INSERT OR IGNORE INTO temp."_ids" VALUES (?)', [(key,) for key in keys])
     found = connection.execute('SELECT DISTINCT substr("datetime", 1, 10) FROM "versions" '
                                'WHERE "id" IN (SELECT "id" FROM temp."_ids")')
-    return {date.fromisoformat(day) for (day,) in found}
+    try:
+        return {date.fromisoformat(readback.iso_day(day)) for (day,) in found}
+    except ValueError as error:
+        raise Unreadable(f"a version's datetime is not the export's: {error}") from None
 
 
 def _replace_rows(connection: sqlite3.Connection, days: dict[date, DayObjects], records: Records

@@ -11,6 +11,7 @@ archive, row for row.
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import signal
 import sqlite3
@@ -396,3 +397,77 @@ def test_a_running_datasette_sees_each_update_without_a_restart(half_grown, run_
         code, err = run_export(workspace.data_dir, "-o", str(database), "--update")
         assert code == 0, err
         assert (before, count(url), process.poll()) == (1447, 1722, None)
+
+
+# -- the export's own bookkeeping read back (issue 22: the class of the poisoned records) ------------
+
+
+def event_line(event_id: int) -> dict:
+    return {"id": event_id, "datetime": "2026-05-20 9:38:09 +02:00", "name": f"20 maj 09.38, Brand, Lund {event_id}",
+            "summary": "x", "url": f"/aktuellt/handelser/2026/maj/20/{event_id}", "type": "Brand",
+            "location": {"name": "Lund", "gps": "55.70,13.19"}}
+
+
+def add_run(data_dir: Path, run: str, *ids: int) -> None:
+    LocalStorage(data_dir).put(f"events/2026/05/20/events-20260520T{run}.000Z-aaaaaa.jsonl",
+                               "".join(json.dumps(event_line(n)) + "\n" for n in ids).encode())
+
+
+@pytest.fixture
+def small_archive(tmp_path) -> Path:
+    """An archive of one day, two events: an update of it takes milliseconds."""
+    add_run(tmp_path / "data", "080000", 1, 2)
+    return tmp_path / "data"
+
+
+@pytest.mark.parametrize(("poison", "reason"), [
+    ('UPDATE "_export_days" SET "day" = \'garbage\'', "its bookkeeping is unreadable: day 'garbage' is not a date"),
+    ('UPDATE "_export_days" SET "signature" = \'x\' || char(10) || \'y\'',
+     "its bookkeeping is unreadable: the signature of 2026-05-20 is"),
+    ('UPDATE "_export_state" SET "value" = \'' + "[" * 100_000 + '\' WHERE "key" = \'made_from\'',
+     "its bookkeeping is unreadable"),
+    ('UPDATE "versions" SET "datetime" = \'garbage\'', "a version's datetime is not the export's"),
+])
+def test_poisoned_bookkeeping_of_an_sqlite_export_is_rebuilt_in_place(small_archive, tmp_path, run_export, poison,
+                                                                      reason):
+    """Main died on a day that is not one (ValueError), a bookkeeping nested without end (RecursionError)."""
+    database = tmp_path / "events.db"
+    assert run_export(small_archive, "-o", str(database), "--update")[0] == 0
+    with sqlite3.connect(database) as connection:
+        connection.execute(poison)
+    connection.close()
+    add_run(small_archive, "083000", 3)  # a day that changed: its events are looked up by day
+    code, err = run_export(small_archive, "-o", str(database), "--update")
+    assert (code, err.splitlines()[0].startswith(f"{database} rebuilt in place: {reason}")) == (0, True), err
+    assert dump(database) == whole_export(run_export, small_archive, tmp_path / "whole.db")
+
+
+@pytest.mark.parametrize("state", ["a day that is not one", "[" * 100_000, "fifo"])
+def test_a_poisoned_bookkeeping_of_a_parquet_folder_is_rebuilt(small_archive, tmp_path, run_export, state):
+    """Main died on the day that is not one and on the nesting, and hung on the FIFO."""
+    folder = tmp_path / "parquet"
+    assert run_export(small_archive, "-o", str(folder), "--format", "parquet", "--update")[0] == 0
+    rows = parquet_rows(folder)
+    path = folder / "_export_state.json"
+    if state == "a day that is not one":
+        state = json.dumps({**json.loads(path.read_text()), "days": {"garbage": "x"}})
+    path.unlink()
+    os.mkfifo(path) if state == "fifo" else path.write_text(state)
+    code, err = run_export(small_archive, "-o", str(folder), "--format", "parquet", "--update")
+    assert (code, "rebuilt (its bookkeeping is unreadable)" in err) == (0, True), err
+    assert parquet_rows(folder) == rows and (folder / "_export_state.json").is_file()
+
+
+@pytest.mark.parametrize("target", ["database", "lock"])
+def test_a_fifo_as_the_sqlite_export_or_the_parquet_lock_is_refused_not_a_hang(small_archive, tmp_path, run_export,
+                                                                              target):
+    if target == "database":
+        os.mkfifo(tmp_path / "events.db")
+        args, refused = ["-o", str(tmp_path / "events.db")], f"{tmp_path / 'events.db'} is a FIFO, not a regular file"
+    else:
+        (tmp_path / "parquet").mkdir()
+        os.mkfifo(tmp_path / "parquet" / ".export.lock")
+        args = ["-o", str(tmp_path / "parquet"), "--format", "parquet"]
+        refused = f"{tmp_path / 'parquet' / '.export.lock'} is a FIFO, not a regular file"
+    code, err = run_export(small_archive, *args, "--update")
+    assert (code, err.startswith(f"error: {refused}")) == (2, True), err
