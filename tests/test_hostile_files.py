@@ -455,3 +455,20 @@ def test_a_local_copy_whose_header_is_nested_without_end_is_not_used(tmp_path):
     kept.put("metadata/last_seen.json", b"v1")
     copy.write_bytes(b"[" * 100_000 + b"\nv1")
     assert kept.get("metadata/last_seen.json") == store.get("metadata/last_seen.json"), "read from the store"
+
+
+def test_a_last_success_that_is_no_time_is_not_carried_on_by_a_failed_run(tmp_path):
+    """Main carried any text on: health_check then said UNKNOWN (its last_success unreadable) on
+    every failed run, instead of the failure and its streak."""
+    from polisen_collector.health.file import write_health
+    from polisen_collector.health.ranges import PluginRange
+    from polisen_collector.health.verdict import CRITICAL, assess
+
+    path = tmp_path / "health.json"
+    path.write_text(json.dumps({"last_run": T0.isoformat(), "status": "failed", "events_processed": 0,
+                                "execution_time": 1.0, "last_success": "garbage", "consecutive_failures": 4}))
+    write_health(path, finished_at=T0, success=False, events_processed=0, execution_time=1.0)
+    health = json.loads(path.read_text())
+    assert (health["last_success"], health["consecutive_failures"]) == (None, 5)
+    verdict = assess(path, warning=PluginRange.parse("60"), critical=PluginRange.parse("120"), now=T0)
+    assert verdict.state == CRITICAL and "5 consecutive failures" in verdict.message, verdict.message

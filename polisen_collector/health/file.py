@@ -8,7 +8,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from polisen_collector import __version__
+from polisen_collector import __version__, readback
 from polisen_collector.files import NotRegularFile, atomic_write, read_regular
 from polisen_collector.interrupt import Interrupted
 
@@ -106,7 +106,9 @@ def write_health(
     if not isinstance(previous_failures, int) or isinstance(previous_failures, bool) or previous_failures < 0:
         previous_failures = 0
     previous_success = previous.get("last_success")
-    if not isinstance(previous_success, str):
+    try:  # carried on only as a time health_check can read (readback.py), else its verdict is UNKNOWN until a success
+        previous_success = readback.utc_time(previous_success).isoformat()
+    except ValueError:
         previous_success = None
     document: dict[str, Any] = {
         "last_run": finished_at.isoformat(),
