@@ -20,10 +20,14 @@ if TYPE_CHECKING:
     from polisen_collector.config import Settings
     from polisen_collector.pages.fetch import PageClient
     from polisen_collector.storage.base import Storage
+    from polisen_collector.storage.local import LocalStorage
 
 # What a job waits for, said once on a terminal (interrupt.pauser): every wait ends at once on a signal.
 API_WAIT = "the next request to the API (retries back off; the API's usage rules ask for 10 s between requests)"
 PAGE_WAIT = "the next event page (PAGE_INTERVAL_SECONDS between pages)"
+HOST_RECORD_BYTES = 16 << 20
+"""The host's records are read no further: the ledger holds a day of requests (under 200 KB at the
+10 s rule), the withdrawal hints the ids a month of answers lacked."""
 
 
 def storage_options(settings: Settings) -> StorageOptions:
@@ -87,9 +91,16 @@ def rate_limiter(settings: Settings) -> RateLimiter | None:
     if not settings.rate_limit:
         return None
     from polisen_collector.api.rate_limit import RateLimiter
+
+    return RateLimiter(host_store(settings), sleep=interrupt.pauser(API_WAIT))
+
+
+def host_store(settings: Settings) -> LocalStorage:
+    """This host's own records in LOG_DIR as a store (the rate ledger, the withdrawal hints), written
+    and read like the archive's objects, no further than HOST_RECORD_BYTES."""
     from polisen_collector.storage.local import LocalStorage
 
-    return RateLimiter(LocalStorage(settings.log_dir), sleep=interrupt.pauser(API_WAIT))
+    return LocalStorage(settings.log_dir, max_object_bytes=HOST_RECORD_BYTES)
 
 
 def page_client(settings: Settings) -> PageClient:

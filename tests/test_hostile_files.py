@@ -472,3 +472,15 @@ def test_a_last_success_that_is_no_time_is_not_carried_on_by_a_failed_run(tmp_pa
     assert (health["last_success"], health["consecutive_failures"]) == (None, 5)
     verdict = assess(path, warning=PluginRange.parse("60"), critical=PluginRange.parse("120"), now=T0)
     assert verdict.state == CRITICAL and "5 consecutive failures" in verdict.message, verdict.message
+
+
+def test_the_host_s_records_are_read_no_further_than_their_bound(collector, fake_api):
+    """The rate ledger grown to 20 MB (garbage, a wrong file copied in) was read whole, up to the
+    archive's 256 MiB: now a run refuses it past 16 MiB, one line, and goes on once it is removed."""
+    collector.log_dir.mkdir()
+    ledger = collector.log_dir / "api-requests.json"
+    ledger.write_bytes(b" " * (20 << 20) + b'{"format": 1, "not_before": 0, "requests": []}')
+    result = collector.run(env={"API_RATE_LIMIT": "on"})
+    assert result.returncode == 1 and "api-requests.json" in result.stderr and "larger than 16 MiB" in result.stderr
+    ledger.unlink()
+    assert collector.run(env={"API_RATE_LIMIT": "on"}).returncode == 0

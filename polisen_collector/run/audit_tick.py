@@ -28,12 +28,11 @@ from polisen_collector.health.file import (
 from polisen_collector.host_files import HostFiles
 from polisen_collector.interrupt import Interrupted
 from polisen_collector.metrics.run_metrics import RunMetrics, prune_metrics
-from polisen_collector.parts import open_archive, open_client
+from polisen_collector.parts import host_store, open_archive, open_client
 from polisen_collector.recovery.audit import AuditReport, Budget, health_section, run_audit
 from polisen_collector.run.collection import exit_code_for, lock_refused, outcome_of, write_textfile
 from polisen_collector.run.lock import RunLock
 from polisen_collector.storage.base import StorageError
-from polisen_collector.storage.local import LocalStorage
 
 log = logging.getLogger("polisen.audit")
 
@@ -58,7 +57,7 @@ def audit_once(settings: Settings) -> int:
         client = open_client(settings)
         try:
             report = run_audit(storage, client, metrics, budget=budget, retention_days=settings.state_retention_days,
-                               now=utc_now(), host=LocalStorage(settings.log_dir))
+                               now=utc_now(), host=host_store(settings))
         finally:
             client.close()
         interrupt.check()  # each day audited is stored and recorded

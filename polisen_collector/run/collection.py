@@ -29,7 +29,7 @@ from polisen_collector.health.file import write_health
 from polisen_collector.host_files import HostFiles
 from polisen_collector.interrupt import Interrupted
 from polisen_collector.metrics.run_metrics import RunMetrics, prune_metrics
-from polisen_collector.parts import open_archive, open_client, open_store, page_client
+from polisen_collector.parts import host_store, open_archive, open_client, open_store, page_client
 from polisen_collector.run.feed import ApiCache, RunReport, collect
 from polisen_collector.run.lock import LockHeld, LockUnusable, RunLock
 from polisen_collector.storage.base import Storage, StorageError
@@ -191,10 +191,9 @@ class _Run:
         if report.answered_at is None:  # a 304: the same answer as before
             return
         from polisen_collector.recovery.withdrawals import note_answer
-        from polisen_collector.storage.local import LocalStorage
 
         try:
-            self.metrics.count(suspected_withdrawals=note_answer(LocalStorage(self.settings.log_dir), report.answered,
+            self.metrics.count(suspected_withdrawals=note_answer(host_store(self.settings), report.answered,
                                                                  report.seen, report.answered_at))
         except StorageError as error:
             log.warning("could not note the answer's suspected withdrawals: %s", error)

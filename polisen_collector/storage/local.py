@@ -25,9 +25,10 @@ def _etag(data: bytes) -> str:
 class LocalStorage:
     """A folder laid out like the bucket. Writes are atomic and durable (fsync + rename)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, max_object_bytes: int = MAX_OBJECT_BYTES) -> None:
         self.root = Path(root)
         self.description = f"local folder {self.root}"
+        self.max_object_bytes = max_object_bytes
         self._guard_checked = False
 
     def _path(self, name: str) -> Path:
@@ -38,14 +39,14 @@ class LocalStorage:
 
     def get(self, name: str) -> StoredObject | None:
         try:
-            data = read_regular(self._path(name), MAX_OBJECT_BYTES)
+            data = read_regular(self._path(name), self.max_object_bytes)
         except FileNotFoundError:
             return None
         except OSError as error:
             raise StorageError(f"cannot read {name} in {self.description}: {error}") from error
-        if len(data) > MAX_OBJECT_BYTES:
-            raise StorageError(f"cannot read {name} in {self.description}: larger than {MAX_OBJECT_BYTES >> 20} MiB, "
-                               "not an object of this collector")
+        if len(data) > self.max_object_bytes:
+            raise StorageError(f"cannot read {name} in {self.description}: larger than "
+                               f"{self.max_object_bytes >> 20} MiB, not an object of this collector")
         return StoredObject(data=data, etag=_etag(data))
 
     def get_if_changed(self, name: str, etag: str) -> StoredObject | NotModified | None:
