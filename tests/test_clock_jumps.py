@@ -24,7 +24,7 @@ def run_file(directory, moment: datetime, new_events: int = 1) -> str:
 
 
 def test_a_clock_jump_deletes_no_metrics_history(tmp_path):
-    """Main deleted 14 files down to the 2 written while the clock was a year ahead."""
+    """Before issue 22 the tools deleted 14 files down to the 2 written while the clock was a year ahead."""
     history = [run_file(tmp_path, T0 + timedelta(minutes=30 * n)) for n in range(14)]
     ahead = T0 + YEAR
     for n, moment in enumerate((ahead, ahead + timedelta(minutes=30))):  # two runs while the clock is wrong
@@ -75,7 +75,7 @@ def test_a_run_dated_in_the_future_is_flagged_not_taken_as_the_last(tmp_path, ca
 
 def test_state_retention_counts_from_the_newest_event_not_the_clock(collector, fake_api, snapshot_bodies,
                                                                    monkeypatch):
-    """Main pruned the state by its clock: a year ahead, every id not in the answer went (527 -> 500)."""
+    """Before issue 22 the tools pruned the state by its clock: a year ahead, every id not in the answer went (527 -> 500)."""
     from polisen_collector.archive import ingest
     from polisen_collector.run import feed
 

@@ -430,7 +430,7 @@ def small_archive(tmp_path) -> Path:
 ])
 def test_poisoned_bookkeeping_of_an_sqlite_export_is_rebuilt_in_place(small_archive, tmp_path, run_export, poison,
                                                                       reason):
-    """Main died on a day that is not one (ValueError), a bookkeeping nested without end (RecursionError)."""
+    """Before issue 22 the tools died on a day that is not one (ValueError), a bookkeeping nested without end (RecursionError)."""
     database = tmp_path / "events.db"
     assert run_export(small_archive, "-o", str(database), "--update")[0] == 0
     with sqlite3.connect(database) as connection:
@@ -444,7 +444,7 @@ def test_poisoned_bookkeeping_of_an_sqlite_export_is_rebuilt_in_place(small_arch
 
 @pytest.mark.parametrize("state", ["a day that is not one", "[" * 100_000, "fifo"])
 def test_a_poisoned_bookkeeping_of_a_parquet_folder_is_rebuilt(small_archive, tmp_path, run_export, state):
-    """Main died on the day that is not one and on the nesting, and hung on the FIFO."""
+    """Before issue 22 the tools died on the day that is not one and on the nesting, and hung on the FIFO."""
     folder = tmp_path / "parquet"
     assert run_export(small_archive, "-o", str(folder), "--format", "parquet", "--update")[0] == 0
     rows = parquet_rows(folder)

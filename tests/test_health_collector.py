@@ -165,7 +165,7 @@ def test_ping_reports_a_refusing_monitor_and_keeps_query_strings(caplog):
 
 
 def test_a_ping_that_trickles_in_or_leaves_the_monitor_is_cut_at_its_deadline(fake_api, caplog):
-    """Main read a ping's answer with a read timeout per byte and followed 30 redirects anywhere:
+    """Before issue 22 the tools read a ping's answer with a read timeout per byte and followed 30 redirects anywhere:
     a monitor trickling its answer held the run (and its lock) for ever."""
     import time
 

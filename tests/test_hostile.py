@@ -226,7 +226,7 @@ def test_ledger_times_in_the_future_are_read_as_now(workspace, fake_api, clock, 
 
 def test_a_ledger_of_nan_values_is_read_on_the_strict_side_and_written_back_clean(workspace, fake_api, clock,
                                                                                 caplog):
-    """Main read `nan` as a time no comparison holds for: 4 runs in 0.5 s, and NaN written back."""
+    """Before issue 22 the tools read `nan` as a time no comparison holds for: 4 runs in 0.5 s, and NaN written back."""
     workspace.log_dir.mkdir()
     planted = workspace.log_dir / "api-requests.json"
     planted.write_text('{"format": 1, "not_before": NaN, "requests": [NaN, "nan", 1780000000.0]}')

@@ -194,7 +194,7 @@ def test_gzip_bombs_as_state_and_page_queue_are_set_aside_and_rebuilt_in_bounded
 @pytest.mark.parametrize("plant", ["fifo", "symlink"])
 def test_a_fifo_or_link_as_the_store_s_write_lock_fails_the_run_before_any_write(collector, fake_api, snapshot_bodies,
                                                                                 tmp_path, plant):
-    """Main blocked in the state write holding the run's lock (a FIFO), after writing the
+    """Before issue 22 the tools blocked in the state write holding the run's lock (a FIFO), after writing the
     events: each later attempt left a copy of them. Now the first write is refused."""
     lock = collector.data_dir / ".write.lock"
     collector.data_dir.mkdir()
@@ -265,7 +265,7 @@ def test_an_unreadable_ledger_counts_as_a_request_made_now(text, caplog):
 
 
 def test_metrics_files_with_absurd_numbers_or_deep_nesting_are_skipped_and_listed(tmp_path, capsys, monkeypatch):
-    """Main's analyze_metrics.py died on OverflowError (1e308) and RecursionError (`[` x 100,000)."""
+    """Before issue 22, analyze_metrics.py died on OverflowError (1e308) and RecursionError (`[` x 100,000)."""
     from conftest import clear_settings
     from test_clock_jumps import run_file
 
@@ -320,7 +320,7 @@ def test_the_audit_budget_reads_nan_or_future_request_times_as_spent_now():
 
 
 def test_an_audit_time_without_its_offset_is_unreadable_not_a_crash_of_every_tick(caplog):
-    """Main read a naive time and every tick died comparing it with the clock (TypeError)."""
+    """Before issue 22 the tools read a naive time and every tick died comparing it with the clock (TypeError)."""
     from polisen_collector.recovery.audit import AuditProgress, Budget, plan_tick, read_progress
 
     yesterday = (NOW - timedelta(days=1)).date().isoformat()
@@ -368,7 +368,7 @@ def test_a_record_of_another_format_is_unreadable(caplog):
 
 
 def test_an_api_cache_with_a_line_break_in_a_validator_is_read_as_missing(collector, fake_api):
-    """Main sent the ETag as it was read back: every run failed on the header, for ever, as
+    """Before issue 22 the tools sent the ETag as it was read back: every run failed on the header, for ever, as
     only a successful run rewrites the cache."""
     assert collector.run().returncode == 0
     cache = collector.log_dir / "api-cache.json"
@@ -383,7 +383,7 @@ def test_an_api_cache_with_a_line_break_in_a_validator_is_read_as_missing(collec
 
 @pytest.mark.parametrize("hint", ["2026-05-20T06:00:00", "in-a-year"])
 def test_a_page_hint_without_offset_or_far_ahead_sends_the_run_to_the_page_step(collector, fake_api, hint):
-    """Main died comparing a naive hint with the clock (TypeError: exit 1 on every run that found
+    """Before issue 22 the tools died comparing a naive hint with the clock (TypeError: exit 1 on every run that found
     nothing new), and skipped the page step until a hint written by a clock a year ahead."""
     from datetime import UTC, datetime
 
@@ -398,7 +398,7 @@ def test_a_page_hint_without_offset_or_far_ahead_sends_the_run_to_the_page_step(
 
 
 def test_a_textfile_counter_of_nan_or_below_zero_restarts_the_counters(tmp_path, caplog):
-    """Main carried a `NaN` counter on (NaN + 1 stays NaN): the run counters were lost for good."""
+    """Before issue 22 the tools carried a `NaN` counter on (NaN + 1 stays NaN): the run counters were lost for good."""
     from polisen_collector.metrics.prometheus import write_prometheus_textfile
 
     metrics = RunMetrics("a", now=lambda: T0)
@@ -458,7 +458,7 @@ def test_a_local_copy_whose_header_is_nested_without_end_is_not_used(tmp_path):
 
 
 def test_a_last_success_that_is_no_time_is_not_carried_on_by_a_failed_run(tmp_path):
-    """Main carried any text on: health_check then said UNKNOWN (its last_success unreadable) on
+    """Before issue 22 the tools carried any text on: health_check then said UNKNOWN (its last_success unreadable) on
     every failed run, instead of the failure and its streak."""
     from polisen_collector.health.file import write_health
     from polisen_collector.health.ranges import PluginRange

@@ -63,8 +63,8 @@ def test_a_page_redirected_to_another_host_is_a_failed_page_and_the_other_host_g
 
 
 def test_a_page_behind_a_chain_of_trickling_redirects_meets_one_deadline(fake_api, snapshot_bodies, tmp_path):
-    """Each hop trickles in well within the 0.8 s deadline; the three together do not. Today's
-    main gave every hop a fresh deadline and stored the page."""
+    """Each hop trickles in well within the 0.8 s deadline; the three together do not.
+    Before issue 22 the client gave every hop a fresh deadline and stored the page."""
     fake_api.serve(0)
     event = events_of(snapshot_bodies[0])[0]
     fake_api.add_page_faults(*[f"trickle-redirect:0.004:{event.raw['url']}"] * 3)
@@ -106,7 +106,7 @@ def test_a_deadline_cut_says_how_much_of_the_body_had_arrived(fake_api, snapshot
     with pytest.raises(ApiError) as cut:
         client.fetch_events()
     arrived = int(str(cut.value).split("; ")[1].split(" bytes")[0])
-    assert 0 < arrived < len(snapshot_bodies[0]), str(cut.value)  # about 30 arrive in 0.3 s; main said 0
+    assert 0 < arrived < len(snapshot_bodies[0]), str(cut.value)  # about 30 arrive in 0.3 s; before issue 22 it said 0
 
 
 # -- a page url off the site (row 3) -----------------------------------------------------------------
@@ -207,7 +207,7 @@ def test_the_page_client_still_serves_pages_whole(fake_api, snapshot_bodies):
 
 
 def test_a_feed_body_nested_without_end_is_a_bad_body_retried_not_a_crash(fake_api, snapshot_bodies):
-    """Main's run died on the RecursionError of json.loads (an unexpected error, with a traceback)."""
+    """Before issue 22, run died on the RecursionError of json.loads (an unexpected error, with a traceback)."""
     fake_api.add_faults("nested")
     slept: list[float] = []
     result = PolisenClient(ApiOptions(url=fake_api.url), sleep=slept.append).fetch_events()
