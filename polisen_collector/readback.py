@@ -15,11 +15,12 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
-from polisen_collector.archive.events import MAX_ID
 from polisen_collector.messages import one_line
 
 T = TypeVar("T")
 
+MAX_ID = 2**53
+"""The largest event id: the integers JSON carries exactly (an answer's ids are checked against it too)."""
 MAX_TEXT = 1000
 """Longest text a record holds (a url, a hash, a validator): ours are far shorter."""
 

@@ -18,8 +18,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from polisen_collector.clock import utc_now
+from polisen_collector.readback import MAX_ID
 
-MAX_ID = 2**53
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 FUTURE_SLACK = timedelta(days=2)
 SHOWN_CHARS = 100

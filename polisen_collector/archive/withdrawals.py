@@ -24,8 +24,9 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from polisen_collector.archive.events import MAX_ID, partition_prefix
+from polisen_collector.archive.events import partition_prefix
 from polisen_collector.archive.layout import BadLine, iter_numbered_lines
+from polisen_collector.readback import MAX_ID
 from polisen_collector.storage.base import Storage
 
 WITHDRAWALS_PREFIX = "withdrawals/"
