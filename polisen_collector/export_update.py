@@ -13,10 +13,16 @@ An update lists the archive (names only: the events and pages prefixes), reads t
 digest changed (and every other day of an event found there, should its versions be dated on
 several days), and replaces those events' rows, all in one transaction on the database in
 place: a reader (Datasette) sees the database before or after, never between, and a killed
-update leaves the previous one. The database is in WAL mode, so readers never wait for an
-update, nor an update for them; a second update waits for the first and then finds little to
+update leaves the previous one; a second update waits for the first and then finds little to
 do. When anything but the archive changed (a new version of the schema or the parser, other
 options), the update rebuilds every row, in place and in one transaction too.
+
+The database keeps SQLite's rollback journal (never WAL), so that a reader needs nothing but read
+access to the database file: the site serves it from a read-only folder (docs/site.md). The
+update's changes stay in its page cache until it commits; readers go on reading the database as it
+was meanwhile, and wait only while the commit writes the changed pages (SQLite's busy timeout).
+A WAL database could not be opened by a reader that may not create the -wal and -shm files
+beside it, which SQLite deletes when the last writer closes it.
 """
 
 from __future__ import annotations
@@ -67,6 +73,9 @@ BOOKKEEPING = [
 ]
 WRITER_WAIT_SECONDS = 900
 """How long an update waits for another one (or a rebuild) holding the database, before it gives up."""
+UPDATE_CACHE_KIB = 65_536
+"""The page cache of an update: its changes stay in memory until the commit. Changes beyond it are
+written to the database before the commit, which keeps readers waiting from then on (a rebuild)."""
 READ_ATTEMPTS = 3
 """How often the days to read are read again when the archive changed under the update (compaction)."""
 
@@ -114,19 +123,17 @@ def made_from(storage: Storage, options: ExportOptions, schema: object = None,
 
 
 def write_new(storage: Storage, options: ExportOptions, path: str, summary: ExportSummary, *,
-              on_bad: Callable[[BadLine], None], progress: Callable[[int, date], None] | None = None,
-              wal: bool = False) -> UpdateReport:
+              on_bad: Callable[[BadLine], None], progress: Callable[[int, date], None] | None = None
+              ) -> UpdateReport:
     """A whole export into the new, empty file `path` (a temp file, renamed over -o by the caller), with
-    its bookkeeping; in WAL mode for the updates to come when `wal`, else in SQLite's default rollback
-    mode (a file renamed over one that a reader has open must not be in WAL mode: the reader's -wal
-    and -shm files beside it would be taken for the new file's)."""
+    its bookkeeping, in SQLite's rollback journal mode like every export (see the module's docstring)."""
     connection = sqlite3.connect(path, isolation_level=None)
     try:
         connection.execute("PRAGMA journal_mode = OFF")  # a temp file: renamed over -o only when complete
         connection.execute("BEGIN")
         report = _write_all(connection, storage, options, summary, on_bad=on_bad, progress=progress, how="created")
         connection.execute("COMMIT")
-        connection.execute(f"PRAGMA journal_mode = {'WAL' if wal else 'DELETE'}")
+        connection.execute("PRAGMA journal_mode = DELETE")
     except sqlite3.Error as error:  # such as "database or disk is full": the output failed, like an OSError
         raise OSError(f"cannot write the SQLite database {path}: {error}") from None
     finally:
@@ -147,7 +154,7 @@ def update(storage: Storage, options: ExportOptions, path: Path, summary: Export
     except sqlite3.Error as error:
         raise OSError(f"cannot open the SQLite database {path}: {error}") from None
     try:
-        _wal(connection, path)
+        _rollback_journal(connection, path)
         connection.execute("BEGIN IMMEDIATE")  # one writer at a time: a second update waits here
         try:
             state = _state(connection)
@@ -164,7 +171,6 @@ def update(storage: Storage, options: ExportOptions, path: Path, summary: Export
         except BaseException:
             connection.execute("ROLLBACK")
             raise
-        connection.execute("PRAGMA wal_checkpoint(PASSIVE)")  # never waits for readers
     except sqlite3.Error as error:
         raise OSError(f"cannot update the SQLite database {path}: {error}") from None
     finally:
@@ -172,12 +178,12 @@ def update(storage: Storage, options: ExportOptions, path: Path, summary: Export
     return report
 
 
-def _wal(connection: sqlite3.Connection, path: Path) -> None:
-    """WAL mode (a whole export's file is in rollback mode), and a WAL file cut back to 64 MB once
-    copied into the database after a large rebuild; a file that is not a database is refused."""
+def _rollback_journal(connection: sqlite3.Connection, path: Path) -> None:
+    """The rollback journal (a database an earlier version left in WAL mode is turned back) and the
+    update's page cache; a file that is not a database is refused."""
     try:
-        connection.execute("PRAGMA journal_mode = WAL")
-        connection.execute("PRAGMA journal_size_limit = 67108864")
+        connection.execute("PRAGMA journal_mode = DELETE")
+        connection.execute(f"PRAGMA cache_size = -{UPDATE_CACHE_KIB}")
     except sqlite3.DatabaseError as error:
         if "not a database" in str(error) or "malformed" in str(error):
             raise ExportError(f"{path} is not an SQLite database: remove it, or export to another file") from None

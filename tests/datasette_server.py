@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import queue
 import re
 import subprocess
@@ -12,12 +13,26 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+READ_ONLY_BIND = 'mount --bind -o ro "$1" "$1" && shift && exec "$@"'
+
+
+def read_only(folder: Path, command: list[str]) -> list[str]:
+    """`command` in a mount namespace of its own where `folder` is a read-only bind mount of itself: it may
+    read there, never write (EROFS), as polisen-site.service's ProtectSystem=strict makes the site's
+    folder. util-linux's unshare; as root it needs no user namespace."""
+    namespace = ["unshare", "--mount"] if os.geteuid() == 0 else ["unshare", "--user", "--map-root-user", "--mount"]
+    return [*namespace, "sh", "-c", READ_ONLY_BIND, "sh", str(folder), *command]
+
 
 @contextlib.contextmanager
-def serving(cwd: Path, args: list[str]) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    """`datasette ARGS --host 127.0.0.1 --port 0` in `cwd`: its URL and process, stopped at the end."""
-    process = subprocess.Popen([sys.executable, "-m", "datasette", *args, "--host", "127.0.0.1", "--port", "0"],
-                               cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+def serving(cwd: Path, args: list[str], *, read_only_folder: Path | None = None
+            ) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """`datasette ARGS --host 127.0.0.1 --port 0` in `cwd`: its URL and process, stopped at the end; with
+    `read_only_folder`, Datasette may not write there (read_only)."""
+    command = [sys.executable, "-m", "datasette", *args, "--host", "127.0.0.1", "--port", "0"]
+    if read_only_folder is not None:
+        command = read_only(read_only_folder, command)  # the shell execs Datasette: the same process
+    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     lines: queue.Queue[str] = queue.Queue()
 
     def read_stderr() -> None:  # to its end, so that the pipe never fills

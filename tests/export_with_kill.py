@@ -6,7 +6,9 @@ KILL_AFTER names a function of a module of polisen_collector: `export_update._re
 update's rows are rewritten, its bookkeeping not, nothing committed), `export_update._write_all`
 (every row of a rebuild in place or of a new file written, nothing committed or renamed) or
 `export_months._write_month` (one monthly Parquet file written, the others and the state not).
-The process dies as under `kill -9`.
+The process dies as under `kill -9`. UPDATE_CACHE_KIB, when set, is the update's page cache
+(export_update.UPDATE_CACHE_KIB): a small one makes the update write to the database before it
+commits.
 """
 
 from __future__ import annotations
@@ -33,4 +35,8 @@ def killed_after(*args, **kwargs):
 
 
 setattr(module, function, killed_after)
+if "UPDATE_CACHE_KIB" in os.environ:
+    from polisen_collector import export_update
+
+    export_update.UPDATE_CACHE_KIB = int(os.environ["UPDATE_CACHE_KIB"])
 sys.exit(main(sys.argv[1:]))

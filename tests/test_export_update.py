@@ -132,7 +132,7 @@ def whole_parquet(run_export, data_dir: Path, path: Path, *args: str) -> list[di
 
 
 def journal_mode(path: Path) -> str:
-    """WAL for a database kept up to date in place (readers never wait), rollback for a whole new file."""
+    """The rollback journal ("delete") for every export: a reader needs no file beside the database."""
     connection = sqlite3.connect(path)
     try:
         return connection.execute("PRAGMA journal_mode").fetchone()[0]
@@ -186,7 +186,7 @@ def test_a_chain_of_updates_gives_the_rows_of_a_whole_export(replayed_archive, t
             assert code == 0, err
             assert dump(database) == dump(tmp_path / "whole.db"), f"step {step}"
             fts_intact(database)
-            assert [journal_mode(path) for path in (database, tmp_path / "whole.db")] == ["wal", "delete"]
+            assert [journal_mode(path) for path in (database, tmp_path / "whole.db")] == ["delete", "delete"]
             assert parquet_rows(months) == whole_parquet(run_export, storage.root, tmp_path / "whole.parquet")
     assert len(dump(database)["withdrawals"]) == 4, "three withdrawals, one republication"
     assert reports[0].startswith("exported ")  # the first --update made the database
@@ -224,8 +224,12 @@ def whole_export(run_export, data_dir: Path, path: Path, *args: str) -> dict[str
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("step", ["_replace_rows", "_write_all"])
-def test_a_killed_update_leaves_the_previous_database(half_grown, run_export, tmp_path, step):
+@pytest.mark.parametrize("step, cache_kib", [("_replace_rows", None), ("_write_all", None), ("_write_all", 64)])
+def test_a_killed_update_leaves_the_previous_database(half_grown, run_export, tmp_path, step, cache_kib):
+    """Killed before its commit: its changes were in its page cache, and a read-only reader (the site)
+    reads the database as it was. With a cache too small for its changes (64 KiB), the update had
+    begun to write the database: the journal beside it is hot, which a read-only reader cannot roll
+    back (it is refused until then), and the next writer rolls back (docs/site.md)."""
     workspace, database, add_the_rest = half_grown
     if step == "_write_all":  # a rebuild in place: what an export made by an older version gets
         with sqlite3.connect(database) as connection:
@@ -233,11 +237,21 @@ def test_a_killed_update_leaves_the_previous_database(half_grown, run_export, tm
         connection.close()
     before = dump(database)
     add_the_rest()
+    env = {**POLISEN, "KILL_AFTER": f"export_update.{step}"}
     killed = workspace.run("-o", str(database), "--update", script=KILL_SCRIPT,
-                           env={**POLISEN, "KILL_AFTER": f"export_update.{step}"})
+                           env=env if cache_kib is None else {**env, "UPDATE_CACHE_KIB": str(cache_kib)})
     assert killed.returncode == -signal.SIGKILL, killed.stderr
-    assert Path(f"{database}-wal").exists(), "killed inside its transaction, the WAL still holds its pages"
-    assert dump(database) == before
+    assert Path(f"{database}-journal").exists(), "killed inside its transaction: its rollback journal is left"
+    if cache_kib is None:
+        assert dump(database) == before
+    else:
+        with pytest.raises(sqlite3.OperationalError, match="attempt to write a readonly database"):
+            dump(database)
+        with sqlite3.connect(database) as connection:  # a writer: rolls the hot journal back
+            connection.execute("SELECT count(*) FROM sqlite_master")
+        connection.close()
+        assert not Path(f"{database}-journal").exists()
+        assert dump(database) == before
     fts_intact(database)
 
     code, err = run_export(workspace.data_dir, "-o", str(database), "--update")
@@ -256,26 +270,38 @@ def test_a_killed_first_export_leaves_no_database(tmp_path, half_grown):
 
 def test_readers_see_the_database_before_or_after_an_update_never_between(half_grown, run_export, tmp_path,
                                                                          monkeypatch):
+    """Readers, read-only as Datasette reads, see the database as it was while the update works; its commit
+    waits for a read in progress to end (rollback journal), then every reader sees the new rows."""
+    import threading
+    import time
+
     workspace, database, add_the_rest = half_grown
     before = dump(database)
-    reader = sqlite3.connect(f"file:{database}?mode=ro", uri=True, isolation_level=None)  # as Datasette reads it
-    reader.execute("BEGIN")
-    count = reader.execute("SELECT count(*) FROM events").fetchone()[0]
-    seen: list[dict] = []
+    reader = sqlite3.connect(f"file:{database}?mode=ro", uri=True, isolation_level=None, check_same_thread=False)
+    seen: list = []
     replace_rows = export_update._replace_rows
+
+    def end_the_read() -> None:
+        time.sleep(1)  # the update is waiting for it meanwhile
+        seen.append(("still reading", reader.execute("SELECT count(*) FROM events").fetchone()[0]))
+        seen.append("ending the read")
+        reader.execute("COMMIT")
 
     def replace_then_look(*args):
         changed = replace_rows(*args)
         seen.append(dump(database))  # a reader that starts while the update has rewritten its rows, uncommitted
+        reader.execute("BEGIN")
+        seen.append(("reading", reader.execute("SELECT count(*) FROM events").fetchone()[0]))
+        threading.Thread(target=end_the_read).start()
         return changed
 
     monkeypatch.setattr(export_update, "_replace_rows", replace_then_look)
     add_the_rest()
     code, err = run_export(workspace.data_dir, "-o", str(database), "--update")
+    seen.append("committed")
     assert code == 0, err
-    assert seen == [before]
-    assert reader.execute("SELECT count(*) FROM events").fetchone()[0] == count, "a read begun before: the old rows"
-    reader.execute("COMMIT")
+    count = len(before["events"])
+    assert seen == [before, ("reading", count), ("still reading", count), "ending the read", "committed"]
     assert reader.execute("SELECT count(*) FROM events").fetchone()[0] == 1722
     reader.close()
     assert dump(database) == whole_export(run_export, workspace.data_dir, tmp_path / "whole.db")
@@ -375,28 +401,68 @@ def test_a_folder_of_monthly_parquet_files_updated_and_killed(half_grown, run_ex
 
 
 @pytest.mark.slow
-def test_a_running_datasette_sees_each_update_without_a_restart(half_grown, run_export):
-    """The site's way (docs/site.md): Datasette opens the database read-only, not immutable, and --update
-    changes it in place; the same process answers with the new rows at its next request."""
+def test_a_read_only_datasette_answers_through_each_update(half_grown, run_export, monkeypatch):
+    """The site's way (docs/site.md): Datasette may not write the database's folder (a read-only bind mount,
+    as polisen-site.service's ProtectSystem=strict makes it) and opens the database read-only, not
+    immutable, while --update changes it in place. Every request answers, with the rows of before or
+    after: one that comes while the update writes the database waits for its commit. The same process
+    then answers with the new rows, and nothing is left beside the database."""
     import json
+    import threading
+    import time
     from urllib.request import urlopen
 
     from datasette_server import serving
 
     workspace, database, add_the_rest = half_grown
-    for name in (f"{database}-wal", f"{database}-shm"):
-        assert not Path(name).exists(), "closed by the last writer: the site is the first to open it"
+    assert [path.name for path in database.parent.iterdir() if path.name.startswith(database.name)] == [database.name]
+    answers: list[tuple[float, int]] = []
+    failures: list[BaseException] = []
+    done = threading.Event()
 
     def count(url: str) -> int:
-        with urlopen(f"{url}/events/events.json?_size=0") as answer:
+        with urlopen(f"{url}/events/events.json?_size=0", timeout=30) as answer:
             return json.load(answer)["filtered_table_rows_count"]
 
-    with serving(database.parent, [database.name]) as (url, process):
+    def keep_asking(url: str) -> None:
+        while not done.is_set():
+            started = time.monotonic()
+            try:
+                found = count(url)
+            except BaseException as error:  # an HTTP error: the site failed a visitor
+                failures.append(error)
+                return
+            answers.append((time.monotonic() - started, found))
+
+    replace_rows = export_update._replace_rows
+
+    def replace_then_linger(*args):
+        changed = replace_rows(*args)
+        time.sleep(1.5)  # the changes are in the database file, uncommitted: readers wait for the commit
+        return changed
+
+    # A page cache too small for the update's changes: it writes them to the database before it commits.
+    monkeypatch.setattr(export_update, "UPDATE_CACHE_KIB", 64)
+    monkeypatch.setattr(export_update, "_replace_rows", replace_then_linger)
+    with serving(database.parent, [database.name], read_only_folder=database.parent) as (url, process):
+        mounts = Path(f"/proc/{process.pid}/mountinfo").read_text().splitlines()
+        assert any(line.split()[4] == str(database.parent) and line.split()[5].startswith("ro") for line in mounts)
         before = count(url)
+        asking = threading.Thread(target=keep_asking, args=(url,))
+        asking.start()
         add_the_rest()
-        code, err = run_export(workspace.data_dir, "-o", str(database), "--update")
+        try:
+            code, err = run_export(workspace.data_dir, "-o", str(database), "--update")
+            time.sleep(0.5)
+        finally:
+            done.set()
+            asking.join()
         assert code == 0, err
-        assert (before, count(url), process.poll()) == (1447, 1722, None)
+        assert (failures, before, count(url), process.poll()) == ([], 1447, 1722, None)
+    counts = [found for _, found in answers]
+    assert set(counts) == {1447, 1722} and counts == sorted(counts), "before, then after"
+    assert max(waited for waited, _ in answers) > 0.5, "a request came while the update wrote, and waited"
+    assert [path.name for path in database.parent.iterdir() if path.name.startswith(database.name)] == [database.name]
 
 
 # -- the export's own bookkeeping read back (issue 22: the class of the poisoned records) ------------

@@ -191,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
                                                progress=progress)
             else:
                 replace_with(Path(args.output), partial(export_update.write_new, storage, options, summary=summary,
-                                                        on_bad=report_bad, progress=progress, wal=args.update))
+                                                        on_bad=report_bad, progress=progress))
         elif args.update:
             from polisen_collector.export_months import update_months
 
