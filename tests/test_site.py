@@ -128,7 +128,7 @@ def site(site_db) -> Iterator[str]:
     program, *args = shlex.split(serve)
     assert program == "datasette" and args[0] == site_db.name, serve
     os.symlink(REPO / "deploy", site_db.parent / "deploy")
-    with serving(site_db.parent, args) as (url, _):
+    with serving(site_db.parent, args, read_only_folder=site_db.parent) as (url, _):  # as the unit serves it
         yield url
 
 
@@ -328,4 +328,4 @@ def test_the_site_unit_serves_the_readme_command_read_only():
     refresh = (REPO / "deploy" / "polisen-site-refresh.service").read_text()
     assert "ExecStart=/opt/polisen-events-collector/.venv/bin/python export_events.py -o site/events.db --update\n" \
         in refresh
-    assert "ReadWritePaths=/opt/polisen-events-collector/site\n" in unit, "SQLite makes events.db-shm beside it"
+    assert "ReadWritePaths" not in unit and "ProtectSystem=strict\n" in unit, "it may write nowhere, site/ included"
