@@ -18,9 +18,14 @@ def utc_today() -> date:
 
 def sweden_today() -> date:
     """Today's date in Sweden, whose local dates the API's `?DateTime=` days are."""
+    return swedish_date(utc_now())
+
+
+def swedish_date(moment: datetime) -> date:
+    """The date in Sweden at `moment` (a time with its offset): the calendar the events' own dates use."""
     from zoneinfo import ZoneInfo  # the `tzdata` dependency provides it where the system has none
 
-    return utc_now().astimezone(ZoneInfo("Europe/Stockholm")).date()
+    return moment.astimezone(ZoneInfo("Europe/Stockholm")).date()
 
 
 def epoch_seconds() -> float:

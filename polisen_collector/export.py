@@ -40,6 +40,7 @@ from polisen_collector.archive.withdrawals import (
     read_records,
     withdrawn_at,
 )
+from polisen_collector.clock import swedish_date
 from polisen_collector.config import DEFAULT_API_URL
 from polisen_collector.pages.columns import PageColumns
 from polisen_collector.pages.store import iter_day_names
@@ -77,6 +78,8 @@ COLUMNS: dict[str, str] = {
     "versions": "integer",
     # When polisen.se withdrew the event (archive/withdrawals.py); None while it is published.
     "withdrawn_at": "utc_time",
+    # Its date in Sweden, the calendar of local_date (a facet by withdrawn_at's date counts UTC days).
+    "withdrawn_local_date": "local_date",
     # From the event's archived page (pages/columns.py): the latest version, or with
     # all_versions the one fetched while that feed version was current.
     "page_title": "text",
@@ -222,6 +225,7 @@ def make_row(version: Version, first_run: str, last_run: str, versions: int, ori
         "last_collected": collection_time(last_run),
         "versions": versions,
         "withdrawn_at": withdrawn,
+        "withdrawn_local_date": swedish_date(withdrawn) if withdrawn else None,
     }
 
 
@@ -600,13 +604,14 @@ def _column_list(names: Iterable[str], prefix: str = "") -> str:
 
 
 # For a Datasette site over the database: its list of events sorts by datetime and facets by type,
-# county, municipality and local date; the latest edits start from versions > 1, the withdrawn events
-# from withdrawn_at. One index each, so that a facet counts from its index instead of reading every
-# row with its page text.
-SQLITE_INDEXES = ("datetime", "local_date", "type", "county_name", "municipality_name", "versions", "withdrawn_at")
+# county, municipality, local date and the Swedish date of a withdrawal; the latest edits start from
+# versions > 1, the withdrawn events from withdrawn_at. One index each, so that a facet counts from its
+# index instead of reading every row with its page text.
+SQLITE_INDEXES = ("datetime", "local_date", "type", "county_name", "municipality_name", "versions", "withdrawn_at",
+                  "withdrawn_local_date")
 LIST_VIEW = "event_list"
 LIST_COLUMNS = ("id", "datetime", "local_date", "type", "name", "summary", "location_name", "municipality_name",
-                "county_name", "latitude", "longitude", "versions", "withdrawn_at",
+                "county_name", "latitude", "longitude", "versions", "withdrawn_at", "withdrawn_local_date",
                 "page_url")
 """The view `event_list`: the events without the long page text, one short line each in a list."""
 

@@ -97,7 +97,7 @@ def expected_row(content: str, versions: int) -> dict:
         "name": event["name"], "summary": event["summary"], "url": event["url"],
         "page_url": "https://polisen.se" + event["url"], "type": event["type"],
         "location_name": event["location"]["name"], "latitude": latitude, "longitude": longitude,
-        "versions": versions, "withdrawn_at": None, **no_page_and_place(event),
+        "versions": versions, "withdrawn_at": None, "withdrawn_local_date": None, **no_page_and_place(event),
     }
 
 
@@ -160,8 +160,10 @@ def test_csv_and_parquet_read_back_with_types(archive, tmp_path):
     for source in (f"read_csv('{tmp_path / 'events.csv'}', {codes_as_text})", f"'{tmp_path / 'events.parquet'}'"):
         relation = duckdb.sql(f"SELECT * FROM {source} ORDER BY id, last_collected")
         types = dict(zip(relation.columns, map(str, relation.types), strict=True))
-        # withdrawn_at is empty throughout here (a CSV reader sees text): test_withdrawals.py reads it with values
-        assert {k: v for k, v in types.items() if k not in [*PAGE_COLUMNS, *GEOGRAPHY_COLUMNS, "withdrawn_at"]} == {
+        # the withdrawal columns are empty throughout here (a CSV reader sees text): test_withdrawals.py reads them
+        # with values
+        withdrawal = ["withdrawn_at", "withdrawn_local_date"]
+        assert {k: v for k, v in types.items() if k not in [*PAGE_COLUMNS, *GEOGRAPHY_COLUMNS, *withdrawal]} == {
             "id": "BIGINT", "datetime": "TIMESTAMP WITH TIME ZONE", "local_date": "DATE", "name": "VARCHAR", "summary": "VARCHAR",
             "url": "VARCHAR", "page_url": "VARCHAR", "type": "VARCHAR", "location_name": "VARCHAR", "latitude": "DOUBLE",
             "longitude": "DOUBLE", "first_collected": "TIMESTAMP WITH TIME ZONE",

@@ -77,7 +77,9 @@ def site_db(replayed_archive, tmp_path_factory, snapshot_bodies) -> Path:
     return database
 
 
-WITHDRAWN_ON = datetime(2026, 6, 2, 8, 22, 10, tzinfo=UTC)
+WITHDRAWN_ON = datetime(2026, 6, 2, 22, 22, 10, tzinfo=UTC)
+"""Late in the evening in UTC: already the next day in Sweden."""
+WITHDRAWN_IN_SWEDEN = "2026-06-03"
 
 
 def plant_withdrawals(data_dir: Path, bodies: list[bytes]) -> list[int]:
@@ -91,9 +93,9 @@ def plant_withdrawals(data_dir: Path, bodies: list[bytes]) -> list[int]:
     storage = LocalStorage(data_dir)
     for number, event in enumerate(events):  # one object per tick and day
         write_records(storage, event.day, [Record(event.id, WITHDRAWN, WITHDRAWN_ON, event.day, event.hash)],
-                      f"20260602T082210.000Z-aaaaa{number}")
+                      f"20260602T222210.000Z-aaaaa{number}")
     write_records(storage, events[1].day, [Record(events[1].id, REPUBLISHED, WITHDRAWN_ON + timedelta(days=1),
-                                                  events[1].day, events[1].hash)], "20260603T082210.000Z-bbbbbb")
+                                                  events[1].day, events[1].hash)], "20260603T222210.000Z-bbbbbb")
     return [event.id for event in events]
 
 
@@ -239,20 +241,33 @@ def test_the_municipality_facet_counts_as_the_export(site, site_db, browser):
 
 
 @pytest.mark.slow
-def test_the_withdrawn_events_have_a_facet_a_table_and_a_query(site, site_db, browser):
+def test_the_withdrawn_events_have_a_facet_a_table_and_queries(site, site_db, browser):
     from selenium.webdriver.common.by import By
 
-    [(withdrawn,)] = sqlite_rows(site_db, "SELECT id FROM events WHERE withdrawn_at IS NOT NULL")
+    [(withdrawn, county)] = sqlite_rows(site_db, "SELECT id, county_name FROM events WHERE withdrawn_at IS NOT NULL")
     visit(browser, f"{site}/events/event_list", "event_list_withdrawn_facet")
-    facet = browser.find_element(By.CSS_SELECTOR, '.facet-info[data-column="withdrawn_at"]')
+    facet = browser.find_element(By.CSS_SELECTOR, '.facet-info[data-column="withdrawn_local_date"]')
     [item] = facet.find_elements(By.CSS_SELECTOR, "li")
-    assert item.text.split() == ["2026-06-02", "1"]
+    assert item.text.split() == [WITHDRAWN_IN_SWEDEN, "1"], "the day in Sweden, as local_date counts the events"
     visit(browser, item.find_element(By.TAG_NAME, "a").get_attribute("href"), "event_list_withdrawn")
     assert column(browser, "id") == [str(withdrawn)]
     visit(browser, f"{site}/events/withdrawals", "withdrawals")
     assert sorted(column(browser, "status")) == ["republished", "withdrawn", "withdrawn"]
     visit(browser, f"{site}/events/withdrawn_events", "withdrawn_events")
     assert [cell.split()[0] for cell in column(browser, "id")] == [str(withdrawn)]
+    # The weekly counts leave the withdrawn event out of `events` and show it in `withdrawn`.
+    visit(browser, f"{site}/events/events_per_municipality_per_week?county={quote_plus(county)}", "per_week_withdrawn")
+    [(published,)] = sqlite_rows(site_db, "SELECT count(*) FROM events WHERE county_name = ? AND withdrawn_at IS NULL "
+                                          "AND municipality_name IS NOT NULL", county)
+    assert sum(map(int, column(browser, "events"))) == published
+    assert sum(map(int, column(browser, "withdrawn"))) == 1
+    # An event's history shows its withdrawals and returns among its versions, in time order.
+    [(republished,)] = sqlite_rows(site_db, "SELECT id FROM withdrawals WHERE status = 'republished'")
+    visit(browser, f"{site}/events/event_history?id={republished}", "event_history_withdrawn")
+    changes = sorted(zip(column(browser, "at"), column(browser, "change"), strict=True))
+    assert [change for _, change in changes] == column(browser, "change")
+    [(versions,)] = sqlite_rows(site_db, "SELECT count(*) FROM versions WHERE id = ?", republished)
+    assert sorted(column(browser, "change")) == sorted(["version"] * versions + ["withdrawn", "republished"])
 
 
 @pytest.mark.slow
