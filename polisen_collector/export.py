@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from polisen_collector.archive.events import partition_prefix
 from polisen_collector.archive.layout import (
     EVENTS_PREFIX,
+    MOVE_WINDOW_DAYS,
     BadLine,
     Version,
     collection_order_key,
@@ -50,7 +51,7 @@ from polisen_collector.urls import origin_of
 if TYPE_CHECKING:  # pyarrow is an optional extra, imported by the Parquet writer only
     import pyarrow as pa
 
-MERGE_WINDOW_DAYS = 7
+MERGE_WINDOW_DAYS = MOVE_WINDOW_DAYS
 ROWS_VERSION = 1
 """Raise it when a change makes the rows of the same archive differ (other than a new column or parser
 version, which are noticed anyway): an SQLite export made before is then rebuilt by its next --update."""

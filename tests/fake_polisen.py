@@ -7,11 +7,14 @@ which a test may replace with its own).
 gzip and ETag/If-None-Match work like a real server's. `?DateTime=YYYY-MM-DD` (or
 `YYYY-MM`) serves the events of that date from every snapshot up to the current one,
 fetched or not, the newest version of each id, at most 500: what the real API had
-published by then. Each answer's `Date` header is read from `clock`; `follow_snapshots()`
+published by then; an event an edit moved to another date is served on its new date only,
+as the real API does. Each answer's `Date` header is read from `clock`; `follow_snapshots()`
 sets that clock to the recorded time of the snapshot being served, so a collector that
 judges outages by the server's time sees the recorded timeline. `with_late_publications()`
 builds bodies in which chosen events (dated months back) ride in the feed for a few
-snapshots only, as the real API published old-dated events late and withdrew them again.
+snapshots only, as the real API published old-dated events late and withdrew them again;
+`with_edit()` changes an event's fields from a given answer on (a new `datetime` moves it to
+another day).
 `withdraw(id, ...)` takes events back from the feed and from `?DateTime=` (from now on, or from
 a given snapshot on), `restore(...)` brings them back, and `drop_from_feed(...)` leaves them out
 of the feed only, as the feed's jittering window does while `?DateTime=` still answers them.
@@ -65,6 +68,17 @@ def with_late_publications(bodies: list[bytes], events: list[dict], served: rang
     return result
 
 
+def with_edit(bodies: list[bytes], event_id: int, since: int, **fields: object) -> list[bytes]:
+    """`bodies` in which the event `event_id` has `fields` changed in every answer from `since` on: an edit."""
+    result = list(bodies)
+    for index in range(since, len(result)):
+        answer = json.loads(result[index]) if result[index].strip() else []
+        if any(event.get("id") == event_id for event in answer):
+            edited = [{**event, **fields} if event.get("id") == event_id else event for event in answer]
+            result[index] = json.dumps(edited, ensure_ascii=False).encode("utf-8")
+    return result
+
+
 @dataclass
 class LoggedRequest:
     time: float
@@ -87,7 +101,8 @@ class FakePolisenState:
     clock: Callable[[], float] = time.time
     lock: threading.Lock = field(default_factory=threading.Lock)
     parsed: dict[int, list[dict]] = field(default_factory=dict)
-    by_day: dict[int, dict[str, list[dict]]] = field(default_factory=dict)
+    newest: dict[int, dict] = field(default_factory=dict)
+    newest_upto: int = -1
     dated: dict[tuple[str, int, frozenset[int]], bytes] = field(default_factory=dict)
     pages: dict[int, bytes] = field(default_factory=dict)
     page_status: dict[int, int] = field(default_factory=dict)
@@ -132,14 +147,14 @@ class FakePolisenState:
             self.parsed[index] = json.loads(body) if body.strip() else []
         return self.parsed[index]
 
-    def days_of(self, index: int) -> dict[str, list[dict]]:
-        """The events of snapshot `index` by date, in answer order."""
-        if index not in self.by_day:
-            days: dict[str, list[dict]] = {}
-            for event in self.events_of(index):
-                days.setdefault(event["datetime"][:10], []).append(event)
-            self.by_day[index] = days
-        return self.by_day[index]
+    def newest_versions(self, upto: int) -> dict[int, dict]:
+        """The newest version of each event the snapshots up to `upto` served (an edit may have changed its date)."""
+        if upto < self.newest_upto:
+            self.newest, self.newest_upto = {}, -1
+        while self.newest_upto < upto:
+            self.newest_upto += 1
+            self.newest.update((event["id"], event) for event in self.events_of(self.newest_upto))
+        return self.newest
 
     def events_dated(self, prefix: str, upto: int) -> bytes:
         """The newest version of each event whose date starts with prefix, newest id first, less the withdrawn."""
@@ -149,11 +164,8 @@ class FakePolisenState:
         return self.dated[prefix, upto, gone]
 
     def _events_dated(self, prefix: str, upto: int, gone: frozenset[int]) -> bytes:
-        latest: dict[int, dict] = {}
-        for index in range(upto + 1):
-            for day, events in self.days_of(index).items():
-                if day.startswith(prefix):
-                    latest.update((event["id"], event) for event in events if event["id"] not in gone)
+        latest = {event_id: event for event_id, event in self.newest_versions(upto).items()
+                  if str(event.get("datetime")).startswith(prefix) and event_id not in gone}
         chosen = [latest[event_id] for event_id in sorted(latest, reverse=True)][:500]
         return json.dumps(chosen, ensure_ascii=False).encode("utf-8")
 

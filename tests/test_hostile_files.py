@@ -326,7 +326,9 @@ def test_an_audit_time_without_its_offset_is_unreadable_not_a_crash_of_every_tic
     yesterday = (NOW - timedelta(days=1)).date().isoformat()
     for document in ({"format": 1, "recent": {yesterday: "2026-05-21T06:00:00"}, "spent": []},
                      {"format": 1, "recent": {}, "spent": [], "last_full_sweep": "2026-05-01T06:00:00"},
-                     {"format": 1, "recent": {}, "spent": [], "cursor": "20260501"}):
+                     {"format": 1, "recent": {}, "spent": [], "cursor": "20260501"},
+                     {"format": 1, "recent": {}, "spent": [], "absent": {yesterday: {"650297": "2026-05-21T06:00:00"}}},
+                     {"format": 1, "recent": {}, "spent": [], "absent": {yesterday: {"x": "2026-05-21T06:00:00+00:00"}}}):
         progress = read_progress(stored(document), NOW)
         assert progress == AuditProgress(), document
         assert plan_tick(progress, [], NOW, Budget(200, 4, 96))

@@ -877,8 +877,14 @@ def test_withdrawals_are_records_in_the_bucket_too(fake_api, fake_oci, oci_run):
             fake_api.withdraw(withdrawn)
         fake_api.serve(index)
         assert oci_run.run().returncode == 0
-    result = oci_run.run("--audit")
+    fake_api.state.clock = lambda: time.time() - 3600  # the first answer of its day to lack it, an hour ago
+    try:
+        assert oci_run.run("--audit").returncode == 0
+    finally:
+        fake_api.state.clock = time.time
+    result = oci_run.run("--audit")  # the second confirms it
     assert result.returncode == 0, result.log[-800:]
+    assert "audit 2026-05-17: 1 withdrawn (635380)" in result.log
     fake_api.restore(withdrawn)
     fake_api.serve(3)
     assert oci_run.run().returncode == 0

@@ -8,20 +8,23 @@ import json
 import os
 import signal
 import sqlite3
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
 import pytest
+import requests
 from conftest import clear_settings
-from fake_polisen import FakePolisenServer
+from fake_polisen import FakePolisenServer, with_edit
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from test_reading_examples import doc_blocks
 
 from polisen_collector.api.client import ApiOptions, PolisenClient
 from polisen_collector.archive.events import Event, encode_jsonl, validate_event
-from polisen_collector.archive.layout import run_object_name
+from polisen_collector.archive.layout import Version, run_object_name
+from polisen_collector.archive.state import STATE_OBJECT, encode_state, read_state
 from polisen_collector.archive.withdrawals import (
     REPUBLISHED,
     WITHDRAWN,
@@ -36,9 +39,10 @@ from polisen_collector.cli import export_events
 from polisen_collector.config import load_settings
 from polisen_collector.health.server import HealthCollector
 from polisen_collector.metrics.run_metrics import RunMetrics
-from polisen_collector.recovery.audit import Budget, run_audit
-from polisen_collector.recovery.backfill import DayAnswer
+from polisen_collector.recovery.audit import PROGRESS_OBJECT, Budget, read_progress, run_audit
+from polisen_collector.recovery.backfill import DayAnswer, latest_versions
 from polisen_collector.recovery.withdrawals import (
+    CONFIRM_AFTER,
     HINTS_OBJECT,
     DayWithdrawals,
     Hints,
@@ -191,6 +195,11 @@ def window(*extra: tuple[int, str]) -> list[Event]:
     return events_of(*((100 + n, days[n % 8]) for n in range(60)), *extra)
 
 
+def answered(events: list[Event]) -> tuple[list[Event], frozenset[int]]:
+    """An answer's valid events and every id it holds (here the same)."""
+    return events, frozenset(event.id for event in events)
+
+
 def entry(day: str) -> tuple[str, str, str]:
     return ("hash", day, "2026-05-27")
 
@@ -200,15 +209,16 @@ def test_what_an_answer_lacks_inside_its_dense_days_is_suspected_and_ripens(tmp_
     seen = {1: entry("2026-05-23"), 2: entry("2026-05-20"), 3: entry("2026-05-26"), 4: entry("2026-03-02")}
     answer = window()
     assert dense_days(answer) == ("2026-05-22", "2026-05-27"), "the coverage start's day and the next are not dense"
-    assert note_answer(host, answer, seen, T1) == 2, "1 and 3: 2 may have scrolled out, 4 is months old"
+    assert note_answer(host, *answered(answer), seen, T1) == 2, "1 and 3: 2 may have scrolled out, 4 is months old"
     hints = load_hints(host)
     assert hints.absent == {1: ("2026-05-23", T1.isoformat(), 1), 3: ("2026-05-26", T1.isoformat(), 1)}
     assert hints.suspect_days() == [], "one answer's absence asks for nothing"
-    assert note_answer(host, window((3, "2026-05-26 12:00:00 +02:00")), seen, T2) == 1, "3 came back"
+    assert note_answer(host, *answered(window((3, "2026-05-26 12:00:00 +02:00"))), seen, T2) == 1, "3 came back"
     hints = load_hints(host)
     assert hints.absent == {1: ("2026-05-23", T1.isoformat(), 2)} and hints.suspect_days() == ["2026-05-23"]
     stored = host.get(HINTS_OBJECT)
-    note_answer(host, window((1, "2026-05-23 12:00:00 +02:00"), (3, "2026-05-26 12:00:00 +02:00")), seen, T2)
+    note_answer(host, *answered(window((1, "2026-05-23 12:00:00 +02:00"), (3, "2026-05-26 12:00:00 +02:00"))), seen,
+                T2)
     assert load_hints(host).absent == {} and host.get(HINTS_OBJECT) != stored
 
 
@@ -216,17 +226,30 @@ def test_a_withdrawn_event_the_feed_shows_again_is_suspected_of_a_return(tmp_pat
     host = LocalStorage(tmp_path)
     settle_day(host, DayWithdrawals("2026-05-23", withdrawn=[1], in_force={1}), T1)
     assert load_hints(host).withdrawn == {1: "2026-05-23"}
-    assert note_answer(host, window(), {1: entry("2026-05-23")}, T1) == 0, "known to be withdrawn: no suspicion"
-    note_answer(host, window((1, "2026-05-23 12:00:00 +02:00")), {1: entry("2026-05-23")}, T2)
+    assert note_answer(host, *answered(window()), {1: entry("2026-05-23")}, T1) == 0, "known to be withdrawn: no suspicion"
+    note_answer(host, *answered(window((1, "2026-05-23 12:00:00 +02:00"))), {1: entry("2026-05-23")}, T2)
     assert load_hints(host).returned == {1: ("2026-05-23", T2.isoformat())}
     assert load_hints(host).suspect_days() == ["2026-05-23"], "a return asks for the day's audit at once"
     settle_day(host, DayWithdrawals("2026-05-23", republished=[1]), T2)
     assert load_hints(host) == Hints(), "the audit settled it"
 
 
-def day_answer(events: list[Event], archived: dict[int, str], fetched: int | None = None,
-               seen: dict | None = None) -> DayAnswer:
-    return DayAnswer("2026-05-23", len(events) if fetched is None else fetched, 0, 0, events, T2, archived, seen or {})
+DAY = "2026-05-23"
+FIRST = T2 - timedelta(hours=1)
+"""When a first answer of the day lacked events, an hour before the one at T2."""
+
+
+def archive_day(storage: LocalStorage, ids: range, day: str = DAY) -> dict[int, Version]:
+    """The day's events `ids` archived by one run; their latest versions, as the audit reads them."""
+    storage.put(run_object_name(day, "20260521T000000.000Z-aaaaaa"),
+                encode_jsonl([event(n, f"{day} 12:00:00 +02:00") for n in ids]))
+    return latest_versions(storage, day)
+
+
+def day_answer(events: list[Event], archived: dict[int, Version], fetched: int | None = None,
+               served: datetime = T2) -> DayAnswer:
+    return DayAnswer(DAY, len(events) if fetched is None else fetched, 0, 0, events, served, archived, {},
+                     frozenset(event.id for event in events))
 
 
 @pytest.mark.parametrize(("answer", "fetched", "doubt"), [
@@ -236,36 +259,60 @@ def day_answer(events: list[Event], archived: dict[int, str], fetched: int | Non
 ])
 def test_a_days_answer_that_cannot_prove_an_absence_confirms_none(tmp_path, caplog, answer, fetched, doubt):
     storage = LocalStorage(tmp_path)
-    archived = {n: f"h{n}" for n in range(12, 22)}
-    events = events_of(*((n, "2026-05-23 12:00:00 +02:00") for n in answer))
-    found = confirm_day(storage, day_answer(events, archived, fetched), Hints(), "run", T2)
-    assert (found.withdrawn, found.doubt, found.in_force) == ([], doubt, set())
-    assert list(storage.list("withdrawals/")) == []
-    assert f"audit 2026-05-23: not confirming the withdrawal of {10 - len(answer)} events: {doubt}" in caplog.text
+    archived = archive_day(storage, range(12, 22))
+    events = events_of(*((n, f"{DAY} 12:00:00 +02:00") for n in answer))
+    before = {21: FIRST.isoformat(), 12: FIRST.isoformat()}
+    found = confirm_day(storage, day_answer(events, archived, fetched), Hints(), "run", T2, absent=before)
+    assert (found.withdrawn, found.doubt, found.in_force, found.absent) == ([], doubt, set(), {}), \
+        "what an earlier answer lacked must be seen lacking by two usable answers again"
+    assert [name for name in storage.list("withdrawals/")] == []
+    assert f"audit {DAY}: not confirming the withdrawal of {10 - len(answer)} events: {doubt}" in caplog.text
 
 
-def test_a_days_answer_confirms_withdrawals_and_returns(tmp_path):
+def test_two_answers_of_the_day_half_an_hour_apart_confirm_a_withdrawal_one_only_suspects_it(tmp_path):
     storage = LocalStorage(tmp_path)
-    day = "2026-05-23"
-    write_records(storage, day, [Record(5, WITHDRAWN, T1, day, "h5")], "20260521T000000.000Z-aaaaaa")
-    archived = {n: f"h{n}" for n in range(1, 8)}
-    present = events_of(*((n, f"{day} 12:00:00 +02:00") for n in (2, 3, 5, 6)))
-    hints = Hints(absent={1: (day, SUSPECTED.isoformat(), 3)})
-    seen = {7: ("h7", "2026-05-24", "2026-05-24")}  # an edit moved 7 to the next day
-    found = confirm_day(storage, day_answer(present, archived, seen=seen), hints, "20260522T092231.000Z-bbbbbb", T1)
-    assert (found.withdrawn, found.republished, found.in_force, found.doubt) == ([1, 4], [5], {1, 4}, None)
-    [name] = [n for n in storage.list("withdrawals/") if "bbbbbb" in n]
-    assert [json.loads(line) for line in storage.get(name).data.splitlines()] == [
-        {"id": 1, "status": "withdrawn", "confirmed_at": "2026-05-22T09:22:31+00:00", "event_date": day,
-         "content_hash": "h1", "suspected_at": "2026-05-20T21:37:02+00:00"},
-        {"id": 4, "status": "withdrawn", "confirmed_at": "2026-05-22T09:22:31+00:00", "event_date": day,
-         "content_hash": "h4", "suspected_at": None},
-        {"id": 5, "status": "republished", "confirmed_at": "2026-05-22T09:22:31+00:00", "event_date": day,
-         "content_hash": present[2].hash, "suspected_at": None},
-    ]
-    again = confirm_day(storage, day_answer(present, archived, seen=seen), hints, "20260522T100000.000Z-cccccc", T1)
+    write_records(storage, DAY, [Record(5, WITHDRAWN, T1, DAY, "h5")], "20260521T000000.000Z-aaaaaa")
+    archived = archive_day(storage, range(1, 8))
+    present = events_of(*((n, f"{DAY} 12:00:00 +02:00") for n in (2, 3, 5, 6)))
+    hints = Hints(absent={1: (DAY, SUSPECTED.isoformat(), 2)})
+    first = confirm_day(storage, day_answer(present, archived, served=FIRST), hints, "20260522T082231.000Z-bbbbbb",
+                        T1, absent={})
+    assert (first.withdrawn, first.republished, first.absent) == ([], [5], {n: FIRST.isoformat() for n in (1, 4, 7)})
+    soon = confirm_day(storage, day_answer(present, archived, served=FIRST + timedelta(minutes=10)), hints,
+                       "20260522T083231.000Z-cccccc", T1, absent=first.absent)
+    assert (soon.withdrawn, soon.absent) == ([], first.absent), "ten minutes later: the same glitch, maybe"
+    back = present + events_of((7, f"{DAY} 12:00:00 +02:00"))
+    found = confirm_day(storage, day_answer(back, archived), hints, "20260522T092231.000Z-dddddd", T1,
+                        absent=first.absent)
+    assert (found.withdrawn, found.republished, found.in_force, found.absent, found.doubt) == (
+        [1, 4], [], {1, 4}, {}, None), "7 came back: never marked"
+    records = [json.loads(line) for name in storage.list("withdrawals/") if "dddddd" in name
+               for line in storage.get(name).data.splitlines()]
+    assert records == [
+        {"id": 1, "status": "withdrawn", "confirmed_at": "2026-05-22T09:22:31+00:00", "event_date": DAY,
+         "content_hash": archived[1].event.hash, "suspected_at": "2026-05-20T21:37:02+00:00"},
+        {"id": 4, "status": "withdrawn", "confirmed_at": "2026-05-22T09:22:31+00:00", "event_date": DAY,
+         "content_hash": archived[4].event.hash, "suspected_at": "2026-05-22T08:22:31+00:00"},
+    ], "suspected_at: the first answer known to lack it, the feed's (the hints) or the day's"
+    [republished] = [json.loads(storage.get(name).data) for name in storage.list("withdrawals/") if "bbbbbb" in name]
+    assert (republished["id"], republished["status"], republished["content_hash"]) == (5, "republished", present[2].hash)
+    again = confirm_day(storage, day_answer(back, archived), hints, "20260522T100000.000Z-eeeeee", T1, absent={})
     assert (again.withdrawn, again.republished, again.in_force) == ([], [], {1, 4}), "nothing recorded twice"
-    assert len(list(storage.list("withdrawals/"))) == 2
+    assert len(list(storage.list("withdrawals/"))) == 3
+
+
+def test_an_event_whose_newest_version_is_on_another_day_is_not_withdrawn_from_its_old_one(tmp_path):
+    storage = LocalStorage(tmp_path)
+    archived = archive_day(storage, range(1, 8))
+    moved = {**event(3, "2026-05-16 12:00:00 +02:00"), "summary": "Datum rättat."}
+    storage.put(run_object_name("2026-05-16", "20260522T000000.000Z-ffffff"), encode_jsonl([moved]))
+    present = events_of(*((n, f"{DAY} 12:00:00 +02:00") for n in (1, 4, 5, 6, 7)))
+    found = confirm_day(storage, day_answer(present, archived, served=FIRST), Hints(), "run", T1, absent={})
+    assert found.absent == {2: FIRST.isoformat()}, "3 lives on 2026-05-16 now, 7 days back: the state knows nothing"
+    storage.put(run_object_name(DAY, "20260522T120000.000Z-aaaaaa"), encode_jsonl([event(3, f"{DAY} 9:00:00 +02:00")]))
+    archived = latest_versions(storage, DAY)
+    found = confirm_day(storage, day_answer(present, archived, served=FIRST), Hints(), "run", T1, absent={})
+    assert found.absent == {2: FIRST.isoformat(), 3: FIRST.isoformat()}, "an edit brought 3 back to the day later"
 
 
 # The proof on the recorded snapshots: feed runs and hourly-ish audit ticks on the recorded calendar.
@@ -315,6 +362,11 @@ class Timeline:
     def feed_and_audit(self, index: int):
         self.api.serve(index)
         assert run_once(self.settings) == (1 if index == EMPTY_ANSWER else 0), index
+        return self.audit(index)
+
+    def audit(self, index: int):
+        """An audit tick half an hour after snapshot `index`, which the fake serves (with no feed run)."""
+        self.api.serve(index)
         client = PolisenClient(ApiOptions(url=self.api.url, backoff_factor=0))
         try:
             return run_audit(self.storage, client, RunMetrics(f"tick-{index}"), budget=TICK, retention_days=30,
@@ -373,12 +425,17 @@ def assert_the_withdrawals(timeline: Timeline, bodies: list[bytes], indexes: ran
     recorded = {event_id: since for event_id, since in RECORDED_WITHDRAWALS.items() if since - 1 in indexes}
     assert set(records) == {*recorded, withdrawn}, "the jitter and the ids that came back: never marked"
     for event_id, since in recorded.items():
-        assert records[event_id] == [("withdrawn", timeline.audits_of(event_day(bodies, event_id), since)[0])]
+        assert records[event_id] == [("withdrawn", confirming(timeline.audits_of(event_day(bodies, event_id), since)))]
     day = event_day(bodies, withdrawn)
-    assert records[withdrawn] == [("withdrawn", timeline.audits_of(day, gone_at)[0]),
+    assert records[withdrawn] == [("withdrawn", confirming(timeline.audits_of(day, gone_at))),
                                   ("republished", timeline.audits_of(day, back_at)[0])], \
-        "marked at the first audit of its day after the withdrawal, cleared at the first after its return"
+        "marked at the second audit of its day after the withdrawal, cleared at the first after its return"
     assert timeline.audits_of(day, back_at)[0] - timeline.audits_of(day, gone_at)[0] < timedelta(days=2)
+
+
+def confirming(audits: list[datetime]) -> datetime:
+    """The audit that confirms a withdrawal: the first CONFIRM_AFTER or more after the first that lacked the event."""
+    return next(when for when in audits if when - audits[0] >= CONFIRM_AFTER)
 
 
 @pytest.mark.parametrize("indexes", [pytest.param(range(50, 64), id="snapshots 50-63"),
@@ -395,6 +452,80 @@ def test_withdrawals_are_confirmed_by_the_day_never_by_one_answer(tmp_path, snap
     assert BACK_AND_FORTH not in timeline.records()
 
 
+# What is not a withdrawal: an event an edit moved to another day, one present but invalid, one a cut answer lacks.
+
+MOVED = (635695, "2026-05-19 21:47:19 +02:00", "2026-05-18 21:47:19 +02:00")
+"""An event of 2026-05-19 in the first recorded answers, whose date an edit changes to the 18th from answer 1 on."""
+INVALID = (635694, "2026-05-19T21:47:06")
+"""An event of 2026-05-19 whose datetime loses its offset from answer 1 on: present in every answer, but invalid."""
+
+
+def day_ids(api: FakePolisenServer, day: str) -> set[int]:
+    return {event["id"] for event in requests.get(api.url, params={"DateTime": day}, timeout=10).json()}
+
+
+def forget(storage: LocalStorage, event_id: int) -> None:
+    """The state forgets an id, as its retention does STATE_RETENTION_DAYS after the last answer that held it."""
+    state = read_state(storage.get(STATE_OBJECT), storage)
+    seen = {known: entry for known, entry in state.seen.items() if known != event_id}
+    storage.put(STATE_OBJECT, encode_state(seen, "forgetting", state.last_answer_at, storage=storage, base=state.base))
+
+
+def test_an_event_an_edit_moved_to_another_day_is_not_withdrawn_from_its_old_day(tmp_path, snapshot_bodies,
+                                                                                 snapshot_times, monkeypatch, capsys):
+    moved, old, new = MOVED
+    bodies = with_edit(snapshot_bodies, moved, 1, datetime=new)
+    with FakePolisenServer(bodies) as api:
+        timeline = Timeline(tmp_path, api, snapshot_times)
+        for index in (0, 1):
+            assert not timeline.feed_and_audit(index).failed
+        assert moved not in day_ids(api, old[:10]) and moved in day_ids(api, new[:10]), \
+            "the API serves an edited event on its new date only"
+        forget(timeline.storage, moved)
+        for index in (3, 5):  # both audit 2026-05-19, yesterday, more than CONFIRM_AFTER apart
+            report = timeline.audit(index)
+            assert "2026-05-19" in [day.day for day in report.audited] and not report.doubted(), index
+        assert not (list(timeline.storage.list("withdrawals/")) or read_progress(
+            timeline.storage.get(PROGRESS_OBJECT)).absent), "its newest version is on the 18th: moved, not gone"
+    code, out, err = export(timeline.settings.data_dir, monkeypatch, capsys, "--all-versions")
+    assert code == 0, err
+    assert [(row["datetime"], row["withdrawn_at"]) for row in map(json.loads, out.splitlines()) if row["id"] == moved] \
+        == [(old.replace(" 21:", "T21:").replace(" +", "+"), None), (new.replace(" 21:", "T21:").replace(" +", "+"), None)]
+
+
+def test_an_event_present_but_invalid_is_neither_suspected_nor_withdrawn(tmp_path, snapshot_bodies, snapshot_times):
+    invalid, broken = INVALID
+    with FakePolisenServer(with_edit(snapshot_bodies, invalid, 1, datetime=broken)) as api:
+        timeline = Timeline(tmp_path, api, snapshot_times)
+        for index in (0, 1, 2):  # two answers in a row would have made it ripe
+            assert not timeline.feed_and_audit(index).failed
+            assert invalid not in load_hints(timeline.host).absent, index
+        for index in (3, 5):
+            assert not timeline.audit(index).failed
+        assert invalid in day_ids(api, "2026-05-19")
+        assert len(timeline.audits_of("2026-05-19", 1)) >= 2
+    assert invalid not in read_progress(timeline.storage.get(PROGRESS_OBJECT)).absent.get("2026-05-19", {})
+    assert timeline.records() == {}, "skipped as invalid, yet in the answers: not withdrawn"
+
+
+def test_a_days_answer_cut_short_marks_nothing_when_the_next_holds_the_events(tmp_path, snapshot_bodies,
+                                                                             snapshot_times):
+    with FakePolisenServer(snapshot_bodies) as api:
+        timeline = Timeline(tmp_path, api, snapshot_times)
+        for index in (0, 1):
+            timeline.feed_and_audit(index)
+        api.serve(3)
+        whole = sorted(day_ids(api, "2026-05-19"))
+        api.add_faults(f"short:{len(whole) - 3}")  # the tick's first request, yesterday: its 3 oldest ids cut off
+        report = timeline.audit(3)
+        assert report.audited[0].day == "2026-05-19" and report.withdrawn == 0 and not report.doubted()
+        assert set(read_progress(timeline.storage.get(PROGRESS_OBJECT)).absent["2026-05-19"]) == set(whole[:3])
+        report = timeline.audit(5)
+        assert "2026-05-19" in [day.day for day in report.audited]
+    assert read_progress(timeline.storage.get(PROGRESS_OBJECT)).absent == {}
+    assert timeline.records() == {}, "one answer lacking them proves nothing: the next held them"
+
+
 # The tick as cron runs it: its metrics and health, and kill -9 at each of its writes.
 
 WITHDRAWN_IN_ANSWER_1 = 635380
@@ -402,12 +533,22 @@ WITHDRAWN_IN_ANSWER_1 = 635380
 
 
 def withdraw_before_the_tick(collector, fake_api) -> None:
-    """Three feed runs; the fake withdraws the event from answer 1 on, so two answers lack it."""
+    """Three feed runs; the fake withdraws the event from answer 1 on, so two answers lack it; then a
+    tick whose answer of the day, served an hour ago, is the first to lack it: absent, not yet withdrawn."""
     collector.env.update({"AUDIT_HORIZON_DAYS": "3660", "AUDIT_REQUESTS_PER_TICK": "4"})
     fake_api.withdraw(WITHDRAWN_IN_ANSWER_1, since=1)
     for index in (0, 1, 2):
         fake_api.serve(index)
         assert collector.run().returncode == 0
+    fake_api.state.clock = lambda: time.time() - 3600
+    try:
+        first = collector.run("--audit")
+    finally:
+        fake_api.state.clock = time.time
+    assert first.returncode == 0, first.log[-800:]
+    assert ("audit 2026-05-17: 1 events absent (635380), withdrawn if an answer 30 min later lacks them too"
+            in first.log)
+    assert raw_records(collector.data_dir) == []
 
 
 def raw_records(data_dir: Path) -> list[tuple[int, str]]:
@@ -423,12 +564,13 @@ def test_the_tick_counts_what_it_found_in_its_metrics_health_and_textfile(collec
     prom.mkdir()
     result = collector.run("--audit", env={"PROMETHEUS_TEXTFILE_DIR": str(prom)})
     assert result.returncode == 0, result.log[-800:]
+    assert "audit 2026-05-17 (confirm): 51 events" in result.log, "the day is due again for the confirmation"
     assert "audit 2026-05-17: 1 withdrawn (635380), 0 republished" in result.log
     health = json.loads((collector.log_dir / "health-audit.json").read_text())
     assert (health["audit_withdrawn"], health["audit_republished"]) == (1, 0)
     assert health["withdrawals"] == {"2026-05-17": {"withdrawn": [WITHDRAWN_IN_ANSWER_1], "republished": []}}
     assert health["withdrawals_doubted"] == {}
-    [tick] = collector.metrics_dir.glob("audit-*.json")
+    tick = sorted(collector.metrics_dir.glob("audit-*.json"))[-1]
     counts = json.loads(tick.read_text())["counts"]
     assert (counts["audit_withdrawn"], counts["audit_republished"], counts["audit_doubted_days"]) == (1, 0, 0)
     assert raw_records(collector.data_dir) == [(WITHDRAWN_IN_ANSWER_1, "withdrawn")]

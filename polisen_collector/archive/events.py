@@ -82,9 +82,9 @@ def validate_event(raw: Any, now: datetime | None = None) -> Event:
     """Check one API object; raise InvalidEvent saying what is wrong."""
     if not isinstance(raw, dict):
         raise InvalidEvent(f"not an object but {type(raw).__name__}")
-    event_id = raw.get("id")
-    if isinstance(event_id, bool) or not isinstance(event_id, int) or not 1 <= event_id <= MAX_ID:
-        raise InvalidEvent(f"id {shown(event_id)} is not a positive integer up to 2**53")
+    event_id = raw_id(raw)
+    if event_id is None:
+        raise InvalidEvent(f"id {shown(raw.get('id'))} is not a positive integer up to 2**53")
     try:
         when = parse_event_datetime(raw.get("datetime"))
     except InvalidEvent as error:
@@ -93,6 +93,19 @@ def validate_event(raw: Any, now: datetime | None = None) -> Event:
         raise InvalidEvent(f"id {event_id}: datetime {shown(raw['datetime'])} is not between 2000-01-01 "
                            "and two days from now")
     return Event(id=event_id, when=when, raw=raw, hash=content_hash(raw))
+
+
+def raw_id(raw: Any) -> int | None:
+    """The id of an API object, whatever else is wrong with it; None when it has no usable id."""
+    event_id = raw.get("id") if isinstance(raw, dict) else None
+    if isinstance(event_id, bool) or not isinstance(event_id, int) or not 1 <= event_id <= MAX_ID:
+        return None
+    return event_id
+
+
+def answered_ids(raws: list[Any]) -> frozenset[int]:
+    """Every id an answer holds, its invalid events' too: an event present but invalid is not gone."""
+    return frozenset(event_id for event_id in map(raw_id, raws) if event_id is not None)
 
 
 def partition_prefix(day: str) -> str:

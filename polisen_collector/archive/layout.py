@@ -27,6 +27,9 @@ log = logging.getLogger("polisen.archive")
 EVENTS_PREFIX = "events/"
 COMPACTED_PREFIX = "compacted-"
 COLLECTED_TIMES_FORMAT = 1
+MOVE_WINDOW_DAYS = 7
+"""How many days away an edit that changed an event's date is looked for: the export merges an id's
+versions over this many days, the audit looks this far for the new day of an event its day lacks."""
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,9 @@ event's own date, like the folder of its events:
     {"id": 636465, "status": "withdrawn", "confirmed_at": "2026-05-27T08:22:10+00:00", "event_date": "2026-05-26",
      "content_hash": "0f3c...", "suspected_at": "2026-05-26T21:37:02+00:00"}
 
-`confirmed_at` is when the API served the day's answer that lacked the event (`withdrawn`) or showed
-it again (`republished`); `suspected_at`, when known, the first feed answer that lacked it.
+`confirmed_at` is when the API served the day's answer that confirmed the event gone (`withdrawn`:
+the second that lacked it) or showed it again (`republished`); `suspected_at`, the first answer
+known to lack it (the day's, or the feed's when the confirming host saw that).
 Objects are only ever added, each under a new name, whole or not at all. An event's history
 is its records in time order, each changing its status from the one before (published at
 first); a record that repeats the status in force (two hosts auditing one day, a tick killed

@@ -6,9 +6,10 @@ after they left the feed. The audit needs no detection at all. Each tick (`colle
 
 1. days of a detected gap still queued for backfill (metadata/backfill.json), oldest first;
 2. yesterday and the day before, each again once RECENT_EVERY has passed since its last audit;
-3. up to SUSPECT_DAYS_PER_TICK days where the feed suspects a withdrawal (withdrawals.py), the
-   longest-suspected first;
-4. older days round-robin, from 3 days back to AUDIT_HORIZON_DAYS back, newest first.
+3. up to SUSPECT_DAYS_PER_TICK days whose last answer lacked archived events, once
+   CONFIRM_AFTER has passed since the first that lacked them: a second answer decides (withdrawals.py);
+4. up to SUSPECT_DAYS_PER_TICK days where the feed suspects a withdrawal, the longest-suspected first;
+5. older days round-robin, from 3 days back to AUDIT_HORIZON_DAYS back, newest first.
    When the oldest day is done the sweep is complete and the next starts again.
 
 A day is fetched and stored exactly as backfill does (backfill_day: compared with the
@@ -39,7 +40,14 @@ from polisen_collector.clock import utc_now
 from polisen_collector.messages import one_line
 from polisen_collector.metrics.run_metrics import RunMetrics
 from polisen_collector.recovery.backfill import BackfillReport, backfill_day, finish_day, load_progress
-from polisen_collector.recovery.withdrawals import DayWithdrawals, Hints, confirm_day, load_hints, settle_day
+from polisen_collector.recovery.withdrawals import (
+    CONFIRM_AFTER,
+    DayWithdrawals,
+    Hints,
+    confirm_day,
+    load_hints,
+    settle_day,
+)
 from polisen_collector.storage.base import Storage, StorageError, StoredObject, update_object
 
 log = logging.getLogger("polisen.audit")
@@ -74,12 +82,21 @@ class AuditProgress:
     """The oldest day of the last full sweep."""
     spent: list[float] = field(default_factory=list)
     """Times (epoch seconds) of the audit's requests of the last 24 hours."""
+    absent: dict[str, dict[int, str]] = field(default_factory=dict)
+    """Day -> the archived events its last answer lacked, each with when the first answer lacking it
+    was served: withdrawn once a later answer lacks them too (withdrawals.confirm_day)."""
 
     def as_document(self, now: datetime) -> dict[str, Any]:
         return {"format": PROGRESS_FORMAT, "updated_at": now.isoformat(timespec="seconds"),
                 "recent": dict(sorted(self.recent.items())), "cursor": self.cursor,
                 "sweep_started": self.sweep_started, "last_full_sweep": self.last_full_sweep,
-                "reach": self.reach, "spent": self.spent}
+                "reach": self.reach, "spent": self.spent,
+                "absent": {day: {str(k): v for k, v in sorted(ids.items())} for day, ids in sorted(self.absent.items())}}
+
+    def confirm_days(self, now: datetime) -> list[str]:
+        """Days with absences due to be confirmed now, the longest-waiting first."""
+        firsts = sorted((datetime.fromisoformat(min(ids.values())), day) for day, ids in self.absent.items() if ids)
+        return [day for first, day in firsts if now - first >= CONFIRM_AFTER]
 
 
 def read_progress(stored: StoredObject | None, now: datetime | None = None) -> AuditProgress:
@@ -100,6 +117,8 @@ def read_progress(stored: StoredObject | None, now: datetime | None = None) -> A
             last_full_sweep=_time_or_none(document.get("last_full_sweep")),
             reach=_day_or_none(document.get("reach")),
             spent=sorted(min(t, moment) if readback.is_finite_number(t) else moment for t in document["spent"]),
+            absent={readback.iso_day(day): {readback.event_id(k): _time(when) for k, when in ids.items()}
+                    for day, ids in document.get("absent", {}).items()},
         )
     except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as error:
         log.error("%s is unreadable (%s); the audit starts afresh", PROGRESS_OBJECT, one_line(str(error)))
@@ -149,6 +168,7 @@ def plan_tick(progress: AuditProgress, gap_days: list[str], now: datetime, budge
         if last is None or now - datetime.fromisoformat(last) >= RECENT_EVERY - TICK_SLACK:
             plan.append((day, "recent"))
     oldest = (today - budget.horizon_days * DAY).isoformat()
+    plan += [(day, "confirm") for day in progress.confirm_days(now) if oldest <= day][:SUSPECT_DAYS_PER_TICK]
     plan += [(day, "suspect") for day in suspect_days if oldest <= day <= today.isoformat()][:SUSPECT_DAYS_PER_TICK]
     for day in sweep_days(progress.cursor, today, budget.horizon_days, allowed):
         plan.append((day, "sweep"))
@@ -175,8 +195,11 @@ def sweep_days(cursor: str | None, today: date, horizon_days: int, count: int) -
 
 
 def record_day(storage: Storage, day: str | None, why: str, *, now: datetime, requests: int,
-               horizon_days: int) -> AuditProgress:
-    """Record requests spent and tick a day off (None: it failed) with a conditional write, merging on a lost race."""
+               horizon_days: int, absent: dict[int, str] | None = None) -> AuditProgress:
+    """Record requests spent and tick a day off (None: it failed) with a conditional write, merging on a lost race.
+
+    `absent`: what the day's answer left to confirm (withdrawals.DayWithdrawals.absent), in place of what it had.
+    """
     result = AuditProgress()
 
     def change(stored: StoredObject | None) -> bytes:
@@ -191,6 +214,12 @@ def record_day(storage: Storage, day: str | None, why: str, *, now: datetime, re
             progress.recent[day] = now.isoformat(timespec="seconds")
         oldest_recent = (now.date() - RECENT_DAYS * DAY).isoformat()
         progress.recent = {d: when for d, when in progress.recent.items() if d >= oldest_recent}
+        if absent is not None:
+            progress.absent.pop(day, None)
+            if absent:
+                progress.absent[day] = dict(absent)
+        oldest = (now.date() - horizon_days * DAY).isoformat()
+        progress.absent = {d: ids for d, ids in progress.absent.items() if d >= oldest}
         if why == "sweep":
             progress.sweep_started = progress.sweep_started or now.isoformat(timespec="seconds")
             if date.fromisoformat(day) <= now.date() - horizon_days * DAY:
@@ -296,10 +325,11 @@ def run_audit(
                         "audit stopped at %s: %s; it continues next tick", day, error)
                 break
             report.requests += counted.requests - before
-            confirmed = confirm_day(storage, answer, hints, new_run_id(), started)  # before what remembers it
+            confirmed = confirm_day(storage, answer, hints, new_run_id(), started,  # before what remembers it
+                                    absent=report.progress.absent.get(day, {}))
             _settle(host, confirmed, answer.served_at or started)
             report.progress = record_day(storage, day, why, now=started, requests=counted.requests - before,
-                                         horizon_days=budget.horizon_days)
+                                         horizon_days=budget.horizon_days, absent=confirmed.absent)
             if why == "gap":
                 remaining = finish_day(storage, day)
             report.audited.append(DayAudit(day, why, answer.fetched, answer.new, answer.updated, confirmed))

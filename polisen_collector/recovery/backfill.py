@@ -20,7 +20,7 @@ from typing import Any
 from polisen_collector import interrupt, readback
 from polisen_collector.api.client import ApiError, PolisenClient
 from polisen_collector.api.rate_limit import RateLimited
-from polisen_collector.archive.events import Event
+from polisen_collector.archive.events import Event, answered_ids
 from polisen_collector.archive.ingest import (
     HeldState,
     InvalidAnswer,
@@ -29,7 +29,7 @@ from polisen_collector.archive.ingest import (
     validate_all,
     write_events,
 )
-from polisen_collector.archive.layout import new_run_id, read_day
+from polisen_collector.archive.layout import Version, new_run_id, read_day
 from polisen_collector.archive.state import Entry
 from polisen_collector.clock import utc_now
 from polisen_collector.messages import one_line
@@ -77,10 +77,12 @@ class DayAnswer:
     updated: int
     events: list[Event]
     served_at: datetime | None
-    archived: dict[int, str]
-    """The day's archived events before this answer: id -> hash of its latest version."""
+    archived: dict[int, Version]
+    """The day's archived events before this answer: id -> its latest version on that day."""
     seen: dict[int, Entry]
     """The state's entries as the answer was stored."""
+    ids: frozenset[int] = frozenset()
+    """Every id the answer held, its invalid events' too."""
 
     @property
     def capped(self) -> bool:
@@ -165,9 +167,9 @@ def fail_day(storage: Storage, day: str) -> dict[str, int]:
     return update_progress(storage, change)
 
 
-def archived_hashes(storage: Storage, day: str) -> dict[int, str]:
-    """The hash of the latest archived version of each event in one day's partition."""
-    return {version.event.id: version.event.hash for version in read_day(storage, day).versions}
+def latest_versions(storage: Storage, day: str) -> dict[int, Version]:
+    """The latest archived version of each event in one day's partition (versions come last stored last)."""
+    return {version.event.id: version for version in read_day(storage, day).versions}
 
 
 def backfill_day(
@@ -188,19 +190,19 @@ def backfill_day(
     sub_run_id = new_run_id()
     state = held.load(storage, sub_run_id, retention_days)
     seen = dict(state.seen)
-    archived: dict[int, str] = {}
+    archived: dict[int, Version] = {}
     for other_day in sorted({day} | {event.day for event in events}):
-        hashes = archived_hashes(storage, other_day)
-        for event_id, content_hash in hashes.items():
-            seen[event_id] = (content_hash, other_day, "")
+        latest = latest_versions(storage, other_day)
+        for event_id, version in latest.items():
+            seen[event_id] = (version.event.hash, other_day, "")
         if other_day == day:
-            archived = hashes
+            archived = latest
     changes = find_changes(events, seen)
     if changes.stored:
         write_events(storage, changes.stored, sub_run_id)
         commit_state(storage, state, changes.stored, [], run_id=sub_run_id, retention_days=retention_days, metrics=metrics)
     return DayAnswer(day, len(raws), len(changes.new), len(changes.updated), events, result.served_at, archived,
-                     state.seen)
+                     state.seen, answered_ids(raws))
 
 
 def run_backfill(

@@ -1,7 +1,8 @@
 """Deciding what polisen.se took back: suspected from the feed's answers, confirmed by re-reading the day.
 
 One answer's absence proves nothing: the feed's window of ~500 events jitters, and real
-answers dropped hundreds of ids for an answer or two that came back later. So:
+answers dropped hundreds of ids for an answer or two that came back later. An answer holds
+every id it carries, its invalid events' too. So:
 
 1. **Suspicion** (the feed run, after its state is written): an id the state remembers,
    dated inside the answer's dense range (the days after its coverage start plus
@@ -11,12 +12,15 @@ answers dropped hundreds of ids for an answer or two that came back later. So:
    (`LOG_DIR/withdrawal-hints.json`): cheap, never needed, they only bring the audit of the
    day forward once an id has been missing from RIPE_ANSWERS answers in a row.
 2. **Confirmation** (the audit, audit.py, each time it re-reads a day with `?DateTime=`):
-   an event archived under that day (its latest version is dated there and no edit moved
-   it: the state's day) that the day's answer lacks is withdrawn, at the time the API
-   served that answer; a withdrawn event the answer holds is republished. A day's answer
-   says nothing about absence when it is empty (a glitch, or a day older than the API
-   serves), holds the API's cap of 500 events (it may be cut), or lacks more than
-   DOUBT_SHARE of the day's events (an answer cut short): its returns still count.
+   an event archived under that day that the day's answer lacks is absent, unless the
+   archive holds a newer version of it on another day (an edit moved it: moved_away, which
+   reads the archive, as the state forgets). It is withdrawn when a second answer of the
+   day, served CONFIRM_AFTER after the first or later, lacks it too, at the time the API
+   served that second answer; the absences wait in the audit's progress. A withdrawn event
+   an answer holds is republished. A day's answer says nothing about absence when it is
+   empty (a glitch, or a day older than the API serves), holds the API's cap of 500 events
+   (it may be cut), or lacks more than DOUBT_SHARE of the day's events (an answer cut
+   short): its returns still count.
 3. The records go to the archive (archive/withdrawals.py) before the hints and the audit's
    progress learn of them, so a crash loses none and a rerun repeats none.
 """
@@ -25,12 +29,14 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from polisen_collector import readback
 from polisen_collector.archive.events import Event
+from polisen_collector.archive.layout import MOVE_WINDOW_DAYS, Version, read_day
 from polisen_collector.archive.state import Entry
 from polisen_collector.archive.withdrawals import (
     REPUBLISHED,
@@ -58,6 +64,9 @@ SUSPICION_DAYS = 31
 """A suspicion no audit has settled is dropped after this long (the audit is not installed)."""
 DOUBT_SHARE = 0.5
 """A day's answer lacking more than this share of the day's events is taken as cut short."""
+CONFIRM_AFTER = timedelta(minutes=30)
+"""An event is withdrawn when two answers of its day lack it, the second served this long after the
+first or more: one answer proves nothing, whether the feed's or the day's."""
 
 
 @dataclass
@@ -135,13 +144,15 @@ def dense_days(answered: list[Event]) -> tuple[str, str] | None:
     return first.isoformat(), max(event.day for event in answered)
 
 
-def note_answer(host: Storage, answered: list[Event], seen: dict[int, Entry], answered_at: datetime) -> int:
+def note_answer(host: Storage, answered: list[Event], ids: frozenset[int], seen: dict[int, Entry],
+                answered_at: datetime) -> int:
     """The feed's part: update this host's suspicions from an answer; how many ids it lacked.
 
-    `seen` is the state the answer was compared with. Runs after the run's state write.
+    `answered` are the answer's valid events (they date its dense days), `ids` every id it held,
+    its invalid events' too; `seen` is the state the answer was compared with. Runs after the
+    run's state write.
     """
     window = dense_days(answered)
-    ids = {event.id for event in answered}
     answered_at = answered_at.astimezone(UTC)
     at = answered_at.isoformat(timespec="seconds")
     stale = (answered_at - timedelta(days=SUSPICION_DAYS)).isoformat(timespec="seconds")
@@ -171,39 +182,56 @@ def note_answer(host: Storage, answered: list[Event], seen: dict[int, Entry], an
 
 @dataclass
 class DayWithdrawals:
-    """What a day's answer confirmed: ids withdrawn and republished, and the ids withdrawn after it."""
+    """What a day's answer confirmed: ids withdrawn and republished, the ids withdrawn after it, and
+    the ids it lacked that a later answer must lack too."""
 
     day: str
     withdrawn: list[int] = field(default_factory=list)
     republished: list[int] = field(default_factory=list)
     in_force: set[int] = field(default_factory=set)
+    absent: dict[int, str] = field(default_factory=dict)
+    """Id -> when the first answer of the day that lacked it was served, until a later one confirms it."""
     doubt: str | None = None
     """Why the answer could not confirm absences, when it lacked any."""
 
 
-def confirm_day(storage: Storage, answer: DayAnswer, hints: Hints, run_id: str, now: datetime) -> DayWithdrawals:
-    """Compare a day's answer with the day's archive and its records; write the records it confirms."""
+def confirm_day(storage: Storage, answer: DayAnswer, hints: Hints, run_id: str, now: datetime, *,
+                absent: Mapping[int, str]) -> DayWithdrawals:
+    """Compare a day's answer with the day's archive and its records; write the records it confirms.
+
+    `absent` is what earlier answers of the day lacked (id -> when the first was served): an
+    event is withdrawn when this answer lacks it too, CONFIRM_AFTER later or more.
+    """
     day = answer.day
+    at = (answer.served_at or now).astimezone(UTC)
     changes = histories(read_day_records(storage, day))
     in_force = {event_id for event_id, history in changes.items() if withdrawn_at(history)}
-    answered = {event.id: event.hash for event in answer.events}
-    found = DayWithdrawals(day, republished=sorted(in_force & answered.keys()))
-    lacking = sorted(event_id for event_id in answer.archived
-                     if event_id not in answered and event_id not in in_force
-                     and answer.seen.get(event_id, ("", day, ""))[1] == day)  # not moved to another day by an edit
-    known = (answer.archived.keys() | answered.keys()) - in_force
-    if lacking and not answer.events:
-        found.doubt = "the answer is empty (a glitch, or a day older than the API serves)"
-    elif lacking and answer.capped:
-        found.doubt = f"the answer holds {answer.fetched} events, the API's cap: it may be cut"
-    elif lacking and len(lacking) > DOUBT_SHARE * len(known):
-        found.doubt = f"the answer lacks {len(lacking)} of the day's {len(known)} events: cut short?"
-    elif lacking:
-        found.withdrawn = lacking
-    at = (answer.served_at or now).astimezone(UTC)
-    records = [Record(event_id, WITHDRAWN, at, day, answer.archived[event_id], _suspected_at(hints, event_id))
+    hashes = {event.id: event.hash for event in answer.events}
+    found = DayWithdrawals(day, republished=sorted(in_force & answer.ids))
+    lacking = sorted(answer.archived.keys() - answer.ids - in_force)
+    moved: dict[int, str] = {}
+    found.doubt = _doubt(answer) if lacking else None
+    if lacking and not found.doubt:  # the archive says where the events an edit moved to another day are
+        moved = moved_away(storage, day, {event_id: answer.archived[event_id] for event_id in lacking}, answer.seen)
+        lacking = [event_id for event_id in lacking if event_id not in moved]
+        known = len((answer.archived.keys() | answer.ids) - in_force - moved.keys())
+        if len(lacking) > DOUBT_SHARE * known:
+            found.doubt = f"the answer lacks {len(lacking)} of the day's {known} events: cut short?"
+    if not found.doubt:  # a doubtful answer proves nothing: what earlier ones lacked starts over (no day is
+        # audited again and again while its answers cannot decide)
+        for event_id in lacking:
+            first = absent.get(event_id)
+            if first is not None and at - datetime.fromisoformat(first) >= CONFIRM_AFTER:
+                found.withdrawn.append(event_id)
+            else:
+                found.absent[event_id] = first or at.isoformat(timespec="seconds")
+    if moved:
+        log.info("audit %s: %d events its answer lacks are on another day now, an edit moved them%s", day,
+                 len(moved), _ids(sorted(moved)))
+    records = [Record(event_id, WITHDRAWN, at, day, answer.archived[event_id].event.hash,
+                      _suspected_at(hints, event_id, absent[event_id]))
                for event_id in found.withdrawn]
-    records += [Record(event_id, REPUBLISHED, at, day, answered[event_id]) for event_id in found.republished]
+    records += [Record(event_id, REPUBLISHED, at, day, hashes.get(event_id)) for event_id in found.republished]
     if records:
         write_records(storage, day, sorted(records, key=lambda record: record.id), run_id)
     found.in_force = (in_force - set(found.republished)) | set(found.withdrawn)
@@ -212,12 +240,47 @@ def confirm_day(storage: Storage, answer: DayAnswer, hints: Hints, run_id: str, 
     if records:
         log.info("audit %s: %d withdrawn%s, %d republished%s", day, len(found.withdrawn), _ids(found.withdrawn),
                  len(found.republished), _ids(found.republished))
+    if unconfirmed := sorted(found.absent.keys() - absent.keys()):
+        log.info("audit %s: %d events absent%s, withdrawn if an answer %s later lacks them too", day,
+                 len(unconfirmed), _ids(unconfirmed), _duration(CONFIRM_AFTER))
     return found
 
 
-def _suspected_at(hints: Hints, event_id: int) -> datetime | None:
+def _doubt(answer: DayAnswer) -> str | None:
+    """Why the answer cannot prove that the events it lacks are gone, whatever they are; None when it may."""
+    if not answer.fetched:
+        return "the answer is empty (a glitch, or a day older than the API serves)"
+    if answer.capped:
+        return f"the answer holds {answer.fetched} events, the API's cap: it may be cut"
+    return None
+
+
+def moved_away(storage: Storage, day: str, lacking: Mapping[int, Version], seen: Mapping[int, Entry]) -> dict[int, str]:
+    """Of the events archived under `day` (id -> their latest version there) that its answer lacks,
+    those whose newest archived version lies on another day, an edit having changed their date:
+    id -> that day. The archive is looked at, not the state, which forgets: the MOVE_WINDOW_DAYS
+    days each side, and the day the state gives an id while it remembers it."""
+    center = date.fromisoformat(day)
+    days = {(center + timedelta(days=offset)).isoformat() for offset in range(-MOVE_WINDOW_DAYS, MOVE_WINDOW_DAYS + 1)}
+    days |= {seen[event_id][1] for event_id in lacking if event_id in seen}
+    newest = {event_id: (version.last_run, day) for event_id, version in lacking.items()}
+    for other in sorted(days - {day}):
+        for version in read_day(storage, other).versions:
+            known = newest.get(version.event.id)
+            if known is not None and version.last_run > known[0]:
+                newest[version.event.id] = (version.last_run, other)
+    return {event_id: where for event_id, (_, where) in newest.items() if where != day}
+
+
+def _suspected_at(hints: Hints, event_id: int, first_absent: str) -> datetime:
+    """The first answer known to lack the event: the feed's (this host's hints) or the day's."""
     entry = hints.absent.get(event_id)
-    return datetime.fromisoformat(entry[1]) if entry else None
+    return min(datetime.fromisoformat(when) for when in (first_absent, *(entry[1:2] if entry else ())))
+
+
+def _duration(span: timedelta) -> str:
+    minutes = int(span.total_seconds() // 60)
+    return f"{minutes // 60} h" if minutes % 60 == 0 else f"{minutes} min"
 
 
 def _ids(ids: list[int], shown: int = 10) -> str:

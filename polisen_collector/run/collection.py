@@ -194,7 +194,8 @@ class _Run:
 
         try:
             self.metrics.count(suspected_withdrawals=note_answer(host_store(self.settings), report.answered,
-                                                                 report.seen, report.answered_at))
+                                                                 report.answered_ids, report.seen,
+                                                                 report.answered_at))
         except StorageError as error:
             log.warning("could not note the answer's suspected withdrawals: %s", error)
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from polisen_collector import interrupt
 from polisen_collector.api.client import ApiError, FetchResult, PolisenClient
-from polisen_collector.archive.events import Event
+from polisen_collector.archive.events import Event, answered_ids
 from polisen_collector.archive.ingest import (
     commit_state,
     find_changes,
@@ -51,6 +51,8 @@ class RunReport:
     gap: Gap | None = None
     gap_queued: bool = False
     answered: list[Event] = field(default_factory=list)
+    answered_ids: frozenset[int] = frozenset()
+    """Every id the answer held, its invalid events' too (withdrawals.py: present is not withdrawn)."""
     answered_at: datetime | None = None
     seen: dict[int, Entry] = field(default_factory=dict)
 
@@ -151,7 +153,7 @@ def collect(
 
     with metrics.step("deduplication"):
         events = validate_all(result.events, metrics)
-        report.answered = events
+        report.answered, report.answered_ids = events, answered_ids(result.events)
         changes = find_changes(events, state.seen)
         report.gap = detect_gap(events, state.last_answer_at, state.seen)
     report.answered_at = answered_at = result.served_at or utc_now()  # the server's clock, the events' times' clock
