@@ -493,6 +493,30 @@ def test_an_event_an_edit_moved_to_another_day_is_not_withdrawn_from_its_old_day
         == [(old.replace(" 21:", "T21:").replace(" +", "+"), None), (new.replace(" 21:", "T21:").replace(" +", "+"), None)]
 
 
+BACK_ON_ANOTHER_DAY = (635693, "2026-05-19 21:39:52 +02:00", "2026-05-18 21:39:52 +02:00")
+"""An event of 2026-05-19 the fake withdraws from answer 1 on and serves again from answer 4, dated the 18th."""
+
+
+def test_a_withdrawn_event_republished_on_another_day_is_cleared(tmp_path, snapshot_bodies, snapshot_times,
+                                                                  monkeypatch, capsys):
+    event_id, old, new = BACK_ON_ANOTHER_DAY
+    with FakePolisenServer(with_edit(snapshot_bodies, event_id, 4, datetime=new)) as api:
+        timeline = Timeline(tmp_path, api, snapshot_times)
+        api.withdraw(event_id, since=1)
+        for index in (0, 1, 2):  # the audits of 2026-05-19 after answers 1 and 2 lack it: withdrawn
+            timeline.feed_and_audit(index)
+        assert [status for status, _ in timeline.records()[event_id]] == ["withdrawn"]
+        api.restore(event_id)
+        report = timeline.feed_and_audit(4)  # the feed shows it again, dated the 18th: the audit looks at the 19th
+        assert report.withdrawals() == {"2026-05-19": {"withdrawn": [], "republished": [event_id]}}
+    assert timeline.records()[event_id] == [("withdrawn", confirming(timeline.audits_of(old[:10], 1))),
+                                            ("republished", timeline.audits_of(old[:10], 4)[0])]
+    code, out, err = export(timeline.settings.data_dir, monkeypatch, capsys)
+    assert code == 0, err
+    [row] = [row for row in map(json.loads, out.splitlines()) if row["id"] == event_id]
+    assert (row["local_date"], row["withdrawn_at"]) == (new[:10], None)
+
+
 def test_an_event_present_but_invalid_is_neither_suspected_nor_withdrawn(tmp_path, snapshot_bodies, snapshot_times):
     invalid, broken = INVALID
     with FakePolisenServer(with_edit(snapshot_bodies, invalid, 1, datetime=broken)) as api:

@@ -17,10 +17,11 @@ every id it carries, its invalid events' too. So:
    reads the archive, as the state forgets). It is withdrawn when a second answer of the
    day, served CONFIRM_AFTER after the first or later, lacks it too, at the time the API
    served that second answer; the absences wait in the audit's progress. A withdrawn event
-   an answer holds is republished. A day's answer says nothing about absence when it is
-   empty (a glitch, or a day older than the API serves), holds the API's cap of 500 events
-   (it may be cut), or lacks more than DOUBT_SHARE of the day's events (an answer cut
-   short): its returns still count.
+   an answer holds is republished, and so is one whose newest version the archive holds on
+   another day (looked for when the feed showed it again, or along with the absences). A
+   day's answer says nothing about absence when it is empty (a glitch, or a day older than
+   the API serves), holds the API's cap of 500 events (it may be cut), or lacks more than
+   DOUBT_SHARE of the day's events (an answer cut short): its returns still count.
 3. The records go to the archive (archive/withdrawals.py) before the hints and the audit's
    progress learn of them, so a crash loses none and a rerun repeats none.
 """
@@ -207,12 +208,18 @@ def confirm_day(storage: Storage, answer: DayAnswer, hints: Hints, run_id: str, 
     changes = histories(read_day_records(storage, day))
     in_force = {event_id for event_id, history in changes.items() if withdrawn_at(history)}
     hashes = {event.id: event.hash for event in answer.events}
-    found = DayWithdrawals(day, republished=sorted(in_force & answer.ids))
+    found = DayWithdrawals(day)
     lacking = sorted(answer.archived.keys() - answer.ids - in_force)
-    moved: dict[int, str] = {}
+    withdrawn_here = (in_force - answer.ids) & answer.archived.keys()
     found.doubt = _doubt(answer) if lacking else None
-    if lacking and not found.doubt:  # the archive says where the events an edit moved to another day are
-        moved = moved_away(storage, day, {event_id: answer.archived[event_id] for event_id in lacking}, answer.seen)
+    look = set(lacking) if lacking and not found.doubt else set()
+    if look or withdrawn_here & hints.returned.keys():  # the feed shows a withdrawn event again: on another day?
+        look |= withdrawn_here  # the archive says where the events an edit moved to another day are
+    moved = moved_away(storage, day, {event_id: answer.archived[event_id] for event_id in look}, answer.seen) \
+        if look else {}
+    back_elsewhere = {event_id: version.event.hash for event_id, version in moved.items() if event_id in in_force}
+    found.republished = sorted((in_force & answer.ids) | back_elsewhere.keys())
+    if lacking and not found.doubt:
         lacking = [event_id for event_id in lacking if event_id not in moved]
         known = len((answer.archived.keys() | answer.ids) - in_force - moved.keys())
         if len(lacking) > DOUBT_SHARE * known:
@@ -226,12 +233,13 @@ def confirm_day(storage: Storage, answer: DayAnswer, hints: Hints, run_id: str, 
             else:
                 found.absent[event_id] = first or at.isoformat(timespec="seconds")
     if moved:
-        log.info("audit %s: %d events its answer lacks are on another day now, an edit moved them%s", day,
-                 len(moved), _ids(sorted(moved)))
+        log.info("audit %s: %d events its answer lacks are on another day now, an edit moved them%s%s", day,
+                 len(moved), _ids(sorted(moved)), " (withdrawn here, republished there)" if back_elsewhere else "")
     records = [Record(event_id, WITHDRAWN, at, day, answer.archived[event_id].event.hash,
                       _suspected_at(hints, event_id, absent[event_id]))
                for event_id in found.withdrawn]
-    records += [Record(event_id, REPUBLISHED, at, day, hashes.get(event_id)) for event_id in found.republished]
+    records += [Record(event_id, REPUBLISHED, at, day, back_elsewhere.get(event_id) or hashes.get(event_id))
+                for event_id in found.republished]
     if records:
         write_records(storage, day, sorted(records, key=lambda record: record.id), run_id)
     found.in_force = (in_force - set(found.republished)) | set(found.withdrawn)
@@ -255,21 +263,22 @@ def _doubt(answer: DayAnswer) -> str | None:
     return None
 
 
-def moved_away(storage: Storage, day: str, lacking: Mapping[int, Version], seen: Mapping[int, Entry]) -> dict[int, str]:
+def moved_away(storage: Storage, day: str, lacking: Mapping[int, Version],
+               seen: Mapping[int, Entry]) -> dict[int, Version]:
     """Of the events archived under `day` (id -> their latest version there) that its answer lacks,
     those whose newest archived version lies on another day, an edit having changed their date:
-    id -> that day. The archive is looked at, not the state, which forgets: the MOVE_WINDOW_DAYS
-    days each side, and the day the state gives an id while it remembers it."""
+    id -> that version. The archive is looked at, not the state, which forgets: the
+    MOVE_WINDOW_DAYS days each side, and the day the state gives an id while it remembers it."""
     center = date.fromisoformat(day)
     days = {(center + timedelta(days=offset)).isoformat() for offset in range(-MOVE_WINDOW_DAYS, MOVE_WINDOW_DAYS + 1)}
     days |= {seen[event_id][1] for event_id in lacking if event_id in seen}
-    newest = {event_id: (version.last_run, day) for event_id, version in lacking.items()}
+    newest = dict(lacking)
     for other in sorted(days - {day}):
         for version in read_day(storage, other).versions:
             known = newest.get(version.event.id)
-            if known is not None and version.last_run > known[0]:
-                newest[version.event.id] = (version.last_run, other)
-    return {event_id: where for event_id, (_, where) in newest.items() if where != day}
+            if known is not None and version.last_run > known.last_run:
+                newest[version.event.id] = version
+    return {event_id: version for event_id, version in newest.items() if version.event.day != day}
 
 
 def _suspected_at(hints: Hints, event_id: int, first_absent: str) -> datetime:
