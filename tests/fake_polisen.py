@@ -12,9 +12,9 @@ as the real API does. Each answer's `Date` header is read from `clock`; `follow_
 sets that clock to the recorded time of the snapshot being served, so a collector that
 judges outages by the server's time sees the recorded timeline. `with_late_publications()`
 builds bodies in which chosen events (dated months back) ride in the feed for a few
-snapshots only, as the real API published old-dated events late and withdrew them again;
-`with_edit()` changes an event's fields from a given answer on (a new `datetime` moves it to
-another day).
+snapshots only, as the real API published old-dated events late and withdrew them again.
+`edit(id, ...)` changes an event's fields from a given snapshot on (a new `datetime` moves it
+to another day).
 `withdraw(id, ...)` takes events back from the feed and from `?DateTime=` (from now on, or from
 a given snapshot on), `restore(...)` brings them back, and `drop_from_feed(...)` leaves them out
 of the feed only, as the feed's jittering window does while `?DateTime=` still answers them.
@@ -68,17 +68,6 @@ def with_late_publications(bodies: list[bytes], events: list[dict], served: rang
     return result
 
 
-def with_edit(bodies: list[bytes], event_id: int, since: int, **fields: object) -> list[bytes]:
-    """`bodies` in which the event `event_id` has `fields` changed in every answer from `since` on: an edit."""
-    result = list(bodies)
-    for index in range(since, len(result)):
-        answer = json.loads(result[index]) if result[index].strip() else []
-        if any(event.get("id") == event_id for event in answer):
-            edited = [{**event, **fields} if event.get("id") == event_id else event for event in answer]
-            result[index] = json.dumps(edited, ensure_ascii=False).encode("utf-8")
-    return result
-
-
 @dataclass
 class LoggedRequest:
     time: float
@@ -112,6 +101,8 @@ class FakePolisenState:
     """Id -> the snapshot from which the API no longer serves it, in the feed or by date."""
     dropped: set[int] = field(default_factory=set)
     """Ids the feed leaves out while ?DateTime= still answers them."""
+    edits: dict[int, tuple[int, dict]] = field(default_factory=dict)
+    """Id -> (the snapshot from which it is served edited, the fields the edit changed)."""
 
     def gone(self, index: int) -> frozenset[int]:
         """The ids withdrawn as of snapshot `index`."""
@@ -120,7 +111,8 @@ class FakePolisenState:
     def feed_body(self, index: int) -> bytes:
         """Snapshot `index` as served: without the events withdrawn or dropped from the feed."""
         hidden = self.gone(index) | self.dropped
-        if not hidden or not self.bodies[index].strip():  # an empty body (a glitch) stays empty
+        edited = any(index >= since for since, _ in self.edits.values())
+        if not (hidden or edited) or not self.bodies[index].strip():  # an empty body (a glitch) stays empty
             return self.bodies[index]
         events = [event for event in self.events_of(index) if event.get("id") not in hidden]
         return json.dumps(events, ensure_ascii=False).encode("utf-8")
@@ -144,7 +136,11 @@ class FakePolisenState:
     def events_of(self, index: int) -> list[dict]:
         if index not in self.parsed:
             body = self.bodies[index]
-            self.parsed[index] = json.loads(body) if body.strip() else []
+            events = json.loads(body) if body.strip() else []
+            for event_id, (since, fields) in self.edits.items():
+                if index >= since:
+                    events = [{**event, **fields} if event.get("id") == event_id else event for event in events]
+            self.parsed[index] = events
         return self.parsed[index]
 
     def newest_versions(self, upto: int) -> dict[int, dict]:
@@ -234,6 +230,15 @@ class FakePolisenServer:
             for event_id in ids:
                 self.state.withdrawn.pop(event_id, None)
                 self.state.dropped.discard(event_id)
+
+    def edit(self, event_id: int, since: int | None = None, **fields: object) -> None:
+        """Serve an event with `fields` changed from snapshot `since` on (default: the current one), in
+        the feed and by date: an edit (a new `datetime` moves it to another day)."""
+        with self.state.lock:
+            self.state.edits[event_id] = (self.state.index if since is None else since, fields)
+            self.state.parsed.clear()
+            self.state.dated.clear()
+            self.state.newest, self.state.newest_upto = {}, -1
 
     def drop_from_feed(self, *ids: int) -> None:
         """Leave events out of the feed while ?DateTime= still answers them, as the feed's window jitters."""

@@ -16,7 +16,7 @@ import duckdb
 import pytest
 import requests
 from conftest import clear_settings
-from fake_polisen import FakePolisenServer, with_edit
+from fake_polisen import FakePolisenServer
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from test_reading_examples import doc_blocks
@@ -347,14 +347,14 @@ def test_the_recorded_answers_withdrew_two_events_and_dropped_one_for_a_while(sn
 class Timeline:
     """Feed runs (run_once, as cron calls it) and audit ticks half an hour after each, on the snapshots' calendar."""
 
-    def __init__(self, workdir: Path, api: FakePolisenServer, times: list[float]) -> None:
+    def __init__(self, workdir: Path, api: FakePolisenServer, times: list[float], budget: Budget = TICK) -> None:
         (workdir / "logs").mkdir()
         self.settings = load_settings(environ={
             "POLISEN_API_URL": api.url, "DATA_DIR": str(workdir / "data"), "LOG_DIR": str(workdir / "logs"),
             "METRICS_DIR": str(workdir / "metrics"), "API_RATE_LIMIT": "off", "API_BACKOFF_FACTOR": "0",
             "PAGES_PER_RUN": "0",
         }, env_file=None)
-        self.api, self.times = api, times
+        self.api, self.times, self.budget = api, times, budget
         self.storage = LocalStorage(self.settings.data_dir)
         self.host = LocalStorage(self.settings.log_dir)
         api.follow_snapshots(times)
@@ -369,7 +369,7 @@ class Timeline:
         self.api.serve(index)
         client = PolisenClient(ApiOptions(url=self.api.url, backoff_factor=0))
         try:
-            return run_audit(self.storage, client, RunMetrics(f"tick-{index}"), budget=TICK, retention_days=30,
+            return run_audit(self.storage, client, RunMetrics(f"tick-{index}"), budget=self.budget, retention_days=30,
                              now=datetime.fromtimestamp(self.times[index], UTC) + timedelta(minutes=30), host=self.host)
         finally:
             client.close()
@@ -454,6 +454,8 @@ def test_withdrawals_are_confirmed_by_the_day_never_by_one_answer(tmp_path, snap
 
 # What is not a withdrawal: an event an edit moved to another day, one present but invalid, one a cut answer lacks.
 
+RECENT_ONLY = Budget(horizon_days=7, per_tick=2, per_day=96)
+"""Ticks that audit yesterday and the day before (where the day in question is) and little else: cheap."""
 MOVED = (635695, "2026-05-19 21:47:19 +02:00", "2026-05-18 21:47:19 +02:00")
 """An event of 2026-05-19 in the first recorded answers, whose date an edit changes to the 18th from answer 1 on."""
 INVALID = (635694, "2026-05-19T21:47:06")
@@ -474,9 +476,9 @@ def forget(storage: LocalStorage, event_id: int) -> None:
 def test_an_event_an_edit_moved_to_another_day_is_not_withdrawn_from_its_old_day(tmp_path, snapshot_bodies,
                                                                                  snapshot_times, monkeypatch, capsys):
     moved, old, new = MOVED
-    bodies = with_edit(snapshot_bodies, moved, 1, datetime=new)
-    with FakePolisenServer(bodies) as api:
-        timeline = Timeline(tmp_path, api, snapshot_times)
+    with FakePolisenServer(snapshot_bodies) as api:
+        api.edit(moved, since=1, datetime=new)
+        timeline = Timeline(tmp_path, api, snapshot_times, RECENT_ONLY)
         for index in (0, 1):
             assert not timeline.feed_and_audit(index).failed
         assert moved not in day_ids(api, old[:10]) and moved in day_ids(api, new[:10]), \
@@ -500,8 +502,9 @@ BACK_ON_ANOTHER_DAY = (635693, "2026-05-19 21:39:52 +02:00", "2026-05-18 21:39:5
 def test_a_withdrawn_event_republished_on_another_day_is_cleared(tmp_path, snapshot_bodies, snapshot_times,
                                                                   monkeypatch, capsys):
     event_id, old, new = BACK_ON_ANOTHER_DAY
-    with FakePolisenServer(with_edit(snapshot_bodies, event_id, 4, datetime=new)) as api:
-        timeline = Timeline(tmp_path, api, snapshot_times)
+    with FakePolisenServer(snapshot_bodies) as api:
+        api.edit(event_id, since=4, datetime=new)
+        timeline = Timeline(tmp_path, api, snapshot_times, RECENT_ONLY)
         api.withdraw(event_id, since=1)
         for index in (0, 1, 2):  # the audits of 2026-05-19 after answers 1 and 2 lack it: withdrawn
             timeline.feed_and_audit(index)
@@ -519,8 +522,9 @@ def test_a_withdrawn_event_republished_on_another_day_is_cleared(tmp_path, snaps
 
 def test_an_event_present_but_invalid_is_neither_suspected_nor_withdrawn(tmp_path, snapshot_bodies, snapshot_times):
     invalid, broken = INVALID
-    with FakePolisenServer(with_edit(snapshot_bodies, invalid, 1, datetime=broken)) as api:
-        timeline = Timeline(tmp_path, api, snapshot_times)
+    with FakePolisenServer(snapshot_bodies) as api:
+        api.edit(invalid, since=1, datetime=broken)
+        timeline = Timeline(tmp_path, api, snapshot_times, RECENT_ONLY)
         for index in (0, 1, 2):  # two answers in a row would have made it ripe
             assert not timeline.feed_and_audit(index).failed
             assert invalid not in load_hints(timeline.host).absent, index
@@ -535,7 +539,7 @@ def test_an_event_present_but_invalid_is_neither_suspected_nor_withdrawn(tmp_pat
 def test_a_days_answer_cut_short_marks_nothing_when_the_next_holds_the_events(tmp_path, snapshot_bodies,
                                                                              snapshot_times):
     with FakePolisenServer(snapshot_bodies) as api:
-        timeline = Timeline(tmp_path, api, snapshot_times)
+        timeline = Timeline(tmp_path, api, snapshot_times, RECENT_ONLY)
         for index in (0, 1):
             timeline.feed_and_audit(index)
         api.serve(3)
