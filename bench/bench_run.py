@@ -50,11 +50,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
-from fake_oci import ApiKey, FakeOCIServer, write_oci_config  # noqa: E402
-from fake_polisen import FakePolisenServer, load_snapshot, snapshot_paths  # noqa: E402
+from fake_oci import ApiKey, FakeOCIServer, write_oci_config
+from fake_polisen import FakePolisenServer, load_snapshot, snapshot_paths
 
 sys.path.insert(0, str(REPO))
-from polisen_collector.config import SETTING_NAMES  # noqa: E402
+from polisen_collector.config import SETTING_NAMES
 
 VAULT = "ocid1.vault.oc1.eu-stockholm-1.benchvault"
 NAMESPACE = "testnamespace"

@@ -33,13 +33,13 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
-from fake_polisen import load_snapshot, snapshot_paths  # noqa: E402
+from fake_polisen import load_snapshot, snapshot_paths
 
-from polisen_collector.archive.events import Event, validate_event  # noqa: E402
-from polisen_collector.archive.ingest import find_changes, updated_state  # noqa: E402
-from polisen_collector.archive.state import decode_state, encode_state, prune  # noqa: E402
-from polisen_collector.pages import queue as page_queue  # noqa: E402
-from polisen_collector.storage.local import LocalStorage  # noqa: E402
+from polisen_collector.archive.events import Event, validate_event
+from polisen_collector.archive.ingest import find_changes, updated_state
+from polisen_collector.archive.state import decode_state, encode_state, prune
+from polisen_collector.pages import queue as page_queue
+from polisen_collector.storage.local import LocalStorage
 
 WINDOW = 500
 RUNS_PER_DAY = 48
@@ -51,9 +51,10 @@ class CountingStorage(LocalStorage):
 
     written = 0
 
-    def put(self, name: str, data: bytes, **kwargs) -> str:  # type: ignore[override]
+    def put(self, name: str, data: bytes, *, content_type: str = "application/octet-stream",
+            if_match: str | None = None, if_none_match: bool = False) -> str:
         self.written += len(data)
-        return super().put(name, data, **kwargs)
+        return super().put(name, data, content_type=content_type, if_match=if_match, if_none_match=if_none_match)
 
 
 def templates() -> list[dict]:

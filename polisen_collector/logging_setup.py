@@ -36,7 +36,7 @@ class GuardedRotatingFileHandler(logging.handlers.RotatingFileHandler):
     _warned = False
     _reported = False
 
-    def doRollover(self) -> None:  # noqa: N802 - the library's name
+    def doRollover(self) -> None:  # the library's name
         blocked = self._folder_in_the_way()
         if blocked is None:
             self._warned = False
@@ -62,7 +62,7 @@ class GuardedRotatingFileHandler(logging.handlers.RotatingFileHandler):
                 continue
         return None
 
-    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - the library's name
+    def handleError(self, record: logging.LogRecord) -> None:  # the library's name
         if self._reported:
             return
         self._reported = True

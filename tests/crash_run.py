@@ -31,8 +31,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import polisen_collector.storage.local as storage  # noqa: E402
-from polisen_collector.cli import collect_events  # noqa: E402
+import polisen_collector.storage.local as storage
+from polisen_collector.cli import collect_events
 
 
 def die() -> None:

@@ -20,9 +20,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import importlib  # noqa: E402
+import importlib
 
-from polisen_collector.cli.export_events import main  # noqa: E402
+from polisen_collector.cli.export_events import main
 
 module_name, function = os.environ["KILL_AFTER"].rsplit(".", 1)
 module = importlib.import_module(f"polisen_collector.{module_name}")

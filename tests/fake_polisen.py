@@ -273,7 +273,7 @@ class _Handler(BaseHTTPRequestHandler):
     def date_time_string(self, timestamp: float | None = None) -> str:
         return super().date_time_string(self.fake.clock() if timestamp is None else timestamp)
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:  # http.server's name
         parts = urlsplit(self.path)
         entry = LoggedRequest(self.fake.clock(), parts.path, parse_qs(parts.query), dict(self.headers))
         with self.fake.lock:

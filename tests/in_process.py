@@ -94,7 +94,7 @@ def run_main(script: str, args: Sequence[str], env: Mapping[str, str], cwd: Path
         except SystemExit as leaving:
             code, message = exit_code(leaving.code)
             stderr.write(message)
-        except Exception:  # noqa: BLE001 - what the interpreter does with an uncaught exception
+        except Exception:  # what the interpreter does with an uncaught exception
             traceback.print_exc()
             code = 1
     return subprocess.CompletedProcess([script, *args], code, stdout.getvalue(), stderr.getvalue())

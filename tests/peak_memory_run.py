@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from polisen_collector.cli import collect_events  # noqa: E402
+from polisen_collector.cli import collect_events
 
 DATA_LIMIT = 1 << 30
 

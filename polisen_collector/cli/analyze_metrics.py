@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.plot:
         try:
-            import matplotlib  # noqa: F401
+            import matplotlib  # noqa: F401 - imported only to learn whether the extra is installed and loads
         except ImportError:
             from polisen_collector.installation import extra_hint
 

@@ -240,7 +240,7 @@ def fingerprint_of(key: RSAPrivateKey) -> str | None:
 def _principal(kind: str, region: str, make: Callable[[], Any], hint: str) -> OciAuth:
     try:
         signer = make()
-    except Exception as error:  # noqa: BLE001 - the SDK's principal signers fail in many ways, all of them "unavailable"
+    except Exception as error:  # the SDK's principal signers fail in many ways, all of them "unavailable"
         reason = one_line(str(error)) or type(error).__name__
         raise ConfigError(f"OCI_AUTH={kind}: no {kind.replace('_', ' ')} available ({hint}): {reason}") from None
     return OciAuth({"region": region}, signer, kind.replace("_", " "))
