@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 
 from polisen_collector import interrupt
 from polisen_collector.host_files import HostFiles
-from polisen_collector.storage import OciOptions, StorageOptions, open_storage
+from polisen_collector.storage import open_storage
+from polisen_collector.storage.options import OciOptions, StorageOptions
 
 if TYPE_CHECKING:
     from polisen_collector.api.client import ApiOptions, PolisenClient

@@ -15,9 +15,9 @@ from typing import Any
 import oci
 
 from polisen_collector.config import ConfigError
-from polisen_collector.storage import OciOptions
 from polisen_collector.storage.base import NotModified, PreconditionFailed, StorageError, StoredObject
 from polisen_collector.storage.oci_auth import OciAuth, endpoint_of, oci_credentials, retry_strategy
+from polisen_collector.storage.options import OciOptions
 
 log = logging.getLogger("polisen.oci")
 

@@ -31,8 +31,8 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from polisen_collector.config import ConfigError
 from polisen_collector.files import SMALL_FILE_BYTES, read_regular
 from polisen_collector.messages import one_line
-from polisen_collector.storage import OciOptions
 from polisen_collector.storage.base import StorageError
+from polisen_collector.storage.options import OciOptions
 
 FINGERPRINT = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){15}$")
 REGION = re.compile(r"^[a-z]+(-[a-z]+)+-\d+$")
