@@ -123,16 +123,22 @@ def run_job(args: argparse.Namespace, echo: bool) -> int:
         print_failure(f"configuration error: {error}" + (f" ({problem})" if problem else ""))
         return EXIT_CONFIG
 
-    from polisen_collector.run.collection import run_compaction, run_once
-
     if args.compact:
+        from polisen_collector.run.compaction import run_compaction
+
         code = run_compaction(settings)
     elif args.audit:
         from polisen_collector.run.audit_tick import audit_once
 
         code = audit_once(settings)
+    elif backfill_days is not None:
+        from polisen_collector.run.backfill import backfill_once
+
+        code = backfill_once(settings, backfill_days)
     else:
-        code = run_once(settings, dry_run=args.dry_run, backfill_days=backfill_days)
+        from polisen_collector.run.collection import run_once
+
+        code = run_once(settings, dry_run=args.dry_run)
     if code != EXIT_OK and not echo:
         reason = last_error.message or f"collect_events.py exited {code}"
         print_failure(f"{reason} (log: {settings.log_dir / LOG_FILE_NAME})")
