@@ -118,6 +118,7 @@ class FakeOCIState:
     vault_page_size: int = 1000
     faults: list[Fault] = field(default_factory=list)
     delays: list[tuple[str, str, float]] = field(default_factory=list)
+    trickles: list[tuple[str, str, float]] = field(default_factory=list)
     latency: float = 0.0
     hooks: list[tuple[str, str, Callable[[], None]]] = field(default_factory=list)
     meetings: list[list] = field(default_factory=list)
@@ -181,6 +182,11 @@ class FakeOCIServer:
     def delay(self, method: str, pattern: str, seconds: float) -> None:
         self.state.delays.append((method, pattern, seconds))
 
+    def trickle(self, method: str, pattern: str, seconds: float) -> None:
+        """Send the body of the answers to matching requests one byte every `seconds`, as a server
+        that never falls silent for a whole read timeout yet never finishes."""
+        self.state.trickles.append((method, pattern, seconds))
+
     def before(self, method: str, pattern: str, hook: Callable[[], None]) -> None:
         """Call `hook` once, before answering the next matching request (another writer, say)."""
         self.state.hooks.append((method, pattern, hook))
@@ -236,6 +242,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._dispatch()
 
     def _dispatch(self) -> None:
+        self.trickle_every = 0.0
         length = int(self.headers.get("Content-Length") or 0)
         self.body = self.rfile.read(length) if length else b""
         parts = urlsplit(self.path)
@@ -323,6 +330,8 @@ class _Handler(BaseHTTPRequestHandler):
         seconds = next((s for m, p, s in self.fake.delays if m == self.command and fnmatch.fnmatchcase(name, p)), 0)
         if seconds:
             time.sleep(seconds)
+        self.trickle_every = next(
+            (s for m, p, s in self.fake.trickles if m == self.command and fnmatch.fnmatchcase(name, p)), 0)
         with self.fake.lock:
             for fault in self.fake.faults:
                 if fault.method == self.command and fnmatch.fnmatchcase(name, fault.pattern) and fault.times != 0:
@@ -424,6 +433,20 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if self.command != "HEAD" and status not in (204, 304):
+            if getattr(self, "trickle_every", 0):
+                return self._trickle(body)
             self.wfile.write(body)
             self.entry.body_out = len(body)
+        self.entry.end = time.monotonic()
+
+    def _trickle(self, body: bytes) -> None:
+        """The body a byte at a time until it is sent or the client hangs up."""
+        for index in range(len(body)):
+            try:
+                self.wfile.write(body[index:index + 1])
+                self.wfile.flush()
+            except OSError:
+                break
+            self.entry.body_out = index + 1
+            time.sleep(self.trickle_every)
         self.entry.end = time.monotonic()

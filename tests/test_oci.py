@@ -901,3 +901,43 @@ def test_withdrawals_are_records_in_the_bucket_too(fake_api, fake_oci, oci_run):
     assert [(row["id"], row["status"]) for row in map(json.loads, export.stdout.splitlines())] == [
         (withdrawn, "withdrawn"), (withdrawn, "republished")]
     assert not oci_run.data_dir.exists(), "STORAGE=oci must not write the local archive"
+
+
+def bucket_options(fake: FakeOCIServer, key: ApiKey, folder: Path, **timeouts: float):
+    from polisen_collector.storage.options import OciOptions
+
+    return OciOptions(bucket=BUCKET, region="eu-stockholm-1", auth="config_file", namespace=fake.state.namespace,
+                      endpoint=fake.url, config_file=str(write_oci_config(folder, key)), retry_attempts=1, **timeouts)
+
+
+@pytest.mark.slow
+def test_a_service_silent_for_the_read_timeout_fails_the_read_at_once(tmp_path, fake_oci, api_key):
+    """The clients take the timeouts of OciOptions (the SDK's own would wait 60 s for a byte)."""
+    from polisen_collector.storage.base import StorageError
+    from polisen_collector.storage.oci import open_oci_storage
+
+    storage = open_oci_storage(bucket_options(fake_oci, api_key, tmp_path, connect_timeout=1.0, read_timeout=0.3))
+    fake_oci.put_object(STATE, b"{}")
+    fake_oci.delay("GET", STATE, 3.0)
+    start = time.monotonic()
+    with pytest.raises(StorageError, match="unreachable or timed out"):
+        storage.get(STATE)
+    assert time.monotonic() - start < 2.0
+
+
+@pytest.mark.slow
+def test_an_object_trickled_in_slower_than_its_deadline_fails_the_read_in_time(tmp_path, fake_oci, api_key):
+    """Never silent for a read timeout, yet never done: the body is read against one deadline
+    (connect + 2 x read timeout, plus its size at MIN_BODY_RATE), not for as long as it trickles."""
+    from polisen_collector.storage.base import StorageError
+    from polisen_collector.storage.oci import open_oci_storage
+
+    storage = open_oci_storage(bucket_options(fake_oci, api_key, tmp_path, connect_timeout=0.2, read_timeout=0.4))
+    fake_oci.put_object(STATE, b"{}".ljust(200))
+    fake_oci.trickle("GET", STATE, 0.05)  # 10 s for the whole body
+    start = time.monotonic()
+    with pytest.raises(StorageError, match=f"reading {STATE} in OCI bucket {BUCKET} .* failed: its body took longer than"):
+        storage.get(STATE)
+    assert time.monotonic() - start < 3.0
+    (request,) = [r for r in fake_oci.requests if r.method == "GET" and unquote(r.path).endswith(STATE)]
+    assert 0 < request.body_out < 200  # cut while it trickled

@@ -9,19 +9,25 @@ are retried by the SDK's own retry strategy; what remains becomes one actionable
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import oci
+import urllib3
 
 from polisen_collector.config import ConfigError
 from polisen_collector.storage.base import NotModified, PreconditionFailed, StorageError, StoredObject
-from polisen_collector.storage.oci_auth import OciAuth, endpoint_of, oci_credentials, retry_strategy
+from polisen_collector.storage.oci_auth import OciAuth, client_settings, endpoint_of, oci_credentials
 from polisen_collector.storage.options import OciOptions
 
 log = logging.getLogger("polisen.oci")
 
 LIST_PAGE_SIZE = 1000
+BODY_CHUNK = 1 << 16
+MIN_BODY_RATE = 1 << 20
+"""Bytes a second an object's body comes at, at the least, on average: beyond the request's own
+deadline, a body may take its size at this rate (a state of 256 MiB four more minutes)."""
 
 
 def _transport_errors() -> tuple[type[BaseException], ...]:
@@ -35,8 +41,10 @@ class OCIStorage:
     namespace or bucket are wrong: the first request of a run is the check of the settings.
     """
 
-    def __init__(self, client: Any, namespace: str, bucket: str, auth: str = "the configured credentials") -> None:
+    def __init__(self, client: Any, namespace: str, bucket: str, auth: str = "the configured credentials",
+                 deadline: float = 130.0) -> None:
         self.client = client
+        self.deadline = deadline
         self.namespace = namespace
         self.bucket = bucket
         self.auth = auth
@@ -63,7 +71,7 @@ class OCIStorage:
     def _get(self, name: str, if_none_match: str | None) -> StoredObject | NotModified | None:
         try:
             response = self.client.get_object(self.namespace, self.bucket, name, if_none_match=if_none_match)
-            data = response.data.content
+            data = self._body(name, response.data)
         except oci.exceptions.ServiceError as error:
             if error.status == 304 and if_none_match is not None:
                 return NotModified(if_none_match)
@@ -73,6 +81,26 @@ class OCIStorage:
         except _transport_errors() as error:
             raise self._fail(f"reading {name}", error) from None
         return StoredObject(data=data, etag=response.headers["etag"])
+
+    def _body(self, name: str, body: Any) -> bytes:
+        """An object's bytes, read here rather than by the SDK so that a server trickling them
+        cannot hold the job: within `deadline` seconds plus its size at MIN_BODY_RATE. Each read
+        returns what has arrived (urllib3's read1), so the deadline is checked as the bytes come;
+        a stream broken off, short, or silent for the read timeout is a StorageError too."""
+        limit = self.deadline + int(body.headers.get("Content-Length") or 0) / MIN_BODY_RATE
+        end = time.monotonic() + limit
+        chunks = []
+        try:
+            while chunk := body.raw.read1(BODY_CHUNK):
+                chunks.append(chunk)
+                if time.monotonic() > end:
+                    raise StorageError(f"reading {name} in {self.description} failed: its body took longer than "
+                                       f"{limit:.0f} s; check the network or a proxy")
+        except (OSError, urllib3.exceptions.HTTPError) as error:
+            raise self._fail(f"reading {name}", error) from None
+        finally:
+            body.close()
+        return b"".join(chunks)
 
     def put(
         self,
@@ -156,14 +184,13 @@ def open_oci_storage(options: OciOptions) -> OCIStorage:
     """
     auth = oci_credentials(options)
     try:
-        client = oci.object_storage.ObjectStorageClient(
-            auth.config, signer=auth.signer, service_endpoint=options.endpoint,
-            retry_strategy=retry_strategy(options), circuit_breaker_strategy=oci.circuit_breaker.NoCircuitBreakerStrategy(),
-        )
+        client = oci.object_storage.ObjectStorageClient(auth.config, signer=auth.signer,
+                                                        service_endpoint=options.endpoint, **client_settings(options))
     except (ValueError, oci.exceptions.ClientError) as error:
         raise ConfigError(f"cannot build the OCI Object Storage client: {type(error).__name__}") from None
     namespace = options.namespace or _look_up_namespace(client, auth)
-    storage = OCIStorage(client, namespace, options.bucket, auth.description)
+    storage = OCIStorage(client, namespace, options.bucket, auth.description,
+                         deadline=options.connect_timeout + 2 * options.read_timeout)
     log.debug("using %s with %s", storage.description, auth.description)
     return storage
 

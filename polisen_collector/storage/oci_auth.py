@@ -118,6 +118,16 @@ def retry_strategy(options: OciOptions) -> Any:
     ).get_retry_strategy()
 
 
+def client_settings(options: OciOptions) -> dict[str, Any]:
+    """What every OCI client of a job is built with: the retry strategy, no circuit breaker, and
+    the timeouts, (connect, read) as requests takes them. The read timeout bounds each wait for a
+    byte, not a whole answer; the SDK offers no deadline per request, and its retry strategy's total
+    time (retry_strategy) is checked only between attempts (docs/oci.md)."""
+    return {"retry_strategy": retry_strategy(options),
+            "circuit_breaker_strategy": oci.circuit_breaker.NoCircuitBreakerStrategy(),
+            "timeout": (options.connect_timeout, options.read_timeout)}
+
+
 def oci_credentials(options: OciOptions) -> OciAuth:
     """Credentials for Object Storage as OCI_AUTH says; ConfigError with one line when unusable."""
     if options.auth == "instance_principal":
@@ -273,10 +283,8 @@ def vault_credentials(options: OciOptions) -> OciAuth:
     else:
         reach = _config_file(options, options.region)
     vault_id = options.vault_id or find_vault(options, reach)
-    client = oci.secrets.SecretsClient(
-        reach.config, signer=reach.signer, service_endpoint=options.secrets_endpoint,
-        retry_strategy=retry_strategy(options), circuit_breaker_strategy=oci.circuit_breaker.NoCircuitBreakerStrategy(),
-    )
+    client = oci.secrets.SecretsClient(reach.config, signer=reach.signer, service_endpoint=options.secrets_endpoint,
+                                       **client_settings(options))
     names = secret_names(options)
 
     def fetch(secret: VaultSecret) -> str | None:
@@ -332,10 +340,8 @@ def find_vault(options: OciOptions, reach: OciAuth) -> str:
     under its old name is found; two ACTIVE ones are ambiguous and refused.
     """
     name, compartment = options.vault_name, options.compartment_id
-    client = oci.key_management.KmsVaultClient(
-        reach.config, signer=reach.signer, service_endpoint=options.kms_endpoint,
-        retry_strategy=retry_strategy(options), circuit_breaker_strategy=oci.circuit_breaker.NoCircuitBreakerStrategy(),
-    )
+    client = oci.key_management.KmsVaultClient(reach.config, signer=reach.signer, service_endpoint=options.kms_endpoint,
+                                               **client_settings(options))
     where = f"looking up OCI_VAULT_NAME={name!r} in compartment {compartment}"
     try:
         vaults = oci.pagination.list_call_get_all_results(client.list_vaults, compartment_id=compartment).data

@@ -30,6 +30,9 @@ class OciOptions:
     kms_endpoint: str | None = None
     retry_attempts: int = 5
     retry_base_seconds: float = 1.0
+    connect_timeout: float = 10.0
+    """Seconds to connect, and (read_timeout) with no byte from the service: the SDK's defaults, said here."""
+    read_timeout: float = 60.0
 
 
 @dataclass(frozen=True)
