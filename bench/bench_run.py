@@ -21,6 +21,15 @@ Scenarios: `new` runs each serve the next snapshot (a few new or edited events e
 `304` runs serve the same snapshot again (the API answers 304 Not Modified); `same` runs
 serve it again from an API without ETag (a full 200 with nothing new).
 
+`--audit` adds audit ticks after them (`collect_events.py --audit`, as many as `--idle`), measured
+like the runs: the tick's CPU beside a run's on the same state. The ticks run on today's calendar,
+not the recording's: the days they re-read lie after the recording and answer no event, so a tick
+costs its requests and the state's decoding, not the storing of what the audit finds.
+
+`--no-freeze` adds this collector once more as `no-freeze`, run through `main()` instead of
+`program()`: the same job without the gc.freeze() before the interpreter's exit
+(polisen_collector/cli/collect_events.py), side by side and run by run like `--compare`.
+
 Side by side: `--compare NAME=COMMAND` (repeatable) runs another collector command on the
 same servers and snapshots, each in its own workspace and bucket, alternating with this one
 run by run (the order swapped every step), and prints the ratios this / other. The command
@@ -30,6 +39,7 @@ folders and bucket, plus `--compare-env KEY=VALUE`.
 
     python3 bench/bench_run.py [--runs 15] [--idle 5] [--latencies 0,50,100] [--backends local,oci,vault]
     python3 bench/bench_run.py --backends oci --compare "main={python} /tmp/main/collect_events.py"
+    python3 bench/bench_run.py --backends local,oci --latencies 0 --audit --no-freeze
 """
 
 from __future__ import annotations
@@ -59,6 +69,12 @@ from polisen_collector.config import SETTING_NAMES
 VAULT = "ocid1.vault.oc1.eu-stockholm-1.benchvault"
 NAMESPACE = "testnamespace"
 THIS = "this"
+NO_FREEZE = "no-freeze"
+# This collector's job without program()'s gc.freeze(): main() called as program() calls it.
+NO_FREEZE_COMMAND = ("{python} -c " + shlex.quote(
+    f"import sys; sys.path.insert(0, {str(REPO)!r}); from polisen_collector.cli.collect_events import main; "
+    "sys.exit(main())") + " --env-file /dev/null")
+SCENARIOS = ("new", "304", "same", "audit")
 LAUNCHER = [sys.executable, "-I", "-S", str(REPO / "bench" / "launch.py")]
 
 
@@ -150,6 +166,8 @@ class Contender:
     command: list[str]
     env: dict[str, str]
     workdir: Path
+    audits: bool
+    """Whether it has an audit tick (`--audit`): this collector does, another collector need not."""
 
 
 class Bench:
@@ -192,12 +210,12 @@ class Bench:
             home.mkdir()
             env = {**base, "DATA_DIR": str(home / "data"), "LOG_DIR": str(home / "logs"),
                    "METRICS_DIR": str(home / "metrics"), "OCI_BUCKET_NAME": f"bench-{name}"}
-            if name != THIS:
+            if name not in (THIS, NO_FREEZE):
                 env.update(other_env)
             command = shlex.split(templates[name].format(
                 python=sys.executable, api_url=self.api.url, oci_endpoint=self.oci.url, namespace=NAMESPACE,
                 bucket=f"bench-{name}", workdir=home, oci_config=oci_config))
-            self.contenders.append(Contender(name, command, env, home))
+            self.contenders.append(Contender(name, command, env, home, audits=name in (THIS, NO_FREEZE)))
 
     def __enter__(self) -> Bench:
         self.api.start()
@@ -215,7 +233,8 @@ class Bench:
                                             self.oci_bytes.read, self.oci_bytes.written)
         figures_path = contender.workdir / "launch.json"
         figures_path.unlink(missing_ok=True)
-        subprocess.run([*LAUNCHER, str(figures_path), *contender.command], cwd=contender.workdir, env=contender.env,
+        command = [*contender.command, "--audit"] if scenario == "audit" else contender.command
+        subprocess.run([*LAUNCHER, str(figures_path), *command], cwd=contender.workdir, env=contender.env,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
         launched = json.loads(figures_path.read_text())
         api_requests = self.api.requests[api_mark:]
@@ -237,12 +256,14 @@ class Bench:
 
     def step(self, scenario: str, index: int, number: int, figures: dict[str, list[RunFigures]]) -> None:
         """Every collector once on the same answer, in an order that alternates from step to step."""
-        order = self.contenders if number % 2 == 0 else self.contenders[::-1]
+        contenders = [c for c in self.contenders if c.audits or scenario != "audit"]
+        order = contenders if number % 2 == 0 else contenders[::-1]
         for contender in order:
             figures[contender.name].append(self.run(contender, scenario, index))
 
-    def replay(self, start: int, runs: int, idle: int) -> dict[str, list[RunFigures]]:
-        """A first run to fill each archive (not measured), then `runs` new snapshots, then idle runs."""
+    def replay(self, start: int, runs: int, idle: int, audits: int) -> dict[str, list[RunFigures]]:
+        """A first run to fill each archive (not measured), then `runs` new snapshots, then idle runs,
+        then `audits` audit ticks."""
         fill: dict[str, list[RunFigures]] = {c.name: [] for c in self.contenders}
         self.step("fill", start, 0, fill)
         for name, (first,) in fill.items():
@@ -261,6 +282,9 @@ class Bench:
         self.api.state.support_etag = False
         for _ in range(idle):
             self.step("same", last, number, figures)
+            number += 1
+        for _ in range(audits):
+            self.step("audit", last, number, figures)
             number += 1
         return figures
 
@@ -283,7 +307,7 @@ def report(results: Results) -> None:
     for (name, backend, latency), figures in results.items():
         at_zero = results.get((name, backend, 0.0), [])
         base = {(f.scenario, i): f for i, f in enumerate(at_zero)}
-        for scenario in ("new", "304", "same"):
+        for scenario in SCENARIOS:
             runs = [(i, f) for i, f in enumerate(figures) if f.scenario == scenario]
             if not runs:
                 continue
@@ -331,7 +355,7 @@ def report_ratios(results: Results) -> None:
     for (name, backend, latency), figures in results.items():
         if name != THIS:
             continue
-        for scenario in ("new", "304", "same"):
+        for scenario in SCENARIOS:
             mine = [f for f in figures if f.scenario == scenario]
             if not mine:
                 continue
@@ -339,6 +363,9 @@ def report_ratios(results: Results) -> None:
                 cells = [style.format(measure(mine))]
                 for other in others:
                     theirs = [f for f in results[(other, backend, latency)] if f.scenario == scenario]
+                    if not theirs:  # another collector without an audit tick
+                        cells += ["-", "-"]
+                        continue
                     ratio = f"{measure(mine) / measure(theirs):.2f}" if measure(theirs) else "-"
                     cells += [style.format(measure(theirs)), ratio]
                 print(" | ".join((backend, f"{latency * 1000:.0f} ms", scenario, label, *cells)), flush=True)
@@ -355,10 +382,16 @@ def main() -> None:
                         help="another collector command to run side by side (repeatable)")
     parser.add_argument("--compare-env", action="append", default=[], metavar="KEY=VALUE",
                         help="an environment variable for the other commands (repeatable)")
+    parser.add_argument("--audit", action="store_true",
+                        help="also measure audit ticks after the runs (as many as --idle)")
+    parser.add_argument("--no-freeze", action="store_true",
+                        help=f"also run this collector without its gc.freeze() at exit, as {NO_FREEZE!r}")
     args = parser.parse_args()
     others = dict(item.split("=", 1) for item in args.compare)
-    if THIS in others:
-        parser.error(f"--compare: the name {THIS!r} is this collector's")
+    if {THIS, NO_FREEZE} & set(others):
+        parser.error(f"--compare: the names {THIS!r} and {NO_FREEZE!r} are this collector's")
+    if args.no_freeze:
+        others[NO_FREEZE] = NO_FREEZE_COMMAND
     other_env = dict(item.split("=", 1) for item in args.compare_env)
     latencies = sorted({float(ms) / 1000 for ms in args.latencies.split(",")} | {0.0})
     # As the deploy steps do (docs/operations.md): with bytecode not writable at run time
@@ -373,7 +406,8 @@ def main() -> None:
                 workdir = Path(temp) / f"{backend}-{latency * 1000:.0f}"
                 workdir.mkdir()
                 with Bench(backend, latency, bodies, workdir, key, others=others, other_env=other_env) as bench:
-                    for name, figures in bench.replay(args.start, args.runs, args.idle).items():
+                    for name, figures in bench.replay(args.start, args.runs, args.idle,
+                                                      args.idle if args.audit else 0).items():
                         results[(name, backend, latency)] = figures
                 print(f"# {backend} at {latency * 1000:.0f} ms done", file=sys.stderr, flush=True)
     report(results)
