@@ -5,6 +5,10 @@ leaves a metrics file and (unless it only found the lock taken) a health file, w
 succeeded or failed. A run that finds the lock taken leaves the health file alone on purpose:
 the run holding the lock writes it when it ends, and a hung one lets it go stale, which is what
 monitoring must see.
+
+A step a run may skip imports its code only when it runs (the backfill queue, withdrawal
+hints, the page step, the ping): a run answered 304 (nothing new) imports none of them
+(tests/test_oci.py, test_a_run_imports_only_what_it_uses).
 """
 
 from __future__ import annotations
