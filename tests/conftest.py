@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -167,17 +168,41 @@ class Replay:
     results: list[subprocess.CompletedProcess]
 
 
-@pytest.fixture(scope="session")
-def replayed_archive(tmp_path_factory, snapshot_bodies) -> Replay:
-    """The workspace after one run per recorded answer, all 114 in order, and each run's result.
-
-    Built once per session for every test that needs the whole replay: read it, or copy
-    `collector.data_dir` before changing anything (its API server is gone).
-    """
+def replay_all(workdir: Path, snapshot_bodies: list[bytes]) -> Replay:
+    """One run per recorded answer, all 114 in order, in a new workspace `workdir`."""
+    workdir.mkdir(exist_ok=True)
     with FakePolisenServer(snapshot_bodies) as server:
-        collector = Collector(tmp_path_factory.mktemp("replayed"), server.url)
+        collector = Collector(workdir, server.url)
         results = []
         for index in range(len(snapshot_bodies)):
             server.serve(index)
             results.append(collector.run())
     return Replay(collector, results)
+
+
+@pytest.fixture(scope="session")
+def replayed_archive(tmp_path_factory, snapshot_bodies, worker_id) -> Replay:
+    """The workspace after one run per recorded answer, all 114 in order, and each run's result.
+
+    Built once per session for every test that needs the whole replay: read it, or copy
+    `collector.data_dir` before changing anything (its API server is gone). Under pytest-xdist the
+    workers share one replay (its folder in the session's temp folder, under a lock): the first to
+    need it builds it and writes the results beside it, the others read them.
+    """
+    if worker_id == "master":
+        return replay_all(tmp_path_factory.mktemp("replayed"), snapshot_bodies)
+    shared = tmp_path_factory.getbasetemp().parent  # the session's, common to its workers
+    results_file = shared / "replayed-results.json"
+    with (shared / "replayed.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not results_file.exists():
+            replay = replay_all(shared / "replayed", snapshot_bodies)
+            results_file.write_text(json.dumps([[result.args, result.returncode, result.stdout, result.stderr, result.log]
+                                                for result in replay.results]))
+            return replay
+    results = []
+    for args, code, stdout, stderr, log in json.loads(results_file.read_text()):
+        result = subprocess.CompletedProcess(args, code, stdout, stderr)
+        result.log = log
+        results.append(result)
+    return Replay(Collector(shared / "replayed", "http://127.0.0.1:9/api/events"), results)

@@ -205,10 +205,14 @@ def test_hostile_input_gives_the_null_result(html, reason):
 
 
 def test_a_page_cut_anywhere_in_the_event_block_does_not_parse():
-    """Cut before the event block closes: unparsed. Cut after: the full result (the rest is chrome)."""
+    """Cut before the event block closes: unparsed. Cut after: the full result (the rest is chrome).
+    The cuts: before and after every tag of the block, where a parser's state changes."""
     blue_line_end = WINTER_HTML.index(b"</div>", WINTER_HTML.index(b'<div class="block blue-line">'))
     block_end = WINTER_HTML.index(b"</div>", blue_line_end + 1) + len(b"</div>")
-    for cut in [*range(BLOCK_START, BLOCK_END, 11), block_end - 1, block_end]:
+    tags = [found.span() for found in re.finditer(rb"<[^>]*>", WINTER_HTML[BLOCK_START:BLOCK_END])]
+    cuts = sorted({BLOCK_START + at for start, end in tags for at in (start, end)} | {block_end - 1, block_end})
+    assert len(tags) > 50, "the block's tags were found"
+    for cut in cuts:
         result = parse_page(WINTER_HTML[:cut])
         if cut < block_end:
             assert result == ParsedPage(reason=result.reason) and result.reason, cut
@@ -261,8 +265,9 @@ def feed_names() -> dict[int, set[str]]:
 
 @pytest.mark.slow
 def test_every_recorded_page_parses():
-    """All 1,722 pages parse, titled as in the feed; the Swedish words of each publication time
-    agree with its machine-readable attribute to the minute."""
+    """All 1,722 pages parse, titled as in the feed; the Swedish words of the publication time agree
+    with its machine-readable attribute to the minute (every third page, spread over the recording,
+    parsed again without the attribute: a parse each is the test's cost)."""
     names = feed_names()
     paths = sorted(PAGES.glob("*.html.gz"))
     assert {int(path.name.removesuffix(".html.gz")) for path in paths} == set(names)
@@ -272,8 +277,9 @@ def test_every_recorded_page_parses():
         result = results[int(path.name.removesuffix(".html.gz"))] = parse_page(html)
         assert result.reason is None, path.name
         assert re.fullmatch(r"2026-\d\d-\d\dT\d\d:\d\d:\d\d\+0[12]:00", result.published), path.name
-        from_words = parse_page(without_time_attribute(html)).published
-        assert from_words == result.published[:17] + "00" + result.published[19:], path.name
+        if len(results) % 3 == 1:
+            from_words = parse_page(without_time_attribute(html)).published
+            assert from_words == result.published[:17] + "00" + result.published[19:], path.name
     for event_id, result in results.items():
         assert result.title in names[event_id]
         assert result.preamble and result.author != ""
