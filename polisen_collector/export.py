@@ -648,6 +648,7 @@ def sqlite_schema() -> tuple[list[str], list[str], list[str]]:
         f'CREATE VIEW {_q(LIST_VIEW)} AS SELECT {_column_list(LIST_COLUMNS)} FROM "events"',
     ]
     indexes = [f'CREATE INDEX {_q("idx_events_" + name)} ON "events" ({_q(name)})' for name in SQLITE_INDEXES]
+    indexes.append('CREATE INDEX "idx_versions_local_date" ON "versions" ("local_date")')  # --update finds a day's events
     triggers = [
         f'CREATE TRIGGER "events_ai" AFTER INSERT ON "events" BEGIN\n  {add}\nEND',
         f'CREATE TRIGGER "events_ad" AFTER DELETE ON "events" BEGIN\n  {remove}\nEND',

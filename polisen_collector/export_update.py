@@ -336,10 +336,10 @@ def _days_of(connection: sqlite3.Connection, keys: Iterable[Any], by: str) -> se
     if by == "day":
         connection.executemany('INSERT INTO temp."_days" VALUES (?)', [(day.isoformat(),) for day in keys])
         connection.execute('INSERT OR IGNORE INTO temp."_ids" SELECT "id" FROM "versions" '
-                           'WHERE substr("datetime", 1, 10) IN (SELECT "day" FROM temp."_days")')
+                           'WHERE "local_date" IN (SELECT "day" FROM temp."_days")')
     else:
         connection.executemany('INSERT OR IGNORE INTO temp."_ids" VALUES (?)', [(key,) for key in keys])
-    found = connection.execute('SELECT DISTINCT substr("datetime", 1, 10) FROM "versions" '
+    found = connection.execute('SELECT DISTINCT "local_date" FROM "versions" '
                                'WHERE "id" IN (SELECT "id" FROM temp."_ids")')
     try:
         return {date.fromisoformat(readback.iso_day(day)) for (day,) in found}

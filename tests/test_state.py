@@ -167,6 +167,22 @@ def test_local_storage_answers_a_conditional_read(tmp_path):
     assert storage.get_if_changed("metadata/x", "other") == StoredObject(b"one", etag)
 
 
+def test_local_storage_lists_in_the_buckets_name_order(tmp_path):
+    """Byte order of whole names, as Object Storage lists them: `a-b` < `a.b` < `a/b` < `a0`, a folder
+    sorted as its name and a slash; hidden temp files and symlinked folders left out."""
+    names = ["pages/2026/05/20/1.html.gz", "pages/2026/05/20/1.parsed.json", "pages/2026/05/2-x", "pages/2026/05/2.x",
+             "pages/2026/05/20a", "pages/2026/05/21/9.html.gz", "pages/2026/050", "events/2026/05/20/e.jsonl",
+             "metadata/state.json"]
+    storage = LocalStorage(tmp_path)
+    for name in names:
+        storage.put(name, b"x")
+    (tmp_path / "pages" / "2026" / "05" / "20" / ".1.html.gz.tmp").write_bytes(b"half")
+    (tmp_path / "pages" / "2026" / "linked").symlink_to(tmp_path / "pages" / "2026" / "05")
+    for prefix in ("", "pages/", "pages/2026/05/2", "pages/2026/05/20", "pages/2026/05/20/", "pages/2026/05/20/1.p",
+                   "pages/2026/0", "nothing/"):
+        assert list(storage.list(prefix)) == sorted(name for name in names if name.startswith(prefix)), prefix
+
+
 def test_local_copy_serves_the_copy_only_on_a_not_modified(tmp_path):
     store = LocalStorage(tmp_path / "store")
     copy = tmp_path / "logs" / "copy"

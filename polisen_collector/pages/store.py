@@ -185,12 +185,12 @@ def day_page_versions(storage: Storage, day: date | str) -> dict[int, list[PageV
     return page_versions(storage.list(day_prefix(day_text)))
 
 
-_DAY_FOLDER = re.compile(r"^pages/(\d{4})/(\d{2})/(\d{2})/[^/]+$")
+_DAY_FOLDER = re.compile(r"pages/(\d{4})/(\d{2})/(\d{2})")
 
 
-def day_of_page_object(name: str) -> date | None:
-    """`pages/2026/05/20/...` -> date(2026, 5, 20); None for a name outside a day's folder."""
-    match = _DAY_FOLDER.match(name)
+def _day_of_folder(folder: str) -> date | None:
+    """`pages/2026/05/20` -> date(2026, 5, 20); None for any other folder."""
+    match = _DAY_FOLDER.fullmatch(folder)
     if match is None:
         return None
     try:
@@ -199,8 +199,16 @@ def day_of_page_object(name: str) -> date | None:
         return None
 
 
+def day_of_page_object(name: str) -> date | None:
+    """`pages/2026/05/20/...` -> date(2026, 5, 20); None for a name outside a day's folder."""
+    folder, _, base = name.rpartition("/")
+    return _day_of_folder(folder) if base else None
+
+
 def iter_day_names(storage: Storage) -> Iterator[tuple[date, list[str]]]:
-    """(day, its page object names) of every day with pages, in date order, streamed from the listing."""
-    for day, group in groupby(storage.list(PAGES_PREFIX), key=day_of_page_object):
+    """(day, its page object names) of every day with pages, in date order, streamed from the listing
+    (grouped by folder: years of pages are hundreds of thousands of names, each day's checked once)."""
+    for folder, group in groupby(storage.list(PAGES_PREFIX), key=lambda name: name.rpartition("/")[0]):
+        day = _day_of_folder(folder)
         if day is not None:
             yield day, list(group)

@@ -22,6 +22,38 @@ def _etag(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:32]
 
 
+Entry = tuple[str, Path | None]
+"""A listed name and, for a folder to walk, its path."""
+
+
+def _entries(directory: Path, relative: str, prefix: str) -> list[Entry]:
+    """(name, None) of the folder's files under `prefix` and (name, path) of its subfolders that may
+    hold some, in name order; folders that are symbolic links are not followed."""
+    files: list[str] = []
+    folders: list[str] = []
+    try:
+        with os.scandir(directory) as scan:
+            for entry in scan:
+                if entry.name.startswith("."):
+                    continue
+                if not entry.is_dir():
+                    files.append(entry.name)
+                elif not entry.is_symlink():
+                    folders.append(entry.name)
+    except OSError:
+        return []
+    inside = relative.startswith(prefix)
+    found: list[Entry] = [
+        (relative + name, None) for name in files if inside or (relative + name).startswith(prefix)]
+    for name in folders:
+        path = relative + name
+        if inside or prefix.startswith(path + "/") or (path + "/").startswith(prefix):
+            found.append((path, directory / name))
+    # A folder's names all start with "<folder>/", so sorting it as "<folder>/" keeps name order.
+    found.sort(key=(lambda item: item[0] + "/" if item[1] else item[0]) if folders else None)
+    return found
+
+
 class LocalStorage:
     """A folder laid out like the bucket. Writes are atomic and durable (fsync + rename)."""
 
@@ -110,20 +142,18 @@ class LocalStorage:
         return self._walk(start, f"{folder}/" if folder else "", prefix)
 
     def _walk(self, directory: Path, relative: str, prefix: str) -> Iterator[str]:
-        try:
-            with os.scandir(directory) as scan:
-                entries = [(entry.name, entry.is_dir(), entry.is_symlink()) for entry in scan
-                           if not entry.name.startswith(".")]
-        except OSError:
-            return
-        # A folder's names all start with "<folder>/", so sorting it as "<folder>/" keeps name order.
-        for name, is_dir, is_link in sorted(entries, key=lambda entry: entry[0] + "/" if entry[1] else entry[0]):
-            path = relative + name
-            if is_dir:  # folders that are symbolic links are not followed
-                if not is_link and (prefix.startswith(path + "/") or (path + "/").startswith(prefix)):
-                    yield from self._walk(directory / name, path + "/", prefix)
-            elif path.startswith(prefix):
-                yield path
+        """Depth first in name order, from one generator: a name passes no chain of nested generators
+        (years of pages are hundreds of thousands of names)."""
+        pending: list[Iterator[Entry]] = [iter(_entries(directory, relative, prefix))]
+        while pending:
+            for path, folder in pending[-1]:
+                if folder is None:
+                    yield path
+                else:
+                    pending.append(iter(_entries(folder, path + "/", prefix)))
+                    break
+            else:
+                pending.pop()
 
     def delete(self, name: str) -> None:
         try:
