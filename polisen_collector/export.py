@@ -179,6 +179,11 @@ class ExportSummary:
     def count_pages(self, pages: PageColumns) -> None:
         self.pages_parsed, self.parses_stored = pages.parsed, pages.stored
 
+    def add(self, other: ExportSummary) -> None:
+        """Count what `other` counted too (an export read in parts)."""
+        for name, value in vars(other).items():
+            setattr(self, name, getattr(self, name) + value)
+
     def counting(self, on_bad: Callable[[BadLine], None]) -> Callable[[BadLine], None]:
         """`on_bad` that also counts the line in bad_lines."""
         def report(line: BadLine) -> None:

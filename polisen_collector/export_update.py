@@ -260,7 +260,11 @@ def _write_all(connection: sqlite3.Connection, storage: Storage, options: Export
     now = utc_now().isoformat(timespec="seconds")
     connection.executemany(f'INSERT INTO "{STATE_TABLE}" VALUES (?, ?)', [
         ("made_from", made_from(storage, options)), ("exported_at", now), ("updated_at", now)])
-    return UpdateReport(how, reason, days=len(signatures), days_read=len(signatures), events=summary.rows)
+    # A day read from a listing that changed meanwhile (a compaction deletes what it merged) is read again
+    # from a new one, as an update would; its lines were reported by the whole read already.
+    settled = _update_days(connection, storage, options, ExportSummary(), lambda line: None)
+    return UpdateReport(how, reason, days=settled.days, days_read=len(signatures) + settled.days_read,
+                        events=settled.events)
 
 
 def list_day(storage: Storage, day: date) -> DayObjects:

@@ -24,7 +24,8 @@ from fake_polisen import PAGES_DIR
 
 from polisen_collector import export_update
 from polisen_collector.archive.compaction import compact
-from polisen_collector.archive.layout import collection_time, read_versions, run_id_of_object
+from polisen_collector.archive.events import encode_jsonl
+from polisen_collector.archive.layout import collection_time, new_run_id, read_versions, run_id_of_object, run_object_name
 from polisen_collector.archive.withdrawals import REPUBLISHED, WITHDRAWN, Record, write_records
 from polisen_collector.cli import export_events
 from polisen_collector.export import COLUMNS
@@ -268,6 +269,30 @@ def test_a_killed_first_export_leaves_no_database(tmp_path, half_grown):
     assert not database.exists()
 
 
+def test_a_compaction_during_a_whole_export_loses_no_day(half_grown, run_export, tmp_path, monkeypatch):
+    """Compaction deletes the objects it merged: a day listed before and read after is read again
+    before the export commits, so the new database holds every row (as the update's reads do)."""
+    from polisen_collector import export
+
+    workspace, _, add_the_rest = half_grown
+    add_the_rest()
+    read_versions_of_a_day = export.read_versions
+
+    def compacting_first(storage, names):
+        if not compacted:
+            compacted.append(compact(storage, date(2026, 6, 10), 2))
+        return read_versions_of_a_day(storage, names)
+
+    compacted: list = []
+    monkeypatch.setattr(export, "read_versions", compacting_first)
+    database = tmp_path / "during.db"
+    code, err = run_export(workspace.data_dir, "-o", str(database), "--update")
+    assert code == 0, err
+    assert compacted[0].days_compacted > 0
+    monkeypatch.undo()
+    assert dump(database) == whole_export(run_export, workspace.data_dir, tmp_path / "whole.db")
+
+
 def test_readers_see_the_database_before_or_after_an_update_never_between(half_grown, run_export, tmp_path,
                                                                          monkeypatch):
     """Readers, read-only as Datasette reads, see the database as it was while the update works; its commit
@@ -398,6 +423,41 @@ def test_a_folder_of_monthly_parquet_files_updated_and_killed(half_grown, run_ex
     rows = len(parquet_rows(months))  # export.md's two ways to read the folder as one table
     assert duckdb.sql(f"SELECT count(*) FROM read_parquet('{months}/*.parquet')").fetchall() == [(rows,)]
     assert len(pd.read_parquet(months)) == rows
+
+
+def test_monthly_files_are_written_only_when_their_rows_change(half_grown, run_export, tmp_path):
+    """A compaction changes a day's objects, not its rows: no file is written. An edit that moves an event
+    into the next month (a version dated there, as an edit of its time would be stored): the month it
+    left is written too, and the event is in one file only. SQLite follows the event as well."""
+    workspace, database, _ = half_grown
+    months = tmp_path / "months"
+    update = ["-o", str(months), "--format", "parquet", "--update"]
+    assert run_export(workspace.data_dir, *update)[0] == 0
+
+    def files() -> dict[str, int]:
+        return {path.name: path.stat().st_ino for path in sorted(months.glob("*.parquet"))}
+
+    created = files()
+    storage = LocalStorage(workspace.data_dir)
+    assert compact(storage, date(2026, 6, 10), 2).days_compacted > 0
+    code, err = run_export(workspace.data_dir, *update)
+    assert (code, files()) == (0, created), err
+    assert " days changed, 4 months read; 0 of 4 monthly files written (0 rows)" in err, err
+
+    event = read_versions(storage, list(storage.list("events/2026/05/30/"))).versions[0].event.raw
+    moved = {**event, "datetime": event["datetime"].replace("2026-05-30", "2026-06-01")}
+    storage.put(run_object_name("2026-06-01", new_run_id()), encode_jsonl([moved]))
+    code, err = run_export(workspace.data_dir, *update)
+    assert code == 0, err
+    assert " 1 of " in err and "2 of 4 monthly files written" in err, err
+    assert {name: inode == created[name] for name, inode in files().items()} == {
+        "events-2026-03.parquet": True, "events-2026-04.parquet": True,
+        "events-2026-05.parquet": False, "events-2026-06.parquet": False}
+    rows = parquet_rows(months)
+    assert [row["local_date"] for row in rows if row["id"] == event["id"]] == [date(2026, 6, 1)]
+    assert rows == whole_parquet(run_export, workspace.data_dir, tmp_path / "whole.parquet")
+    assert run_export(workspace.data_dir, "-o", str(database), "--update")[0] == 0
+    assert dump(database) == whole_export(run_export, workspace.data_dir, tmp_path / "whole.db")
 
 
 @pytest.mark.slow
