@@ -348,7 +348,7 @@ def _days_of(connection: sqlite3.Connection, keys: Iterable[Any], by: str) -> se
     try:
         return {date.fromisoformat(readback.iso_day(day)) for (day,) in found}
     except ValueError as error:
-        raise Unreadable(f"a version's datetime is not the export's: {error}") from None
+        raise Unreadable(f"a version's local_date is not the export's: {error}") from None
 
 
 def _replace_rows(connection: sqlite3.Connection, days: dict[date, DayObjects], records: Records

@@ -552,7 +552,7 @@ def small_archive(tmp_path) -> Path:
      "its bookkeeping is unreadable: the signature of 2026-05-20 is"),
     ('UPDATE "_export_state" SET "value" = \'' + "[" * 100_000 + '\' WHERE "key" = \'made_from\'',
      "its bookkeeping is unreadable"),
-    ('UPDATE "versions" SET "datetime" = \'garbage\'', "a version's datetime is not the export's"),
+    ('UPDATE "versions" SET "local_date" = \'garbage\'', "a version's local_date is not the export's"),
 ])
 def test_poisoned_bookkeeping_of_an_sqlite_export_is_rebuilt_in_place(small_archive, tmp_path, run_export, poison,
                                                                       reason):
