@@ -75,6 +75,19 @@ def test_a_file_where_a_folder_belongs_is_called_a_file(collector, tmp_path):
         f"{a_file} is a file)")
 
 
+def test_an_export_of_a_folder_that_holds_no_archive_is_refused(collector, tmp_path):
+    """A wrong DATA_DIR (the archive's parent, a new folder) exported 0 rows and exit 0; with --update the
+    site's database was rebuilt empty. A folder that does not exist is neither created nor exported."""
+    base = tmp_path / "wrong"
+    (base / "empty").mkdir(parents=True)
+    for folder, problem in ((base / "empty", "holds no archive (no events/, pages/ or metadata/ in it): give the "
+                                             "folder the collector writes"), (base / "absent", "does not exist")):
+        assert one_line(run(collector, "export_events.py", "-o", str(base / "events.db"), "--update",
+                            env={"DATA_DIR": str(folder)})) == f"configuration error: DATA_DIR='{folder}' {problem}"
+    assert [path.name for path in base.iterdir()] == ["empty"]
+    assert list((base / "empty").iterdir()) == []
+
+
 def test_a_malformed_env_line_is_one_line_naming_it(collector, fake_api):
     env_file = collector.workdir / "settings.env"
     env_file.write_text("STORAGE=local\nthis line is not a setting\nLOG_LEVEL=INFO\n")

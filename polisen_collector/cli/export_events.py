@@ -28,6 +28,8 @@ FORMAT_OF_SUFFIX = {
     ".db": "sqlite", ".sqlite": "sqlite", ".sqlite3": "sqlite",
 }
 FILE_ONLY = {"parquet": "Parquet", "sqlite": "SQLite"}
+ARCHIVE_FOLDERS = ("events", "pages", "metadata")
+"""A local archive has one of these from its first run on (the events, their pages, the collector's state)."""
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -162,6 +164,11 @@ def main(argv: list[str] | None = None) -> int:
     if settings.storage == "local" and not settings.data_dir.is_dir():
         problem = "is a file, not a folder" if settings.data_dir.exists() else "does not exist"
         print(f"configuration error: DATA_DIR={str(settings.data_dir)!r} {problem}", file=sys.stderr)
+        return 2
+    if settings.storage == "local" and not any((settings.data_dir / folder).is_dir() for folder in ARCHIVE_FOLDERS):
+        # A wrong DATA_DIR exported nothing and said so only in its summary; --update then emptied the site.
+        print(f"configuration error: DATA_DIR={str(settings.data_dir)!r} holds no archive (no events/, pages/ "
+              "or metadata/ in it): give the folder the collector writes", file=sys.stderr)
         return 2
 
     from polisen_collector.export import (
