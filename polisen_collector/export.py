@@ -26,6 +26,7 @@ from polisen_collector.archive.layout import (
     EVENTS_PREFIX,
     MOVE_WINDOW_DAYS,
     BadLine,
+    DayVersions,
     Version,
     collection_order_key,
     collection_time,
@@ -39,20 +40,24 @@ from polisen_collector.archive.withdrawals import (
     histories,
     list_record_objects,
     read_records,
+    record_folder,
     withdrawn_at,
 )
 from polisen_collector.clock import swedish_date
 from polisen_collector.config import DEFAULT_API_URL
 from polisen_collector.pages.columns import PageColumns
-from polisen_collector.pages.store import iter_day_names
-from polisen_collector.storage.base import Storage
-from polisen_collector.urls import origin_of
+from polisen_collector.pages.store import day_of_page_object, day_prefix, iter_day_names
+from polisen_collector.storage.base import Storage, StoredObject
+from polisen_collector.urls import origin_of, site_url
 
 if TYPE_CHECKING:  # pyarrow is an optional extra, imported by the Parquet writer only
     import pyarrow as pa
 
 MERGE_WINDOW_DAYS = MOVE_WINDOW_DAYS
-ROWS_VERSION = 1
+READ_ATTEMPTS = 3
+"""How often a day is listed and read again when the archive changed under the export (a compaction
+deleting the objects it merged)."""
+ROWS_VERSION = 2
 """Raise it when a change makes the rows of the same archive differ (other than a new column or parser
 version, which are noticed anyway): an SQLite export made before is then rebuilt by its next --update."""
 PARQUET_ROW_GROUP = 10_000
@@ -222,7 +227,7 @@ def make_row(version: Version, first_run: str, last_run: str, versions: int, ori
         "name": _text(raw.get("name")),
         "summary": _text(raw.get("summary")),
         "url": url,
-        "page_url": origin + url if url and url.startswith("/") else None,
+        "page_url": site_url(origin, url),
         "type": _text(raw.get("type")),
         "location_name": _text(location.get("name")),
         "latitude": latitude,
@@ -367,6 +372,15 @@ def list_days(storage: Storage, options: ExportOptions, on_bad: Callable[[BadLin
         yield DayObjects(day, *(tuple(names) for names in found))
 
 
+def list_day(storage: Storage, day: date) -> DayObjects:
+    """One day's objects, listed again (a day read again, or read without the whole listing)."""
+    events = sorted((name for name in storage.list(partition_prefix(day.isoformat())) if day_of_object(name) == day),
+                    key=collection_order_key)
+    pages = [name for name in storage.list(day_prefix(day.isoformat())) if day_of_page_object(name) == day]
+    records = list_record_objects(storage, record_folder(day.isoformat()))
+    return DayObjects(day, tuple(events), tuple(pages), tuple(records))
+
+
 def iter_versions(
     storage: Storage,
     days: Iterable[DayObjects],
@@ -389,7 +403,7 @@ def iter_versions(
         day = objects.day
         if progress:
             progress(index, day)
-        found = read_versions(storage, list(objects.events))
+        found = _read_day(storage, objects)
         for line in found.bad:
             report(line)
         summary.copies_dropped += found.copies
@@ -405,6 +419,36 @@ def iter_versions(
             yield from flush(window.popitem(last=False)[1])
     while window:
         yield from flush(window.popitem(last=False)[1])
+
+
+class _Reading:
+    """The store as read_versions reads a day's objects, noting the listed objects that are gone."""
+
+    def __init__(self, storage: Storage, listed: Iterable[str]) -> None:
+        self.storage, self.listed = storage, set(listed)
+        self.gone: list[str] = []
+
+    def get(self, name: str) -> StoredObject | None:
+        stored = self.storage.get(name)
+        if stored is None and name in self.listed:
+            self.gone.append(name)
+        return stored
+
+
+def _read_day(storage: Storage, objects: DayObjects) -> DayVersions:
+    """The versions of a day's event objects. An object listed but gone when read (a compaction merged it
+    and deleted it meanwhile) has the day listed and read again: its rows are in the compacted object.
+    Never a day read short: ExportError when the day keeps changing."""
+    gone = ""
+    for _ in range(READ_ATTEMPTS):
+        reading = _Reading(storage, objects.events)
+        found = read_versions(reading, list(objects.events))
+        if not reading.gone:
+            return found
+        gone = reading.gone[0]
+        objects = list_day(storage, objects.day)
+    raise ExportError(f"{gone} was listed but gone when read, {READ_ATTEMPTS} times: the archive kept changing "
+                      "under the export (a compaction?); export again")
 
 
 def _days_for(storage: Storage, options: ExportOptions, summary: ExportSummary, on_bad: Callable[[BadLine], None], *,
@@ -442,7 +486,7 @@ def iter_rows(
         else:
             rows = [latest_row(versions, options.page_origin, withdrawn_at(history))]
         summary.versions_dropped += len(versions) - len(rows)
-        rows = pages.add(rows, options.all_versions)
+        rows = pages.add(rows, options.all_versions, {version.event.day for version in versions})
         summary.count_pages(pages)
         for row in rows:
             if _matches(row, options):
@@ -495,13 +539,14 @@ def iter_events_with_versions(
     for versions in iter_versions(storage, listed, summary, on_bad, progress):
         history = changes.of(versions[0].event.id)
         withdrawn = withdrawn_at(history)
-        [latest] = pages.add([latest_row(versions, options.page_origin, withdrawn)], all_versions=False)
+        dated = {version.event.day for version in versions}
+        [latest] = pages.add([latest_row(versions, options.page_origin, withdrawn)], all_versions=False, days=dated)
         summary.count_pages(pages)
         if not _matches(latest, options):
             summary.filtered_out += 1
             continue
         hashes, rows = zip(*version_rows(versions, options.page_origin, withdrawn), strict=True)
-        every = list(zip(hashes, pages.add(list(rows), all_versions=False), strict=True))
+        every = list(zip(hashes, pages.add(list(rows), all_versions=False, days=dated), strict=True))
         summary.rows += 1
         summary.unplaced += latest["location_level"] == "unknown"
         summary.withdrawn += withdrawn is not None

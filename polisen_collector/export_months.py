@@ -35,15 +35,17 @@ from polisen_collector.archive.layout import BadLine
 from polisen_collector.export import (
     COLUMNS,
     MERGE_WINDOW_DAYS,
+    READ_ATTEMPTS,
     DayObjects,
     ExportError,
     ExportOptions,
     ExportSummary,
     iter_rows,
+    list_day,
     list_days,
     write_parquet,
 )
-from polisen_collector.export_update import READ_ATTEMPTS, Unreadable, list_day, made_from, read_signatures, why_rebuild
+from polisen_collector.export_update import Unreadable, made_from, read_signatures, why_rebuild
 from polisen_collector.files import NotRegularFile, atomic_write, open_regular, read_regular, replace_with
 from polisen_collector.storage.base import Storage
 

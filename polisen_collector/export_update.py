@@ -39,12 +39,11 @@ from pathlib import Path
 from typing import Any
 
 from polisen_collector import readback
-from polisen_collector.archive.events import partition_prefix
-from polisen_collector.archive.layout import BadLine, collection_order_key, day_of_object
-from polisen_collector.archive.withdrawals import list_record_objects, record_folder
+from polisen_collector.archive.layout import BadLine
 from polisen_collector.clock import utc_now
 from polisen_collector.export import (
     COLUMNS,
+    READ_ATTEMPTS,
     ROWS_VERSION,
     VERSION_KEY,
     DayObjects,
@@ -56,12 +55,12 @@ from polisen_collector.export import (
     finish_sqlite_tables,
     insert_sqlite_records,
     iter_events_with_versions,
+    list_day,
     list_days,
     sqlite_schema,
 )
 from polisen_collector.files import NotRegularFile, open_regular
 from polisen_collector.pages.parse import PARSER_VERSION
-from polisen_collector.pages.store import day_of_page_object, day_prefix
 from polisen_collector.storage.base import Storage
 
 BOOKKEEPING_FORMAT = 1
@@ -76,8 +75,6 @@ WRITER_WAIT_SECONDS = 900
 UPDATE_CACHE_KIB = 65_536
 """The page cache of an update: its changes stay in memory until the commit. Changes beyond it are
 written to the database before the commit, which keeps readers waiting from then on (a rebuild)."""
-READ_ATTEMPTS = 3
-"""How often the days to read are read again when the archive changed under the update (compaction)."""
 
 
 @dataclass
@@ -114,12 +111,20 @@ def made_from(storage: Storage, options: ExportOptions, schema: object = None,
         "schema": hashlib.sha256(json.dumps(sqlite_schema() if schema is None else schema).encode()).hexdigest()[:16],
         "parser": PARSER_VERSION,
         "places": hashlib.sha256(places).hexdigest()[:16],
-        "archive": storage.description,
+        "archive": archive_name(storage),
         "options": {key: sorted(value) if isinstance(value, frozenset) else value.isoformat()
                     if isinstance(value, date) else value
                     for key, value in asdict(options).items() if key in row_options},
     }
     return json.dumps(document, sort_keys=True, ensure_ascii=False)
+
+
+def archive_name(storage: Storage) -> str:
+    """The archive as the bookkeeping names it: a local folder by its real path, so that the same folder
+    named otherwise (a relative path, a symbolic link) is the same archive, not a reason to rebuild."""
+    from polisen_collector.storage.local import LocalStorage
+
+    return f"local folder {storage.root.resolve()}" if isinstance(storage, LocalStorage) else storage.description
 
 
 def write_new(storage: Storage, options: ExportOptions, path: str, summary: ExportSummary, *,
@@ -265,15 +270,6 @@ def _write_all(connection: sqlite3.Connection, storage: Storage, options: Export
     settled = _update_days(connection, storage, options, ExportSummary(), lambda line: None)
     return UpdateReport(how, reason, days=settled.days, days_read=len(signatures) + settled.days_read,
                         events=settled.events)
-
-
-def list_day(storage: Storage, day: date) -> DayObjects:
-    """One day's objects, listed again (a day the update reads without it having changed)."""
-    events = sorted((name for name in storage.list(partition_prefix(day.isoformat())) if day_of_object(name) == day),
-                    key=collection_order_key)
-    pages = [name for name in storage.list(day_prefix(day.isoformat())) if day_of_page_object(name) == day]
-    records = list_record_objects(storage, record_folder(day.isoformat()))
-    return DayObjects(day, tuple(events), tuple(pages), tuple(records))
 
 
 def _update_days(connection: sqlite3.Connection, storage: Storage, options: ExportOptions, summary: ExportSummary,

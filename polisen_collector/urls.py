@@ -52,6 +52,12 @@ def is_site_path(url: Any) -> TypeGuard[str]:
     return not parts.scheme and not parts.netloc
 
 
+def site_url(origin: str, path: Any) -> str | None:
+    """The absolute URL of a path on the site (`https://polisen.se/aktuellt/...`); None when `path` is
+    no path on it (is_site_path): a page is never looked for, nor linked to, on another host."""
+    return origin.rstrip("/") + path if is_site_path(path) else None
+
+
 def http_url_parts(value: str) -> SplitResult:
     """The parts of an http(s) URL with a host and a valid port; ValueError saying what is wrong otherwise."""
     parts = urlsplit(value)

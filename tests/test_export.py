@@ -10,7 +10,7 @@ import re
 import signal
 import sqlite3
 import sys
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
@@ -405,6 +405,97 @@ def test_page_url_origin_comes_from_the_api_url(tmp_path, run_export, monkeypatc
     assert json.loads(out)["page_url"] == "http://127.0.0.1:8080/aktuellt/handelser/7/"
 
 
+def test_page_url_only_for_a_path_on_the_site(tmp_path, run_export):
+    """page_url is built as the page fetcher builds it (urls.site_url): before, any url starting with
+    a slash was glued to the origin, another host's (//evil.example/x) too."""
+    urls = ["/aktuellt/handelser/2026/maj/20/7/", "//evil.example/x", "https://evil.example/x", "aktuellt/x",
+            "/aktuellt/a b", "/a\\b"]
+    write_objects(tmp_path / "data", {run_object_name("2026-05-20", "20260520T090000.000Z-aaaaaa"): [
+        event(number, "2026-05-20 10:00:00 +02:00", url=url) for number, url in enumerate(urls, start=1)]})
+    code, out, _ = run_export(tmp_path / "data")
+    assert code == 0
+    assert [json.loads(line)["page_url"] for line in out.splitlines()] == [
+        "https://polisen.se/aktuellt/handelser/2026/maj/20/7/", None, None, None, None, None]
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "sqlite"])
+def test_a_page_stored_under_an_earlier_date_of_the_event_is_found(tmp_path, run_export, fmt):
+    """An edit moved the event past midnight: its page, fetched for the first version, is stored under
+    the first date. Before, the export looked for pages on the latest version's date only (no page)."""
+    from polisen_collector.pages.parse import ParsedPage
+    from polisen_collector.pages.store import write_page_version
+
+    write_objects(tmp_path / "data", {
+        run_object_name("2026-05-20", "20260520T220000.000Z-aaaaaa"): [event(7, "2026-05-20 23:50:00 +02:00")],
+        run_object_name("2026-05-21", "20260520T223000.000Z-bbbbbb"): [event(7, "2026-05-21 00:10:00 +02:00")],
+    })
+    page = ParsedPage(title="Brand i skog", preamble="Brand.", body="Släckt.", author="Polisen Syd",
+                      published="2026-05-20T23:55:00+02:00")
+    write_page_version(LocalStorage(tmp_path / "data"), "2026-05-20", 7, fetched=datetime(2026, 5, 20, 22, 1, tzinfo=UTC),
+                       fingerprint="0" * 64, html=b"<html>...</html>", page=page)
+    if fmt == "jsonl":
+        code, out, _ = run_export(tmp_path / "data")
+        rows = [json.loads(line) for line in out.splitlines()]
+    else:
+        code, _, _ = run_export(tmp_path / "data", "-o", str(tmp_path / "events.db"))
+        with sqlite3.connect(tmp_path / "events.db") as connection:
+            connection.row_factory = sqlite3.Row
+            rows = [dict(row) for row in connection.execute("SELECT * FROM versions ORDER BY datetime")]
+        connection.close()
+    dates = ["2026-05-21"] if fmt == "jsonl" else ["2026-05-20", "2026-05-21"]  # SQLite: every version's row
+    assert code == 0
+    assert [(row["datetime"][:10], row["page_title"], row["page_fetched"]) for row in rows] == [
+        (day, "Brand i skog", "2026-05-20T22:01:00.000+00:00") for day in dates]
+
+
+def two_days_of_runs(data_dir: Path) -> None:
+    """Two days, each of two per-run objects (an event edited in the second run): old enough to compact."""
+    write_objects(data_dir, {
+        run_object_name(day, f"{day.replace('-', '')}T{hour}0000.000Z-aaaaaa"): [
+            event(number, f"{day} 08:00:00 +02:00", summary=f"Brand {hour}.")] + [
+            event(number + 1, f"{day} {hour}:00:00 +02:00")] * (hour == "09")
+        for number, day in ((1, "2026-05-19"), (3, "2026-05-20")) for hour in ("09", "10")})
+
+
+def test_a_compaction_during_a_plain_export_loses_no_row(tmp_path, run_export, monkeypatch):
+    """A compaction that merges and deletes a day's objects after the export listed them: the day is
+    listed and read again (before, the objects gone were skipped, and their rows with them)."""
+    from polisen_collector import export
+    from polisen_collector.archive.compaction import compact
+
+    two_days_of_runs(tmp_path / "data")
+    expected = run_export(tmp_path / "data")
+    read_versions = export.read_versions
+    compacted: list = []
+
+    def compacting_first(storage, names):
+        if not compacted:
+            compacted.append(compact(LocalStorage(tmp_path / "data"), date(2026, 6, 1), 2))
+        return read_versions(storage, names)
+
+    monkeypatch.setattr(export, "read_versions", compacting_first)
+    assert run_export(tmp_path / "data") == expected
+    assert compacted[0].days_compacted == 2
+    assert [json.loads(line)["summary"] for line in expected[1].splitlines()] == ["Brand 10.", "Brand i skog."] * 2
+
+
+def test_an_archive_that_keeps_changing_under_a_plain_export_fails_it(tmp_path, run_export, monkeypatch):
+    """Objects listed but gone each time the day is read: an error, never a day read short."""
+    from polisen_collector import export
+
+    two_days_of_runs(tmp_path / "data")
+    list_day, gone = export.list_day, tmp_path / "data" / run_object_name("2026-05-20", "20260520T090000.000Z-aaaaaa")
+    stale = list_day(LocalStorage(tmp_path / "data"), date(2026, 5, 20))
+    gone.unlink()
+    monkeypatch.setattr(export, "list_day", lambda storage, day: stale if day == date(2026, 5, 20) else list_day(storage, day))
+    monkeypatch.setattr(export, "iter_days", lambda storage, options, on_bad: iter([(date(2026, 5, 20), list(stale.events))]))
+    code, out, err = run_export(tmp_path / "data", "-o", str(tmp_path / "events.jsonl"))
+    assert (code, out) == (2, "")
+    assert err == (f"error: {run_object_name('2026-05-20', '20260520T090000.000Z-aaaaaa')} was listed but gone when "
+                   "read, 3 times: the archive kept changing under the export (a compaction?); export again\n")
+    assert not (tmp_path / "events.jsonl").exists()
+
+
 def test_versions_dated_far_apart_are_merged_in_sqlite_and_reported(tmp_path, run_export):
     """An edit that moved an event's date by weeks (never seen in real data) and a stray folder."""
     first = event(7, "2026-05-01 10:00:00 +02:00")
@@ -459,7 +550,7 @@ def test_every_column_is_built_in_one_place(tmp_path):
     version = Version(validate_event(event(7, "2026-05-20 10:00:00 +02:00")), "", "")
     row = make_row(version, "", "", 1, "https://polisen.se")
     assert [*row, *PAGE_COLUMNS, *GEOGRAPHY_COLUMNS] == list(COLUMNS)
-    [completed] = PageColumns(LocalStorage(tmp_path)).add([row], all_versions=False)
+    [completed] = PageColumns(LocalStorage(tmp_path)).add([row], all_versions=False, days=["2026-05-20"])
     assert list(completed) == list(COLUMNS)
 
 

@@ -280,7 +280,7 @@ def test_a_compaction_during_a_whole_export_loses_no_day(half_grown, run_export,
 
     def compacting_first(storage, names):
         if not compacted:
-            compacted.append(compact(storage, date(2026, 6, 10), 2))
+            compacted.append(compact(LocalStorage(workspace.data_dir), date(2026, 6, 10), 2))
         return read_versions_of_a_day(storage, names)
 
     compacted: list = []
@@ -597,3 +597,21 @@ def test_a_fifo_as_the_sqlite_export_or_the_parquet_lock_is_refused_not_a_hang(s
         refused = f"{tmp_path / 'parquet' / '.export.lock'} is a FIFO, not a regular file"
     code, err = run_export(small_archive, *args, "--update")
     assert (code, err.startswith(f"error: {refused}")) == (2, True), err
+
+
+def test_the_same_archive_named_by_another_path_is_updated_not_rebuilt(small_archive, tmp_path, run_export,
+                                                                      monkeypatch):
+    """The bookkeeping names the folder by its real path: named otherwise (relative, through a symbolic
+    link), every update rebuilt every row."""
+    database, folder = tmp_path / "events.db", tmp_path / "parquet"
+    assert run_export(small_archive, "-o", str(database), "--update")[0] == 0
+    assert run_export(small_archive, "-o", str(folder), "--format", "parquet", "--update")[0] == 0
+    (tmp_path / "link").symlink_to(small_archive)
+    monkeypatch.chdir(tmp_path)
+    for other in (Path("data"), tmp_path / "link"):
+        code, err = run_export(other, "-o", str(database), "--update")
+        assert (code, err) == (0, f"{database} updated: 0 of 1 days changed, 0 read; 0 events added, 0 changed, "
+                                  "0 removed; 2 events in all\n")
+    code, err = run_export(tmp_path / "link", "-o", str(folder), "--format", "parquet", "--update")
+    assert (code, err) == (0, f"{folder} updated: 0 of 1 days changed, 0 months read; 0 of 1 monthly files written "
+                              "(0 rows)\n")

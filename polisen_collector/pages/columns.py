@@ -4,9 +4,10 @@ export.py builds a row per event (or per event version) from the feed, `page_url
 `PageColumns.add` gives those rows of one event the parsed text of its archived page, as
 stored beside it (pages/store.py), and its place (geography.place_event). A version without
 a stored parse of the current parser is parsed here, counted, and with `store_parses` its
-parse is stored, so the next export reads it. By default the event's latest page version; with
-all versions, each page version beside the feed version that was current when it was
-fetched (one row per page version, and a row without page for a feed version that has none).
+parse is stored, so the next export reads it. By default the event's latest page version (of
+any day its versions are dated); with all versions, each page version beside the feed version
+that was current when it was fetched (one row per page version, and a row without page for a
+feed version that has none).
 """
 
 from __future__ import annotations
@@ -87,12 +88,16 @@ class PageColumns:
             self.stored += 1
         return page
 
-    def add(self, rows: list[dict[str, Any]], all_versions: bool) -> list[dict[str, Any]]:
-        """The rows of one event (rows_of_id's, oldest version first) with page and place columns."""
+    def add(self, rows: list[dict[str, Any]], all_versions: bool, days: Iterable[str]) -> list[dict[str, Any]]:
+        """The rows of one event (rows_of_id's, oldest version first) with page and place columns. Its page
+        versions are looked for on each of `days`, the days its versions are dated (a page is stored under
+        the date of the version it was fetched for: an edit that moved the event's date leaves pages on both)."""
         if not rows:
             return rows
-        latest = rows[-1]
-        pages = self.versions(latest["id"], latest["datetime"].date().isoformat())
+        event_id, dated = rows[-1]["id"], sorted(set(days))
+        pages = self.versions(event_id, dated[0]) if len(dated) == 1 else sorted(
+            (version for day in dated for version in self.versions(event_id, day)),
+            key=lambda version: (version.fetched, version.name))
         if not all_versions:
             return [self._complete(row, pages[-1] if pages else None) for row in rows]
         paired: dict[int, list[PageVersion]] = {}

@@ -33,7 +33,7 @@ from polisen_collector.api.client import (
     retry_after_seconds,
     user_agent,
 )
-from polisen_collector.urls import is_site_path
+from polisen_collector.urls import site_url
 
 log = logging.getLogger("polisen.pages")
 
@@ -96,9 +96,10 @@ class PageClient:
 
     def url_of(self, path: str) -> str:
         """The page's absolute URL; only paths on the origin (never another host)."""
-        if not is_site_path(path):
+        url = site_url(self.options.origin, path)
+        if url is None:
             raise PageError(f"not a path on the site: {path!r}")
-        return self.options.origin.rstrip("/") + path
+        return url
 
     def _before_request(self, _wait: float) -> None:
         if not self._deadline.resume():
