@@ -7,7 +7,7 @@ A shim for cron and `python3 analyze_metrics.py`; the code is polisen_collector/
 
 import sys
 
-from polisen_collector.cli.analyze_metrics import main
+from polisen_collector.cli.launch import analyze_metrics
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(analyze_metrics())

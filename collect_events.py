@@ -7,7 +7,7 @@ A shim for cron and `python3 collect_events.py`; the code is polisen_collector/c
 
 import sys
 
-from polisen_collector.cli.collect_events import program
+from polisen_collector.cli.launch import collect_events
 
 if __name__ == "__main__":
-    sys.exit(program())
+    sys.exit(collect_events())

@@ -7,7 +7,7 @@ A shim for cron and `python3 export_events.py`; the code is polisen_collector/cl
 
 import sys
 
-from polisen_collector.cli.export_events import main
+from polisen_collector.cli.launch import export_events
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(export_events())

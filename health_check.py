@@ -7,7 +7,7 @@ A shim for cron and `python3 health_check.py`; the code is polisen_collector/cli
 
 import sys
 
-from polisen_collector.cli.health_check import main
+from polisen_collector.cli.launch import health_check
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(health_check())

@@ -7,7 +7,7 @@ A shim for cron and `python3 performance_metrics.py`; the code is polisen_collec
 
 import sys
 
-from polisen_collector.cli.performance_metrics import main
+from polisen_collector.cli.launch import performance_metrics
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(performance_metrics())

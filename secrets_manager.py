@@ -7,7 +7,7 @@ A shim for cron and `python3 secrets_manager.py`; the code is polisen_collector/
 
 import sys
 
-from polisen_collector.cli.secrets_manager import main
+from polisen_collector.cli.launch import secrets_manager
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(secrets_manager())

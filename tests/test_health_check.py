@@ -221,16 +221,67 @@ def test_usage_errors_are_one_line_unknown_in_nagios_mode_and_one_line_exit_2_ot
                               "(0 picks a free one) (see --help)"),
         ("--serve", "--port", "-1"): ("health_check.py: argument --port: '-1' is not a port number from 0 to 65535 "
                                       "(0 picks a free one) (see --help)"),
-        ("--max-age", "soon"): ("health_check.py: argument --max-age-minutes: 'soon' is not a number of minutes "
-                                "above 0 and below 10000000 (see --help)"),
+        ("--max-age-minutes", "soon"): ("health_check.py: argument --max-age-minutes: 'soon' is not a number of "
+                                        "minutes above 0 and below 10000000 (see --help)"),
         ("--nagois",): "health_check.py: unrecognized arguments: --nagois (see --help)",
+        ("--crit", "5"): "health_check.py: unrecognized arguments: --crit 5 (see --help)",
     }
     for args, message in cases.items():
         plugin = run("--nagios", *args)
-        assert (plugin.returncode, plugin.stdout, plugin.stderr) == (3, f"UNKNOWN - {message}\n", ""), args
+        assert (plugin.returncode, plugin.stdout, plugin.stderr) == (
+            3, f"POLISEN_COLLECTOR UNKNOWN: {message}\n", ""), args
         plain = run(*args)
+        if message == reversed_limits:  # a value -w and -c take, but the plugin's options: refused as such
+            message = ("health_check.py: -w/--warning and -c/--critical apply only with --nagios (without it, "
+                       "--max-age-minutes is the limit and any failed run is unhealthy) (see --help)")
         assert (plain.returncode, plain.stdout, plain.stderr) == (2, "", message.replace(
             "health_check.py: ", "health_check.py: error: ", 1) + "\n"), args
+
+
+def test_every_unknown_has_the_status_line_of_the_other_states(capsys, health, tmp_path):
+    """A usage error and an unreadable file are both `POLISEN_COLLECTOR UNKNOWN: ...`, as OK or WARNING are."""
+    record(health, 5)
+    assert check(capsys, health, "--nagios")[1][0].startswith("POLISEN_COLLECTOR OK: ")
+    health.write_text("{")
+    assert check(capsys, health, "--nagios")[1][0].startswith("POLISEN_COLLECTOR UNKNOWN: health file ")
+    usage = run_main("health_check.py", ["--nagios", "-w", "x"], os.environ, tmp_path)
+    assert usage.stdout.startswith("POLISEN_COLLECTOR UNKNOWN: health_check.py: argument -w/--warning: 'x' ")
+
+
+def test_the_limits_of_one_mode_are_refused_in_the_other(tmp_path):
+    """-w, -c and --critical-failures are the plugin's: without --nagios they would be ignored, so they are
+    a usage error (exit 2, the plain check's); --max-age-minutes with --nagios likewise (exit 3, UNKNOWN)."""
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return run_main("health_check.py", args, os.environ, tmp_path)
+
+    for args, named in [(("-w", "10"), "-w/--warning applies"), (("--critical-failures", "2", "--json"),
+                                                                  "--critical-failures applies"),
+                        (("-c", "30", "-w", "20", "--critical-failures", "2"),
+                         "-w/--warning, -c/--critical and --critical-failures apply")]:
+        plain = run(*args)
+        assert (plain.returncode, plain.stdout) == (2, ""), args
+        assert plain.stderr == (f"health_check.py: error: {named} only with --nagios (without it, --max-age-minutes "
+                                "is the limit and any failed run is unhealthy) (see --help)\n")
+    plugin = run("--nagios", "--max-age-minutes", "60")
+    assert (plugin.returncode, plugin.stdout, plugin.stderr) == (
+        3, "POLISEN_COLLECTOR UNKNOWN: health_check.py: --max-age-minutes is the limit of the check without "
+           "--nagios: with --nagios give -w/--warning and -c/--critical (see --help)\n", "")
+
+
+def test_a_limit_given_alone_moves_the_other_default_to_fit(capsys, health):
+    """`-c 30` alone: -w is 30 too (its default 45 would be above it); `-w 120` alone: -c is 120. Given
+    both, -w above -c is still a usage error (the usage test above)."""
+    record(health, 40)
+
+    def perfdata(*args: str) -> tuple[int, str]:
+        code, lines = check(capsys, health, "--nagios", *args)
+        return code, lines[0].partition(" | age=")[2].split()[0]
+
+    assert perfdata("-c", "30") == (2, "2400s;1800;1800;0")
+    assert perfdata("-c", "60") == (0, "2400s;2700;3600;0"), "above the default -w: the default stays"
+    assert perfdata("-w", "120") == (0, "2400s;7200;7200;0")
+    assert perfdata("-w", "20") == (1, "2400s;1200;5400;0")
+    assert perfdata("-c", "@0:30") == (0, "2400s;2700;@0:1800;0"), "a range is taken as given"
 
 
 def test_health_file_comes_from_health_file_or_log_dir_as_the_collector_has_it(tmp_path):

@@ -26,6 +26,8 @@ from polisen_collector.cli import (
     performance_metrics,
     secrets_manager,
 )
+from polisen_collector.cli.launch import launch
+from polisen_collector.exit_codes import EXIT_INTERRUPTED, EXIT_LOCKED, exit_code_of_signal
 from polisen_collector.files import atomic_write
 from polisen_collector.run.lock import RunLock
 
@@ -201,6 +203,25 @@ def test_every_door_answers_version(name, capsys):
     assert capsys.readouterr().out.endswith(f" {__version__}\n")
 
 
+def test_ctrl_c_while_a_tool_still_imports_is_one_line_and_exit_130(tmp_path, monkeypatch, capsys):
+    """The entry points import their tool inside the guard (cli/launch.py)."""
+    (tmp_path / "tool_being_imported.py").write_text("raise KeyboardInterrupt\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(sys, "argv", ["collect_events.py"])
+    assert launch("tool_being_imported") == EXIT_INTERRUPTED == 130
+    assert capsys.readouterr() == ("", "collect_events.py: interrupted\n")
+
+
+@pytest.mark.parametrize("shim", ["collect_events.py", pytest.param("health_check.py", marks=pytest.mark.slow)])
+def test_ctrl_c_during_a_shims_imports_is_no_traceback(tmp_path, shim):
+    """A real process (its start is the point): SIGINT arrives while the tool's modules are imported,
+    from a stand-in for argparse, which only a tool imports."""
+    (tmp_path / "argparse.py").write_text("import os, signal, time\nos.kill(os.getpid(), signal.SIGINT)\ntime.sleep(30)\n")
+    done = subprocess.run([sys.executable, str(REPO / shim), "--version"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=30, env={"PATH": os.environ["PATH"], "PYTHONPATH": str(tmp_path)})
+    assert (done.returncode, done.stdout, done.stderr) == (130, "", f"{shim}: interrupted\n")
+
+
 # --- 5. Nagios plugin options and consecutive failures ------------------------------------------------
 
 def failed_runs(path: Path, count: int, minutes_ago: float = 5) -> None:
@@ -270,7 +291,8 @@ def test_plugin_usage_errors_are_one_unknown_line_on_stdout(tmp_path, capsys):
             health_check.main(["--nagios", "--health-file", str(tmp_path / "h.json"), *args])
         assert exited.value.code == 3, args
         out, err = capsys.readouterr()
-        assert out.startswith("UNKNOWN - ") and out.count("\n") == 1 and err == "", (out, err)
+        assert out.startswith("POLISEN_COLLECTOR UNKNOWN: ") and out.count("\n") == 1 and err == "", (
+            out, err)
 
 
 # --- 6. systemd units and the cron line ----------------------------------------------------------------

@@ -67,9 +67,10 @@ def test_the_doors_at_the_top_are_shims_of_the_console_scripts():
     `pip install .` installs the package alone, no top-level module beside it."""
     shims = {}
     for path in REPO.glob("*.py"):
-        match = re.search(r"^from (polisen_collector\.cli\.\w+) import (\w+)$", path.read_text(), re.MULTILINE)
-        assert match, f"{path.name} does not import its entry point from polisen_collector.cli"
-        assert match[1] == f"polisen_collector.cli.{path.stem}", path.name
+        match = re.search(r"^from (polisen_collector\.cli\.launch) import (\w+)$", path.read_text(), re.MULTILINE)
+        assert match, f"{path.name} does not import its entry point from polisen_collector.cli.launch"
+        assert match[2] == path.stem, path.name
+        assert (REPO / "polisen_collector" / "cli" / f"{path.stem}.py").is_file(), f"{path.name} has no tool"
         assert len(path.read_text().splitlines()) <= 15, f"{path.name} is more than a shim"
         shims[path.stem] = f"{match[1]}:{match[2]}"
     assert sorted(shims.values()) == sorted(PROJECT["scripts"].values())

@@ -30,6 +30,16 @@ def test_a_misspelled_flag_is_one_line_on_every_tool(collector, tool):
     assert one_line(run(collector, tool, "--verbsoe")) == f"{tool}: error: unrecognized arguments: --verbsoe (see --help)"
 
 
+@pytest.mark.parametrize("tool, abbreviation", [
+    ("collect_events.py", "--dry"), ("health_check.py", "--nag"), ("analyze_metrics.py", "--metrics"),
+    ("export_events.py", "--out"), ("performance_metrics.py", "--js"), ("secrets_manager.py", "--env"),
+])
+def test_an_abbreviated_option_is_refused_on_every_tool(collector, tool, abbreviation):
+    """`--nag` is not `--nagios`: a cron line or check command means what it spells, also once options are added."""
+    assert one_line(run(collector, tool, abbreviation)) == (
+        f"{tool}: error: unrecognized arguments: {abbreviation} (see --help)")
+
+
 @pytest.mark.parametrize("tool, args, message", [
     ("export_events.py", ["--from", "2026-02-30"],
      "argument --from: '2026-02-30' is not a date (YYYY-MM-DD): day is out of range for month"),

@@ -10,11 +10,12 @@ import sys
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
-from typing import NoReturn, Protocol, TypeVar
+from typing import Any, NoReturn, Protocol, TypeVar
 
 from polisen_collector import __version__
+from polisen_collector.cli.launch import program_name
 from polisen_collector.config import DEFAULT_ENV_FILE
-from polisen_collector.exit_codes import EXIT_CONFIG, EXIT_OK
+from polisen_collector.exit_codes import EXIT_CONFIG, EXIT_INTERRUPTED, EXIT_OK
 
 
 class Main(Protocol):
@@ -30,8 +31,14 @@ class ToolParser(argparse.ArgumentParser):
     """The parser of every door: a usage error is one line on stderr and exit 2.
 
     Cron and monitoring mail what a tool prints: one line naming the option and what it
-    takes, not the usage block (`--help` shows that).
+    takes, not the usage block (`--help` shows that). An option is taken only as spelled in
+    full (`--nag` is no `--nagios`): an abbreviation in a cron line or a check command would
+    change meaning the day another option starting alike is added.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_CONFIG, f"{self.prog}: error: {message} (see --help)\n")
@@ -72,7 +79,6 @@ def add_standard_options(parser: argparse.ArgumentParser) -> None:
 # The third-party modules the tools import (requirements.txt): one of them missing means an
 # interpreter outside the collector's environment (`python3 collect_events.py` before the venv).
 DEPENDENCIES = frozenset({"requests", "urllib3", "dotenv", "prometheus_client", "tzdata", "oci", "cryptography"})
-EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports it
 
 
 def door(main: Main) -> Main:
@@ -116,10 +122,6 @@ def missing_dependency(missing: ModuleNotFoundError) -> str | None:
 
     return (f"{program_name()}: {sys.executable} cannot import {missing.name}, which the collector needs; "
             f"{dependency_hint()}")
-
-
-def program_name() -> str:
-    return os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "polisen-collector"
 
 
 def _discard_stdout() -> None:

@@ -2,7 +2,7 @@
 
 Exit codes: 0 healthy, 1 unhealthy (missing, unreadable or odd file, stale, last run failed),
 2 a usage error. With --nagios, the monitoring-plugin guidelines: 0 OK, 1 WARNING, 2 CRITICAL,
-3 UNKNOWN (a usage error too, as one `UNKNOWN - ...` line on stdout); one status line with
+3 UNKNOWN (a usage error too); one status line `POLISEN_COLLECTOR <STATE>: ...` with
 performance data, the details only with -v; -w and -c take plugin ranges of minutes
 (docs/monitoring.md says what they mean). --serve runs an HTTP endpoint instead.
 """
@@ -23,17 +23,25 @@ from polisen_collector.config import ConfigError
 from polisen_collector.health.ranges import RANGE_FORMS, PluginRange
 from polisen_collector.health.verdict import CRITICAL_FAILURES, NAGIOS_EXIT, UNKNOWN, Verdict, assess
 
+SERVICE = "POLISEN_COLLECTOR"
+"""The service a --nagios status line names: `POLISEN_COLLECTOR OK: ...`, the guidelines' `SERVICE STATUS: text`."""
+
+
+def status_line(state: str, text: str) -> str:
+    """A plugin's status line, every state alike (a usage error is an UNKNOWN like any other)."""
+    return f"{SERVICE} {state}: {plugin_text(text)}"
+
 
 class PluginParser(ToolParser):
-    """With --nagios a usage error is UNKNOWN: one `UNKNOWN - ...` line on stdout, where the
-    monitoring system reads a plugin's status, and exit 3."""
+    """With --nagios a usage error is UNKNOWN: one status line on stdout, where the monitoring
+    system reads a plugin's status, and exit 3."""
 
     nagios = False
 
     def error(self, message: str) -> NoReturn:
         if not self.nagios:
             super().error(message)
-        print(f"UNKNOWN - {self.prog}: {message} (see --help)", flush=True)
+        print(status_line(UNKNOWN, f"{self.prog}: {message} (see --help)"), flush=True)
         self.exit(NAGIOS_EXIT[UNKNOWN])
 
 
@@ -59,6 +67,8 @@ def _port(text: str) -> int:
     return int(text)
 
 
+MAX_AGE_MINUTES = 45.0  # the plain check's limit: the 30-minute interval + 15 minutes grace
+WARNING_MINUTES, CRITICAL_MINUTES = 45.0, 90.0  # the plugin's
 MINUTES = _positive("minutes", 10**7)
 SECONDS = _positive("seconds", 10**6)
 AGE_RANGE = value_of(f"a range of minutes ({RANGE_FORMS})", PluginRange.parse)
@@ -72,18 +82,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         epilog="The health file is HEALTH_FILE, else health.json in LOG_DIR (environment or .env).",
     )
     parser.add_argument("--health-file", help="health JSON to read (HEALTH_FILE)")
-    parser.add_argument("--max-age-minutes", type=MINUTES, default=45.0,
-                        help="older than this is unhealthy (default 45: 30 min interval + 15 min grace)")
+    parser.add_argument("--max-age-minutes", type=MINUTES,
+                        help=f"without --nagios: older than this is unhealthy (default {MAX_AGE_MINUTES:g}: 30 min "
+                             "interval + 15 min grace)")
     parser.add_argument("--json", action="store_true", help="print the verdict and the health data as JSON")
     parser.add_argument("--nagios", action="store_true",
                         help="monitoring-plugin output and exit codes (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN)")
-    parser.add_argument("-w", "--warning", type=AGE_RANGE, default=PluginRange.up_to(45), metavar="RANGE",
+    parser.add_argument("-w", "--warning", type=AGE_RANGE, metavar="RANGE",
                         help="--nagios: WARNING when the last run's age in minutes is outside this plugin range "
-                             "(45: older than 45 minutes, the default; also N:, ~:N, N:M, @N:M)")
-    parser.add_argument("-c", "--critical", type=AGE_RANGE, default=PluginRange.up_to(90), metavar="RANGE",
-                        help="--nagios: CRITICAL when the last run's age in minutes is outside this range (default 90)")
-    parser.add_argument("--critical-failures", type=COUNT, default=CRITICAL_FAILURES, metavar="N",
-                        help="a failed last run is WARNING, CRITICAL from N failures in a row "
+                             f"({WARNING_MINUTES:g}: older than {WARNING_MINUTES:g} minutes, the default, or -c when "
+                             "that is lower; also N:, ~:N, N:M, @N:M)")
+    parser.add_argument("-c", "--critical", type=AGE_RANGE, metavar="RANGE",
+                        help="--nagios: CRITICAL when the last run's age in minutes is outside this range "
+                             f"(default {CRITICAL_MINUTES:g}, or -w when that is higher)")
+    parser.add_argument("--critical-failures", type=COUNT, metavar="N",
+                        help="--nagios: a failed last run is WARNING, CRITICAL from N failures in a row "
                              f"(default {CRITICAL_FAILURES}, as deploy/prometheus-alerts.yml)")
     parser.add_argument("-t", "--timeout", type=SECONDS, default=10.0, metavar="SECONDS",
                         help="give up reading the health file after this long: UNKNOWN (default 10)")
@@ -96,11 +109,49 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--port", type=PORT, default=9108, help="--serve: port (default 9108; 0 picks a free one)")
     parser.nagios = "--nagios" in (sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
-    warning, critical = args.warning, args.critical
+    check_mode_options(parser, args)
+    args.warning, args.critical = age_limits(parser, args.warning, args.critical)
+    if args.max_age_minutes is None:
+        args.max_age_minutes = MAX_AGE_MINUTES
+    if args.critical_failures is None:
+        args.critical_failures = CRITICAL_FAILURES
+    return args
+
+
+PLUGIN_ONLY = (("warning", "-w/--warning"), ("critical", "-c/--critical"), ("critical_failures", "--critical-failures"))
+
+
+def check_mode_options(parser: PluginParser, args: argparse.Namespace) -> None:
+    """A limit of the other mode is refused, never silently ignored: -w, -c and --critical-failures
+    are the plugin's (--nagios), --max-age-minutes the plain check's and --serve's."""
+    if not args.nagios:
+        given = [flag for name, flag in PLUGIN_ONLY if getattr(args, name) is not None]
+        if given:
+            named = " and ".join((", ".join(given[:-1]), given[-1])) if len(given) > 1 else given[0]
+            parser.error(f"{named} {'applies' if len(given) == 1 else 'apply'} only with --nagios "
+                         "(without it, --max-age-minutes is the limit and any failed run is unhealthy)")
+    elif args.max_age_minutes is not None and not args.serve:
+        parser.error("--max-age-minutes is the limit of the check without --nagios: with --nagios give "
+                     "-w/--warning and -c/--critical")
+
+
+def age_limits(parser: PluginParser, warning: PluginRange | None,
+               critical: PluginRange | None) -> tuple[PluginRange, PluginRange]:
+    """-w and -c, a default yielding to the limit given: `-c 30` alone makes -w 30 too (not the default
+    45, above it), `-w 120` alone makes -c 120. Both given as plain numbers, -w must not be above -c."""
+    if warning is None:
+        warning = PluginRange.up_to(WARNING_MINUTES)
+        if critical is not None and critical.is_upper_limit and critical.end < warning.end:
+            warning = critical
+    elif critical is None:
+        critical = PluginRange.up_to(CRITICAL_MINUTES)
+        if warning.is_upper_limit and warning.end > critical.end:
+            critical = warning
+    critical = critical or PluginRange.up_to(CRITICAL_MINUTES)
     if warning.is_upper_limit and critical.is_upper_limit and warning.end > critical.end:
         parser.error(f"-w/--warning {warning.text} is above -c/--critical {critical.text}: a run older than "
                      "--critical minutes must also be older than --warning")
-    return args
+    return warning, critical
 
 
 def health_path(args: argparse.Namespace) -> Path:
@@ -116,7 +167,7 @@ def report(verdict: Verdict, args: argparse.Namespace) -> int:
     if args.nagios:
         code = NAGIOS_EXIT[verdict.state]
         perfdata = verdict.perfdata(**limits(args), critical_failures=args.critical_failures)
-        line = f"POLISEN_COLLECTOR {verdict.state}: {plugin_text(verdict.message)}" + (f" | {perfdata}" if perfdata else "")
+        line = status_line(verdict.state, verdict.message) + (f" | {perfdata}" if perfdata else "")
     else:
         code = 0 if verdict.healthy else 1
         line = f"{'HEALTHY' if verdict.healthy else 'UNHEALTHY'}: {verdict.message}"
