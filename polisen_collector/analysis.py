@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from polisen_collector.clock import utc_now
-from polisen_collector.files import SMALL_FILE_BYTES, read_regular
+from polisen_collector.files import SMALL_FILE_BYTES, read_regular, replace_with
 from polisen_collector.messages import one_line
 from polisen_collector.metrics.run_metrics import CLOCK_SLACK, METRICS_FILE, STAMP, STEPS
 
@@ -476,12 +476,15 @@ SPARSE_POINTS = 60
 
 
 def plot(runs: list[Run], path: Path, interval_minutes: int, audits: Iterable[Run] = ()) -> None:
-    """The trends drawn into a PNG (see trend_figure)."""
+    """The trends drawn into a PNG (see trend_figure), written beside `path` and renamed over it:
+    a page or a dashboard showing it never reads half a picture; its mode follows the umask."""
     import matplotlib.pyplot as plt
 
     figure = trend_figure(runs, interval_minutes, audits)
-    figure.savefig(path, format="png", dpi=80)
-    plt.close(figure)
+    try:
+        replace_with(path, lambda name: figure.savefig(name, format="png", dpi=80))
+    finally:
+        plt.close(figure)
 
 
 def trend_figure(runs: list[Run], interval_minutes: int, audits: Iterable[Run] = ()) -> Figure:

@@ -11,6 +11,7 @@ import io
 import logging
 import math
 import os
+import stat
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -323,6 +324,10 @@ class EnvFileError(ConfigError):
     """The --env-file named cannot be read: no setting can be, including where to record that."""
 
 
+ENV_FILE_MAX_BYTES = 1 << 20
+"""A .env is a few dozen lines: anything longer (/dev/zero given by mistake) is not one, and is read no further."""
+
+
 def read_env_file(path: Path) -> dict[str, str]:
     """Values from a `.env` file. The default `.env` may be missing; a file named with --env-file
     must exist, so that a typo in its path never sends a run out on the built-in defaults."""
@@ -333,12 +338,14 @@ def read_env_file(path: Path) -> dict[str, str]:
     if path.is_dir():
         raise EnvFileError(f"--env-file {path} is a folder, not a file of KEY=VALUE settings")
     try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as error:
-        line = path.read_bytes()[: error.start].count(b"\n") + 1
-        raise EnvFileError(f"{path}: line {line} is not UTF-8 text (save the file as UTF-8)") from None
+        data = _env_file_bytes(path)
     except OSError as error:
         raise EnvFileError(f"{path} cannot be read: {error.strerror or error}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise EnvFileError(f"{path}: line {line} is not UTF-8 text (save the file as UTF-8)") from None
     if not text.strip():  # /dev/null, an empty file: nothing to parse, so no parser is imported
         return {}
     from dotenv import dotenv_values
@@ -350,6 +357,39 @@ def read_env_file(path: Path) -> dict[str, str]:
         raise EnvFileError(f"{path}: line {unparsed[0]}{more} cannot be parsed: write KEY=VALUE, quoting a value "
                            "that holds spaces or #")
     return {key: value for key, value in values.items() if value is not None}
+
+
+def _env_file_bytes(path: Path) -> bytes:
+    """The file's bytes, up to ENV_FILE_MAX_BYTES. A pipe that a shell made (`--env-file <(...)`,
+    its writer running) is read; a FIFO on the file system is refused (EnvFileError): opening it
+    would block until something writes to it, which may be never, and a cron run would hang."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # a FIFO's open does not wait
+    try:
+        mode = os.fstat(fd)
+        if stat.S_ISFIFO(mode.st_mode) and mode.st_dev != _pipe_device():
+            raise EnvFileError(f"{path} is a FIFO (named pipe), not a file of KEY=VALUE settings: reading it would "
+                               "wait for a writer that may never come (a pipe such as --env-file <(...) is read)")
+        os.set_blocking(fd, True)
+        chunks: list[bytes] = []
+        size = 0
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > ENV_FILE_MAX_BYTES:
+                raise EnvFileError(f"{path} is longer than {ENV_FILE_MAX_BYTES} bytes: not a file of KEY=VALUE settings")
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _pipe_device() -> int:
+    """The device of anonymous pipes (Linux's pipefs), which a named FIFO is not on."""
+    read_end, write_end = os.pipe()
+    try:
+        return os.fstat(read_end).st_dev
+    finally:
+        os.close(read_end)
+        os.close(write_end)
 
 
 @contextlib.contextmanager
@@ -469,6 +509,15 @@ def check_not_a_file(path: Path, setting: str) -> None:
     not as what the system call says about it ("File exists", "Not a directory")."""
     if path.exists() and not path.is_dir():
         raise ConfigError(f"{setting}={str(path)!r} is a file, not a folder")
+
+
+def check_file_path(path: Path, setting: str) -> None:
+    """ConfigError when the file a setting names cannot be one: a folder (HEALTH_FILE=/etc), or in a
+    folder that is a file. Said before any work, not as a WARNING once the run is done."""
+    if path.is_dir():
+        raise ConfigError(f"{setting}={str(path)!r} is a folder, not a file")
+    if path.parent.exists() and not path.parent.is_dir():
+        raise ConfigError(f"{setting}={str(path)!r} cannot be a file: {str(path.parent)!r} is a file, not a folder")
 
 
 def check_writable_dir(path: Path, setting: str) -> None:

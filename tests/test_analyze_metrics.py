@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 import statistics
 import subprocess
 import sys
@@ -278,14 +279,25 @@ def test_interval_comes_from_the_setting(generated):
     assert bad.returncode == 2 and bad.stderr.startswith("configuration error: RUN_INTERVAL_MINUTES=")
 
 
-def test_plot_writes_a_png(generated, tmp_path):
+def test_plot_writes_a_png_replacing_the_file_whole_following_the_umask(generated, tmp_path):
+    """Written beside and renamed over: a reader of the old picture (here a second link to it) keeps it
+    whole; the new one has the umask's mode, as the other files the tools write."""
     directory, _ = generated
     picture = tmp_path / "trends.png"
-    done = analyze(directory, "--plot", str(picture))
+    picture.write_bytes(b"the old picture")
+    os.link(picture, tmp_path / "served.png")
+    saved = os.umask(0o027)
+    try:
+        done = analyze(directory, "--plot", str(picture))
+    finally:
+        os.umask(saved)
     assert done.returncode == 0, done.stderr
     data = picture.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     assert len(data) > 20_000
+    assert (tmp_path / "served.png").read_bytes() == b"the old picture"
+    assert stat.S_IMODE(picture.stat().st_mode) == 0o640
+    assert [path.name for path in tmp_path.iterdir() if path.name.startswith(".")] == [], "no temp file left"
 
 
 def test_plot_without_matplotlib_says_how_to_install_it(generated, tmp_path):

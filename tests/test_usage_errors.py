@@ -98,6 +98,30 @@ def test_an_export_of_a_folder_that_holds_no_archive_is_refused(collector, tmp_p
     assert list((base / "empty").iterdir()) == []
 
 
+def test_a_health_file_or_textfile_folder_of_the_wrong_kind_is_refused_before_any_work(collector, fake_api, tmp_path):
+    """Not a WARNING once the run is done (the health file unwritten, node_exporter seeing nothing): exit 2 first."""
+    a_file = tmp_path / "passwd"
+    a_file.write_text("root:x:0:0\n")
+    a_folder = tmp_path / "etc"
+    a_folder.mkdir()
+    cases = [
+        ({"HEALTH_FILE": str(a_folder)}, f"HEALTH_FILE='{a_folder}' is a folder, not a file"),
+        ({"HEALTH_FILE": str(a_file / "health.json")},
+         f"HEALTH_FILE='{a_file / 'health.json'}' cannot be a file: '{a_file}' is a file, not a folder"),
+        ({"PROMETHEUS_TEXTFILE_DIR": str(a_file)}, f"PROMETHEUS_TEXTFILE_DIR='{a_file}' is a file, not a folder"),
+    ]
+    for env, message in cases:
+        for job in ([], ["--audit"], ["--compact"]):
+            line = one_line(run(collector, "collect_events.py", *job, env=env))
+            assert line.startswith(f"configuration error: {message}"), line  # a run may add where it could not record
+    assert collector.health()["status"] == "failed", "a collection refused records why, where it can"
+    (collector.log_dir / "health.json").unlink()
+    (collector.log_dir / "health.json").mkdir()
+    assert one_line(run(collector, "collect_events.py")) == (
+        f"configuration error: LOG_DIR/health.json='{collector.log_dir / 'health.json'}' is a folder, not a file")
+    assert fake_api.requests == [] and not collector.metrics_dir.exists() and not collector.data_dir.exists()
+
+
 def test_a_malformed_env_line_is_one_line_naming_it(collector, fake_api):
     env_file = collector.workdir / "settings.env"
     env_file.write_text("STORAGE=local\nthis line is not a setting\nLOG_LEVEL=INFO\n")
@@ -114,6 +138,36 @@ def test_a_malformed_env_line_is_one_line_naming_it(collector, fake_api):
     assert (checked.returncode, checked.stderr) == (1, "")
     assert checked.stdout == (f"UNHEALTHY: cannot tell where the health file is: {env_file}: line 2 cannot be "
                               "parsed: write KEY=VALUE, quoting a value that holds spaces or #\n")
+
+
+def test_a_fifo_as_env_file_is_refused_at_once_and_a_shells_pipe_is_read(collector, fake_api):
+    """Opening a FIFO waits for a writer, maybe for ever (a cron run hung there): refused, one line, exit 2.
+    `--env-file <(...)`, an anonymous pipe with its writer, is read as before."""
+    fifo = collector.workdir / "settings.env"
+    os.mkfifo(fifo)
+    refusal = (f"{fifo} is a FIFO (named pipe), not a file of KEY=VALUE settings: reading it would wait for a "
+               "writer that may never come (a pipe such as --env-file <(...) is read)")
+    for tool in TOOLS[2:]:  # the collector and health_check below
+        assert one_line(run_main(tool, ["--env-file", str(fifo)], collector.env, collector.workdir)) == (
+            f"configuration error: {refusal}"), tool
+    result = run_main("collect_events.py", ["--env-file", str(fifo)], collector.env, collector.workdir)
+    assert one_line(result) == f"configuration error: {refusal} (not recorded in the health file)"
+    checked = run_main("health_check.py", ["--env-file", str(fifo)], collector.env, collector.workdir)
+    assert (checked.returncode, checked.stdout) == (1, f"UNHEALTHY: cannot tell where the health file is: {refusal}\n")
+    fifo.rename(collector.workdir / ".env")  # the default .env of the working folder, too
+    default = run_main("performance_metrics.py", [], collector.env, collector.workdir)
+    assert one_line(default) == f"configuration error: {refusal.replace(str(fifo), '.env')}"
+    assert fake_api.requests == []
+
+    read_end, write_end = os.pipe()
+    os.write(write_end, f"HEALTH_FILE={collector.workdir / 'from-the-pipe.json'}\n".encode())
+    os.close(write_end)
+    try:
+        piped = run_main("health_check.py", ["--env-file", f"/dev/fd/{read_end}"], collector.env, collector.workdir)
+    finally:
+        os.close(read_end)
+    assert piped.stdout == (f"UNHEALTHY: health file {collector.workdir / 'from-the-pipe.json'} does not exist "
+                            "(has the collector ever run?)\n")
 
 
 def test_a_body_json_cannot_parse_is_said_without_a_stammer(collector, fake_api, tmp_path):

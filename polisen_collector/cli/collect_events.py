@@ -11,9 +11,17 @@ from __future__ import annotations
 import argparse
 import gc
 import sys
+from pathlib import Path
 
 from polisen_collector.cli.common import ToolParser, add_standard_options, door
-from polisen_collector.config import ConfigError, Settings, check_writable_dir, load_settings
+from polisen_collector.config import (
+    ConfigError,
+    Settings,
+    check_file_path,
+    check_not_a_file,
+    check_writable_dir,
+    load_settings,
+)
 from polisen_collector.exit_codes import EXIT_CONFIG, EXIT_OK
 from polisen_collector.interrupt import stop_on_signals
 
@@ -60,7 +68,13 @@ def cli_overrides(args: argparse.Namespace) -> dict[str, str | None]:
 
 def build_settings(args: argparse.Namespace) -> Settings:
     settings = load_settings(overrides=cli_overrides(args), env_file=args.env_file)
+    if settings.health_file:
+        check_file_path(settings.health_path, "HEALTH_FILE")
+    if settings.prometheus_textfile_dir:
+        check_not_a_file(Path(settings.prometheus_textfile_dir), "PROMETHEUS_TEXTFILE_DIR")
     check_writable_dir(settings.log_dir, "LOG_DIR")
+    if not settings.health_file:
+        check_file_path(settings.health_path, "LOG_DIR/health.json")
     check_writable_dir(settings.metrics_dir, "METRICS_DIR")
     if settings.storage == "local":
         check_writable_dir(settings.data_dir, "DATA_DIR")
@@ -166,6 +180,8 @@ def record_config_failure(args: argparse.Namespace, error: ConfigError) -> str |
     path = some.health_path
     if path.parent.exists() and not path.parent.is_dir():  # LOG_DIR (or HEALTH_FILE's folder) is a file
         return f"not recorded in the health file: {path.parent} is a file"
+    if path.is_dir():  # HEALTH_FILE names a folder: the error line says so
+        return None
     try:
         write_health(path, finished_at=utc_now(), success=False,
                      events_processed=0, execution_time=0.0, error=error)
