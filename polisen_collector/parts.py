@@ -81,10 +81,12 @@ def api_options(settings: Settings) -> ApiOptions:
 
 def open_client(settings: Settings) -> PolisenClient:
     """The API client every job of a host uses: its requests all count in the host's rate-limit ledger;
-    its waits end at once when a signal stops the job."""
+    when a signal stops the job, its waits end at once and a request on the wire is cut short."""
     from polisen_collector.api.client import PolisenClient
 
-    return PolisenClient(api_options(settings), limiter=rate_limiter(settings), sleep=interrupt.pauser(API_WAIT))
+    client = PolisenClient(api_options(settings), limiter=rate_limiter(settings), sleep=interrupt.pauser(API_WAIT))
+    interrupt.on_stop(client.abort)
+    return client
 
 
 def rate_limiter(settings: Settings) -> RateLimiter | None:

@@ -12,6 +12,7 @@ import pty
 import re
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import pytest
 from archive_truth import assert_archive_complete
+from conftest import REPO
 
 from polisen_collector import interrupt
 from polisen_collector.interrupt import Interrupted, stop_on_signals
@@ -195,18 +197,84 @@ def test_a_signal_in_the_page_pacing_stops_after_the_page_in_hand(fake_api, coll
     assert_recorded_as_interrupted(collector, "TERM")
 
 
-@pytest.mark.slow
-def test_a_second_signal_ends_the_process_at_once(fake_api, collector):
-    """The first waits for the answer in hand (the next safe point); the second does not wait."""
-    fake_api.add_faults("slow:5")
-    run = start(collector)
-    wait_until(lambda: fake_api.requests)
-    run.send_signal(signal.SIGTERM)
-    time.sleep(0.5)
-    assert run.poll() is None, "the run waits for the answer it is reading"
-    run.send_signal(signal.SIGINT)
-    run.wait(timeout=3)
-    assert run.returncode == -signal.SIGINT
+def test_a_second_signal_ends_the_process_at_once():
+    """The first leaves the job to its next safe point (here it never comes: a sleep no signal ends);
+    the second ends the process as that signal does by default. A process: its end is the point."""
+    job = ("import os, signal, time\n"
+           "from polisen_collector.interrupt import stop_on_signals\n"
+           "with stop_on_signals():\n"
+           "    os.kill(os.getpid(), signal.SIGTERM)\n"
+           "    print('the first is noted', flush=True)\n"
+           "    os.kill(os.getpid(), signal.SIGINT)\n"
+           "    time.sleep(30)\n")
+    done = subprocess.run([sys.executable, "-c", job], cwd=REPO, capture_output=True, text=True, timeout=30)
+    assert (done.returncode, done.stdout, done.stderr) == (-signal.SIGINT, "the first is noted\n", "")
+
+
+# --- a signal while a request is on the wire: cut short at once ------------------------------------------
+
+@pytest.fixture
+def no_stray_sigterm(monkeypatch):
+    """Should the test's signal come after the run (a failure), it must not end the test's process."""
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    yield
+    signal.signal(signal.SIGTERM, previous)
+
+
+def signal_once_the_request_is_out(fake_api, signum: int) -> threading.Thread:
+    def send() -> None:
+        wait_until(lambda: fake_api.requests)
+        time.sleep(0.3)  # the request is out, its answer is not
+        os.kill(os.getpid(), signum)
+
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
+    return sender
+
+
+@pytest.mark.parametrize("fault", ["slow:30", "trickle:0.5"], ids=["waiting-for-headers", "reading-the-body"])
+def test_a_signal_cuts_the_feed_request_on_the_wire_short(fake_api, collector, no_stray_sigterm, fault):
+    """In-process (the run's main() in this process, which sends itself the signal): the request would
+    take 30 s or more, the run stops within a second or two, recorded as interrupted."""
+    fake_api.add_faults(fault)
+    sender = signal_once_the_request_is_out(fake_api, signal.SIGTERM)
+    started = time.monotonic()
+    result = collector.run()
+    sender.join()
+    assert time.monotonic() - started < 10
+    assert result.returncode == 143, result.stderr + result.log
+    assert one_stderr_line(result).startswith("run interrupted by SIGTERM: stopped at a safe point before storing "
+                                              "any event;")
+    assert len(fake_api.requests) == 1, "the request cut short is not retried"
+    assert_recorded_as_interrupted(collector, "TERM", step="api_fetch")
+    assert not (collector.data_dir / "events").exists()
+    assert collector.run().returncode == 0, "the next run carries on"
+
+
+def test_an_aborted_client_refuses_every_later_request(fake_api):
+    from polisen_collector.api.client import ApiOptions, PolisenClient
+
+    client = PolisenClient(ApiOptions(url=fake_api.url))
+    stop = Interrupted(signal.SIGINT)
+    client.abort(stop)
+    with pytest.raises(Interrupted) as raised:
+        client.fetch_events()
+    assert raised.value is stop and fake_api.requests == []
+    client.close()
+
+
+def test_outside_a_job_nothing_is_registered_to_cut_short():
+    def action(stop: Interrupted) -> None:
+        raise AssertionError("never run outside a job")
+
+    interrupt.on_stop(action)
+    with stop_on_signals():
+        ran: list[int] = []
+        interrupt.on_stop(lambda stop: ran.append(stop.signum))
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert ran == [signal.SIGTERM]
+        interrupt.on_stop(lambda stop: ran.append(-stop.signum))
+        assert ran == [signal.SIGTERM, -signal.SIGTERM], "registered after the stop: run at once"
 
 
 # --- the other jobs -----------------------------------------------------------------------------------

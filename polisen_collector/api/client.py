@@ -155,7 +155,7 @@ class Deadline:
             self.hit = True
             return False
         self._since = time.monotonic()
-        self._timer = threading.Timer(self.left, self._hang_up)
+        self._timer = threading.Timer(self.left, self.hang_up)
         self._timer.daemon = True
         self._timer.start()
         return True
@@ -166,7 +166,8 @@ class Deadline:
             self._timer = None
             self.left -= time.monotonic() - self._since
 
-    def _hang_up(self) -> None:
+    def hang_up(self) -> None:
+        """Run out now: shut down the sockets of the client's connections (from the timer, or a stop)."""
         self.hit = True
         for connection in list(self.connections):
             _shut_down(connection)
@@ -212,6 +213,7 @@ class PolisenClient:
         self._pending_wait = 0.0
         self._deadline = Deadline(options.deadline)
         self._retry_log = _RetryLog()
+        self._stopped: BaseException | None = None
         self.session = requests.Session()
         self.session.headers.update(
             {
@@ -221,9 +223,19 @@ class PolisenClient:
             }
         )
 
+    def abort(self, reason: BaseException) -> None:
+        """Stop now: the fetch under way, however far it got, and every later one raise `reason`
+        (a signal's Interrupted, interrupt.on_stop). Its sockets are shut down, so a read blocked
+        on the server returns at once rather than at the deadline. Safe in a signal handler and
+        from another thread: it sets a flag and makes system calls."""
+        self._stopped = reason
+        self._deadline.hang_up()
+
     def _before_request(self, min_wait: float) -> None:
         """Wait for the backoff and, when rate limited, for a free slot in the ledger; then run
         the fetch's deadline again (the waits do not count), or fail when it is spent."""
+        if self._stopped is not None:
+            raise self._stopped
         self._deadline.pause()
         min_wait = max(min_wait, self._pending_wait)
         self._pending_wait = 0.0
@@ -325,10 +337,14 @@ class PolisenClient:
             try:
                 result = self._get_once(params, headers)
             except ApiError as error:
+                if self._stopped is not None:  # cut short by abort: not the API's failure
+                    raise self._stopped from None
                 error.retries = self._retry_log.count
                 error.requests = requests_sent + 1 + self._retry_log.count - before
                 raise
             except _BadBody as bad:
+                if self._stopped is not None:
+                    raise self._stopped from None
                 requests_sent += 1 + self._retry_log.count - before
                 if self._retry_log.count >= self.options.max_retries:
                     failure = ApiError(f"{bad} (after {self._retry_log.count} retries)")
