@@ -6,7 +6,7 @@ state write, between days, between pages), records itself as interrupted and exi
 128 + the signal's number (130 for SIGINT, 143 for SIGTERM). Every wait of a run (retry
 backoff, the API's rate limits, page pacing) goes through `pause`, which ends at once with
 Interrupted: nothing is half written while a run waits. A request on the wire is cut short
-at once too (`on_stop`: the API client shuts its sockets down and raises Interrupted), rather
+at once too (`on_stop`: the API and page clients shut their sockets down and raise Interrupted), rather
 than read to its end, which may take its whole deadline (65 s by default). A second signal
 ends the process at once, as the signal does by default.
 

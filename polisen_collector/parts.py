@@ -107,11 +107,14 @@ def host_store(settings: Settings) -> LocalStorage:
 
 
 def page_client(settings: Settings) -> PageClient:
-    """The polite client of the event pages (at least PAGE_INTERVAL_SECONDS apart while the rate limit is on)."""
+    """The polite client of the event pages (at least PAGE_INTERVAL_SECONDS apart while the rate limit is on);
+    as the API client, its pacing ends at once on a stop signal and a page on the wire is cut short."""
     from polisen_collector.pages.fetch import PageClient, PageOptions
 
-    return PageClient(PageOptions(
+    client = PageClient(PageOptions(
         origin=settings.page_origin, contact_email=settings.contact_email,
         connect_timeout=settings.connect_timeout, read_timeout=settings.read_timeout,
         interval=settings.page_interval if settings.rate_limit else 0.0, max_bytes=settings.page_max_bytes,
     ), sleep=interrupt.pauser(PAGE_WAIT))
+    interrupt.on_stop(client.abort)
+    return client

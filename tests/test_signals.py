@@ -221,9 +221,9 @@ def no_stray_sigterm(monkeypatch):
     signal.signal(signal.SIGTERM, previous)
 
 
-def signal_once_the_request_is_out(fake_api, signum: int) -> threading.Thread:
+def signal_once_the_request_is_out(requests: Callable[[], list], signum: int) -> threading.Thread:
     def send() -> None:
-        wait_until(lambda: fake_api.requests)
+        wait_until(requests)
         time.sleep(0.3)  # the request is out, its answer is not
         os.kill(os.getpid(), signum)
 
@@ -237,7 +237,7 @@ def test_a_signal_cuts_the_feed_request_on_the_wire_short(fake_api, collector, n
     """In-process (the run's main() in this process, which sends itself the signal): the request would
     take 30 s or more, the run stops within a second or two, recorded as interrupted."""
     fake_api.add_faults(fault)
-    sender = signal_once_the_request_is_out(fake_api, signal.SIGTERM)
+    sender = signal_once_the_request_is_out(lambda: fake_api.requests, signal.SIGTERM)
     started = time.monotonic()
     result = collector.run()
     sender.join()
@@ -249,6 +249,29 @@ def test_a_signal_cuts_the_feed_request_on_the_wire_short(fake_api, collector, n
     assert_recorded_as_interrupted(collector, "TERM", step="api_fetch")
     assert not (collector.data_dir / "events").exists()
     assert collector.run().returncode == 0, "the next run carries on"
+
+
+def test_a_signal_cuts_the_page_on_the_wire_short_and_its_queue_entry_stays(fake_api, collector, no_stray_sigterm):
+    """The events are stored; the page whose answer would take 30 s is neither a failure nor a try:
+    its queue entry stays as it was, for the next run."""
+    fake_api.add_page_faults("slow:30")
+    sender = signal_once_the_request_is_out(fake_api.page_requests, signal.SIGTERM)
+    started = time.monotonic()
+    result = collector.run(env={"PAGES_PER_RUN": "5"})
+    sender.join()
+    assert time.monotonic() - started < 10
+    assert result.returncode == 143, result.stderr + result.log
+    assert one_stderr_line(result).startswith("run interrupted by SIGTERM: stopped at a safe point after storing")
+    assert len(fake_api.page_requests()) == 1
+    counts = collector.last_metrics()["counts"]
+    assert (counts["page_requests"], counts.get("pages_stored", 0), counts.get("pages_failed", 0)) == (1, 0, 0)
+    from polisen_collector.pages.queue import QUEUE_OBJECT, decode_queue
+    from polisen_collector.storage.local import LocalStorage
+
+    storage = LocalStorage(collector.data_dir)
+    queue, _ = decode_queue(storage.get(QUEUE_OBJECT).data, storage)
+    assert queue and not any(entry.fingerprint or entry.tries for entry in queue.values())
+    assert_recorded_as_interrupted(collector, "TERM")
 
 
 def test_an_aborted_client_refuses_every_later_request(fake_api):

@@ -116,10 +116,12 @@ def collect_pages(
         # A copy, changed in place below: the base's own entry must stay as it was, or the next
         # head, which holds only what differs from the base, would leave the change out.
         entry = replace(entries[event_id])
+        sent = client.requests_sent
         try:
             keep_going = _fetch_one(storage, client, event_id, entry, now=now(), report=report, time_left=time_left)
-        except Interrupted as stop:  # raised by the client's pacing, before its request went out
-            report.requests -= 1
+        except Interrupted as stop:  # in the client's pacing, or its request cut short: the entry stays as it was
+            if client.requests_sent == sent:  # stopped before the request went out
+                report.requests -= 1
             report.stopped = str(stop)
             break
         entries[event_id] = touched[event_id] = entry

@@ -81,6 +81,9 @@ class PageClient:
         self._sleep = sleep
         self._last_request: float | None = None
         self._deadline = Deadline(answer_deadline(options.connect_timeout, options.read_timeout))
+        self._stopped: BaseException | None = None
+        self.requests_sent = 0
+        """Requests that went out (redirects included): whether a stop came before a page's request or during it."""
         self.session = requests.Session()
         adapter = GuardedAdapter(self._before_request, self._deadline, origin=options.origin)
         self.session.mount("https://", adapter)
@@ -101,7 +104,15 @@ class PageClient:
             raise PageError(f"not a path on the site: {path!r}")
         return url
 
+    def abort(self, reason: BaseException) -> None:
+        """Stop now, as PolisenClient.abort does: the page on the wire and every later one raise `reason`."""
+        self._stopped = reason
+        self._deadline.hang_up()
+
     def _before_request(self, _wait: float) -> None:
+        if self._stopped is not None:
+            raise self._stopped
+        self.requests_sent += 1
         if not self._deadline.resume():
             raise PageError(self._too_slow() or "no time left", time_up=self._deadline.cut_short)
 
@@ -126,27 +137,35 @@ class PageClient:
         self._pace()
         self._deadline.start(time_left)
         try:
-            try:
-                response = get_following(self.session, url, headers=headers,
-                                         timeout=(self.options.connect_timeout, self.options.read_timeout))
-            except ApiError as refused:  # a redirect off the site
-                raise PageError(f"{url}: {refused}") from None
-            except requests.exceptions.RequestException as error:
-                raise self._error(url, type(error).__name__) from None
-            if self._deadline.hit:  # its headers were cut short, and may look like a whole answer
-                response.close()
-                raise self._error(url, "")
-            with response:
-                answer = PageResponse(status=response.status_code, etag=response.headers.get("ETag"),
-                                      last_modified=response.headers.get("Last-Modified"),
-                                      retry_after=retry_after_seconds(response.headers.get("Retry-After"),
-                                                                      http_date(response.headers.get("Date"))))
-                if response.status_code == 200:
-                    answer.body = self._read_body(url, response)
-                answer.bytes_wire = response.raw.tell()
-                return answer
+            return self._get(url, headers)
+        except PageError:
+            if self._stopped is not None:  # cut short by abort: not the page's failure
+                raise self._stopped from None
+            raise
         finally:
             self._deadline.pause()
+
+    def _get(self, url: str, headers: dict[str, str]) -> PageResponse:
+        """The request and its answer, within the deadline `fetch` started."""
+        try:
+            response = get_following(self.session, url, headers=headers,
+                                     timeout=(self.options.connect_timeout, self.options.read_timeout))
+        except ApiError as refused:  # a redirect off the site
+            raise PageError(f"{url}: {refused}") from None
+        except requests.exceptions.RequestException as error:
+            raise self._error(url, type(error).__name__) from None
+        if self._deadline.hit:  # its headers were cut short, and may look like a whole answer
+            response.close()
+            raise self._error(url, "")
+        with response:
+            answer = PageResponse(status=response.status_code, etag=response.headers.get("ETag"),
+                                  last_modified=response.headers.get("Last-Modified"),
+                                  retry_after=retry_after_seconds(response.headers.get("Retry-After"),
+                                                                  http_date(response.headers.get("Date"))))
+            if response.status_code == 200:
+                answer.body = self._read_body(url, response)
+            answer.bytes_wire = response.raw.tell()
+            return answer
 
     def _too_slow(self) -> str | None:
         if not self._deadline.hit:
