@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import quote_plus, unquote_plus
+from urllib.parse import parse_qs, quote_plus, unquote_plus, urlsplit
 
 import pytest
 from archive_truth import versions_in_snapshots
@@ -207,13 +207,22 @@ def search_examples() -> list[str]:
 @pytest.mark.parametrize("query", search_examples())
 def test_search_takes_full_text_syntax_as_sqlite_does(site, site_db, browser, query):
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.expected_conditions import staleness_of
+    from selenium.webdriver.support.ui import WebDriverWait
 
     visit(browser, f"{site}/events/event_list", "event_list_before_search")
     box = browser.find_element(By.CSS_SELECTOR, "input[name=_search]")
     box.send_keys(query)
     box.submit()
+    # The page of results, not the one the box was on: the old page goes, then the new one is complete.
+    WebDriverWait(browser, 30).until(staleness_of(box))
+    WebDriverWait(browser, 30).until(lambda driver: driver.execute_script("return document.readyState") == "complete"
+                                     and driver.find_elements(By.CSS_SELECTOR, "footer"))
+    results = urlsplit(browser.current_url)
+    assert parse_qs(results.query)["_search"] == [query]
+    assert browser.find_element(By.CSS_SELECTOR, "input[name=_search]").get_attribute("value") == query
     name = re.sub(r"\W+", "_", query).strip("_")
-    visit(browser, browser.current_url + "&_size=1000", f"search_{name}")
+    visit(browser, results._replace(query=f"{results.query}&_size=1000").geturl(), f"search_{name}")
     expected = sqlite_rows(site_db, "SELECT e.id FROM events_fts JOIN events e ON e.id = events_fts.rowid "
                                     "WHERE events_fts MATCH ? ORDER BY e.datetime DESC", query)
     assert expected
@@ -303,6 +312,116 @@ def test_the_canned_queries_answer(site, site_db, browser):
     [(event_id,)] = sqlite_rows(site_db, "SELECT id FROM events WHERE versions > 1 LIMIT 1")
     visit(browser, f"{site}/events/event_history?id={event_id}", "event_history")
     assert len(browser.find_elements(By.CSS_SELECTOR, "table.rows-and-columns tbody tr")) > 1
+
+
+# -- the site in this process (Datasette's own client), over a small export: cheap enough for the fast set ---
+
+SMALL_ARCHIVE = [  # (id, Swedish time, type, place, summary)
+    (1, "2026-10-30 23:40:00 +01:00", "Brand", "Stockholm", "Brand i en lägenhet i Stockholm."),
+    (2, "2026-11-01 08:10:00 +01:00", "Misshandel", "Lund", "Misshandel på ett torg, en man misshandlades."),
+    (3, "2026-11-02 00:20:00 +01:00", "Trafikolycka", "Upplands-Bro",
+     "Olycka i Upplands-Bro 2026-11-02 kl. 12, rock and roll or jazz på radion, e-post till polisen."),
+    (4, "2026-11-02 09:05:00 +01:00", "Stöld", "Stockholm", "Stöld ur bil i Stockholm kl. 09.05."),
+]
+
+
+@pytest.fixture
+def small_site_db(tmp_path, monkeypatch) -> Path:
+    """SMALL_ARCHIVE exported as README says (export_events.py -o events.db --update), in this process."""
+    from conftest import clear_settings
+
+    from polisen_collector.cli import export_events
+    from polisen_collector.storage.local import LocalStorage
+
+    lines = [{"id": event_id, "datetime": when, "name": f"{kind}, {place}",
+              "summary": summary, "url": f"/aktuellt/handelser/{event_id}", "type": kind,
+              "location": {"name": place, "gps": "59.33,18.06"}}
+             for event_id, when, kind, place, summary in SMALL_ARCHIVE]
+    for line in lines:
+        day = line["datetime"][:10]
+        LocalStorage(tmp_path / "data").put(f"events/{day.replace('-', '/')}/events-{day.replace('-', '')}T120000.000Z"
+                                            f"-{line['id']:06d}.jsonl", (json.dumps(line) + "\n").encode())
+    clear_settings(monkeypatch, POLISEN_API_URL="https://polisen.se/api/events")
+    database = tmp_path / "events.db"
+    args = [str(database) if arg == database.name else arg for arg in shlex.split(browse_it_commands()[0])[2:]]
+    assert export_events.main(["--env-file", os.devnull, "--data-dir", str(tmp_path / "data"), *args]) == 0
+    return database
+
+
+def served_as_readme_says() -> tuple[dict[str, str], dict[str, object]]:
+    """The options and the settings (typed as Datasette's CLI types them) of README's Datasette command."""
+    from datasette.app import DEFAULT_SETTINGS
+
+    _, serve = browse_it_commands()
+    args = shlex.split(serve)[2:]
+    options: dict[str, str] = {}
+    settings: dict[str, object] = {}
+    while args:
+        if args[0] == "--setting":
+            name, value = args[1:3]
+            default = DEFAULT_SETTINGS[name]
+            settings[name] = value in ("on", "true", "1") if isinstance(default, bool) else type(default)(value)
+            args = args[3:]
+        else:
+            options[args[0]] = args[1]
+            args = args[2:]
+    return options, settings
+
+
+def in_process_site(database: Path):
+    """Datasette over `database` as README's command sets it up (metadata, templates, plugins, settings),
+    for its in-process client (datasette.client): no server, no browser."""
+    import yaml
+    from datasette.app import Datasette
+
+    options, settings = served_as_readme_says()
+    assert set(options) == {"-m", "--template-dir", "--plugins-dir"}, options
+    return Datasette([str(database)], metadata=yaml.safe_load((REPO / options["-m"]).read_text(encoding="utf-8")),
+                     template_dir=str(REPO / options["--template-dir"]), plugins_dir=str(REPO / options["--plugins-dir"]),
+                     settings=settings)
+
+
+def fetch(datasette, *paths: str) -> list:
+    """The answers of the in-process site to `paths`."""
+    import asyncio
+
+    async def get_all() -> list:
+        return [await datasette.client.get(path) for path in paths]
+
+    return asyncio.run(get_all())
+
+
+def fts_ids(database: Path, query: str) -> list[int]:
+    return sorted(event_id for event_id, in sqlite_rows(database, "SELECT rowid FROM events_fts WHERE events_fts MATCH ?",
+                                                        query))
+
+
+def test_search_takes_plain_words_where_they_are_not_full_text_syntax(small_site_db):
+    """What SQLite's FTS5 refuses (a hyphen, a date, a full stop, a colon) is searched as plain words, as
+    Datasette's escaped mode searches them; what it takes stays full-text syntax, lower-case and/or (words
+    to FTS5: its operators are in capitals) included."""
+    from datasette.utils import escape_fts
+
+    plain = ["Upplands-Bro", "2026-11-02", "kl. 12", "e-post", "12:00", "100%"]
+    syntax = ["misshandel*", "brand AND stockholm", "stockholm NOT brand", '"i en lägenhet"', "rock and roll",
+              "jazz or blues", "and", "or"]
+    for query in plain:
+        with pytest.raises(sqlite3.OperationalError):  # the error page the raw search showed
+            fts_ids(small_site_db, query)
+    site = in_process_site(small_site_db)
+    answers = fetch(site, *(f"/events/event_list.json?_search={quote_plus(query)}&_shape=array" for query in plain + syntax))
+    found = {query: sorted(row["id"] for row in answer.json()) for query, answer in zip(plain + syntax, answers, strict=True)}
+    expected = {query: fts_ids(small_site_db, escape_fts(query)) for query in plain}
+    expected |= {query: fts_ids(small_site_db, query) for query in syntax}
+    assert found == expected
+    assert found["Upplands-Bro"] == found["2026-11-02"] == found["kl. 12"] == [3]
+    assert (found["misshandel*"], found["brand AND stockholm"], found["stockholm NOT brand"]) == ([2], [1], [4])
+    assert found["jazz or blues"] == [], "lower-case or is a word, as in sqlite3"
+    [page] = fetch(site, "/events/event_list?_search=Upplands-Bro")
+    assert page.status_code == 200 and 'value="&#34;Upplands-Bro&#34;"' in page.text, "the box shows what was searched"
+    assert "1 row where search matches" in page.text
+    [raw] = fetch(site, "/events/event_list.json?_search=Upplands-Bro&_searchmode=raw")
+    assert raw.status_code == 400 and "no such column" in raw.text, "asked for raw, answered raw"
 
 
 def test_the_metadata_describes_every_column_and_sorts_and_facets_by_indexed_columns():
