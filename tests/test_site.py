@@ -243,10 +243,14 @@ def test_the_municipality_facet_counts_as_the_export(site, site_db, browser):
             shown[found.group(1)] = int(found.group(2).replace(",", ""))
     counts = dict(sqlite_rows(site_db, "SELECT municipality_name, count(*) FROM events WHERE municipality_name IS NOT NULL "
                                        "GROUP BY municipality_name"))
-    top = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:30]
+    top = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:served_as_readme_says()[1]["default_facet_size"]]
     assert shown == dict(top)
     for name in ("type", "county_name", "local_date"):
         assert browser.find_elements(By.CSS_SELECTOR, f'.facet-info[data-column="{name}"] li')
+    days = [item.text.split()[0] for item in
+            browser.find_elements(By.CSS_SELECTOR, '.facet-info[data-column="local_date"] li:not(.facet-truncated)')]
+    newest = sqlite_rows(site_db, "SELECT DISTINCT local_date FROM events ORDER BY 1 DESC LIMIT ?", len(top))
+    assert days == [day for day, in newest], "the newest days first"
 
 
 @pytest.mark.slow
@@ -368,17 +372,18 @@ def served_as_readme_says() -> tuple[dict[str, str], dict[str, object]]:
     return options, settings
 
 
-def in_process_site(database: Path):
-    """Datasette over `database` as README's command sets it up (metadata, templates, plugins, settings),
-    for its in-process client (datasette.client): no server, no browser."""
+def in_process_site(database: Path, *, immutable: bool = False, **changed: object):
+    """Datasette over `database` as README's command sets it up (metadata, templates, plugins, settings,
+    with `changed` settings), for its in-process client (datasette.client): no server, no browser."""
     import yaml
     from datasette.app import Datasette
 
     options, settings = served_as_readme_says()
     assert set(options) == {"-m", "--template-dir", "--plugins-dir"}, options
-    return Datasette([str(database)], metadata=yaml.safe_load((REPO / options["-m"]).read_text(encoding="utf-8")),
+    return Datasette([] if immutable else [str(database)], immutables=[str(database)] if immutable else [],
+                     metadata=yaml.safe_load((REPO / options["-m"]).read_text(encoding="utf-8")),
                      template_dir=str(REPO / options["--template-dir"]), plugins_dir=str(REPO / options["--plugins-dir"]),
-                     settings=settings)
+                     settings={**settings, **changed})
 
 
 def fetch(datasette, *paths: str) -> list:
@@ -424,6 +429,35 @@ def test_search_takes_plain_words_where_they_are_not_full_text_syntax(small_site
     assert raw.status_code == 400 and "no such column" in raw.text, "asked for raw, answered raw"
 
 
+def test_a_public_site_lists_the_latest_days_and_hands_out_no_whole_database(small_site_db):
+    """README's settings: no download of the database file nor a CSV stream of every row (docs/site.md says
+    how to allow them); facets of default_facet_size values; the days of local_date newest first."""
+    _, settings = served_as_readme_says()
+    assert (settings["allow_download"], settings["allow_csv_stream"], settings["default_facet_size"]) == (False, False, 10)
+    site = in_process_site(small_site_db)
+    download, database_page, stream, listed, two = fetch(
+        site, "/events.db", "/events", "/events/events.csv?_stream=1", "/events/event_list.json?_size=0",
+        "/events/event_list.json?_size=0&_facet_size=2")
+    assert download.status_code == 403 and 'href="/events.db"' not in database_page.text
+    # Datasette offers no download of a database served read-only but not immutable whatever the setting,
+    # but one of a copy served immutable (-i) when allowed (docs/site.md).
+    for allowed in (False, True):
+        [copy] = fetch(in_process_site(small_site_db, immutable=True, allow_download=allowed), "/events.db")
+        assert copy.status_code == (200 if allowed else 403)
+    assert stream.status_code == 400 and "CSV streaming is disabled" in stream.text
+    days = listed.json()["facet_results"]["local_date"]
+    counts = dict(sqlite_rows(small_site_db, "SELECT local_date, count(*) FROM events GROUP BY 1"))
+    assert [(day["value"], day["count"]) for day in days["results"]] == sorted(counts.items(), reverse=True)
+    assert max(counts.values()) == counts["2026-11-02"] and counts["2026-10-30"] == counts["2026-11-01"], \
+        "by count, 2026-10-30 would come before 2026-11-01"
+    newest = two.json()["facet_results"]["local_date"]
+    assert ([day["value"] for day in newest["results"]], newest["truncated"]) == (["2026-11-02", "2026-11-01"], True)
+    toggle = urlsplit(newest["results"][1]["toggle_url"])
+    [chosen] = fetch(site, f"{toggle.path}?{toggle.query}")
+    assert parse_qs(toggle.query)["local_date"] == ["2026-11-01"], "a day filters by its column, which its index answers"
+    assert chosen.json()["filtered_table_rows_count"] == counts["2026-11-01"]
+
+
 def test_the_metadata_describes_every_column_and_sorts_and_facets_by_indexed_columns():
     import yaml
 
@@ -442,7 +476,7 @@ def test_the_metadata_describes_every_column_and_sorts_and_facets_by_indexed_col
     assert all(description.strip() for table in ("versions", "withdrawals") for description in tables[table]["columns"].values())
     for name in ("events", LIST_VIEW):
         assert tables[name]["sort_desc"] in SQLITE_INDEXES
-        faceted = {facet if isinstance(facet, str) else facet["date"] for facet in tables[name]["facets"]}
+        faceted = {facet if isinstance(facet, str) else next(iter(facet.values())) for facet in tables[name]["facets"]}
         assert faceted <= set(SQLITE_INDEXES)
         assert tables[name]["searchmode"] == "raw"
     assert set(metadata["databases"]["events"]["queries"]) == {
