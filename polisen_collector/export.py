@@ -758,22 +758,3 @@ def finish_sqlite_tables(connection: Any) -> None:
     connection.execute('INSERT INTO "events_fts" ("events_fts") VALUES (\'rebuild\')')
     for statement in indexes + triggers:
         connection.execute(statement)
-
-
-def write_sqlite(records: Iterable[EventRecord], path: str) -> None:
-    """A SQLite database in the new, empty file `path`: rows stream in, then the full-text index and the
-    indexes are built."""
-    import sqlite3
-
-    connection = sqlite3.connect(path, isolation_level=None)
-    try:
-        connection.execute("PRAGMA journal_mode = OFF")  # a temp file: renamed over -o only when complete
-        connection.execute("BEGIN")
-        create_sqlite_tables(connection)
-        insert_sqlite_records(connection, records)
-        finish_sqlite_tables(connection)
-        connection.execute("COMMIT")
-    except sqlite3.Error as error:  # such as "database or disk is full": the output failed, like an OSError
-        raise OSError(f"cannot write the SQLite database {path}: {error}") from None
-    finally:
-        connection.close()

@@ -278,11 +278,11 @@ def test_the_docs_duckdb_examples_group_by_county_and_search_the_text(replayed, 
 def test_sqlite_full_text_search_covers_the_page_text(replayed, tmp_path):
     import sqlite3
 
-    from polisen_collector.export import iter_events_with_versions, write_sqlite
+    from polisen_collector.export_update import write_new
 
     storage = replayed[0]
     path = tmp_path / "events.db"
-    write_sqlite(iter_events_with_versions(storage, ExportOptions(), ExportSummary(), on_bad=no_bad_line), str(path))
+    write_new(storage, ExportOptions(), str(path), ExportSummary(), on_bad=no_bad_line)
     with sqlite3.connect(path) as db:
         bodies = db.execute("SELECT id, name, summary, page_preamble, page_body FROM events").fetchall()
         found = {row[0] for row in db.execute(
