@@ -34,9 +34,9 @@ from polisen_collector.pages.reparse import store_missing_parses
 from polisen_collector.pages.store import page_object_name, write_page_version
 from polisen_collector.storage.local import LocalStorage
 
-STEPS = (10, 25, 40, 55, 70, 85, 100, None)  # cut after this many runs (None: all)
-COMPACT_AFTER_STEP, REPARSE_AFTER_STEP = 3, 5
-CHECKED_STEPS = {2, 5, 7}
+STEPS = (10, 40, 55, 85, None)  # cut after this many runs (None: all)
+COMPACT_AFTER_STEP, REPARSE_AFTER_STEP = 2, 3
+CHECKED_STEPS = {1, 3, 4}
 KILL_SCRIPT = "tests/export_with_kill.py"
 POLISEN = {"POLISEN_API_URL": "https://polisen.se/api/events", "API_RATE_LIMIT": "on"}
 """The settings of run_export's exports, for those run as a process: the same page_url origin."""
