@@ -6,6 +6,7 @@ import json
 from collections import Counter
 from datetime import UTC, datetime, timedelta, timezone
 
+import pytest
 from archive_truth import (
     archived_lines,
     archived_versions,
@@ -51,6 +52,7 @@ def test_a_gap_is_judged_by_time_not_by_a_known_id():
     assert detect_gap([], last_answer, known) is None
 
 
+@pytest.mark.slow
 def test_downtime_longer_than_the_window_is_reported_and_backfilled(fake_api, collector, snapshot_bodies,
                                                                     snapshot_times):
     fake_api.follow_snapshots(snapshot_times)
@@ -86,6 +88,7 @@ def test_downtime_longer_than_the_window_is_reported_and_backfilled(fake_api, co
     assert "new 0, updated 0" in again.log
 
 
+@pytest.mark.slow
 def test_interrupted_backfill_resumes_next_run(fake_api, collector, snapshot_times):
     fake_api.follow_snapshots(snapshot_times)
     for index in range(LAST_BEFORE_OUTAGE + 1):

@@ -841,6 +841,7 @@ def test_pages_are_stored_in_the_bucket_like_the_events(tmp_path, fake_api, fake
     assert not oci_run.data_dir.exists(), "STORAGE=oci must not write the local archive"
 
 
+@pytest.mark.slow
 def test_the_compaction_job_stores_missing_page_parses_and_the_export_reads_them(fake_api, fake_oci, oci_run):
     """A version without a parse (an archive from before parses were stored) and one parsed by an older
     parser: the export parses them itself, the daily job stores their parse, then the export reads it."""
@@ -868,6 +869,7 @@ def test_the_compaction_job_stores_missing_page_parses_and_the_export_reads_them
     assert {name: blob.data for name, blob in bucket.items() if ".parsed-" in name} == expected
 
 
+@pytest.mark.slow
 def test_withdrawals_are_records_in_the_bucket_too(fake_api, fake_oci, oci_run):
     """A withdrawal and a return through STORAGE=oci: the records are objects in the bucket, the export reads them."""
     withdrawn = 635380  # dated 2026-05-17, inside the dense range of answers 1 and 2
