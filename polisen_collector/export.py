@@ -240,18 +240,36 @@ def make_row(version: Version, first_run: str, last_run: str, versions: int, ori
     }
 
 
+def _latest(versions: list[Version]) -> Version:
+    return max(versions, key=lambda v: v.last_run)
+
+
+def _first_run(versions: list[Version]) -> str:
+    return min((v.first_run for v in versions if v.first_run), default="")
+
+
+def _by_first_run(versions: list[Version]) -> list[Version]:
+    return sorted(versions, key=lambda v: v.first_run)
+
+
 def latest_row(versions: list[Version], origin: str, withdrawn: datetime | None = None) -> dict[str, Any]:
     """The version stored last, with the first collection of any version."""
-    latest = max(versions, key=lambda v: v.last_run)
-    first = min((v.first_run for v in versions if v.first_run), default="")
-    return make_row(latest, first, latest.last_run, len(versions), origin, withdrawn=withdrawn)
+    latest = _latest(versions)
+    return make_row(latest, _first_run(versions), latest.last_run, len(versions), origin, withdrawn=withdrawn)
 
 
 def version_rows(versions: list[Version], origin: str,
                  withdrawn: datetime | None = None) -> list[tuple[str, dict[str, Any]]]:
     """(content hash, row) of every version, in order of first collection, each with its own times."""
-    ordered = sorted(versions, key=lambda v: v.first_run)
-    return [(v.event.hash, make_row(v, v.first_run, v.last_run, len(versions), origin, withdrawn=withdrawn)) for v in ordered]
+    return [(v.event.hash, make_row(v, v.first_run, v.last_run, len(versions), origin, withdrawn=withdrawn))
+            for v in _by_first_run(versions)]
+
+
+def latest_of_version_rows(versions: list[Version], rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """latest_row from the rows of version_rows (completed alike), not made a second time: the latest
+    version's row with the first collection of any version."""
+    row = rows[_by_first_run(versions).index(_latest(versions))]
+    return {**row, "first_collected": collection_time(_first_run(versions))}
 
 
 def history_row(record: Record) -> dict[str, Any]:
@@ -540,13 +558,14 @@ def iter_events_with_versions(
         history = changes.of(versions[0].event.id)
         withdrawn = withdrawn_at(history)
         dated = {version.event.day for version in versions}
-        [latest] = pages.add([latest_row(versions, options.page_origin, withdrawn)], all_versions=False, days=dated)
+        hashes, rows = zip(*version_rows(versions, options.page_origin, withdrawn), strict=True)
+        completed = pages.add(list(rows), all_versions=False, days=dated)
         summary.count_pages(pages)
+        latest = latest_of_version_rows(versions, completed)
         if not _matches(latest, options):
             summary.filtered_out += 1
             continue
-        hashes, rows = zip(*version_rows(versions, options.page_origin, withdrawn), strict=True)
-        every = list(zip(hashes, pages.add(list(rows), all_versions=False, days=dated), strict=True))
+        every = list(zip(hashes, completed, strict=True))
         summary.rows += 1
         summary.unplaced += latest["location_level"] == "unknown"
         summary.withdrawn += withdrawn is not None
@@ -560,15 +579,21 @@ def iter_events_with_versions(
 TIMESPEC = {"utc_time": "milliseconds", "local_time": "seconds"}
 
 
-def _text_value(column: str, value: Any) -> Any:
-    """A datetime cell as ISO 8601 text in its column's one format, a date as YYYY-MM-DD; other values as they are."""
-    if isinstance(value, datetime):
-        return value.isoformat(timespec=TIMESPEC.get(COLUMNS.get(column) or HISTORY_COLUMNS.get(column, ""), "milliseconds"))
-    return value.isoformat() if isinstance(value, date) else value
+DATED_COLUMNS = {name: TIMESPEC.get(kind, "") for name, kind in {**COLUMNS, **HISTORY_COLUMNS}.items()
+                 if kind in TIMESPEC or kind == "local_date"}
+"""The columns of times and dates, each with its one format (a date's is empty): the only cells made text."""
 
 
 def _text_row(row: dict[str, Any]) -> dict[str, Any]:
-    return {key: _text_value(key, value) for key, value in row.items()}
+    """The row with each datetime as ISO 8601 text in its column's one format, a date as YYYY-MM-DD."""
+    cells = dict(row)
+    for name, timespec in DATED_COLUMNS.items():
+        value = cells.get(name)
+        if isinstance(value, datetime):
+            cells[name] = value.isoformat(timespec=timespec or "milliseconds")
+        elif isinstance(value, date):
+            cells[name] = value.isoformat()
+    return cells
 
 
 def neutralise(cells: dict[str, Any]) -> None:
@@ -742,13 +767,13 @@ def insert_sqlite_records(connection: Any, records: Iterable[EventRecord]) -> No
     """iter_events_with_versions' records into `events`, `versions` and `withdrawals`."""
     upsert, insert_version, insert_withdrawal = _upsert_event_sql(), _insert_version_sql(), _insert_withdrawal_sql()
     for latest, every, history in records:
-        connection.execute(upsert, [_text_value(name, latest[name]) for name in COLUMNS])
+        cells = _text_row(latest)
+        connection.execute(upsert, [cells[name] for name in COLUMNS])
         connection.executemany(insert_version, (
-            [*(_text_value(name, row[name]) for name in COLUMNS), content_hash] for content_hash, row in every
-        ))
+            [*(cells[name] for name in COLUMNS), content_hash]
+            for content_hash, cells in ((content_hash, _text_row(row)) for content_hash, row in every)))
         connection.executemany(insert_withdrawal, (
-            [_text_value(name, row[name]) for name in WITHDRAWAL_COLUMNS] for row in history
-        ))
+            [cells[name] for name in WITHDRAWAL_COLUMNS] for cells in map(_text_row, history)))
 
 
 def finish_sqlite_tables(connection: Any) -> None:

@@ -46,7 +46,7 @@ def is_site_path(url: Any) -> TypeGuard[str]:
     `https://host/x`), a relative path, or text that is no URL (spaces, control characters)."""
     if not isinstance(url, str) or not url.startswith("/") or url.startswith("//") or "\\" in url:
         return False
-    if len(url) > MAX_PATH or not url.isprintable() or any(char.isspace() for char in url):
+    if len(url) > MAX_PATH or not url.isprintable() or " " in url:  # the space is the one printable whitespace
         return False
     parts = urlsplit(url)
     return not parts.scheme and not parts.netloc

@@ -32,7 +32,10 @@ from polisen_collector.export import (
     ExportOptions,
     ExportSummary,
     iter_rows,
+    latest_of_version_rows,
+    latest_row,
     make_row,
+    version_rows,
     write_jsonl,
 )
 from polisen_collector.geography import place_event
@@ -409,13 +412,14 @@ def test_page_url_only_for_a_path_on_the_site(tmp_path, run_export):
     """page_url is built as the page fetcher builds it (urls.site_url): before, any url starting with
     a slash was glued to the origin, another host's (//evil.example/x) too."""
     urls = ["/aktuellt/handelser/2026/maj/20/7/", "//evil.example/x", "https://evil.example/x", "aktuellt/x",
-            "/aktuellt/a b", "/a\\b"]
+            "/aktuellt/a b", "/a\\b", "/a\tb", "/a\u00a0b", "/a\u3000b", "/a\u2028b"]
     write_objects(tmp_path / "data", {run_object_name("2026-05-20", "20260520T090000.000Z-aaaaaa"): [
         event(number, "2026-05-20 10:00:00 +02:00", url=url) for number, url in enumerate(urls, start=1)]})
     code, out, _ = run_export(tmp_path / "data")
     assert code == 0
-    assert [json.loads(line)["page_url"] for line in out.splitlines()] == [
-        "https://polisen.se/aktuellt/handelser/2026/maj/20/7/", None, None, None, None, None]
+    # JSON Lines are split at "\n" alone: str.splitlines would split a line at the raw U+2028 inside a url.
+    assert [json.loads(line)["page_url"] for line in out.removesuffix("\n").split("\n")] == [
+        "https://polisen.se/aktuellt/handelser/2026/maj/20/7/", *[None] * 9]
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "sqlite"])
@@ -552,6 +556,23 @@ def test_every_column_is_built_in_one_place(tmp_path):
     assert [*row, *PAGE_COLUMNS, *GEOGRAPHY_COLUMNS] == list(COLUMNS)
     [completed] = PageColumns(LocalStorage(tmp_path)).add([row], all_versions=False, days=["2026-05-20"])
     assert list(completed) == list(COLUMNS)
+
+
+def test_the_latest_row_taken_from_the_version_rows_is_latest_row():
+    """SQLite's export takes an event's row from its version rows, made once: the row latest_row makes,
+    the version stored last (not the one collected first or last) with the first collection of any."""
+    from polisen_collector.archive.events import validate_event
+    from polisen_collector.archive.layout import Version
+
+    first, edited, earlier = (validate_event(event(7, f"2026-05-{day} 10:00:00 +02:00", summary=text))
+                              for day, text in (("20", "a"), ("21", "b"), ("19", "c")))
+    versions = [Version(edited, "20260520T100000.000Z-bbbbbb", "20260522T100000.000Z-dddddd"),
+                Version(first, "20260520T090000.000Z-aaaaaa", "20260520T093000.000Z-aaaaaa"),
+                Version(earlier, "20260521T090000.000Z-cccccc", "20260521T090000.000Z-cccccc")]
+    rows = [row for _, row in version_rows(versions, "https://polisen.se")]
+    latest = latest_of_version_rows(versions, rows)
+    assert latest == latest_row(versions, "https://polisen.se")
+    assert (latest["summary"], latest["first_collected"]) == ("b", datetime(2026, 5, 20, 9, tzinfo=UTC))
 
 
 def compact(collector: Collector, kill_at: int = 0, calls_file: Path | None = None):
