@@ -488,13 +488,17 @@ def iter_rows(
     progress: Callable[[int, date], None] | None = None,
     *,
     days: Iterable[DayObjects] | None = None,
+    keep: Callable[[list[Version]], bool] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Rows of the export: each id's latest version, or with all_versions every version, or with
     withdrawals each change of its status (HISTORY_COLUMNS); of every day of the archive, or of
-    `days` only."""
+    `days` only; of the events whose versions `keep` accepts only, when given (an update making the
+    rows of a few events, not of every event on the days it reads)."""
     pages, changes = PageColumns(storage, options.store_parses), Changes()
     listed = _days_for(storage, options, summary, on_bad, days=days, pages=pages, changes=changes)
     for versions in iter_versions(storage, listed, summary, on_bad, progress):
+        if keep is not None and not keep(versions):
+            continue
         history = changes.of(versions[0].event.id)
         if options.withdrawals:
             yield from _history_rows(versions, history, options, summary)
@@ -639,8 +643,8 @@ def parquet_schema(columns: dict[str, str] = COLUMNS) -> pa.Schema:
     return pa.schema([(name, arrow_type(kind)) for name, kind in columns.items()])
 
 
-def write_parquet(rows: Iterable[dict[str, Any]], out: str, columns: dict[str, str] = COLUMNS) -> None:
-    """Row groups of PARQUET_ROW_GROUP rows, gathered as columns: memory holds one group at a time."""
+def import_pyarrow() -> tuple[Any, Any]:
+    """(pyarrow, pyarrow.parquet); ExportError saying how to install the extra when pyarrow is missing."""
     try:
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -648,6 +652,12 @@ def write_parquet(rows: Iterable[dict[str, Any]], out: str, columns: dict[str, s
         from polisen_collector.installation import extra_hint
 
         raise ExportError(f"Parquet output needs pyarrow, the optional extra 'parquet': {extra_hint('parquet')}") from None
+    return pa, pq
+
+
+def write_parquet(rows: Iterable[dict[str, Any]], out: str, columns: dict[str, str] = COLUMNS) -> None:
+    """Row groups of PARQUET_ROW_GROUP rows, gathered as columns: memory holds one group at a time."""
+    pa, pq = import_pyarrow()
     schema = parquet_schema(columns)
 
     def empty_group() -> dict[str, list[Any]]:

@@ -1,29 +1,38 @@
 """Parquet as a folder of monthly files, kept up to date by rewriting only the months that changed.
 
-    DIR/events-2026-05.parquet     the rows of the events dated in May 2026 (Swedish dates)
+    DIR/events-2026-05.parquet     the rows of the events dated in May 2026 (Swedish dates), by local_date and id
     DIR/_export_state.json         what the files were made from: per day, the digest of its objects' names;
-                                   per month, the digest of its rows
+                                   per month, how many rows its file holds
 
 `read_parquet('DIR/*.parquet')` in DuckDB (or pandas, Spark, Polars) reads them as one table;
 `_export_state.json` matches no `*.parquet` glob and starts with `_`, which Spark and Hive skip.
-What changed is told by the names of the archive's objects, as for SQLite (export_update.py):
-a month is read again when a day in it changed, from its own days and the MERGE_WINDOW_DAYS
-around it (an event whose versions are dated on two days is one row, in the month of its latest
-version), and its file is replaced only when its rows differ from those it holds (a compaction,
-or a page that changes no column, rewrites nothing). Should an event's row move to another month
-(a new version dated there), the month it left is read again too. Each file is written beside
-its place and renamed over it, so a reader never sees half a file; the state is written after
-the files, so a killed update leaves the state of before and the next update reads those months
-again. Two updates of one folder at once take turns (a lock file in the folder).
+
+A new folder (or one made otherwise, rebuilt) is written in one pass over the archive, as a single
+file would be: each row goes to the month of its local_date, and a month's file is written once
+the pass is MERGE_WINDOW_DAYS past the month's end, when no more of its events can come; a row
+that still comes later (an event whose versions are dated further apart) has its month's file
+read back and written again with it.
+
+What changed is told by the names of the archive's objects, as for SQLite (export_update.py).
+An update reads the days that changed and the MERGE_WINDOW_DAYS around each (an event whose
+versions are dated on several days is one row, in the month of its latest version; the days
+around each of its versions are read too), makes the rows of the events with a version on a
+changed day (or a row dated on one before) and replaces those events' rows in the files of the
+months of the days it read. A file is written only when its rows differ from those it holds (a
+compaction, or a page that changes no column, writes nothing); an event whose row moves to another
+month (a new version dated there) leaves the month it was in. Each file is written beside its
+place and renamed over it, so a reader never sees half a file; the state is written after the
+files, so a killed update leaves the state of before and the next update makes the same rows
+again (a file already written then equals them and is left). Two updates of one folder at once
+take turns (a lock file in the folder).
 """
 
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -31,29 +40,39 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from polisen_collector.archive.layout import BadLine
+from polisen_collector.archive.layout import BadLine, Version
 from polisen_collector.export import (
     COLUMNS,
     MERGE_WINDOW_DAYS,
-    READ_ATTEMPTS,
+    PARQUET_ROW_GROUP,
     DayObjects,
     ExportError,
     ExportOptions,
     ExportSummary,
+    import_pyarrow,
     iter_rows,
     list_day,
     list_days,
-    write_parquet,
+    parquet_schema,
 )
 from polisen_collector.export_update import Unreadable, made_from, read_signatures, why_rebuild
 from polisen_collector.files import NotRegularFile, atomic_write, open_regular, read_regular, replace_with
 from polisen_collector.storage.base import Storage
 
 STATE_FILE = "_export_state.json"
+STATE_FORMAT = 2
+"""1: per month the digest of its rows (files in the order rows were read); 2: per month its rows'
+count, files sorted by ORDER. A folder of an older format is rebuilt."""
 STATE_MAX_BYTES = 16 << 20
 """The bookkeeping is read no further: about 40 bytes a day, a century of days is 1.5 MB."""
 LOCK_FILE = ".export.lock"
 ROW_OPTIONS = ("all_versions", "date_from", "date_to", "types", "locations", "page_origin")
+ORDER = [("local_date", "ascending"), ("id", "ascending"), ("first_collected", "ascending"),
+         ("last_collected", "ascending")]
+"""The order of a file's rows, the same however they were made (in one pass or patched by updates)."""
+
+Table = Any
+"""A pyarrow.Table (pyarrow is an optional extra, without type information)."""
 
 
 @dataclass
@@ -94,107 +113,221 @@ def update_months(storage: Storage, options: ExportOptions, folder: Path, summar
         if state is None and strangers:
             raise ExportError(f"{folder} holds files of its own ({strangers[0]}): export to a new or empty folder")
         expected = made_from(storage, options, list(COLUMNS.items()), ROW_OPTIONS)
-        same = state is not None and state.get("made_from") == expected
-        known: dict[str, str] = state["days"] if same and state else {}
-        digests: dict[str, str] = dict(state.get("months") or {}) if same and state else {}
-        signatures = {objects.day: objects.signature()
-                      for objects in list_days(storage, options, summary.counting(on_bad))}
-        months = sorted({month_of(day) for day in signatures})
-        if same:
-            changed = {day for day, signature in signatures.items() if known.get(day.isoformat()) != signature}
-            changed |= {date.fromisoformat(day) for day in known} - signatures.keys()
-            report = MonthsReport("updated", days=len(signatures), days_changed=len(changed), months=len(months))
-            missing = {month for month in months if digests.get(month, EMPTY) != EMPTY
-                       and not (folder / month_file(month)).exists()}  # a file removed by hand
-            pending = sorted({month_of(day) for day in changed} | missing)
+        reason = _why_rebuild(folder, state, expected)
+        if state and not reason:
+            report, days, months = _update(storage, options, folder, summary, on_bad, known=state["days"],
+                                           rows=state["months"])
         else:
-            reason = ("" if state is None else "its bookkeeping is unreadable" if not state
-                      else why_rebuild(state.get("made_from"), expected, "the folder"))
-            report = MonthsReport("created" if state is None else "rebuilt", reason,
-                                  days=len(signatures), days_changed=len(signatures), months=len(months))
-            pending, digests = list(months), {}
-        days = {day.isoformat(): signature for day, signature in signatures.items()}
-        read: set[str] = set()
-        while pending:
-            month = pending.pop(0)
-            if month in read:
-                continue
-            read.add(month)
-            rows, seen = _month_rows(storage, options, month, summary, on_bad=on_bad)
-            days = {day: signature for day, signature in days.items() if not day.startswith(month)} | seen
-            path, digest = folder / month_file(month), _digest(rows)
-            if digest != digests.get(month) or (rows and not path.exists()):
-                _write_month(path, rows)
-                report.months_written += 1
-                report.rows_written += len(rows)
-            digests[month] = digest
-            ids = {row["id"] for row in rows}
-            pending += [other for other in _neighbours(month) if other not in read and other in months
-                        and ids & _ids_in(folder / month_file(other))]  # rows that moved here from there
-        report.months_read = len(read)
-        for path in folder.glob("events-*.parquet"):
-            if path.name not in {month_file(month) for month in months}:
-                path.unlink()
-        document = {"made_from": expected, "days": dict(sorted(days.items())),
-                    "months": {month: digests[month] for month in months if month in digests}}
+            report, days, months = _build(storage, options, folder, summary, on_bad)
+            report.how, report.reason = ("created", "") if state is None else ("rebuilt", reason)
+        document = {"format": STATE_FORMAT, "made_from": expected, "days": dict(sorted(days.items())),
+                    "months": dict(sorted(months.items()))}
         atomic_write(folder / STATE_FILE, json.dumps(document, indent=0).encode("utf-8"))
     return report
 
 
-def _digest(rows: list[dict[str, Any]]) -> str:
-    """What a month's file holds, for telling whether it must be written again."""
-    return hashlib.sha256(json.dumps(rows, default=str, ensure_ascii=False).encode("utf-8")).hexdigest()[:32]
+def _why_rebuild(folder: Path, state: dict[str, Any] | None, expected: str) -> str:
+    """Why the folder is made again rather than updated; empty when it can be updated."""
+    if not state:
+        return "" if state is None else "its bookkeeping is unreadable"
+    if state.get("made_from") != expected:
+        return why_rebuild(state.get("made_from"), expected, "the folder")
+    if state.get("format") != STATE_FORMAT:
+        return "its bookkeeping is of an older version"
+    missing = [month for month, count in state["months"].items() if count and not (folder / month_file(month)).exists()]
+    return f"{month_file(missing[0])} is missing" if missing else ""  # a file removed by hand
 
 
-EMPTY = _digest([])
+def _build(storage: Storage, options: ExportOptions, folder: Path, summary: ExportSummary,
+           on_bad: Callable[[BadLine], None]) -> tuple[MonthsReport, dict[str, str], dict[str, int]]:
+    """Every monthly file from one pass over the archive (see the module's docstring)."""
+    signatures: dict[str, str] = {}
+    pending: dict[str, list[dict[str, Any]]] = {}  # month -> its rows not written yet
+    read_back: dict[str, Table] = {}  # month -> the rows of its file, written already, that a late row joins
+    written: dict[str, int] = {}  # month -> the rows of its file
+
+    def write_done(last_read: date | None) -> None:
+        """Write the months that no event read from now on can be in (all of them when `last_read` is None)."""
+        for month in sorted(pending):
+            if last_read is None or (last_read - _last_day(month)).days > MERGE_WINDOW_DAYS:
+                table = _table(pending.pop(month), read_back.pop(month, None))
+                _write_month(folder / month_file(month), table)
+                written[month] = table.num_rows
+
+    def read(days: Iterable[DayObjects]) -> Iterator[DayObjects]:
+        last: date | None = None
+        for objects in days:
+            signatures[objects.day.isoformat()] = objects.signature()
+            if last is not None:  # the rows of the days before `last` less the window are all out by now
+                write_done(last)
+            last = objects.day
+            yield objects
+
+    listed = read(list_days(storage, options, summary.counting(on_bad)))
+    for row in iter_rows(storage, options, summary, on_bad, days=listed):
+        month = month_of(row["local_date"])
+        if month in written and month not in pending:  # a late row of a month written already
+            read_back[month] = _read_month(folder / month_file(month))
+        pending.setdefault(month, []).append(row)
+    write_done(None)
+    for path in folder.glob("events-*.parquet"):
+        if path.name not in {month_file(month) for month in written}:
+            path.unlink()  # a month a rebuilt folder no longer has
+    months = {month_of(date.fromisoformat(day)) for day in signatures} | written.keys()
+    report = MonthsReport("created", days=len(signatures), days_changed=len(signatures), months=len(months),
+                          months_written=len(written), rows_written=sum(written.values()))
+    return report, signatures, dict(written)
 
 
-def _month_rows(storage: Storage, options: ExportOptions, month: str, summary: ExportSummary, *,
-                on_bad: Callable[[BadLine], None]) -> tuple[list[dict[str, Any]], dict[str, str]]:
-    """The rows of one month, from its days and the merge window around them, and the signature of each of
-    its days as read; read again when the days changed meanwhile (a compaction deleting what it merged)."""
-    first = date.fromisoformat(f"{month}-01")
-    end = (first + timedelta(days=32)).replace(day=1)
-    window = [first + timedelta(days=offset) for offset in range(-MERGE_WINDOW_DAYS, (end - first).days + MERGE_WINDOW_DAYS)
-              if _in_dates(first + timedelta(days=offset), options)]
-    for _ in range(READ_ATTEMPTS):
-        days: list[DayObjects] = [objects for day in window for objects in [list_day(storage, day)] if objects]
+def _update(storage: Storage, options: ExportOptions, folder: Path, summary: ExportSummary,
+            on_bad: Callable[[BadLine], None], *, known: dict[str, str], rows: dict[str, int]
+            ) -> tuple[MonthsReport, dict[str, str], dict[str, int]]:
+    """The rows of the events of the days that changed replaced in the files of their months (see the module's docstring)."""
+    listed: set[date] = set()
+    changed: dict[date, DayObjects] = {}  # only these days' names are kept: a few, where all are years of pages
+    for objects in list_days(storage, options, summary.counting(on_bad)):
+        listed.add(objects.day)
+        if known.get(objects.day.isoformat()) != objects.signature():
+            changed[objects.day] = objects
+    gone = {date.fromisoformat(day) for day in known} - listed
+    days = {day: signature for day, signature in known.items() if date.fromisoformat(day) not in gone}
+    days |= {day.isoformat(): objects.signature() for day, objects in changed.items()}
+    report = MonthsReport("updated", days=len(listed), days_changed=len(changed) + len(gone),
+                          months=len({month_of(day) for day in listed}))
+    months = dict(rows)
+    if changed or gone:
+        tables, made, stale = _changed_rows(storage, options, folder, summary, on_bad, listed=listed,
+                                            changed=changed, gone=gone)
+        report.months_read = len(tables)
+        for month, old in sorted(tables.items()):
+            table = _replaced(old, made.get(month, []), stale)
+            if old is None and not table.num_rows:
+                continue  # no file, and none needed
+            if old is None or not table.equals(old):
+                _write_month(folder / month_file(month), table)
+                report.months_written += 1
+                report.rows_written += table.num_rows
+            months[month] = table.num_rows
+    return report, days, {month: count for month, count in months.items() if count}
+
+
+Stale = Callable[[int, date], bool]
+"""Whether a file's row of this id and local_date is one an update made again (or found gone)."""
+
+
+def _changed_rows(storage: Storage, options: ExportOptions, folder: Path, summary: ExportSummary,
+                  on_bad: Callable[[BadLine], None], *, listed: set[date], changed: dict[date, DayObjects],
+                  gone: set[date]) -> tuple[dict[str, Table | None], dict[str, list[dict[str, Any]]], Stale]:
+    """(the files of the months read, each as it is (None: there is none); the rows, by month, of the events
+    with a version on a changed day or a row dated on one; which rows of the files they replace). The days
+    around each version of those events are read too, so that each is made of the versions a whole export
+    merges into it."""
+    touched = set(changed) | gone
+    objects: dict[date, DayObjects] = dict(changed)
+    tables: dict[str, Table | None] = {}
+    wanted = _around(touched, listed)
+    while True:
+        objects |= {day: list_day(storage, day) for day in wanted - objects.keys()}  # the days around: listed again
+        for month in {month_of(day) for day in objects.keys() | touched} - tables.keys():
+            tables[month] = _read_month(folder / month_file(month))
+        before = {event_id for table in tables.values() if table is not None
+                  for event_id, day in _ids_and_dates(table) if day in touched}
         attempt = ExportSummary()
-        rows = [row for row in iter_rows(storage, options, attempt, on_bad, days=days)
-                if month_of(row["datetime"].date()) == month]
-        if all(list_day(storage, objects.day).signature() == objects.signature() for objects in days):
+        made, days_of = _rows_of(storage, options, attempt, on_bad, days=objects, touched=touched, before=before)
+        more = _around(set().union(*days_of.values()), listed) - objects.keys()
+        if not more:
             summary.add(attempt)
-            return rows, {objects.day.isoformat(): objects.signature() for objects in days
-                          if month_of(objects.day) == month}
-    raise ExportError("the archive kept changing while the update read it; the next update tries again")
+            return tables, made, partial(_stale, touched, days_of)
+        wanted |= more
 
 
-def _write_month(path: Path, rows: list[dict[str, Any]]) -> None:
+def _rows_of(storage: Storage, options: ExportOptions, summary: ExportSummary, on_bad: Callable[[BadLine], None], *,
+             days: dict[date, DayObjects], touched: set[date], before: set[int]
+             ) -> tuple[dict[str, list[dict[str, Any]]], dict[int, set[date]]]:
+    """(the rows by month, the days of each event's versions) of the events read from `days` that have a
+    version on a day `touched` or are `before` (had a row dated on one)."""
+    days_of: dict[int, set[date]] = {}
+
+    def keep(versions: list[Version]) -> bool:
+        event_id, dated = versions[0].event.id, {date.fromisoformat(version.event.day) for version in versions}
+        if dated & touched or event_id in before:
+            days_of.setdefault(event_id, set()).update(dated)
+            return True
+        return False
+
+    made: dict[str, list[dict[str, Any]]] = {}
+    for row in iter_rows(storage, options, summary, on_bad, keep=keep,
+                         days=[found for _, found in sorted(days.items()) if found]):
+        made.setdefault(month_of(row["local_date"]), []).append(row)
+    return made, days_of
+
+
+def _stale(touched: set[date], days_of: dict[int, set[date]], event_id: int, day: date) -> bool:
+    """A row dated on a changed day, or of an event made again dated on a day of its versions: replaced."""
+    return day in touched or day in days_of.get(event_id, ())
+
+
+def _around(days: Iterable[date], listed: set[date]) -> set[date]:
+    """The listed days within MERGE_WINDOW_DAYS of one of `days`: where a version merged with one on them can be."""
+    found: set[date] = set()
+    for day in days:
+        for offset in range(-MERGE_WINDOW_DAYS, MERGE_WINDOW_DAYS + 1):
+            try:
+                near = day + timedelta(days=offset)
+            except OverflowError:  # before year 1 or after 9999
+                continue
+            if near in listed:
+                found.add(near)
+    return found
+
+
+def _ids_and_dates(table: Table) -> Iterator[tuple[int, date]]:
+    return zip(table["id"].to_pylist(), table["local_date"].to_pylist(), strict=True)
+
+
+def _replaced(old: Table | None, rows: list[dict[str, Any]], stale: Stale) -> Table:
+    """The month's file with `rows` in place of the rows it held that are `stale`."""
+    if old is None:
+        return _table(rows)
+    pa, _ = import_pyarrow()
+    kept = pa.array([not stale(event_id, day) for event_id, day in _ids_and_dates(old)], pa.bool_())
+    return _table(rows, old.filter(kept))
+
+
+def _last_day(month: str) -> date:
+    first = date.fromisoformat(f"{month}-01")
+    return (first + timedelta(days=32)).replace(day=1) - timedelta(days=1)
+
+
+def _table(rows: list[dict[str, Any]], more: Table | None = None) -> Table:
+    """The rows (and those of the table `more`) as one table of the export's schema, in ORDER."""
+    pa, _ = import_pyarrow()
+    schema = parquet_schema()
+    table = pa.Table.from_pylist(rows, schema=schema)
+    if more is not None:
+        table = pa.concat_tables([more.cast(schema), table])
+    return table.sort_by(ORDER)
+
+
+def _read_month(path: Path) -> Table | None:
+    """A monthly file as a table; None when there is none."""
+    _, pq = import_pyarrow()
+    try:
+        return pq.ParquetFile(path).read()  # not read_table, which loads pandas when it is installed
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as error:  # pyarrow's ArrowInvalid is a ValueError
+        raise ExportError(f"{path} is not a monthly file as the export writes them ({error}): remove it, "
+                          "and the next update makes the folder again") from None
+
+
+def _write_month(path: Path, table: Table) -> None:
     """A month's file replaced by its rows (removed when it has none)."""
-    if rows:
-        replace_with(path, partial(write_parquet, rows))
+    if table.num_rows:
+        _, pq = import_pyarrow()
+        replace_with(path, partial(pq.write_table, table, row_group_size=PARQUET_ROW_GROUP))
     else:
         path.unlink(missing_ok=True)
-
-
-def _neighbours(month: str) -> list[str]:
-    first = date.fromisoformat(f"{month}-01")
-    return [month_of(first - timedelta(days=1)), month_of(first + timedelta(days=31))]
-
-
-def _ids_in(path: Path) -> set[int]:
-    """The event ids in a monthly file (its id column alone); none when there is no file."""
-    import pyarrow.parquet as pq
-
-    try:
-        return set(pq.read_table(path, columns=["id"]).column("id").to_pylist())
-    except FileNotFoundError:
-        return set()
-
-
-def _in_dates(day: date, options: ExportOptions) -> bool:
-    return (options.date_from is None or day >= options.date_from) and (options.date_to is None or
-                                                                         day <= options.date_to)
 
 
 def _ours(name: str) -> bool:
@@ -211,7 +344,8 @@ def _read_state(folder: Path) -> dict[str, Any] | None:
         if isinstance(document, dict):
             read_signatures(document.get("days"))
             months = document.get("months", {})
-            if isinstance(months, dict) and all(isinstance(digest, str) for digest in months.values()):
+            if isinstance(months, dict) and all(isinstance(count, str) or (type(count) is int and count >= 0)
+                                                for count in months.values()):  # digests of STATE_FORMAT 1
                 return document
     except FileNotFoundError:
         return None

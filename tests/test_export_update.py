@@ -460,6 +460,50 @@ def test_monthly_files_are_written_only_when_their_rows_change(half_grown, run_e
     assert dump(database) == whole_export(run_export, workspace.data_dir, tmp_path / "whole.db")
 
 
+def dated_event(event_id: int, day: str, summary: str = "x") -> dict:
+    return {**event_line(event_id), "datetime": f"{day} 9:38:09 +02:00", "summary": summary}
+
+
+def test_monthly_files_of_events_dated_on_days_far_apart(tmp_path, run_export):
+    """Event 7's versions are dated 30 May, 5 and 11 June, a week or less apart, so one row; the version
+    stored last is the one of 30 May, so the row is May's, which the one pass over the archive has written
+    by the time it reads 11 June: May's file is read back and written again with it. Event 8's versions
+    are six weeks apart: a row in May and one in July. An edit of event 7 dated 11 June moves its row to
+    June: the update reads the days around each of its versions (30 May is more than a week from 11 June)
+    and takes the row out of May; an edit of event 8 in July leaves its May row alone."""
+    storage, months = LocalStorage(tmp_path / "data"), tmp_path / "months"
+
+    def put(day: str, run: str, *events: dict) -> None:
+        storage.put(run_object_name(day, f"{run}.000Z-aaaaaa"), encode_jsonl(list(events)))
+
+    for number, day in enumerate(["2026-05-20", "2026-05-30", "2026-06-05", "2026-06-09", "2026-06-11", "2026-06-20",
+                                  "2026-07-01"]):
+        put(day, f"{day.replace('-', '')}T080000", dated_event(100 + number, day))
+    put("2026-06-05", "20260605T090000", dated_event(7, "2026-06-05"))
+    put("2026-06-11", "20260611T090000", dated_event(7, "2026-06-11"))
+    put("2026-05-30", "20260612T090000", dated_event(7, "2026-05-30"))  # stored last: the row's version
+    put("2026-05-20", "20260520T090000", dated_event(8, "2026-05-20"))
+    put("2026-07-01", "20260701T090000", dated_event(8, "2026-07-01"))
+    update = ["-o", str(months), "--format", "parquet", "--update"]
+    code, err = run_export(storage.root, *update)
+    assert (code, err.splitlines()[-1]) == (0, f"{months} created: 3 of 3 monthly files written (10 rows); "
+                                               "1 ids dated on days too far apart to merge"), err
+    rows = parquet_rows(months)
+    assert [(row["id"], row["local_date"], row["versions"]) for row in rows if row["id"] in (7, 8)] == [
+        (7, date(2026, 5, 30), 3), (8, date(2026, 5, 20), 1), (8, date(2026, 7, 1), 1)]
+    assert rows == whole_parquet(run_export, storage.root, tmp_path / "whole.parquet")
+
+    put("2026-06-11", "20260613T090000", dated_event(7, "2026-06-11", "edited"))
+    put("2026-07-01", "20260713T090000", dated_event(8, "2026-07-01", "edited"))
+    code, err = run_export(storage.root, *update)
+    assert (code, err) == (0, f"{months} updated: 2 of 7 days changed, 3 months read; 3 of 3 monthly files written "
+                              "(10 rows)\n")  # event 8's day in May is not read: no warning
+    rows = parquet_rows(months)
+    assert [(row["id"], row["local_date"], row["summary"]) for row in rows if row["id"] in (7, 8)] == [
+        (7, date(2026, 6, 11), "edited"), (8, date(2026, 5, 20), "x"), (8, date(2026, 7, 1), "edited")]
+    assert rows == whole_parquet(run_export, storage.root, tmp_path / "whole.parquet")
+
+
 @pytest.mark.slow
 def test_a_read_only_datasette_answers_through_each_update(half_grown, run_export, monkeypatch):
     """The site's way (docs/site.md): Datasette may not write the database's folder (a read-only bind mount,
@@ -582,6 +626,40 @@ def test_a_poisoned_bookkeeping_of_a_parquet_folder_is_rebuilt(small_archive, tm
     code, err = run_export(small_archive, "-o", str(folder), "--format", "parquet", "--update")
     assert (code, "rebuilt (its bookkeeping is unreadable)" in err) == (0, True), err
     assert parquet_rows(folder) == rows and (folder / "_export_state.json").is_file()
+
+
+def test_a_folder_of_an_older_version_is_made_again(small_archive, tmp_path, run_export):
+    """Its state held a digest of each month's rows (format 1), its files the rows in the order they were read."""
+    folder = tmp_path / "parquet"
+    update = ["-o", str(folder), "--format", "parquet", "--update"]
+    assert run_export(small_archive, *update)[0] == 0
+    path = folder / "_export_state.json"
+    state = json.loads(path.read_text())
+    path.write_text(json.dumps({key: value for key, value in state.items() if key != "format"}
+                               | {"months": {"2026-05": "0123456789abcdef0123456789abcdef"}}))
+    code, err = run_export(small_archive, *update)
+    assert (code, err) == (0, f"{folder} rebuilt (its bookkeeping is of an older version): 1 of 1 monthly files "
+                              "written (2 rows)\n")
+    assert json.loads(path.read_text()) == state
+
+
+def test_a_broken_or_missing_monthly_file(small_archive, tmp_path, run_export):
+    """An update reads the files of the months it changes: one that is not Parquet is refused with the way
+    out, and a file removed by hand has the folder made again."""
+    folder = tmp_path / "parquet"
+    update = ["-o", str(folder), "--format", "parquet", "--update"]
+    assert run_export(small_archive, *update)[0] == 0
+    rows, month = parquet_rows(folder), folder / "events-2026-05.parquet"
+    month.write_bytes(b"not parquet")
+    add_run(small_archive, "083000", 3)
+    code, err = run_export(small_archive, *update)
+    assert (code, err.startswith(f"error: {month} is not a monthly file as the export writes them")) == (2, True), err
+    assert "remove it, and the next update makes the folder again" in err
+    month.unlink()
+    code, err = run_export(small_archive, *update)
+    assert (code, err) == (0, f"{folder} rebuilt (events-2026-05.parquet is missing): 1 of 1 monthly files written "
+                              "(3 rows)\n")
+    assert [row["id"] for row in parquet_rows(folder)] == [*(row["id"] for row in rows), 3]
 
 
 @pytest.mark.parametrize("target", ["database", "lock"])
