@@ -268,6 +268,25 @@ def test_the_limits_of_one_mode_are_refused_in_the_other(tmp_path):
            "--nagios: with --nagios give -w/--warning and -c/--critical (see --help)\n", "")
 
 
+def test_the_options_of_a_check_are_refused_with_serve_and_the_servers_without_it(tmp_path):
+    """-t, --json, -v and --nagios shape one check's answer, --host and --port the server's: --serve ignored
+    the first, a check the second, silently (-t looked like a bound on the server's reads). Each is a usage
+    error now: one line, exit 2 (UNKNOWN and 3 with --nagios)."""
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return run_main("health_check.py", args, os.environ, tmp_path)
+
+    why = "apply to a check, not to --serve (it answers each request from the health file: /healthz and /metrics)"
+    served = run("--serve", "-t", "5", "--json")
+    assert (served.returncode, served.stdout) == (2, "")
+    assert served.stderr == f"health_check.py: error: --json and -t/--timeout {why} (see --help)\n"
+    plugin = run("--serve", "--nagios", "-v")
+    assert (plugin.returncode, plugin.stderr) == (3, "")
+    assert plugin.stdout == f"POLISEN_COLLECTOR UNKNOWN: health_check.py: --nagios and -v/--verbose {why} (see --help)\n"
+    check = run("--port", "9200")
+    assert (check.returncode, check.stdout) == (2, "")
+    assert check.stderr == "health_check.py: error: --port applies only with --serve (see --help)\n"
+
+
 def test_a_limit_given_alone_moves_the_other_default_to_fit(capsys, health):
     """`-c 30` alone: -w is 30 too (its default 45 would be above it); `-w 120` alone: -c is 120. Given
     both, -w above -c is still a usage error (the usage test above)."""

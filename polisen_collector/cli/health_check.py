@@ -67,6 +67,8 @@ def _port(text: str) -> int:
     return int(text)
 
 
+TIMEOUT_SECONDS = 10.0
+HOST, PORT_NUMBER = "127.0.0.1", 9108
 MAX_AGE_MINUTES = 45.0  # the plain check's limit: the 30-minute interval + 15 minutes grace
 WARNING_MINUTES, CRITICAL_MINUTES = 45.0, 90.0  # the plugin's
 MINUTES = _positive("minutes", 10**7)
@@ -98,15 +100,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--critical-failures", type=COUNT, metavar="N",
                         help="--nagios: a failed last run is WARNING, CRITICAL from N failures in a row "
                              f"(default {CRITICAL_FAILURES}, as deploy/prometheus-alerts.yml)")
-    parser.add_argument("-t", "--timeout", type=SECONDS, default=10.0, metavar="SECONDS",
-                        help="give up reading the health file after this long: UNKNOWN (default 10)")
+    parser.add_argument("-t", "--timeout", type=SECONDS, metavar="SECONDS",
+                        help=f"give up reading the health file after this long: UNKNOWN (default {TIMEOUT_SECONDS:g})")
     parser.add_argument("-v", "--verbose", action="count", default=0,
                         help="print the details after the status line (without --nagios they follow a "
                              "healthy line anyway)")
     add_standard_options(parser)
     parser.add_argument("--serve", action="store_true", help="serve GET /healthz and GET /metrics over HTTP")
-    parser.add_argument("--host", default="127.0.0.1", help="--serve: address to bind (default loopback)")
-    parser.add_argument("--port", type=PORT, default=9108, help="--serve: port (default 9108; 0 picks a free one)")
+    parser.add_argument("--host", help=f"--serve: address to bind (default {HOST}, loopback)")
+    parser.add_argument("--port", type=PORT, help=f"--serve: port (default {PORT_NUMBER}; 0 picks a free one)")
     parser.nagios = "--nagios" in (sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     check_mode_options(parser, args)
@@ -115,20 +117,37 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.max_age_minutes = MAX_AGE_MINUTES
     if args.critical_failures is None:
         args.critical_failures = CRITICAL_FAILURES
+    args.timeout = TIMEOUT_SECONDS if args.timeout is None else args.timeout
+    args.host = HOST if args.host is None else args.host
+    args.port = PORT_NUMBER if args.port is None else args.port
     return args
 
 
 PLUGIN_ONLY = (("warning", "-w/--warning"), ("critical", "-c/--critical"), ("critical_failures", "--critical-failures"))
+CHECK_ONLY = (("nagios", "--nagios"), ("json", "--json"), ("verbose", "-v/--verbose"), ("timeout", "-t/--timeout"))
+SERVE_ONLY = (("host", "--host"), ("port", "--port"))
+
+
+def _listed(flags: list[str]) -> str:
+    return " and ".join((", ".join(flags[:-1]), flags[-1])) if len(flags) > 1 else flags[0]
 
 
 def check_mode_options(parser: PluginParser, args: argparse.Namespace) -> None:
-    """A limit of the other mode is refused, never silently ignored: -w, -c and --critical-failures
-    are the plugin's (--nagios), --max-age-minutes the plain check's and --serve's."""
+    """An option of the other mode is refused, never silently ignored: -w, -c and --critical-failures
+    are the plugin's (--nagios), --max-age-minutes the plain check's and --serve's; --nagios, --json,
+    -v and -t a check's, --host and --port --serve's."""
+    if args.serve:
+        given = [flag for name, flag in CHECK_ONLY if getattr(args, name)]
+        if given:
+            parser.error(f"{_listed(given)} {'applies' if len(given) == 1 else 'apply'} to a check, not to --serve "
+                         "(it answers each request from the health file: /healthz and /metrics)")
+    elif args.host is not None or args.port is not None:
+        given = [flag for name, flag in SERVE_ONLY if getattr(args, name) is not None]
+        parser.error(f"{_listed(given)} {'applies' if len(given) == 1 else 'apply'} only with --serve")
     if not args.nagios:
         given = [flag for name, flag in PLUGIN_ONLY if getattr(args, name) is not None]
         if given:
-            named = " and ".join((", ".join(given[:-1]), given[-1])) if len(given) > 1 else given[0]
-            parser.error(f"{named} {'applies' if len(given) == 1 else 'apply'} only with --nagios "
+            parser.error(f"{_listed(given)} {'applies' if len(given) == 1 else 'apply'} only with --nagios "
                          "(without it, --max-age-minutes is the limit and any failed run is unhealthy)")
     elif args.max_age_minutes is not None and not args.serve:
         parser.error("--max-age-minutes is the limit of the check without --nagios: with --nagios give "
