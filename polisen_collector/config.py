@@ -449,6 +449,13 @@ def _raw_values(
     return values
 
 
+def environment_with(env_file: Path | None) -> dict[str, str]:
+    """The `.env`'s values under the process environment's, the file read once: a shell's pipe
+    (`--env-file <(...)`) reads empty the second time, so whatever reads the settings again (a
+    configuration failure recorded where they say) is handed these."""
+    return {**(read_env_file(env_file) if env_file is not None else {}), **os.environ}
+
+
 def load_some(
     fields: Collection[str],
     environ: Mapping[str, str] | None = None,

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from datetime import date, timedelta
@@ -168,6 +169,25 @@ def test_a_fifo_as_env_file_is_refused_at_once_and_a_shells_pipe_is_read(collect
         os.close(read_end)
     assert piped.stdout == (f"UNHEALTHY: health file {collector.workdir / 'from-the-pipe.json'} does not exist "
                             "(has the collector ever run?)\n")
+
+
+def test_a_bad_setting_from_a_shells_pipe_is_recorded_where_the_pipe_says(collector, fake_api):
+    """The failure is recorded in the health file the pipe's settings name: the pipe was read a second
+    time to find it, found empty then, and the failure went to ./logs/health.json instead."""
+    health = collector.workdir / "from-the-pipe.json"
+    read_end, write_end = os.pipe()
+    os.write(write_end, f"HEALTH_FILE={health}\nLOG_LEVEL=LOUD\n".encode())
+    os.close(write_end)
+    try:
+        result = run_main("collect_events.py", ["--env-file", f"/dev/fd/{read_end}"], collector.env, collector.workdir)
+    finally:
+        os.close(read_end)
+    assert one_line(result).startswith("configuration error: LOG_LEVEL")
+    recorded = json.loads(health.read_text())
+    assert (recorded["status"], recorded["error"]["type"], recorded["error"]["message"].startswith("LOG_LEVEL")) == (
+        "failed", "ConfigError", True), recorded
+    assert not (collector.workdir / "logs" / "health.json").exists()
+    assert fake_api.requests == []
 
 
 def test_a_body_json_cannot_parse_is_said_without_a_stammer(collector, fake_api, tmp_path):

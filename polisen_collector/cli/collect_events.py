@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import gc
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from polisen_collector.cli.common import ToolParser, add_standard_options, door
@@ -20,6 +21,7 @@ from polisen_collector.config import (
     check_file_path,
     check_not_a_file,
     check_writable_dir,
+    environment_with,
     load_settings,
 )
 from polisen_collector.exit_codes import EXIT_CONFIG, EXIT_OK
@@ -66,8 +68,8 @@ def cli_overrides(args: argparse.Namespace) -> dict[str, str | None]:
     }
 
 
-def build_settings(args: argparse.Namespace) -> Settings:
-    settings = load_settings(overrides=cli_overrides(args), env_file=args.env_file)
+def build_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> Settings:
+    settings = load_settings(environ, overrides=cli_overrides(args), env_file=None)
     if settings.health_file:
         check_file_path(settings.health_path, "HEALTH_FILE")
     if settings.prometheus_textfile_dir:
@@ -121,8 +123,10 @@ def run_job(args: argparse.Namespace, echo: bool) -> int:
     """Settings, logging, then the job the arguments name; its exit code."""
     from polisen_collector.logging_setup import LOG_FILE_NAME, print_failure, setup_logging
 
+    environ: dict[str, str] | None = None  # None: the .env could not be read
     try:
-        settings = build_settings(args)
+        environ = environment_with(args.env_file)
+        settings = build_settings(args, environ)
         backfill_days = parse_backfill(args.backfill)
         last_error = setup_logging(settings.log_dir, settings.log_level, settings.log_max_bytes,
                                    settings.log_backup_count, echo=echo)
@@ -133,7 +137,7 @@ def run_job(args: argparse.Namespace, echo: bool) -> int:
         # Only a collection run speaks for health.json: a dry run writes nothing, and the audit,
         # compaction and an on-demand backfill are other jobs (the audit has health-audit.json).
         collection = not (args.dry_run or args.other_job)
-        problem = record_config_failure(args, error) if collection else None
+        problem = record_config_failure(args, error, environ) if collection else None
         print_failure(f"configuration error: {error}" + (f" ({problem})" if problem else ""))
         return EXIT_CONFIG
 
@@ -159,22 +163,20 @@ def run_job(args: argparse.Namespace, echo: bool) -> int:
     return code
 
 
-def record_config_failure(args: argparse.Namespace, error: ConfigError) -> str | None:
-    """Record the failure in the health file (and ping /fail) when the settings saying where still parse.
+def record_config_failure(args: argparse.Namespace, error: ConfigError, environ: Mapping[str, str] | None) -> str | None:
+    """Record the failure in the health file (and ping /fail) when the settings saying where still parse
+    (from `environ`, what the run read: None when the .env itself could not be read).
 
     Returns what went wrong doing so, for the one stderr line, or None.
     """
     from polisen_collector.clock import utc_now
-    from polisen_collector.config import EnvFileError, load_some
+    from polisen_collector.config import load_some
     from polisen_collector.health.file import write_health
 
-    if isinstance(error, EnvFileError):  # the error line says it already; no setting can be read
+    if environ is None:  # the error line says why; no setting can be read
         return "not recorded in the health file"
-    try:
-        some, bad = load_some(("health_file", "log_dir", "healthcheck_ping_url"),
-                              overrides=cli_overrides(args), env_file=args.env_file)
-    except (OSError, ValueError, ConfigError) as failure:  # e.g. an unreadable .env: the config error is what matters
-        return f"not recorded in the health file: {failure}"
+    some, bad = load_some(("health_file", "log_dir", "healthcheck_ping_url"), environ,
+                          overrides=cli_overrides(args), env_file=None)
     if "log_dir" in bad:  # LOG_DIR itself is the bad setting: nowhere to record it
         return None
     path = some.health_path
