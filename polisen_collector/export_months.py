@@ -2,7 +2,8 @@
 
     DIR/events-2026-05.parquet     the rows of the events dated in May 2026 (Swedish dates), by local_date and id
     DIR/_export_state.json         what the files were made from: per day, the digest of its objects' names;
-                                   per month, how many rows its file holds
+                                   per month, how many rows its file holds; the days of each event
+                                   whose versions are dated on several (a few: edits of an event's time)
 
 `read_parquet('DIR/*.parquet')` in DuckDB (or pandas, Spark, Polars) reads them as one table;
 `_export_state.json` matches no `*.parquet` glob and starts with `_`, which Spark and Hive skip.
@@ -14,17 +15,19 @@ that still comes later (an event whose versions are dated further apart) has its
 read back and written again with it.
 
 What changed is told by the names of the archive's objects, as for SQLite (export_update.py).
-An update reads the days that changed and the MERGE_WINDOW_DAYS around each (an event whose
-versions are dated on several days is one row, in the month of its latest version; the days
-around each of its versions are read too), makes the rows of the events with a version on a
-changed day (or a row dated on one before) and replaces those events' rows in the files of the
-months of the days it read. A file is written only when its rows differ from those it holds (a
-compaction, or a page that changes no column, writes nothing); an event whose row moves to another
-month (a new version dated there) leaves the month it was in. Each file is written beside its
-place and renamed over it, so a reader never sees half a file; the state is written after the
-files, so a killed update leaves the state of before and the next update makes the same rows
-again (a file already written then equals them and is left). Two updates of one folder at once
-take turns (a lock file in the folder).
+An update reads the days that changed, makes the rows of the events with a version on one (or a
+row dated on one before) and replaces those events' rows in the files of their months. An event
+whose versions are dated on several days within MERGE_WINDOW_DAYS is one row, in the month of its
+latest version: its other days are read too, found in the state (the days of the events dated on
+several) and in the files (a row of the event dated within MERGE_WINDOW_DAYS of a version: an
+event that a new version dates elsewhere). With --type or --location, an event left out has no
+row to be found by: then the MERGE_WINDOW_DAYS around each day are read instead. A file is
+written only when its rows differ from those it holds (a compaction, or a page that changes no
+column, writes nothing); an event whose row moves to another month (a new version dated there)
+leaves the month it was in. Each file is written beside its place and renamed over it, so a
+reader never sees half a file; the state is written after the files, so a killed update leaves
+the state of before and the next update makes the same rows again (a file already written then
+equals them and is left). Two updates of one folder at once take turns (a lock file in the folder).
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import fcntl
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import partial
@@ -60,9 +63,10 @@ from polisen_collector.files import NotRegularFile, atomic_write, open_regular, 
 from polisen_collector.storage.base import Storage
 
 STATE_FILE = "_export_state.json"
-STATE_FORMAT = 2
+STATE_FORMAT = 3
 """1: per month the digest of its rows (files in the order rows were read); 2: per month its rows'
-count, files sorted by ORDER. A folder of an older format is rebuilt."""
+count, files sorted by ORDER; 3: and the days of the events dated on several. A folder of an older
+format is rebuilt."""
 STATE_MAX_BYTES = 16 << 20
 """The bookkeeping is read no further: about 40 bytes a day, a century of days is 1.5 MB."""
 LOCK_FILE = ".export.lock"
@@ -115,13 +119,15 @@ def update_months(storage: Storage, options: ExportOptions, folder: Path, summar
         expected = made_from(storage, options, list(COLUMNS.items()), ROW_OPTIONS)
         reason = _why_rebuild(folder, state, expected)
         if state and not reason:
-            report, days, months = _update(storage, options, folder, summary, on_bad, known=state["days"],
-                                           rows=state["months"])
+            report, days, months, spread = _update(storage, options, folder, summary, on_bad, known=state["days"],
+                                                   rows=state["months"], spread=_spread_of(state))
         else:
-            report, days, months = _build(storage, options, folder, summary, on_bad)
+            report, days, months, spread = _build(storage, options, folder, summary, on_bad)
             report.how, report.reason = ("created", "") if state is None else ("rebuilt", reason)
         document = {"format": STATE_FORMAT, "made_from": expected, "days": dict(sorted(days.items())),
-                    "months": dict(sorted(months.items()))}
+                    "months": dict(sorted(months.items())),
+                    "spread": {str(event_id): sorted(day.isoformat() for day in spread[event_id])
+                               for event_id in sorted(spread)}}
         atomic_write(folder / STATE_FILE, json.dumps(document, indent=0).encode("utf-8"))
     return report
 
@@ -139,9 +145,10 @@ def _why_rebuild(folder: Path, state: dict[str, Any] | None, expected: str) -> s
 
 
 def _build(storage: Storage, options: ExportOptions, folder: Path, summary: ExportSummary,
-           on_bad: Callable[[BadLine], None]) -> tuple[MonthsReport, dict[str, str], dict[str, int]]:
+           on_bad: Callable[[BadLine], None]) -> tuple[MonthsReport, dict[str, str], dict[str, int], Spread]:
     """Every monthly file from one pass over the archive (see the module's docstring)."""
     signatures: dict[str, str] = {}
+    spread: Spread = {}
     pending: dict[str, list[dict[str, Any]]] = {}  # month -> its rows not written yet
     read_back: dict[str, Table] = {}  # month -> the rows of its file, written already, that a late row joins
     written: dict[str, int] = {}  # month -> the rows of its file
@@ -163,8 +170,13 @@ def _build(storage: Storage, options: ExportOptions, folder: Path, summary: Expo
             last = objects.day
             yield objects
 
+    def noted(versions: list[Version]) -> bool:
+        if len(dated := _days_of(versions)) > 1:
+            spread.setdefault(versions[0].event.id, set()).update(dated)
+        return True
+
     listed = read(list_days(storage, options, summary.counting(on_bad)))
-    for row in iter_rows(storage, options, summary, on_bad, days=listed):
+    for row in iter_rows(storage, options, summary, on_bad, days=listed, keep=noted):
         month = month_of(row["local_date"])
         if month in written and month not in pending:  # a late row of a month written already
             read_back[month] = _read_month(folder / month_file(month))
@@ -176,12 +188,12 @@ def _build(storage: Storage, options: ExportOptions, folder: Path, summary: Expo
     months = {month_of(date.fromisoformat(day)) for day in signatures} | written.keys()
     report = MonthsReport("created", days=len(signatures), days_changed=len(signatures), months=len(months),
                           months_written=len(written), rows_written=sum(written.values()))
-    return report, signatures, dict(written)
+    return report, signatures, dict(written), spread
 
 
 def _update(storage: Storage, options: ExportOptions, folder: Path, summary: ExportSummary,
-            on_bad: Callable[[BadLine], None], *, known: dict[str, str], rows: dict[str, int]
-            ) -> tuple[MonthsReport, dict[str, str], dict[str, int]]:
+            on_bad: Callable[[BadLine], None], *, known: dict[str, str], rows: dict[str, int], spread: Spread
+            ) -> tuple[MonthsReport, dict[str, str], dict[str, int], Spread]:
     """The rows of the events of the days that changed replaced in the files of their months (see the module's docstring)."""
     listed: set[date] = set()
     changed: dict[date, DayObjects] = {}  # only these days' names are kept: a few, where all are years of pages
@@ -197,7 +209,7 @@ def _update(storage: Storage, options: ExportOptions, folder: Path, summary: Exp
     months = dict(rows)
     if changed or gone:
         tables, made, stale = _changed_rows(storage, options, folder, summary, on_bad, listed=listed,
-                                            changed=changed, gone=gone)
+                                            changed=changed, gone=gone, spread=spread)
         report.months_read = len(tables)
         for month, old in sorted(tables.items()):
             table = _replaced(old, made.get(month, []), stale)
@@ -208,35 +220,48 @@ def _update(storage: Storage, options: ExportOptions, folder: Path, summary: Exp
                 report.months_written += 1
                 report.rows_written += table.num_rows
             months[month] = table.num_rows
-    return report, days, {month: count for month, count in months.items() if count}
+    return report, days, {month: count for month, count in months.items() if count}, spread
 
 
+Spread = dict[int, set[date]]
+"""The days of each event whose versions are dated on more than one (the state's `spread`)."""
 Stale = Callable[[int, date], bool]
 """Whether a file's row of this id and local_date is one an update made again (or found gone)."""
 
 
 def _changed_rows(storage: Storage, options: ExportOptions, folder: Path, summary: ExportSummary,
                   on_bad: Callable[[BadLine], None], *, listed: set[date], changed: dict[date, DayObjects],
-                  gone: set[date]) -> tuple[dict[str, Table | None], dict[str, list[dict[str, Any]]], Stale]:
+                  gone: set[date], spread: Spread) -> tuple[dict[str, Table | None], dict[str, list[dict[str, Any]]], Stale]:
     """(the files of the months read, each as it is (None: there is none); the rows, by month, of the events
-    with a version on a changed day or a row dated on one; which rows of the files they replace). The days
-    around each version of those events are read too, so that each is made of the versions a whole export
-    merges into it."""
+    with a version on a changed day or a row dated on one; which rows of the files they replace). The other
+    days of those events are read too, so that each is made of the versions a whole export merges into it;
+    `spread` (the days of the events dated on several) is brought up to date."""
     touched = set(changed) | gone
+    filtered = bool(options.types or options.locations)  # an event left out has no row that tells its days
     objects: dict[date, DayObjects] = dict(changed)
     tables: dict[str, Table | None] = {}
-    wanted = _around(touched, listed)
+    wanted = _around(touched, listed) if filtered else set()
     while True:
-        objects |= {day: list_day(storage, day) for day in wanted - objects.keys()}  # the days around: listed again
-        for month in {month_of(day) for day in objects.keys() | touched} - tables.keys():
+        objects |= {day: list_day(storage, day) for day in wanted - objects.keys()}  # listed again
+        for month in _months_around(objects.keys() | touched) - tables.keys():
             tables[month] = _read_month(folder / month_file(month))
-        before = {event_id for table in tables.values() if table is not None
-                  for event_id, day in _ids_and_dates(table) if day in touched}
+        dated: dict[int, set[date]] = {}  # the days of each event's rows in the files read
+        for table in tables.values():
+            for event_id, day in _ids_and_dates(table):
+                dated.setdefault(event_id, set()).add(day)
+        before = {event_id for event_id, days in dated.items() if days & touched}
         attempt = ExportSummary()
         made, days_of = _rows_of(storage, options, attempt, on_bad, days=objects, touched=touched, before=before)
-        more = _around(set().union(*days_of.values()), listed) - objects.keys()
-        if not more:
+        more = set().union(*(spread.get(event_id, ()) for event_id in days_of.keys() | before))
+        more |= {day for event_id, versions in days_of.items() for day in dated.get(event_id, ())
+                 if any(abs((day - version).days) <= MERGE_WINDOW_DAYS for version in versions)}
+        if filtered:
+            more |= _around(set().union(*days_of.values()), listed)
+        if not (more := (more & listed) - objects.keys()):
             summary.add(attempt)
+            for event_id in days_of.keys() | before:
+                spread.pop(event_id, None)
+            spread.update({event_id: days for event_id, days in days_of.items() if len(days) > 1})
             return tables, made, partial(_stale, touched, days_of)
         wanted |= more
 
@@ -249,7 +274,7 @@ def _rows_of(storage: Storage, options: ExportOptions, summary: ExportSummary, o
     days_of: dict[int, set[date]] = {}
 
     def keep(versions: list[Version]) -> bool:
-        event_id, dated = versions[0].event.id, {date.fromisoformat(version.event.day) for version in versions}
+        event_id, dated = versions[0].event.id, _days_of(versions)
         if dated & touched or event_id in before:
             days_of.setdefault(event_id, set()).update(dated)
             return True
@@ -260,6 +285,10 @@ def _rows_of(storage: Storage, options: ExportOptions, summary: ExportSummary, o
                          days=[found for _, found in sorted(days.items()) if found]):
         made.setdefault(month_of(row["local_date"]), []).append(row)
     return made, days_of
+
+
+def _days_of(versions: list[Version]) -> set[date]:
+    return {date.fromisoformat(version.event.day) for version in versions}
 
 
 def _stale(touched: set[date], days_of: dict[int, set[date]], event_id: int, day: date) -> bool:
@@ -281,8 +310,18 @@ def _around(days: Iterable[date], listed: set[date]) -> set[date]:
     return found
 
 
-def _ids_and_dates(table: Table) -> Iterator[tuple[int, date]]:
-    return zip(table["id"].to_pylist(), table["local_date"].to_pylist(), strict=True)
+def _months_around(days: Iterable[date]) -> set[str]:
+    """The months of the days within MERGE_WINDOW_DAYS of one of `days` (less than a month: those of its ends)."""
+    months: set[str] = set()
+    for day in days:
+        for offset in (-MERGE_WINDOW_DAYS, 0, MERGE_WINDOW_DAYS):
+            with suppress(OverflowError):  # before year 1 or after 9999
+                months.add(month_of(day + timedelta(days=offset)))
+    return months
+
+
+def _ids_and_dates(table: Table | None) -> Iterator[tuple[int, date]]:
+    return iter(()) if table is None else zip(table["id"].to_pylist(), table["local_date"].to_pylist(), strict=True)
 
 
 def _replaced(old: Table | None, rows: list[dict[str, Any]], stale: Stale) -> Table:
@@ -346,12 +385,24 @@ def _read_state(folder: Path) -> dict[str, Any] | None:
             months = document.get("months", {})
             if isinstance(months, dict) and all(isinstance(count, str) or (type(count) is int and count >= 0)
                                                 for count in months.values()):  # digests of STATE_FORMAT 1
+                _spread_of(document)
                 return document
     except FileNotFoundError:
         return None
     except (OSError, ValueError, RecursionError, Unreadable):
         pass
     return {}
+
+
+def _spread_of(state: dict[str, Any]) -> Spread:
+    """The state's days of the events dated on several; ValueError when they are not such."""
+    spread = state.get("spread", {})
+    if not isinstance(spread, dict) or not all(isinstance(days, list) for days in spread.values()):
+        raise ValueError("the days of the events dated on several are not a mapping of lists")
+    try:
+        return {int(event_id): {date.fromisoformat(day) for day in days} for event_id, days in spread.items()}
+    except TypeError as error:
+        raise ValueError(str(error)) from None
 
 
 @contextmanager

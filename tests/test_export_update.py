@@ -464,13 +464,16 @@ def dated_event(event_id: int, day: str, summary: str = "x") -> dict:
     return {**event_line(event_id), "datetime": f"{day} 9:38:09 +02:00", "summary": summary}
 
 
-def test_monthly_files_of_events_dated_on_days_far_apart(tmp_path, run_export):
+@pytest.mark.parametrize("only", [[], ["--type", "brand"]])
+def test_monthly_files_of_events_dated_on_days_far_apart(tmp_path, run_export, only):
     """Event 7's versions are dated 30 May, 5 and 11 June, a week or less apart, so one row; the version
     stored last is the one of 30 May, so the row is May's, which the one pass over the archive has written
     by the time it reads 11 June: May's file is read back and written again with it. Event 8's versions
     are six weeks apart: a row in May and one in July. An edit of event 7 dated 11 June moves its row to
     June: the update reads the days around each of its versions (30 May is more than a week from 11 June)
-    and takes the row out of May; an edit of event 8 in July leaves its May row alone."""
+    and takes the row out of May; an edit of event 8 in July leaves its May row alone. The update finds
+    event 7's days in the state (the days of the events dated on several), or with a filter, which
+    leaves no row of an event left out, by reading the week around each day."""
     storage, months = LocalStorage(tmp_path / "data"), tmp_path / "months"
 
     def put(day: str, run: str, *events: dict) -> None:
@@ -484,14 +487,16 @@ def test_monthly_files_of_events_dated_on_days_far_apart(tmp_path, run_export):
     put("2026-05-30", "20260612T090000", dated_event(7, "2026-05-30"))  # stored last: the row's version
     put("2026-05-20", "20260520T090000", dated_event(8, "2026-05-20"))
     put("2026-07-01", "20260701T090000", dated_event(8, "2026-07-01"))
-    update = ["-o", str(months), "--format", "parquet", "--update"]
+    update = ["-o", str(months), "--format", "parquet", "--update", *only]
     code, err = run_export(storage.root, *update)
     assert (code, err.splitlines()[-1]) == (0, f"{months} created: 3 of 3 monthly files written (10 rows); "
                                                "1 ids dated on days too far apart to merge"), err
     rows = parquet_rows(months)
     assert [(row["id"], row["local_date"], row["versions"]) for row in rows if row["id"] in (7, 8)] == [
         (7, date(2026, 5, 30), 3), (8, date(2026, 5, 20), 1), (8, date(2026, 7, 1), 1)]
-    assert rows == whole_parquet(run_export, storage.root, tmp_path / "whole.parquet")
+    assert rows == whole_parquet(run_export, storage.root, tmp_path / "whole.parquet", *only)
+    spread = json.loads((months / "_export_state.json").read_text())["spread"]
+    assert spread == {"7": ["2026-05-30", "2026-06-05", "2026-06-11"]}
 
     put("2026-06-11", "20260613T090000", dated_event(7, "2026-06-11", "edited"))
     put("2026-07-01", "20260713T090000", dated_event(8, "2026-07-01", "edited"))
@@ -501,7 +506,8 @@ def test_monthly_files_of_events_dated_on_days_far_apart(tmp_path, run_export):
     rows = parquet_rows(months)
     assert [(row["id"], row["local_date"], row["summary"]) for row in rows if row["id"] in (7, 8)] == [
         (7, date(2026, 6, 11), "edited"), (8, date(2026, 5, 20), "x"), (8, date(2026, 7, 1), "edited")]
-    assert rows == whole_parquet(run_export, storage.root, tmp_path / "whole.parquet")
+    assert rows == whole_parquet(run_export, storage.root, tmp_path / "whole.parquet", *only)
+    assert json.loads((months / "_export_state.json").read_text())["spread"] == spread
 
 
 @pytest.mark.slow
