@@ -35,6 +35,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -95,6 +96,11 @@ class MonthsReport:
         if self.how == "updated":
             text += f"{self.days_changed} of {self.days} days changed, {self.months_read} months read; "
         return text + f"{self.months_written} of {self.months} monthly files written ({self.rows_written} rows)"
+
+
+MONTH_FILE = re.compile(r"events-\d{4}-\d{2}\.parquet")
+"""The name of a monthly file: the only *.parquet the folder's update owns (an events-all.parquet put
+there is the user's)."""
 
 
 def month_file(month: str) -> str:
@@ -183,7 +189,7 @@ def _build(storage: Storage, options: ExportOptions, folder: Path, summary: Expo
         pending.setdefault(month, []).append(row)
     write_done(None)
     for path in folder.glob("events-*.parquet"):
-        if path.name not in {month_file(month) for month in written}:
+        if MONTH_FILE.fullmatch(path.name) and path.name not in {month_file(month) for month in written}:
             path.unlink()  # a month a rebuilt folder no longer has
     months = {month_of(date.fromisoformat(day)) for day in signatures} | written.keys()
     report = MonthsReport("created", days=len(signatures), days_changed=len(signatures), months=len(months),
@@ -370,8 +376,7 @@ def _write_month(path: Path, table: Table) -> None:
 
 
 def _ours(name: str) -> bool:
-    return (name in (STATE_FILE, LOCK_FILE) or (name.startswith("events-") and name.endswith(".parquet"))
-            or name.startswith("."))
+    return name in (STATE_FILE, LOCK_FILE) or MONTH_FILE.fullmatch(name) is not None or name.startswith(".")
 
 
 def _read_state(folder: Path) -> dict[str, Any] | None:
@@ -382,7 +387,7 @@ def _read_state(folder: Path) -> dict[str, Any] | None:
         document = json.loads(data) if len(data) <= STATE_MAX_BYTES else None
         if isinstance(document, dict):
             read_signatures(document.get("days"))
-            months = document.get("months", {})
+            months = document.get("months")  # required, as made_from and format are (checked by _why_rebuild)
             if isinstance(months, dict) and all(isinstance(count, str) or (type(count) is int and count >= 0)
                                                 for count in months.values()):  # digests of STATE_FORMAT 1
                 _spread_of(document)

@@ -618,15 +618,18 @@ def test_poisoned_bookkeeping_of_an_sqlite_export_is_rebuilt_in_place(small_arch
     assert dump(database) == whole_export(run_export, small_archive, tmp_path / "whole.db")
 
 
-@pytest.mark.parametrize("state", ["a day that is not one", "[" * 100_000, "fifo"])
+@pytest.mark.parametrize("state", ["a day that is not one", "no months", "[" * 100_000, "fifo"])
 def test_a_poisoned_bookkeeping_of_a_parquet_folder_is_rebuilt(small_archive, tmp_path, run_export, state):
-    """Before issue 22 the tools died on the day that is not one and on the nesting, and hung on the FIFO."""
+    """Before issue 22 the tools died on the day that is not one and on the nesting, and hung on the FIFO;
+    a bookkeeping without its months was a KeyError traceback."""
     folder = tmp_path / "parquet"
     assert run_export(small_archive, "-o", str(folder), "--format", "parquet", "--update")[0] == 0
     rows = parquet_rows(folder)
     path = folder / "_export_state.json"
     if state == "a day that is not one":
         state = json.dumps({**json.loads(path.read_text()), "days": {"garbage": "x"}})
+    elif state == "no months":
+        state = json.dumps({key: value for key, value in json.loads(path.read_text()).items() if key != "months"})
     path.unlink()
     os.mkfifo(path) if state == "fifo" else path.write_text(state)
     code, err = run_export(small_archive, "-o", str(folder), "--format", "parquet", "--update")
@@ -647,6 +650,19 @@ def test_a_folder_of_an_older_version_is_made_again(small_archive, tmp_path, run
     assert (code, err) == (0, f"{folder} rebuilt (its bookkeeping is of an older version): 1 of 1 monthly files "
                               "written (2 rows)\n")
     assert json.loads(path.read_text()) == state
+
+
+def test_a_parquet_file_of_the_users_in_the_folder_is_neither_owned_nor_deleted(small_archive, tmp_path, run_export):
+    """Only events-YYYY-MM.parquet are the update's: an events-all.parquet (a single-file export put there)
+    passed for one, and a rebuild deleted it; read_parquet('DIR/*.parquet') would read its rows twice."""
+    folder = tmp_path / "parquet"
+    folder.mkdir()
+    (folder / "events-all.parquet").write_bytes(b"the user's")
+    code, err = run_export(small_archive, "-o", str(folder), "--format", "parquet", "--update")
+    assert (code, err) == (2, f"error: {folder} holds files of its own (events-all.parquet): export to a new or "
+                              "empty folder\n")
+    assert sorted(path.name for path in folder.iterdir()) == [".export.lock", "events-all.parquet"]
+    assert (folder / "events-all.parquet").read_bytes() == b"the user's"
 
 
 def test_a_broken_or_missing_monthly_file(small_archive, tmp_path, run_export):
