@@ -353,8 +353,8 @@ def ec_pem(key: ApiKey) -> str:
 
 
 BAD_KEYS = {
-    "damaged": (damaged_pem, "is a damaged RSA private key (its numbers do not fit together)"),
-    "prime1=1": (prime1_is_1_pem, "is a damaged RSA private key (its numbers do not fit together)"),
+    "damaged": (damaged_pem, "is not a readable RSA PEM private key, or a damaged one (its numbers do not fit together)"),
+    "prime1=1": (prime1_is_1_pem, "is not a readable RSA PEM private key, or a damaged one (its numbers do not fit together)"),
     "public": (public_pem, "is a public key, not the private key"),
     "non-RSA": (ec_pem, "is not an RSA key (OCI API keys are RSA keys)"),
     "tiny": (tiny_pem, "is a 12-bit RSA key: OCI API keys have at least 2048 bits"),
@@ -446,7 +446,7 @@ def test_a_key_file_that_is_not_the_fingerprints_key_is_refused_before_any_reque
     (lambda key: key.private_key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode("ascii"), None,
      "is a public key, not the private key"),
-    (lambda key: damaged_pem(key), "inherited-from-DEFAULT", "is a damaged RSA private key"),
+    (lambda key: damaged_pem(key), "inherited-from-DEFAULT", "is not a readable RSA PEM private key, or a damaged one"),
     (lambda key: encrypted_pem(key, b"s3cret"), "s3cret", None),
     (lambda key: key.pem, "inherited-from-DEFAULT", None),
     (lambda key: "\n" * (2 << 20) + key.pem, None, "is not a readable RSA PEM private key"),  # read to 1 MiB only

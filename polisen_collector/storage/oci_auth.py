@@ -221,17 +221,8 @@ def _why_unreadable(pem: bytes, pass_phrase: str | None) -> str:
     """What a key text the SDK could not load is instead; only on that failure, so the run pays nothing."""
     if b"PUBLIC KEY-----" in pem or pem.lstrip().startswith(b"ssh-"):
         return "is a public key, not the private key"
-    password = pass_phrase.encode() if pass_phrase else None
-    try:  # without OpenSSL's check of the key's numbers: a text that parses then is a damaged key
-        try:
-            serialization.load_pem_private_key(pem, password, unsafe_skip_rsa_key_validation=True)
-        except TypeError:  # as the SDK does, a pass phrase the key does not need is ignored
-            if password is None:
-                raise
-            serialization.load_pem_private_key(pem, None, unsafe_skip_rsa_key_validation=True)
-    except (ValueError, TypeError, UnsupportedAlgorithm):
-        return "is not a readable RSA PEM private key" + (" (or its pass_phrase is wrong)" if pass_phrase else "")
-    return "is a damaged RSA private key (its numbers do not fit together)"
+    return ("is not a readable RSA PEM private key, or a damaged one (its numbers do not fit together)"
+            + (" (or its pass_phrase is wrong)" if pass_phrase else ""))
 
 
 def fingerprint_of(key: RSAPrivateKey) -> str | None:
