@@ -59,7 +59,7 @@ from polisen_collector.export import (
     list_days,
     parquet_schema,
 )
-from polisen_collector.export_update import Unreadable, made_from, read_signatures, why_rebuild
+from polisen_collector.export_update import Unreadable, changed_days, made_from, read_signatures, why_rebuild
 from polisen_collector.files import NotRegularFile, atomic_write, open_regular, read_regular, replace_with
 from polisen_collector.storage.base import Storage
 
@@ -201,13 +201,7 @@ def _update(storage: Storage, options: ExportOptions, folder: Path, summary: Exp
             on_bad: Callable[[BadLine], None], *, known: dict[str, str], rows: dict[str, int], spread: Spread
             ) -> tuple[MonthsReport, dict[str, str], dict[str, int], Spread]:
     """The rows of the events of the days that changed replaced in the files of their months (see the module's docstring)."""
-    listed: set[date] = set()
-    changed: dict[date, DayObjects] = {}  # only these days' names are kept: a few, where all are years of pages
-    for objects in list_days(storage, options, summary.counting(on_bad)):
-        listed.add(objects.day)
-        if known.get(objects.day.isoformat()) != objects.signature():
-            changed[objects.day] = objects
-    gone = {date.fromisoformat(day) for day in known} - listed
+    listed, changed, gone = changed_days(storage, options, summary, on_bad, known)
     days = {day: signature for day, signature in known.items() if date.fromisoformat(day) not in gone}
     days |= {day.isoformat(): objects.signature() for day, objects in changed.items()}
     report = MonthsReport("updated", days=len(listed), days_changed=len(changed) + len(gone),

@@ -31,7 +31,7 @@ import hashlib
 import json
 import os
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import date
 from importlib import resources
@@ -272,16 +272,23 @@ def _write_all(connection: sqlite3.Connection, storage: Storage, options: Export
                         events=settled.events)
 
 
-def _update_days(connection: sqlite3.Connection, storage: Storage, options: ExportOptions, summary: ExportSummary,
-                 on_bad: Callable[[BadLine], None]) -> UpdateReport:
-    known = read_signatures(dict(connection.execute(f'SELECT "day", "signature" FROM "{DAYS_TABLE}"')))
+def changed_days(storage: Storage, options: ExportOptions, summary: ExportSummary, on_bad: Callable[[BadLine], None],
+                 known: Mapping[str, str]) -> tuple[set[date], dict[date, DayObjects], set[date]]:
+    """(every listed day, the days whose objects differ from `known`'s signatures with their objects, the
+    known days no longer listed), from one listing of the archive."""
     listed: set[date] = set()
     changed: dict[date, DayObjects] = {}  # only these days' names are kept: a few, where all are years of pages
     for objects in list_days(storage, options, summary.counting(on_bad)):
         listed.add(objects.day)
         if known.get(objects.day.isoformat()) != objects.signature():
             changed[objects.day] = objects
-    gone = {date.fromisoformat(day) for day in known} - listed
+    return listed, changed, {date.fromisoformat(day) for day in known} - listed
+
+
+def _update_days(connection: sqlite3.Connection, storage: Storage, options: ExportOptions, summary: ExportSummary,
+                 on_bad: Callable[[BadLine], None]) -> UpdateReport:
+    known = read_signatures(dict(connection.execute(f'SELECT "day", "signature" FROM "{DAYS_TABLE}"')))
+    listed, changed, gone = changed_days(storage, options, summary, on_bad, known)
     report = UpdateReport("updated", days=len(listed), days_changed=len(changed) + len(gone))
     if changed or gone:
         connection.execute('CREATE TEMP TABLE "_ids" ("id" INTEGER PRIMARY KEY)')
