@@ -141,6 +141,17 @@ def test_a_malformed_env_line_is_one_line_naming_it(collector, fake_api):
                               "parsed: write KEY=VALUE, quoting a value that holds spaces or #\n")
 
 
+def run_with_piped_env(collector, tool: str, settings: str) -> subprocess.CompletedProcess:
+    """The tool with `--env-file <(...)`: a shell's pipe holding `settings`, its writer done."""
+    read_end, write_end = os.pipe()
+    os.write(write_end, settings.encode())
+    os.close(write_end)
+    try:
+        return run_main(tool, ["--env-file", f"/dev/fd/{read_end}"], collector.env, collector.workdir)
+    finally:
+        os.close(read_end)
+
+
 def test_a_fifo_as_env_file_is_refused_at_once_and_a_shells_pipe_is_read(collector, fake_api):
     """Opening a FIFO waits for a writer, maybe for ever (a cron run hung there): refused, one line, exit 2.
     `--env-file <(...)`, an anonymous pipe with its writer, is read as before."""
@@ -160,13 +171,7 @@ def test_a_fifo_as_env_file_is_refused_at_once_and_a_shells_pipe_is_read(collect
     assert one_line(default) == f"configuration error: {refusal.replace(str(fifo), '.env')}"
     assert fake_api.requests == []
 
-    read_end, write_end = os.pipe()
-    os.write(write_end, f"HEALTH_FILE={collector.workdir / 'from-the-pipe.json'}\n".encode())
-    os.close(write_end)
-    try:
-        piped = run_main("health_check.py", ["--env-file", f"/dev/fd/{read_end}"], collector.env, collector.workdir)
-    finally:
-        os.close(read_end)
+    piped = run_with_piped_env(collector, "health_check.py", f"HEALTH_FILE={collector.workdir / 'from-the-pipe.json'}\n")
     assert piped.stdout == (f"UNHEALTHY: health file {collector.workdir / 'from-the-pipe.json'} does not exist "
                             "(has the collector ever run?)\n")
 
@@ -175,13 +180,7 @@ def test_a_bad_setting_from_a_shells_pipe_is_recorded_where_the_pipe_says(collec
     """The failure is recorded in the health file the pipe's settings name: the pipe was read a second
     time to find it, found empty then, and the failure went to ./logs/health.json instead."""
     health = collector.workdir / "from-the-pipe.json"
-    read_end, write_end = os.pipe()
-    os.write(write_end, f"HEALTH_FILE={health}\nLOG_LEVEL=LOUD\n".encode())
-    os.close(write_end)
-    try:
-        result = run_main("collect_events.py", ["--env-file", f"/dev/fd/{read_end}"], collector.env, collector.workdir)
-    finally:
-        os.close(read_end)
+    result = run_with_piped_env(collector, "collect_events.py", f"HEALTH_FILE={health}\nLOG_LEVEL=LOUD\n")
     assert one_line(result).startswith("configuration error: LOG_LEVEL")
     recorded = json.loads(health.read_text())
     assert (recorded["status"], recorded["error"]["type"], recorded["error"]["message"].startswith("LOG_LEVEL")) == (
