@@ -270,9 +270,10 @@ def _write_day(writer: _Writer, day: date, rng: random.Random, compacted: bool, 
                     for run in sorted(versions_by_run)
                     for event, collected in versions_by_run[run]
                     for rid in [run_id(collected.astimezone(UTC), f"bench{run % 10}")]]
-        target = compacted_object_name(day)
-        writer.put(collected_times_name(target), encode_collected_times(versions))
-        writer.put(target, encode_compacted(versions))
+        compacted, collected_times = encode_compacted(versions), encode_collected_times(versions)
+        target = compacted_object_name(day, compacted, collected_times)
+        writer.put(collected_times_name(target), collected_times)
+        writer.put(target, compacted)
     else:
         for run, events in sorted(versions_by_run.items()):
             rid = run_id(events[0][1].astimezone(UTC), f"bench{run % 10}")

@@ -2,8 +2,8 @@
 
 What changed in the archive is told by names alone. Every object is written once and never
 changed: a run adds a per-run object (new events, late publications under old dates, edits),
-the page step a page version and its parse, compaction replaces a day's objects by one with
-the same content, a new parser's parse replaces an older one. So each day's rows are a
+the page step a page version and its parse, compaction replaces a day's objects by one named by
+its content (compacted again, a new name), a new parser's parse replaces an older one. So each day's rows are a
 function of the names of that day's objects (export.DayObjects), and the database records,
 per day, a digest of the names its rows were read from (table `_export_days`), and in
 `_export_state` what else the rows depend on (the schema, the parser's version, the SCB

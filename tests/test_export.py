@@ -595,9 +595,11 @@ KILL_POINTS = [1, 2, 3, 34, 35, 36, 40, 180]
 def test_compaction_killed_at_a_step_then_rerun_exports_the_same(workspace, kill_at, tmp_path):
     latest, every = export_in_process(workspace.data_dir), export_in_process(workspace.data_dir, True)
 
-    for step in (kill_at, 2):  # the rerun is killed too, after merging into an existing compacted object
+    # The rerun is killed too, at its second write or delete; killed at the last call, the first run left one
+    # object to delete, which the rerun does (a day's compacted object, named by its content, is not written twice).
+    for step, killed in ((kill_at, True), (2, kill_at != KILL_POINTS[-1])):
         result = compact(workspace, kill_at=step)
-        assert result.returncode == -signal.SIGKILL, result.log[-500:]
+        assert result.returncode == (-signal.SIGKILL if killed else 0), result.log[-500:]
         assert export_in_process(workspace.data_dir) == latest
         assert export_in_process(workspace.data_dir, True) == every
 
@@ -608,7 +610,8 @@ def test_compaction_killed_at_a_step_then_rerun_exports_the_same(workspace, kill
     assert len(after) == 28
     for folder, names in after.items():
         day = folder.removeprefix("events/").replace("/", "")
-        assert names == [f"compacted-{day}.collected.json", f"compacted-{day}.jsonl"], folder
+        assert re.fullmatch(rf"compacted-{day}-[0-9a-f]{{16}}\.jsonl", names[1]), names
+        assert names == [names[1].removesuffix(".jsonl") + ".collected.json", names[1]], folder
 
     calls_file = tmp_path / "calls.json"
     result = compact(workspace, calls_file=calls_file)
@@ -627,18 +630,46 @@ def test_uninterrupted_compaction_takes_180_store_writes(workspace, tmp_path):
 
 
 def test_merging_into_a_compacted_day_reads_each_object_once(workspace, tmp_path):
-    """The compacted object and its sidecar are read for their etags, then for their lines: once each."""
+    """The compacted object, its sidecar and the late object are read once each; the day's new compacted
+    object gets a new name (export --update tells changes by names) and the older one goes, sidecar too."""
     assert compact(workspace).returncode == 0
     day = workspace.data_dir / "events/2026/05/20"
-    compacted = day / "compacted-20260520.jsonl"
+    [compacted] = day.glob("compacted-*.jsonl")
     late = compacted.read_text().splitlines()[0] + "\n"  # a copy of a version, as a late run would store it
     (day / "events-20260601T000000.000000Z-late.jsonl").write_text(late)
     calls_file = tmp_path / "calls.json"
     result = compact(workspace, calls_file=calls_file)
     assert result.returncode == 0 and "compaction: 1 days compacted" in result.log, result.log[-500:]
-    # the sidecar, the compacted object and the late object, each once (it was 5), and two reads by the local
-    # store's conditional writes of the sidecar and the compacted object (it checks the etag they must match)
+    # the sidecar, the compacted object and the late object, each once, and two reads by the local store's
+    # conditional writes of the new sidecar and compacted object (each written only if absent)
     assert json.loads(calls_file.read_text())["get"] == 3 + 2
+    [again] = day.glob("compacted-*.jsonl")
+    assert again != compacted, "the late copy changed the day's last collection: another content, another name"
+    assert sorted(p.name for p in day.iterdir()) == [again.name.removesuffix(".jsonl") + ".collected.json", again.name]
+
+
+def test_a_compaction_killed_before_it_deleted_the_older_compacted_object_is_finished_by_the_next(
+        workspace, tmp_path):
+    """Killed after writing a day's new compacted object, before deleting anything: the day has two compacted
+    objects, reads the same, and the next compaction merges them into one."""
+    assert compact(workspace).returncode == 0
+    day = workspace.data_dir / "events/2026/05/20"
+    [compacted] = day.glob("compacted-*.jsonl")
+    lines = compacted.read_text().splitlines()
+    edited = json.loads(lines[0]) | {"summary": "Uppdaterad sammanfattning."}
+    (day / "events-20260601T000000.000000Z-late.jsonl").write_text(json.dumps(edited) + "\n")
+    latest, every = export_in_process(workspace.data_dir), export_in_process(workspace.data_dir, True)
+    result = compact(workspace, kill_at=3)  # the sidecar and the object written, killed before the first delete
+    assert result.returncode == -signal.SIGKILL, result.log[-500:]
+    assert len(list(day.glob("compacted-*.jsonl"))) == 2
+    assert (export_in_process(workspace.data_dir), export_in_process(workspace.data_dir, True)) == (latest, every)
+
+    result = compact(workspace)
+    assert result.returncode == 0 and "compaction: 1 days compacted, 2 objects merged and removed" in result.log
+    [merged] = day.glob("compacted-*.jsonl")
+    assert sorted(merged.read_text().splitlines()) == sorted([*lines, json.dumps(edited, ensure_ascii=False)])
+    assert sorted(p.name for p in day.iterdir()) == [merged.name.removesuffix(".jsonl") + ".collected.json", merged.name]
+    assert (export_in_process(workspace.data_dir), export_in_process(workspace.data_dir, True)) == (latest, every)
 
 
 @pytest.mark.slow

@@ -510,6 +510,26 @@ def test_monthly_files_of_events_dated_on_days_far_apart(tmp_path, run_export, o
     assert json.loads((months / "_export_state.json").read_text())["spread"] == spread
 
 
+def test_a_day_compacted_again_between_two_updates_is_read_again(small_archive, tmp_path, run_export):
+    """An edit of an old event and a late new one, merged into the compacted day before the next update:
+    the day's compacted object gets a new name, so the update reads the day (it used to keep the old rows)."""
+    storage, database, months = LocalStorage(small_archive), tmp_path / "events.db", tmp_path / "months"
+    updates = (["-o", str(database), "--update"], ["-o", str(months), "--format", "parquet", "--update"])
+    assert compact(storage, date(2026, 6, 10), 2).days_compacted == 1
+    for update in updates:
+        assert run_export(small_archive, *update)[0] == 0
+    storage.put("events/2026/05/20/events-20260521T090000.000Z-bbbbbb.jsonl",
+                encode_jsonl([{**event_line(1), "summary": "edited"}, event_line(3)]))
+    assert compact(storage, date(2026, 6, 10), 2).days_compacted == 1
+    for update in updates:
+        code, err = run_export(small_archive, *update)
+        assert (code, " 1 of 1 days changed" in err) == (0, True), err
+    events = sqlite3.connect(database).execute("SELECT id, summary FROM events ORDER BY id").fetchall()
+    assert events == [(1, "edited"), (2, "x"), (3, "x")]
+    assert dump(database) == whole_export(run_export, small_archive, tmp_path / "whole.db")
+    assert parquet_rows(months) == whole_parquet(run_export, small_archive, tmp_path / "whole.parquet")
+
+
 @pytest.mark.slow
 def test_a_read_only_datasette_answers_through_each_update(half_grown, run_export, monkeypatch):
     """The site's way (docs/site.md): Datasette may not write the database's folder (a read-only bind mount,

@@ -1,15 +1,18 @@
 """Compaction: merge each old day's per-run objects into one object holding every version once.
 
 Steps for a day, each safe to be killed after: (1) write the sidecar of collection times,
-(2) write the compacted object, both under deterministic names and with conditional
-writes, (3) delete the per-run objects that were merged. Readers merge identical versions
-across a day's objects (archive.read_versions), so every intermediate layout reads the same,
-and a rerun merges an existing compacted object with whatever per-run objects are left.
+(2) write the compacted object, both named by their content and written only if absent,
+(3) delete the objects that were merged: the per-run ones, then any older compacted object
+(before its sidecar). Readers merge identical versions across a day's objects
+(archive.read_versions), so every intermediate layout reads the same, and a rerun merges
+whatever compacted and per-run objects are left. A day compacted again (a late version
+arrived) gets a compacted object of a new name: what an export's update tells changes by.
 """
 
 from __future__ import annotations
 
 import logging
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -24,7 +27,7 @@ from polisen_collector.archive.layout import (
     list_event_objects,
     read_versions,
 )
-from polisen_collector.storage.base import PreconditionFailed, Storage, StoredObject
+from polisen_collector.storage.base import PreconditionFailed, Storage
 
 log = logging.getLogger("polisen.compaction")
 
@@ -38,16 +41,17 @@ class CompactionReport:
     copies_dropped: int = 0
 
     def __str__(self) -> str:
-        return (f"compaction: {self.days_compacted} days compacted, {self.objects_removed} per-run objects "
+        return (f"compaction: {self.days_compacted} days compacted, {self.objects_removed} objects merged and "
                 f"removed, {self.versions_kept} versions kept, {self.copies_dropped} identical copies dropped, "
                 f"{self.days_skipped} days skipped")
 
 
 def days_to_compact(names: list[str], cutoff: date) -> list[tuple[date, list[str]]]:
-    """Days before cutoff that still have per-run objects; from the listing alone."""
+    """Days before cutoff that still have per-run objects, or two compacted ones (a compaction killed before
+    it deleted the older); from the listing alone."""
     return [
         (day, day_names) for day, day_names in group_by_day(names)
-        if day < cutoff and any(not is_compacted(name) for name in day_names)
+        if day < cutoff and (len(day_names) > 1 or not is_compacted(day_names[0]))
     ]
 
 
@@ -63,46 +67,26 @@ def compact(storage: Storage, today: date, after_days: int) -> CompactionReport:
 
 
 def compact_day(storage: Storage, day: date, names: list[str], report: CompactionReport) -> None:
-    target = compacted_object_name(day)
-    sidecar = collected_times_name(target)
-    reading = _ReadOnce(storage)
-    # Etags before reading, so a compaction elsewhere that changes them makes our writes fail.
-    etags = {name: (stored.etag if (stored := reading.get(name)) else None) for name in (sidecar, target)}
-    found = read_versions(reading, names)  # the compacted object and its sidecar are not read again
+    found = read_versions(storage, names)
     if found.bad:
         for line in found.bad:
             log.warning("not compacting %s: unreadable line %s", day, line)
         report.days_skipped += 1
         return
-    try:
-        for name, data, content_type in (
-            (sidecar, encode_collected_times(found.versions), "application/json"),
-            (target, encode_compacted(found.versions), "application/x-ndjson"),
-        ):
-            storage.put(name, data, content_type=content_type,
-                        if_match=etags[name], if_none_match=etags[name] is None)
-    except PreconditionFailed as error:
-        log.warning("not compacting %s now: %s (another compaction?); the next run finishes it", day, error)
-        report.days_skipped += 1
-        return
-    merged = [name for name in names if not is_compacted(name)]
+    compacted, collected_times = encode_compacted(found.versions), encode_collected_times(found.versions)
+    target = compacted_object_name(day, compacted, collected_times)
+    if target not in names:  # else a killed rerun wrote it: named by its content, it holds these versions
+        for name, data, content_type in ((collected_times_name(target), collected_times, "application/json"),
+                                         (target, compacted, "application/x-ndjson")):
+            with suppress(PreconditionFailed):  # the same content, from a killed compaction or another at the same time
+                storage.put(name, data, content_type=content_type, if_none_match=True)
+    merged = [name for name in names if name != target]
     for name in merged:
         storage.delete(name)
+        if is_compacted(name):
+            storage.delete(collected_times_name(name))  # after its object: never an object without its times
     report.days_compacted += 1
     report.objects_removed += len(merged)
     report.versions_kept += len(found.versions)
     report.copies_dropped += found.copies
     log.info("compacted %s: %d objects into %s (%d versions)", day, len(merged), target, len(found.versions))
-
-
-class _ReadOnce:
-    """`storage` for reading one day: each object is read once, however often it is asked for."""
-
-    def __init__(self, storage: Storage) -> None:
-        self.storage = storage
-        self.read: dict[str, StoredObject | None] = {}
-
-    def get(self, name: str) -> StoredObject | None:
-        if name not in self.read:
-            self.read[name] = self.storage.get(name)
-        return self.read[name]

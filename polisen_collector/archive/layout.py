@@ -2,13 +2,16 @@
 
 Object names carry the run that wrote them (`events-<run id>.jsonl`, run ids sort by
 time), so the order of names within a day is the order in which versions were collected.
-Compaction (compaction.py) merges a day's per-run objects into `compacted-YYYYMMDD.jsonl`,
-still one raw API object per line, beside `compacted-YYYYMMDD.collected.json`, which keeps
-the runs that first and last stored each version. `read_versions` reads both kinds alike.
+Compaction (compaction.py) merges a day's objects into `compacted-YYYYMMDD-<digest>.jsonl`,
+still one raw API object per line, beside `compacted-YYYYMMDD-<digest>.collected.json`, which
+keeps the runs that first and last stored each version; the digest is of the two objects'
+content, so a day compacted again with new versions gets a new name. Archives made before
+name theirs `compacted-YYYYMMDD.jsonl`. `read_versions` reads every kind alike.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
@@ -105,9 +108,12 @@ def is_compacted(name: str) -> bool:
     return name.rsplit("/", 1)[-1].startswith(COMPACTED_PREFIX)
 
 
-def compacted_object_name(day: date) -> str:
-    """The one deterministic name of a day's compacted object, so reruns find it."""
-    return f"{partition_prefix(day.isoformat())}{COMPACTED_PREFIX}{day:%Y%m%d}.jsonl"
+def compacted_object_name(day: date, compacted: bytes, collected_times: bytes) -> str:
+    """A day's compacted object, named by its content and its sidecar's: a rerun writes the same name, a day
+    compacted again with other versions or times a new one, so that a reader who tells changes by names
+    alone (export --update) sees the change."""
+    digest = hashlib.sha256(hashlib.sha256(compacted).digest() + collected_times).hexdigest()[:16]
+    return f"{partition_prefix(day.isoformat())}{COMPACTED_PREFIX}{day:%Y%m%d}-{digest}.jsonl"
 
 
 def collected_times_name(compacted_name: str) -> str:

@@ -76,7 +76,7 @@ AUDIT = Job("polisen_collector_audit.prom", "polisen_collector_audit", "audit ti
 COMPACTION = Job("polisen_collector_compaction.prom", "polisen_collector_compaction", "compaction", {
     "compacted_days": ("last_run_compacted_dates", "Days the last compaction merged into one object each."),
     "skipped_days": ("last_run_skipped_dates", "Days the last compaction left for the next one."),
-    "objects_removed": ("last_run_objects_removed", "Per-run objects the last compaction merged and removed."),
+    "objects_removed": ("last_run_objects_removed", "Objects (per-run or compacted) the last compaction merged and removed."),
     "versions_kept": ("last_run_versions_kept", "Event versions in the days the last compaction merged."),
     "copies_dropped": ("last_run_copies_dropped", "Identical copies the last compaction dropped."),
 })
