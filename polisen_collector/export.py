@@ -57,7 +57,7 @@ MERGE_WINDOW_DAYS = MOVE_WINDOW_DAYS
 READ_ATTEMPTS = 3
 """How often a day is listed and read again when the archive changed under the export (a compaction
 deleting the objects it merged)."""
-ROWS_VERSION = 2
+ROWS_VERSION = 3
 """Raise it when a change makes the rows of the same archive differ (other than a new column or parser
 version, which are noticed anyway): an SQLite export made before is then rebuilt by its next --update."""
 PARQUET_ROW_GROUP = 10_000
@@ -406,7 +406,8 @@ def iter_versions(
     on_bad: Callable[[BadLine], None],
     progress: Callable[[int, date], None] | None = None,
 ) -> Iterator[list[Version]]:
-    """The versions of each id, day by day, ids ascending within a day."""
+    """The versions of each id, day by day, ids ascending within a day: an id's versions dated at most
+    MERGE_WINDOW_DAYS apart (in a chain) are one list, however many days lie between them."""
     window: OrderedDict[date, dict[int, list[Version]]] = OrderedDict()
     exported = IdBitmap()
 
@@ -426,6 +427,10 @@ def iter_versions(
             report(line)
         summary.copies_dropped += found.copies
         summary.days += 1
+        # Days too far back are done before this day merges: whether two versions merge then depends on their
+        # own days alone, not on which days lie between them in the listing (an update reads only some).
+        while window and (day - next(iter(window))).days > MERGE_WINDOW_DAYS:  # no date arithmetic that overflows
+            yield from flush(window.popitem(last=False)[1])
         groups: dict[int, list[Version]] = {}
         for version in found.versions:
             groups.setdefault(version.event.id, []).append(version)
@@ -433,8 +438,6 @@ def iter_versions(
             for earlier in window.values():
                 versions.extend(earlier.pop(event_id, []))
         window[day] = groups
-        while (day - next(iter(window))).days > MERGE_WINDOW_DAYS:  # no date arithmetic that overflows at year 1
-            yield from flush(window.popitem(last=False)[1])
     while window:
         yield from flush(window.popitem(last=False)[1])
 

@@ -510,6 +510,61 @@ def test_monthly_files_of_events_dated_on_days_far_apart(tmp_path, run_export, o
     assert json.loads((months / "_export_state.json").read_text())["spread"] == spread
 
 
+@pytest.mark.parametrize("listed", ["every day", "only the days of 7 and 8"])
+def test_an_ids_versions_merge_by_their_own_days_not_by_the_days_listed_between(tmp_path, listed):
+    """Versions of an id at most MERGE_WINDOW_DAYS (7) apart are one row, farther apart two, whichever days
+    lie between them in the listing: an update reads only some days, and must merge as a whole export does
+    (versions 8 days apart merged when the day before the later one was listed, in review)."""
+    from polisen_collector.export import ExportOptions, ExportSummary, iter_versions, list_days
+
+    storage = LocalStorage(tmp_path / "data")
+    for day in range(1, 13):
+        storage.put(run_object_name(f"2026-06-{day:02d}", f"202606{day:02d}T080000.000Z-aaaaaa"),
+                    encode_jsonl([dated_event(100 + day, f"2026-06-{day:02d}")]))
+    for day, event_id in ((1, 7), (8, 7), (1, 8), (9, 8), (2, 9), (10, 9), (11, 9)):
+        storage.put(run_object_name(f"2026-06-{day:02d}", f"202606{day:02d}T09{event_id:02d}00.000Z-aaaaaa"),
+                    encode_jsonl([dated_event(event_id, f"2026-06-{day:02d}")]))
+    days = list(list_days(storage, ExportOptions(), on_bad=pytest.fail))
+    if listed != "every day":
+        days = [objects for objects in days if objects.day.day in (1, 2, 8, 9, 10, 11)]
+    groups = [sorted(version.event.day for version in versions)
+              for versions in iter_versions(storage, days, ExportSummary(), on_bad=pytest.fail)
+              if versions[0].event.id < 100]
+    assert sorted(groups) == [["2026-06-01"], ["2026-06-01", "2026-06-08"], ["2026-06-02"],
+                              ["2026-06-09"], ["2026-06-10", "2026-06-11"]]
+
+
+def test_an_update_that_reads_a_few_days_merges_as_the_whole_export(tmp_path, run_export):
+    """The review's case: events every day from 1 to 12 June, event 7 on 1 and 10 June (two rows); an edit of 7
+    on 10 June and a new event on 1 June, then an update: it reads those two days alone, and keeps two rows."""
+    storage, database, months = LocalStorage(tmp_path / "data"), tmp_path / "events.db", tmp_path / "months"
+    updates = (["-o", str(database), "--update"], ["-o", str(months), "--format", "parquet", "--update"])
+
+    def put(day: int, run: str, *events: dict) -> None:
+        storage.put(run_object_name(f"2026-06-{day:02d}", f"202606{day:02d}T{run}.000Z-aaaaaa"),
+                    encode_jsonl(list(events)))
+
+    for day in range(1, 13):
+        put(day, "080000", dated_event(100 + day, f"2026-06-{day:02d}"))
+    put(1, "090000", dated_event(7, "2026-06-01"))
+    put(10, "090000", dated_event(7, "2026-06-10"))
+    for update in updates:
+        assert run_export(storage.root, *update)[0] == 0
+    put(10, "100000", dated_event(7, "2026-06-10", "edited"))
+    put(1, "100000", dated_event(200, "2026-06-01"))
+    for update in updates:
+        code, err = run_export(storage.root, *update)
+        assert (code, " 2 of 12 days changed" in err) == (0, True), err
+    assert sqlite3.connect(database).execute("SELECT local_date, summary FROM versions WHERE id = 7 "
+                                             "ORDER BY local_date, summary").fetchall() == [
+        ("2026-06-01", "x"), ("2026-06-10", "edited"), ("2026-06-10", "x")]
+    assert dump(database) == whole_export(run_export, storage.root, tmp_path / "whole.db")
+    rows = parquet_rows(months)
+    assert [(row["id"], row["local_date"], row["summary"]) for row in rows if row["id"] == 7] == [
+        (7, date(2026, 6, 1), "x"), (7, date(2026, 6, 10), "edited")]
+    assert rows == whole_parquet(run_export, storage.root, tmp_path / "whole.parquet")
+
+
 def test_a_day_compacted_again_between_two_updates_is_read_again(small_archive, tmp_path, run_export):
     """An edit of an old event and a late new one, merged into the compacted day before the next update:
     the day's compacted object gets a new name, so the update reads the day (it used to keep the old rows)."""
