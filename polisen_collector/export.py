@@ -284,16 +284,21 @@ class Changes:
     its rows are made)."""
 
     def __init__(self) -> None:
-        self.records: dict[int, list[Record]] = {}
+        self.records: dict[int, list[tuple[str, Record]]] = {}
 
-    def add(self, records: Iterable[Record]) -> None:
+    def add(self, day: str, records: Iterable[Record]) -> None:
+        """The records of the day's folder (`YYYY-MM-DD`)."""
         for record in records:
-            self.records.setdefault(record.id, []).append(record)
+            self.records.setdefault(record.id, []).append((day, record))
 
-    def of(self, event_id: int) -> list[Record]:
-        """The event's changes of status in time order (histories drops a record that changes nothing)."""
-        records = self.records.get(event_id)
-        return histories(sorted(records, key=lambda r: r.confirmed_at)).get(event_id, []) if records else []
+    def of(self, versions: list[Version]) -> list[Record]:
+        """The changes of status of the event of these versions, in time order (histories drops a record that
+        changes nothing): those in the folders of the versions' days, so that an id exported as two rows,
+        dated too far apart to merge, has each row's own, whichever was read first."""
+        event_id, days = versions[0].event.id, {version.event.day for version in versions}
+        records = sorted((record for day, record in self.records.get(event_id, ()) if day in days),
+                         key=lambda record: record.confirmed_at)
+        return histories(records).get(event_id, []) if records else []
 
 
 def _matches(row: dict[str, Any], options: ExportOptions) -> bool:
@@ -479,7 +484,7 @@ def _days_for(storage: Storage, options: ExportOptions, summary: ExportSummary, 
     report = summary.counting(on_bad)
     for objects in list_days(storage, options, report) if days is None else days:
         pages.know(objects.day.isoformat(), objects.pages)
-        changes.add(read_records(storage, objects.withdrawals, report))
+        changes.add(objects.day.isoformat(), read_records(storage, objects.withdrawals, report))
         yield objects
 
 
@@ -502,7 +507,7 @@ def iter_rows(
     for versions in iter_versions(storage, listed, summary, on_bad, progress):
         if keep is not None and not keep(versions):
             continue
-        history = changes.of(versions[0].event.id)
+        history = changes.of(versions)
         if options.withdrawals:
             yield from _history_rows(versions, history, options, summary)
             continue
@@ -562,7 +567,7 @@ def iter_events_with_versions(
     changes = Changes()
     listed = _days_for(storage, options, summary, on_bad, days=days, pages=pages, changes=changes)
     for versions in iter_versions(storage, listed, summary, on_bad, progress):
-        history = changes.of(versions[0].event.id)
+        history = changes.of(versions)
         withdrawn = withdrawn_at(history)
         dated = {version.event.day for version in versions}
         hashes, rows = zip(*version_rows(versions, options.page_origin, withdrawn), strict=True)

@@ -565,6 +565,29 @@ def test_an_update_that_reads_a_few_days_merges_as_the_whole_export(tmp_path, ru
     assert rows == whole_parquet(run_export, storage.root, tmp_path / "whole.parquet")
 
 
+def test_an_id_in_two_rows_has_each_rows_own_withdrawal(tmp_path, run_export):
+    """Event 7's versions are dated 1 and 20 May, too far apart to merge: two rows. Its 1 May version was
+    withdrawn: that row says so, the 20 May row does not (it took every record of the id read before it),
+    in a whole export and after an update that reads 20 May alone."""
+    from datetime import UTC, datetime
+
+    storage, months = LocalStorage(tmp_path / "data"), tmp_path / "months"
+    for day in ("2026-05-01", "2026-05-20"):
+        storage.put(run_object_name(day, f"{day.replace('-', '')}T090000.000Z-aaaaaa"),
+                    encode_jsonl([dated_event(7, day), dated_event(int(day[-2:]), day)]))
+    withdrawn = datetime(2026, 5, 2, 8, tzinfo=UTC)
+    write_records(storage, "2026-05-01", [Record(7, WITHDRAWN, withdrawn, "2026-05-01")], "20260502T080000.000Z-aaaaaa")
+    update = ["-o", str(months), "--format", "parquet", "--update"]
+    assert run_export(storage.root, *update)[0] == 0
+    storage.put(run_object_name("2026-05-20", "20260521T090000.000Z-aaaaaa"), encode_jsonl([dated_event(21, "2026-05-20")]))
+    code, err = run_export(storage.root, *update)
+    assert (code, " 1 of 2 days changed" in err) == (0, True), err
+    rows = parquet_rows(months)
+    assert [(row["local_date"], row["withdrawn_at"]) for row in rows if row["id"] == 7] == [
+        (date(2026, 5, 1), withdrawn), (date(2026, 5, 20), None)]
+    assert rows == whole_parquet(run_export, storage.root, tmp_path / "whole.parquet")
+
+
 def test_a_day_compacted_again_between_two_updates_is_read_again(small_archive, tmp_path, run_export):
     """An edit of an old event and a late new one, merged into the compacted day before the next update:
     the day's compacted object gets a new name, so the update reads the day (it used to keep the old rows)."""
