@@ -25,9 +25,11 @@ row to be found by: then the MERGE_WINDOW_DAYS around each day are read instead.
 written only when its rows differ from those it holds (a compaction, or a page that changes no
 column, writes nothing); an event whose row moves to another month (a new version dated there)
 leaves the month it was in. Each file is written beside its place and renamed over it, so a
-reader never sees half a file; the state is written after the files, so a killed update leaves
-the state of before and the next update makes the same rows again (a file already written then
-equals them and is left). Two updates of one folder at once take turns (a lock file in the folder).
+reader never sees half a file. Before the first file, the state is written without the days the
+update read, and after the last, with them: a killed update has the next one read those days again
+and make the same rows (a file already written then equals them and is left), even those of an
+event taken out of one month's file and not yet put in the next. Two updates of one folder at once
+take turns (a lock file in the folder).
 """
 
 from __future__ import annotations
@@ -124,18 +126,23 @@ def update_months(storage: Storage, options: ExportOptions, folder: Path, summar
             raise ExportError(f"{folder} holds files of its own ({strangers[0]}): export to a new or empty folder")
         expected = made_from(storage, options, list(COLUMNS.items()), ROW_OPTIONS)
         reason = _why_rebuild(folder, state, expected)
+        save = partial(_write_state, folder, expected)
         if state and not reason:
             report, days, months, spread = _update(storage, options, folder, summary, on_bad, known=state["days"],
-                                                   rows=state["months"], spread=_spread_of(state))
+                                                   rows=state["months"], spread=_spread_of(state), save=save)
         else:
             report, days, months, spread = _build(storage, options, folder, summary, on_bad)
             report.how, report.reason = ("created", "") if state is None else ("rebuilt", reason)
-        document = {"format": STATE_FORMAT, "made_from": expected, "days": dict(sorted(days.items())),
-                    "months": dict(sorted(months.items())),
-                    "spread": {str(event_id): sorted(day.isoformat() for day in spread[event_id])
-                               for event_id in sorted(spread)}}
-        atomic_write(folder / STATE_FILE, json.dumps(document, indent=0).encode("utf-8"))
+        save(days, months, spread)
     return report
+
+
+def _write_state(folder: Path, made_from: str, days: dict[str, str], months: dict[str, int], spread: Spread) -> None:
+    document = {"format": STATE_FORMAT, "made_from": made_from, "days": dict(sorted(days.items())),
+                "months": dict(sorted(months.items())),
+                "spread": {str(event_id): sorted(day.isoformat() for day in spread[event_id])
+                           for event_id in sorted(spread)}}
+    atomic_write(folder / STATE_FILE, json.dumps(document, indent=0).encode("utf-8"))
 
 
 def _why_rebuild(folder: Path, state: dict[str, Any] | None, expected: str) -> str:
@@ -198,9 +205,12 @@ def _build(storage: Storage, options: ExportOptions, folder: Path, summary: Expo
 
 
 def _update(storage: Storage, options: ExportOptions, folder: Path, summary: ExportSummary,
-            on_bad: Callable[[BadLine], None], *, known: dict[str, str], rows: dict[str, int], spread: Spread
+            on_bad: Callable[[BadLine], None], *, known: dict[str, str], rows: dict[str, int], spread: Spread,
+            save: Callable[[dict[str, str], dict[str, int], Spread], None]
             ) -> tuple[MonthsReport, dict[str, str], dict[str, int], Spread]:
-    """The rows of the events of the days that changed replaced in the files of their months (see the module's docstring)."""
+    """The rows of the events of the days that changed replaced in the files of their months (see the module's
+    docstring). Before the first file is written, the state forgets the days read (`save`): a kill between two
+    files (an event leaving May written, June not yet) then has the next update read all of them again."""
     listed, changed, gone = changed_days(storage, options, summary, on_bad, known)
     days = {day: signature for day, signature in known.items() if date.fromisoformat(day) not in gone}
     days |= {day.isoformat(): objects.signature() for day, objects in changed.items()}
@@ -208,18 +218,24 @@ def _update(storage: Storage, options: ExportOptions, folder: Path, summary: Exp
                           months=len({month_of(day) for day in listed}))
     months = dict(rows)
     if changed or gone:
-        tables, made, stale = _changed_rows(storage, options, folder, summary, on_bad, listed=listed,
-                                            changed=changed, gone=gone, spread=spread)
+        before = {event_id: set(event_days) for event_id, event_days in spread.items()}
+        tables, made, stale, read = _changed_rows(storage, options, folder, summary, on_bad, listed=listed,
+                                                  changed=changed, gone=gone, spread=spread)
         report.months_read = len(tables)
+        writes: dict[str, Table] = {}
         for month, old in sorted(tables.items()):
             table = _replaced(old, made.get(month, []), stale)
-            if old is None and not table.num_rows:
-                continue  # no file, and none needed
-            if old is None or not table.equals(old):
-                _write_month(folder / month_file(month), table)
-                report.months_written += 1
-                report.rows_written += table.num_rows
-            months[month] = table.num_rows
+            if old is not None or table.num_rows:  # else no file, and none needed
+                months[month] = table.num_rows
+                if old is None or not table.equals(old):
+                    writes[month] = table
+        if writes:
+            save({day: signature for day, signature in known.items() if date.fromisoformat(day) not in read},
+                 {month: count for month, count in rows.items() if month not in writes}, before)
+        for month, table in writes.items():
+            _write_month(folder / month_file(month), table)
+            report.months_written += 1
+            report.rows_written += table.num_rows
     return report, days, {month: count for month, count in months.items() if count}, spread
 
 
@@ -231,11 +247,12 @@ Stale = Callable[[int, date], bool]
 
 def _changed_rows(storage: Storage, options: ExportOptions, folder: Path, summary: ExportSummary,
                   on_bad: Callable[[BadLine], None], *, listed: set[date], changed: dict[date, DayObjects],
-                  gone: set[date], spread: Spread) -> tuple[dict[str, Table | None], dict[str, list[dict[str, Any]]], Stale]:
+                  gone: set[date], spread: Spread
+                  ) -> tuple[dict[str, Table | None], dict[str, list[dict[str, Any]]], Stale, set[date]]:
     """(the files of the months read, each as it is (None: there is none); the rows, by month, of the events
-    with a version on a changed day or a row dated on one; which rows of the files they replace). The other
-    days of those events are read too, so that each is made of the versions a whole export merges into it;
-    `spread` (the days of the events dated on several) is brought up to date."""
+    with a version on a changed day or a row dated on one; which rows of the files they replace; the days
+    read). The other days of those events are read too, so that each is made of the versions a whole export
+    merges into it; `spread` (the days of the events dated on several) is brought up to date."""
     touched = set(changed) | gone
     filtered = bool(options.types or options.locations)  # an event left out has no row that tells its days
     objects: dict[date, DayObjects] = dict(changed)
@@ -251,7 +268,8 @@ def _changed_rows(storage: Storage, options: ExportOptions, folder: Path, summar
                 dated.setdefault(event_id, set()).add(day)
         before = {event_id for event_id, days in dated.items() if days & touched}
         attempt = ExportSummary()
-        made, days_of = _rows_of(storage, options, attempt, on_bad, days=objects, touched=touched, before=before)
+        made, days_of, grouped = _rows_of(storage, options, attempt, on_bad, days=objects, touched=touched,
+                                          before=before)
         more = set().union(*(spread.get(event_id, ()) for event_id in days_of.keys() | before))
         more |= {day for event_id, versions in days_of.items() for day in dated.get(event_id, ())
                  if any(abs((day - version).days) <= MERGE_WINDOW_DAYS for version in versions)}
@@ -261,20 +279,25 @@ def _changed_rows(storage: Storage, options: ExportOptions, folder: Path, summar
             summary.add(attempt)
             for event_id in days_of.keys() | before:
                 spread.pop(event_id, None)
-            spread.update({event_id: days for event_id, days in days_of.items() if len(days) > 1})
-            return tables, made, partial(_stale, touched, days_of)
+            for event_id, days in grouped.items():  # a row not made again keeps its days too
+                spread.setdefault(event_id, set()).update(days)
+            return tables, made, partial(_stale, touched, days_of), set(objects)
         wanted |= more
 
 
 def _rows_of(storage: Storage, options: ExportOptions, summary: ExportSummary, on_bad: Callable[[BadLine], None], *,
              days: dict[date, DayObjects], touched: set[date], before: set[int]
-             ) -> tuple[dict[str, list[dict[str, Any]]], dict[int, set[date]]]:
+             ) -> tuple[dict[str, list[dict[str, Any]]], dict[int, set[date]], Spread]:
     """(the rows by month, the days of each event's versions) of the events read from `days` that have a
-    version on a day `touched` or are `before` (had a row dated on one)."""
+    version on a day `touched` or are `before` (had a row dated on one); and the days of every row read
+    dated on several, made again or not (the state's `spread`)."""
     days_of: dict[int, set[date]] = {}
+    grouped: Spread = {}
 
     def keep(versions: list[Version]) -> bool:
         event_id, dated = versions[0].event.id, _days_of(versions)
+        if len(dated) > 1:
+            grouped.setdefault(event_id, set()).update(dated)
         if dated & touched or event_id in before:
             days_of.setdefault(event_id, set()).update(dated)
             return True
@@ -284,7 +307,7 @@ def _rows_of(storage: Storage, options: ExportOptions, summary: ExportSummary, o
     for row in iter_rows(storage, options, summary, on_bad, keep=keep,
                          days=[found for _, found in sorted(days.items()) if found]):
         made.setdefault(month_of(row["local_date"]), []).append(row)
-    return made, days_of
+    return made, days_of, grouped
 
 
 def _days_of(versions: list[Version]) -> set[date]:

@@ -148,16 +148,23 @@ def temp_file_beside(path: Path, *, private: bool = False) -> tuple[int, str]:
 
 def replace_with(path: Path, write: Callable[[str], object]) -> None:
     """`write(name)` makes a file of a temp name beside `path` (mode following the umask, as the file it
-    replaces would), renamed over `path` once complete, removed if anything fails: readers and a
-    killed writer leave `path` whole, old or new. For writers that open the file themselves (SQLite, pyarrow)."""
+    replaces would), flushed to disk and renamed over `path` once complete, removed if anything fails:
+    readers, a killed writer and a power cut leave `path` whole, old or new. For writers that open the
+    file themselves (SQLite, pyarrow)."""
     fd, tmp = temp_file_beside(path)
     os.close(fd)
     try:
         write(tmp)
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    _sync_folder(path.parent)
 
 
 def atomic_write(path: Path, data: bytes, *, durable: bool = True, private: bool = False) -> None:
@@ -176,8 +183,13 @@ def atomic_write(path: Path, data: bytes, *, durable: bool = True, private: bool
             os.unlink(tmp)
         raise
     if durable:
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        _sync_folder(path.parent)
+
+
+def _sync_folder(folder: Path) -> None:
+    """A rename in `folder` made durable."""
+    dir_fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)

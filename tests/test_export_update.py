@@ -398,17 +398,19 @@ def test_what_update_refuses(tmp_path, run_export, monkeypatch, args, message):
 
 @pytest.mark.slow
 def test_a_folder_of_monthly_parquet_files_updated_and_killed(half_grown, run_export, tmp_path):
-    """Every version (--all-versions); a killed update leaves whole files, the next one the rows of a whole export."""
+    """Every version (--all-versions); a killed update leaves whole files and a state that has forgotten the days
+    it read (read again by the next update), the next one the rows of a whole export."""
     workspace, _, add_the_rest = half_grown
     months = tmp_path / "months"
     update = ["-o", str(months), "--format", "parquet", "--all-versions", "--update"]
     code, err = run_export(workspace.data_dir, *update)
     assert (code, err.splitlines()[0]) == (0, f"{months} created: 4 of 4 monthly files written (1456 rows)")
-    state = (months / "_export_state.json").read_bytes()
+    state = json.loads((months / "_export_state.json").read_text())
     add_the_rest()
     killed = workspace.run(*update, script=KILL_SCRIPT, env={**POLISEN, "KILL_AFTER": "export_months._write_month"})
     assert killed.returncode == -signal.SIGKILL, killed.stderr
-    assert (months / "_export_state.json").read_bytes() == state
+    journal = json.loads((months / "_export_state.json").read_text())
+    assert journal["days"].items() < state["days"].items() and journal["spread"] == state["spread"]
     assert not [path for path in months.iterdir() if path.name.endswith(".tmp")], "a temp file is left hidden only"
     parquet_rows(months)  # every file whole
     code, err = run_export(workspace.data_dir, *update)
@@ -562,6 +564,56 @@ def test_an_update_that_reads_a_few_days_merges_as_the_whole_export(tmp_path, ru
     rows = parquet_rows(months)
     assert [(row["id"], row["local_date"], row["summary"]) for row in rows if row["id"] == 7] == [
         (7, date(2026, 6, 1), "x"), (7, date(2026, 6, 10), "edited")]
+    assert rows == whole_parquet(run_export, storage.root, tmp_path / "whole.parquet")
+
+
+def test_an_update_killed_between_two_monthly_files_is_finished_by_the_next(tmp_path, run_export):
+    """Event 7, dated 30 May, gets a version dated 1 June (an edit of its time): its row leaves May's file for
+    June's. Killed (SIGKILL) after May's file is written, before June's: the next update reads again every
+    day the killed one read, so event 7's row is made of both versions, as a whole export makes it (it was made
+    of the 1 June version alone: 30 May was found by event 7's row in May, which the killed update had taken out)."""
+    storage, months = LocalStorage(tmp_path / "data"), tmp_path / "months"
+    for day in ("2026-05-20", "2026-05-30", "2026-06-01", "2026-06-20"):
+        storage.put(run_object_name(day, f"{day.replace('-', '')}T080000.000Z-aaaaaa"),
+                    encode_jsonl([dated_event(int(day[-2:]), day)]))
+    storage.put(run_object_name("2026-05-30", "20260530T090000.000Z-aaaaaa"), encode_jsonl([dated_event(7, "2026-05-30")]))
+    update = ["-o", str(months), "--format", "parquet", "--update"]
+    assert run_export(storage.root, *update)[0] == 0
+    storage.put(run_object_name("2026-06-01", "20260602T090000.000Z-aaaaaa"),
+                encode_jsonl([dated_event(7, "2026-06-01", "moved")]))
+    killed = Collector(tmp_path, "https://polisen.se/api/events").run(
+        "--data-dir", str(storage.root), *update, script=KILL_SCRIPT, env={**POLISEN, "KILL_AFTER": "export_months._write_month"})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert 7 not in {row["id"] for row in parquet_rows(months)}, "May's file written without it, June's not yet"
+    code, err = run_export(storage.root, *update)
+    assert code == 0, err
+    rows = parquet_rows(months)
+    assert [(row["local_date"], row["summary"], row["versions"]) for row in rows if row["id"] == 7] == [
+        (date(2026, 6, 1), "moved", 2)]
+    assert rows == whole_parquet(run_export, storage.root, tmp_path / "whole.parquet")
+
+
+def test_an_id_split_in_two_rows_keeps_the_days_of_the_row_not_made_again(tmp_path, run_export):
+    """Event 7's versions of 1 and 3 May are one row. A version dated 20 June is a row of its own, made by an
+    update that reads May 1 and 3 too (event 7's days) without making their row again; an edit on 3 May later
+    must still read 1 May (the days of the May row were forgotten: a row of two versions, not three)."""
+    storage, months = LocalStorage(tmp_path / "data"), tmp_path / "months"
+    update = ["-o", str(months), "--format", "parquet", "--update"]
+
+    def put(day: str, run: str, *events: dict) -> None:
+        storage.put(run_object_name(day, f"{run}.000Z-aaaaaa"), encode_jsonl(list(events)))
+
+    put("2026-05-01", "20260501T090000", dated_event(7, "2026-05-01"), dated_event(1, "2026-05-01"))
+    put("2026-05-03", "20260503T090000", dated_event(7, "2026-05-03"), dated_event(3, "2026-05-03"))
+    assert run_export(storage.root, *update)[0] == 0
+    put("2026-06-20", "20260620T090000", dated_event(7, "2026-06-20"))
+    assert run_export(storage.root, *update)[0] == 0
+    assert json.loads((months / "_export_state.json").read_text())["spread"] == {"7": ["2026-05-01", "2026-05-03"]}
+    put("2026-05-03", "20260621T090000", dated_event(7, "2026-05-03", "edited"))
+    assert run_export(storage.root, *update)[0] == 0
+    rows = parquet_rows(months)
+    assert [(row["local_date"], row["summary"], row["versions"]) for row in rows if row["id"] == 7] == [
+        (date(2026, 5, 3), "edited", 3), (date(2026, 6, 20), "x", 1)]
     assert rows == whole_parquet(run_export, storage.root, tmp_path / "whole.parquet")
 
 
