@@ -556,9 +556,11 @@ def iter_events_with_versions(
     progress: Callable[[int, date], None] | None = None,
     *,
     days: Iterable[DayObjects] | None = None,
+    left_out: Callable[[int, set[str]], None] | None = None,
 ) -> Iterator[EventRecord]:
     """(latest row, (content hash, row) of every version, withdrawal history) of each id whose latest
-    version passes the filters, of every day of the archive, or of `days` only.
+    version passes the filters, of every day of the archive, or of `days` only; `left_out` is told the id
+    and the days of each event the filters leave out.
 
     Every row carries the event's latest page and its place; the page versions themselves
     are in the other formats' `--all-versions`.
@@ -576,6 +578,8 @@ def iter_events_with_versions(
         latest = latest_of_version_rows(versions, completed)
         if not _matches(latest, options):
             summary.filtered_out += 1
+            if left_out is not None:
+                left_out(versions[0].event.id, dated)
             continue
         every = list(zip(hashes, completed, strict=True))
         summary.rows += 1

@@ -11,7 +11,8 @@ reference, the options, the archive).
 
 An update lists the archive (names only: the events and pages prefixes), reads the days whose
 digest changed (and every other day of an event found there, should its versions be dated on
-several days), and replaces those events' rows, all in one transaction on the database in
+several days: the versions table has them, and `_export_left_out` those of the events the filters
+left out), and replaces those events' rows, all in one transaction on the database in
 place: a reader (Datasette) sees the database before or after, never between, and a killed
 update leaves the previous one; a second update waits for the first and then finds little to
 do. When anything but the archive changed (a new version of the schema or the parser, other
@@ -34,6 +35,7 @@ import sqlite3
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import date
+from functools import partial
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -63,13 +65,21 @@ from polisen_collector.files import NotRegularFile, open_regular
 from polisen_collector.pages.parse import PARSER_VERSION
 from polisen_collector.storage.base import Storage
 
-BOOKKEEPING_FORMAT = 1
+BOOKKEEPING_FORMAT = 2
+"""2: and the days of the events the filters left out."""
 DAYS_TABLE = "_export_days"
 STATE_TABLE = "_export_state"
+LEFT_OUT_TABLE = "_export_left_out"
 BOOKKEEPING = [
     f'CREATE TABLE "{DAYS_TABLE}" ("day" TEXT PRIMARY KEY, "signature" TEXT NOT NULL)',
     f'CREATE TABLE "{STATE_TABLE}" ("key" TEXT PRIMARY KEY, "value" TEXT NOT NULL)',
+    f'CREATE TABLE "{LEFT_OUT_TABLE}" ("id" INTEGER NOT NULL, "day" TEXT NOT NULL, PRIMARY KEY ("id", "day")) '
+    "WITHOUT ROWID",
+    f'CREATE INDEX "{LEFT_OUT_TABLE}_day" ON "{LEFT_OUT_TABLE}" ("day")',
 ]
+LeftOut = list[tuple[int, str]]
+"""(id, day) of each version of the events that --type or --location left out: the days an update reads when
+an event is found again on one (a new version of another type), as the versions table gives them for the others."""
 WRITER_WAIT_SECONDS = 900
 """How long an update waits for another one (or a rebuild) holding the database, before it gives up."""
 UPDATE_CACHE_KIB = 65_536
@@ -259,9 +269,12 @@ def _write_all(connection: sqlite3.Connection, storage: Storage, options: Export
             yield objects
 
     days = recorded(list_days(storage, options, summary.counting(on_bad)))
-    insert_sqlite_records(connection, iter_events_with_versions(storage, options, summary, on_bad, progress, days=days))
+    left: LeftOut = []
+    insert_sqlite_records(connection, iter_events_with_versions(storage, options, summary, on_bad, progress, days=days,
+                                                                left_out=partial(_note_left_out, left)))
     finish_sqlite_tables(connection)
     connection.executemany(f'INSERT INTO "{DAYS_TABLE}" VALUES (?, ?)', sorted(signatures.items()))
+    connection.executemany(f'INSERT INTO "{LEFT_OUT_TABLE}" VALUES (?, ?)', left)
     now = utc_now().isoformat(timespec="seconds")
     connection.executemany(f'INSERT INTO "{STATE_TABLE}" VALUES (?, ?)', [
         ("made_from", made_from(storage, options)), ("exported_at", now), ("updated_at", now)])
@@ -293,10 +306,10 @@ def _update_days(connection: sqlite3.Connection, storage: Storage, options: Expo
     if changed or gone:
         connection.execute('CREATE TEMP TABLE "_ids" ("id" INTEGER PRIMARY KEY)')
         connection.execute('CREATE TEMP TABLE "_days" ("day" TEXT PRIMARY KEY)')
-        days, records = _read_until_stable(connection, storage, options, summary, on_bad=on_bad,
-                                           days={**changed, **{day: DayObjects(day) for day in gone}})
+        days, records, left = _read_until_stable(connection, storage, options, summary, on_bad=on_bad,
+                                                 days={**changed, **{day: DayObjects(day) for day in gone}})
         report.days_read = len(days)
-        report.added, report.changed, report.removed = _replace_rows(connection, days, records)
+        report.added, report.changed, report.removed = _replace_rows(connection, days, records, left)
         connection.executemany(f'INSERT OR REPLACE INTO "{DAYS_TABLE}" VALUES (?, ?)',
                                [(day.isoformat(), objects.signature()) for day, objects in days.items()
                                 if objects])
@@ -314,56 +327,66 @@ Records = list[EventRecord]
 
 def _read_until_stable(connection: sqlite3.Connection, storage: Storage, options: ExportOptions,
                        summary: ExportSummary, *, on_bad: Callable[[BadLine], None],
-                       days: dict[date, DayObjects]) -> tuple[dict[date, DayObjects], Records]:
-    """The days to read and their records: the changed days, and every other day of an event found on
-    them, in the database or in the archive; read again if they changed meanwhile (a compaction on
-    another host deletes objects it merged)."""
+                       days: dict[date, DayObjects]) -> tuple[dict[date, DayObjects], Records, LeftOut]:
+    """The days to read, their records and the events the filters leave out: the changed days, and every
+    other day of an event found on them, in the database or in the archive; read again if they changed
+    meanwhile (a compaction on another host deletes objects it merged)."""
     for _ in range(READ_ATTEMPTS):
         while extra := _days_of(connection, days.keys(), "day") - days.keys():
             days.update({day: list_day(storage, day) for day in extra})
-        attempt = ExportSummary()
+        attempt, left = ExportSummary(), LeftOut()
         records = list(iter_events_with_versions(storage, options, attempt, on_bad,
-                                                 days=[objects for _, objects in sorted(days.items())]))
-        if extra := _days_of(connection, [latest["id"] for latest, *_ in records], "id") - days.keys():
+                                                 days=[objects for _, objects in sorted(days.items())],
+                                                 left_out=partial(_note_left_out, left)))
+        found = [latest["id"] for latest, *_ in records] + [event_id for event_id, _ in left]
+        if extra := _days_of(connection, found, "id") - days.keys():
             days.update({day: list_day(storage, day) for day in extra})
             continue
         again = {day: list_day(storage, day) for day in days}
         if all(again[day].signature() == objects.signature() for day, objects in days.items()):
             vars(summary).update(vars(attempt))
-            return days, records
+            return days, records, left
         days = again
     raise ExportError("the archive kept changing while the update read it; the next update tries again")
 
 
+def _note_left_out(left: LeftOut, event_id: int, days: set[str]) -> None:
+    left.extend((event_id, day) for day in sorted(days))
+
+
 def _days_of(connection: sqlite3.Connection, keys: Iterable[Any], by: str) -> set[date]:
     """Every day on which the database has a version of an event it has on one of the days given (`by` day)
-    or of one of the ids given (`by` id)."""
+    or of one of the ids given (`by` id), its rows' or those the filters left out."""
     connection.execute('DELETE FROM temp."_days"')
     connection.execute('DELETE FROM temp."_ids"')
     if by == "day":
         connection.executemany('INSERT INTO temp."_days" VALUES (?)', [(day.isoformat(),) for day in keys])
         connection.execute('INSERT OR IGNORE INTO temp."_ids" SELECT "id" FROM "versions" '
                            'WHERE "local_date" IN (SELECT "day" FROM temp."_days")')
+        connection.execute(f'INSERT OR IGNORE INTO temp."_ids" SELECT "id" FROM "{LEFT_OUT_TABLE}" '
+                           'WHERE "day" IN (SELECT "day" FROM temp."_days")')
     else:
         connection.executemany('INSERT OR IGNORE INTO temp."_ids" VALUES (?)', [(key,) for key in keys])
-    found = connection.execute('SELECT DISTINCT "local_date" FROM "versions" '
-                               'WHERE "id" IN (SELECT "id" FROM temp."_ids")')
+    found = connection.execute(f'SELECT "local_date" FROM "versions" WHERE "id" IN (SELECT "id" FROM temp."_ids") '
+                               f'UNION SELECT "day" FROM "{LEFT_OUT_TABLE}" WHERE "id" IN (SELECT "id" FROM temp."_ids")')
     try:
         return {date.fromisoformat(readback.iso_day(day)) for (day,) in found}
     except ValueError as error:
         raise Unreadable(f"a version's local_date is not the export's: {error}") from None
 
 
-def _replace_rows(connection: sqlite3.Connection, days: dict[date, DayObjects], records: Records
+def _replace_rows(connection: sqlite3.Connection, days: dict[date, DayObjects], records: Records, left: LeftOut
                   ) -> tuple[int, int, int]:
     """Delete the rows of every event the database has on `days`, write `records`, the rows those days
-    give now; returns how many events were (added, changed, removed)."""
+    give now, and `left`, the events they leave out; returns how many events were (added, changed, removed)."""
     _days_of(connection, days.keys(), "day")  # fills temp._ids with the events the database has on them
-    connection.executemany('INSERT OR IGNORE INTO temp."_ids" VALUES (?)', [(latest["id"],) for latest, *_ in records])
+    connection.executemany('INSERT OR IGNORE INTO temp."_ids" VALUES (?)',
+                           [(latest["id"],) for latest, *_ in records] + [(event_id,) for event_id, _ in left])
     before = _rows(connection)
-    for table in ("withdrawals", "versions", "events"):
+    for table in ("withdrawals", "versions", "events", LEFT_OUT_TABLE):
         connection.execute(f'DELETE FROM "{table}" WHERE "id" IN (SELECT "id" FROM temp."_ids")')
     insert_sqlite_records(connection, records)
+    connection.executemany(f'INSERT INTO "{LEFT_OUT_TABLE}" VALUES (?, ?)', left)
     after = _rows(connection)
     added = len(after.keys() - before.keys())
     removed = len(before.keys() - after.keys())

@@ -567,6 +567,38 @@ def test_an_update_that_reads_a_few_days_merges_as_the_whole_export(tmp_path, ru
     assert rows == whole_parquet(run_export, storage.root, tmp_path / "whole.parquet")
 
 
+def test_an_sqlite_update_with_a_filter_reads_the_days_of_the_events_it_left_out(tmp_path, run_export):
+    """With --type brand: event 7 (Stöld on 16 and 19 May, left out) gets a version of type Brand dated
+    25 May: its row is made of all three versions. Event 8, Brand on 1 May and Stöld on 20 May, too far
+    apart to merge, is kept for its 1 May version alone; a new event on 1 May has that day read again, and
+    20 May with it. The database keeps the days of the events it left out (_export_left_out) to find them,
+    as it finds the others' in the versions table."""
+    storage, database = LocalStorage(tmp_path / "data"), tmp_path / "events.db"
+    update = ["-o", str(database), "--update", "--type", "brand"]
+
+    def put(day: str, run: str, *events: dict) -> None:
+        storage.put(run_object_name(day, f"{run}.000Z-aaaaaa"), encode_jsonl(list(events)))
+
+    def stold(event_id: int, day: str) -> dict:
+        return {**dated_event(event_id, day), "type": "Stöld"}
+
+    put("2026-05-01", "20260501T090000", dated_event(8, "2026-05-01"), dated_event(1, "2026-05-01"))
+    put("2026-05-16", "20260516T090000", stold(7, "2026-05-16"))
+    put("2026-05-19", "20260519T090000", stold(7, "2026-05-19"))
+    put("2026-05-20", "20260520T090000", stold(8, "2026-05-20"))
+    assert run_export(storage.root, *update)[0] == 0
+    left_out = sqlite3.connect(database).execute('SELECT * FROM "_export_left_out" ORDER BY 1, 2').fetchall()
+    assert left_out == [(7, "2026-05-16"), (7, "2026-05-19"), (8, "2026-05-20")]
+    put("2026-05-25", "20260525T090000", dated_event(7, "2026-05-25", "brand now"))
+    put("2026-05-01", "20260526T090000", dated_event(2, "2026-05-01"))
+    code, err = run_export(storage.root, *update)
+    assert code == 0, err
+    assert "updated: 2 of 5 days changed, 5 read; 2 events added, 0 changed, 0 removed; 4 events in all" in err, err
+    events = sqlite3.connect(database).execute("SELECT id, summary, versions FROM events ORDER BY id").fetchall()
+    assert events == [(1, "x", 1), (2, "x", 1), (7, "brand now", 3), (8, "x", 1)]
+    assert dump(database) == whole_export(run_export, storage.root, tmp_path / "whole.db", "--type", "brand")
+
+
 def test_an_update_killed_between_two_monthly_files_is_finished_by_the_next(tmp_path, run_export):
     """Event 7, dated 30 May, gets a version dated 1 June (an edit of its time): its row leaves May's file for
     June's. Killed (SIGKILL) after May's file is written, before June's: the next update reads again every

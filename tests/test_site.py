@@ -462,13 +462,13 @@ def test_the_metadata_describes_every_column_and_sorts_and_facets_by_indexed_col
     import yaml
 
     from polisen_collector.export import COLUMNS, LIST_COLUMNS, LIST_VIEW, SQLITE_INDEXES, VERSION_KEY, WITHDRAWAL_COLUMNS
-    from polisen_collector.export_update import DAYS_TABLE, STATE_TABLE
+    from polisen_collector.export_update import DAYS_TABLE, LEFT_OUT_TABLE, STATE_TABLE
 
     metadata = yaml.safe_load(METADATA.read_text(encoding="utf-8"))
     assert metadata["source_url"].startswith("https://polisen.se/") and metadata["license"]
     tables = metadata["databases"]["events"]["tables"]
-    assert set(tables) == {"events", "versions", "withdrawals", LIST_VIEW, DAYS_TABLE, STATE_TABLE}
-    assert tables[DAYS_TABLE] == tables[STATE_TABLE] == {"hidden": True}  # --update's bookkeeping
+    assert set(tables) == {"events", "versions", "withdrawals", LIST_VIEW, DAYS_TABLE, STATE_TABLE, LEFT_OUT_TABLE}
+    assert tables[DAYS_TABLE] == tables[STATE_TABLE] == tables[LEFT_OUT_TABLE] == {"hidden": True}  # --update's
     assert set(tables["events"]["columns"]) == set(COLUMNS)
     assert set(tables["versions"]["columns"]) == {*COLUMNS, VERSION_KEY}
     assert set(tables[LIST_VIEW]["columns"]) >= set(LIST_COLUMNS)
