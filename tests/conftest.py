@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import forked
 import pytest
 from fake_polisen import FakePolisenServer, load_snapshot, snapshot_paths, snapshot_time
 from in_process import run_main
@@ -82,7 +83,8 @@ class Collector:
     workspace's environment and folder (tests/in_process.py). A script under tests/ (the kill
     wrappers), `process=True` and an `env` with PYTHON* variables run as a real process, for
     the tests where the process is the point: kill -9, the lock held by another process, an
-    interpreter without an optional extra.
+    interpreter without an optional extra. The kill wrappers' processes are forked from one that
+    has imported the collector (tests/forked.py); the others start a new interpreter.
     """
 
     def __init__(self, workdir: Path, api_url: str) -> None:
@@ -112,7 +114,11 @@ class Collector:
         start = log_file.stat().st_size if log_file.exists() else 0
         full_env = {**self.env, **(env or {})}
         # PYTHON* variables (PYTHONPATH, ...) are read by an interpreter as it starts: they need a process.
-        if process or "/" in script or any(key.startswith("PYTHON") for key in env or {}):
+        fresh = process or any(key.startswith("PYTHON") for key in env or {})
+        if "/" in script and not fresh:  # a kill wrapper: a process of its own, forked (tests/forked.py)
+            result = forked.Server.run(str(REPO / script), ["--env-file", os.devnull, *args], env=full_env,
+                                       cwd=self.workdir, timeout=timeout)
+        elif fresh or "/" in script:
             result = subprocess.run(
                 self.command(*args, script=script), cwd=self.workdir, env=full_env,
                 capture_output=True, text=True, timeout=timeout,
