@@ -26,13 +26,14 @@ from polisen_collector.archive.layout import (
     EVENTS_PREFIX,
     MOVE_WINDOW_DAYS,
     BadLine,
+    DayKeptChanging,
     DayVersions,
     Version,
     collection_order_key,
     collection_time,
     day_of_object,
     group_by_day,
-    read_versions,
+    read_day,
 )
 from polisen_collector.archive.withdrawals import (
     Record,
@@ -47,16 +48,13 @@ from polisen_collector.clock import swedish_date
 from polisen_collector.config import DEFAULT_API_URL
 from polisen_collector.pages.columns import PageColumns
 from polisen_collector.pages.store import day_of_page_object, day_prefix, iter_day_names
-from polisen_collector.storage.base import Storage, StoredObject
+from polisen_collector.storage.base import Storage
 from polisen_collector.urls import origin_of, site_url
 
 if TYPE_CHECKING:  # pyarrow is an optional extra, imported by the Parquet writer only
     import pyarrow as pa
 
 MERGE_WINDOW_DAYS = MOVE_WINDOW_DAYS
-READ_ATTEMPTS = 3
-"""How often a day is listed and read again when the archive changed under the export (a compaction
-deleting the objects it merged)."""
 ROWS_VERSION = 3
 """Raise it when a change makes the rows of the same archive differ (other than a new column or parser
 version, which are noticed anyway): an SQLite export made before is then rebuilt by its next --update."""
@@ -447,34 +445,13 @@ def iter_versions(
         yield from flush(window.popitem(last=False)[1])
 
 
-class _Reading:
-    """The store as read_versions reads a day's objects, noting the listed objects that are gone."""
-
-    def __init__(self, storage: Storage, listed: Iterable[str]) -> None:
-        self.storage, self.listed = storage, set(listed)
-        self.gone: list[str] = []
-
-    def get(self, name: str) -> StoredObject | None:
-        stored = self.storage.get(name)
-        if stored is None and name in self.listed:
-            self.gone.append(name)
-        return stored
-
-
 def _read_day(storage: Storage, objects: DayObjects) -> DayVersions:
-    """The versions of a day's event objects. An object listed but gone when read (a compaction merged it
-    and deleted it meanwhile) has the day listed and read again: its rows are in the compacted object.
-    Never a day read short: ExportError when the day keeps changing."""
-    gone = ""
-    for _ in range(READ_ATTEMPTS):
-        reading = _Reading(storage, objects.events)
-        found = read_versions(reading, list(objects.events))
-        if not reading.gone:
-            return found
-        gone = reading.gone[0]
-        objects = list_day(storage, objects.day)
-    raise ExportError(f"{gone} was listed but gone when read, {READ_ATTEMPTS} times: the archive kept changing "
-                      "under the export (a compaction?); export again")
+    """The versions of a day's event objects (read again from a new listing when the day changed meanwhile:
+    archive.read_day); never a day read short."""
+    try:
+        return read_day(storage, objects.day.isoformat(), objects.events)
+    except DayKeptChanging as error:
+        raise ExportError(f"{error}; export again") from None
 
 
 def _days_for(storage: Storage, options: ExportOptions, summary: ExportSummary, on_bad: Callable[[BadLine], None], *,

@@ -41,11 +41,10 @@ from pathlib import Path
 from typing import Any
 
 from polisen_collector import readback
-from polisen_collector.archive.layout import BadLine
+from polisen_collector.archive.layout import READ_ATTEMPTS, BadLine
 from polisen_collector.clock import utc_now
 from polisen_collector.export import (
     COLUMNS,
-    READ_ATTEMPTS,
     ROWS_VERSION,
     VERSION_KEY,
     DayObjects,

@@ -272,11 +272,11 @@ def test_a_killed_first_export_leaves_no_database(tmp_path, half_grown):
 def test_a_compaction_during_a_whole_export_loses_no_day(half_grown, run_export, tmp_path, monkeypatch):
     """Compaction deletes the objects it merged: a day listed before and read after is read again
     before the export commits, so the new database holds every row (as the update's reads do)."""
-    from polisen_collector import export
+    from polisen_collector.archive import layout
 
     workspace, _, add_the_rest = half_grown
     add_the_rest()
-    read_versions_of_a_day = export.read_versions
+    read_versions_of_a_day = layout.read_versions
 
     def compacting_first(storage, names):
         if not compacted:
@@ -284,7 +284,7 @@ def test_a_compaction_during_a_whole_export_loses_no_day(half_grown, run_export,
         return read_versions_of_a_day(storage, names)
 
     compacted: list = []
-    monkeypatch.setattr(export, "read_versions", compacting_first)
+    monkeypatch.setattr(layout, "read_versions", compacting_first)
     database = tmp_path / "during.db"
     code, err = run_export(workspace.data_dir, "-o", str(database), "--update")
     assert code == 0, err

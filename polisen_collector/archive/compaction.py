@@ -18,6 +18,7 @@ from datetime import date, timedelta
 
 from polisen_collector import interrupt
 from polisen_collector.archive.layout import (
+    ListedReading,
     collected_times_name,
     compacted_object_name,
     encode_collected_times,
@@ -67,7 +68,13 @@ def compact(storage: Storage, today: date, after_days: int) -> CompactionReport:
 
 
 def compact_day(storage: Storage, day: date, names: list[str], report: CompactionReport) -> None:
-    found = read_versions(storage, names)
+    reading = ListedReading(storage, names)
+    found = read_versions(reading, names)
+    if reading.gone:  # another compaction merged it meanwhile: what was read is not the whole day
+        log.warning("not compacting %s now: %s went while it was read (another compaction?); the next run "
+                    "finishes it", day, reading.gone[0])
+        report.days_skipped += 1
+        return
     if found.bad:
         for line in found.bad:
             log.warning("not compacting %s: unreadable line %s", day, line)

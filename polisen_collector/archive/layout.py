@@ -24,7 +24,7 @@ from typing import Any
 
 from polisen_collector.archive.events import Event, InvalidEvent, encode_jsonl, partition_prefix, validate_event
 from polisen_collector.clock import utc_now
-from polisen_collector.storage.base import Reader, Storage
+from polisen_collector.storage.base import Reader, Storage, StorageError, StoredObject
 
 log = logging.getLogger("polisen.archive")
 
@@ -201,9 +201,43 @@ class DayVersions:
     copies: int
 
 
-def read_day(storage: Storage, day: str) -> DayVersions:
-    """The distinct versions of one day's partition (`YYYY-MM-DD`), as read_versions gives them."""
-    return read_versions(storage, list_event_objects(storage, partition_prefix(day)))
+READ_ATTEMPTS = 3
+"""How often a day is listed and read again when objects it listed were gone when read."""
+
+
+class DayKeptChanging(StorageError):
+    """A day's objects went between its listing and its reading, READ_ATTEMPTS times."""
+
+
+class ListedReading:
+    """The store as read_versions reads a day's objects, noting the listed objects that are gone."""
+
+    def __init__(self, storage: Reader, listed: Iterable[str]) -> None:
+        self.storage, self.listed = storage, set(listed)
+        self.gone: list[str] = []
+
+    def get(self, name: str) -> StoredObject | None:
+        stored = self.storage.get(name)
+        if stored is None and name in self.listed:
+            self.gone.append(name)
+        return stored
+
+
+def read_day(storage: Storage, day: str, names: Iterable[str] | None = None) -> DayVersions:
+    """The distinct versions of one day's partition (`YYYY-MM-DD`), as read_versions gives them, from `names`
+    (the day's objects as a listing saw them) or from a listing of its own. An object listed but gone when
+    read (a compaction merged it into a new object, then deleted it) has the day listed and read again:
+    never a day read short (DayKeptChanging when it keeps changing)."""
+    gone = ""
+    for _ in range(READ_ATTEMPTS):
+        listed = list_event_objects(storage, partition_prefix(day)) if names is None else list(names)
+        reading = ListedReading(storage, listed)
+        found = read_versions(reading, listed)
+        if not reading.gone:
+            return found
+        gone, names = reading.gone[0], None
+    raise DayKeptChanging(f"{gone} was listed but gone when read, {READ_ATTEMPTS} times: the archive kept changing "
+                          "(a compaction?)")
 
 
 def read_versions(storage: Reader, names: list[str]) -> DayVersions:
