@@ -523,6 +523,30 @@ def test_a_day_read_while_another_compaction_compacts_it_again_is_read_whole(tmp
         "events/2026/05/10/compacted-20260510"]
 
 
+def test_a_compacted_object_left_without_its_sidecar_by_racing_compactions(tmp_path):
+    """Three compactions of one day on several hosts can leave a compacted object whose sidecar another one
+    deleted. When every version in it is in another object of the day, with its times, it is no bad line and
+    the next compaction merges it away (it refused the day for ever); with a version of its own, it is."""
+    from polisen_collector.archive.compaction import compact
+    from polisen_collector.archive.layout import collected_times_name, list_event_objects, read_day
+
+    storage = LocalStorage(tmp_path / "data")
+    day = "2026-05-10"
+    storage.put(run_object_name(day, "20260510T080000.000Z-aaaaaa"), encode_jsonl([event(1, f"{day} 10:00:00 +02:00")]))
+    assert compact(storage, date(2026, 6, 1), 3).days_compacted == 1
+    [first] = list_event_objects(storage, "events/2026/05/10/")
+    orphan = first.replace("compacted-20260510-", "compacted-20260510-0")  # sorts first: read before the other
+    storage.put(orphan, storage.get(first).data)
+    assert read_day(storage, day).bad == []
+    assert compact(storage, date(2026, 6, 1), 3).days_compacted == 1
+    assert list_event_objects(storage, "events/2026/05/10/") == [first]
+
+    storage.put(orphan, encode_jsonl([event(2, f"{day} 11:00:00 +02:00")]))
+    assert [str(line) for line in read_day(storage, day).bad] == [
+        f"{orphan} line 0: {collected_times_name(orphan)} is missing or unreadable: collection times unknown"]
+    assert compact(storage, date(2026, 6, 1), 3).days_skipped == 1
+
+
 def test_an_archive_that_keeps_changing_under_a_plain_export_fails_it(tmp_path, run_export, monkeypatch):
     """Objects listed but gone each time the day is read: an error, never a day read short."""
     from polisen_collector import export

@@ -249,6 +249,7 @@ def read_versions(storage: Reader, names: list[str]) -> DayVersions:
     """
     merged: dict[str, Version] = {}
     bad: list[BadLine] = []
+    untimed: dict[str, set[str]] = {}  # a compacted object without its sidecar -> the keys of its versions
     copies = 0
     for name in names:
         times: dict[str, tuple[str, str]] = {}
@@ -256,8 +257,7 @@ def read_versions(storage: Reader, names: list[str]) -> DayVersions:
         if is_compacted(name):
             times = read_collected_times(storage, name) or {}
             if not times:
-                bad.append(BadLine(name, 0, f"{collected_times_name(name)} is missing or unreadable: "
-                                            "collection times unknown"))
+                untimed[name] = set()
         for number, item in iter_numbered_lines(storage, name):
             if isinstance(item, BadLine):
                 bad.append(item)
@@ -268,6 +268,8 @@ def read_versions(storage: Reader, names: list[str]) -> DayVersions:
                 bad.append(BadLine(name, number, f"invalid event: {error}"))
                 continue
             key = version_key(event)
+            if name in untimed:
+                untimed[name].add(key)
             first, last = times.get(key, (run, run))
             known = merged.get(key)
             if known is None:
@@ -276,6 +278,10 @@ def read_versions(storage: Reader, names: list[str]) -> DayVersions:
             copies += 1
             known.first_run = min((r for r in (known.first_run, first) if r), default="")
             known.last_run = max(known.last_run, last)
+    for name, keys in untimed.items():  # harmless when another object has every version with its times
+        if not keys or any(not merged[key].last_run for key in keys):  # (compactions racing on several hosts)
+            bad.append(BadLine(name, 0, f"{collected_times_name(name)} is missing or unreadable: "
+                                        "collection times unknown"))
     order = {key: index for index, key in enumerate(merged)}
     versions = sorted(merged.values(), key=lambda v: (v.last_run, order[v.key]))
     return DayVersions(versions, bad, copies)
