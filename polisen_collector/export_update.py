@@ -329,8 +329,22 @@ def _read_until_stable(connection: sqlite3.Connection, storage: Storage, options
                        days: dict[date, DayObjects]) -> tuple[dict[date, DayObjects], Records, LeftOut]:
     """The days to read, their records and the events the filters leave out: the changed days, and every
     other day of an event found on them, in the database or in the archive; read again if they changed
-    meanwhile (a compaction on another host deletes objects it merged)."""
+    meanwhile (a compaction on another host deletes objects it merged): READ_ATTEMPTS times at most (the
+    days found to read too are no attempt: each adds days, so they end)."""
     for _ in range(READ_ATTEMPTS):
+        days, records, left = _read_with_every_day(connection, storage, options, summary, on_bad=on_bad, days=days)
+        again = {day: list_day(storage, day) for day in days}
+        if all(again[day].signature() == objects.signature() for day, objects in days.items()):
+            return days, records, left
+        days = again
+    raise ExportError("the archive kept changing while the update read it; the next update tries again")
+
+
+def _read_with_every_day(connection: sqlite3.Connection, storage: Storage, options: ExportOptions,
+                         summary: ExportSummary, *, on_bad: Callable[[BadLine], None],
+                         days: dict[date, DayObjects]) -> tuple[dict[date, DayObjects], Records, LeftOut]:
+    """The records of `days` and of every other day of the events found on them (added to `days`)."""
+    while True:
         while extra := _days_of(connection, days.keys(), "day") - days.keys():
             days.update({day: list_day(storage, day) for day in extra})
         attempt, left = ExportSummary(), LeftOut()
@@ -338,15 +352,10 @@ def _read_until_stable(connection: sqlite3.Connection, storage: Storage, options
                                                  days=[objects for _, objects in sorted(days.items())],
                                                  left_out=partial(_note_left_out, left)))
         found = [latest["id"] for latest, *_ in records] + [event_id for event_id, _ in left]
-        if extra := _days_of(connection, found, "id") - days.keys():
-            days.update({day: list_day(storage, day) for day in extra})
-            continue
-        again = {day: list_day(storage, day) for day in days}
-        if all(again[day].signature() == objects.signature() for day, objects in days.items()):
+        if not (extra := _days_of(connection, found, "id") - days.keys()):
             vars(summary).update(vars(attempt))
             return days, records, left
-        days = again
-    raise ExportError("the archive kept changing while the update read it; the next update tries again")
+        days.update({day: list_day(storage, day) for day in extra})
 
 
 def _note_left_out(left: LeftOut, event_id: int, days: set[str]) -> None:
