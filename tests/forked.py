@@ -41,6 +41,7 @@ def serve() -> dict[str, Any] | None:
     """Answer runs until stdin ends (None); in a forked child, return its run."""
     import importlib
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C at the terminal is the test process's to handle
     sys.path.insert(0, ROOT)
     for module in PRELOADED:
         importlib.import_module(module)
@@ -68,6 +69,7 @@ def become(request: dict[str, Any]) -> None:
         opened = os.open(path, flags)
         os.dup2(opened, fd)
         os.close(opened)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # as Python starts
     sys.argv = [request["script"], *request["argv"]]
     sys.path[:] = [str(Path(request["script"]).parent), *(path for path in sys.path[1:] if path != ROOT)]
 
