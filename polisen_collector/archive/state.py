@@ -26,7 +26,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from polisen_collector import readback
-from polisen_collector.archive.layout import collection_time, group_by_day, list_event_objects, read_versions
+from polisen_collector.archive.layout import collection_time, group_by_day, list_event_objects, read_day
 from polisen_collector.clock import utc_now
 from polisen_collector.messages import one_line
 from polisen_collector.readback import shown
@@ -228,7 +228,7 @@ def rebuild_from_archive(storage: Storage, today: date, retention_days: int) -> 
     latest_run: dict[int, str] = {}
     bad = 0
     for day, day_names in group_by_day(names):
-        found = read_versions(storage, day_names)
+        found = read_day(storage, day.isoformat(), day_names)  # read again if a compaction elsewhere changed it
         for line in found.bad:
             log.warning("skipping unreadable archive line: %s", line)
         bad += len(found.bad)
