@@ -150,7 +150,12 @@ def replace_with(path: Path, write: Callable[[str], object]) -> None:
     """`write(name)` makes a file of a temp name beside `path` (mode following the umask, as the file it
     replaces would), flushed to disk and renamed over `path` once complete, removed if anything fails:
     readers, a killed writer and a power cut leave `path` whole, old or new. For writers that open the
-    file themselves (SQLite, pyarrow)."""
+    file themselves (SQLite, pyarrow). Through a symbolic link its target is replaced, the link kept; a FIFO,
+    device or folder at `path` is refused (NotRegularFile), never replaced."""
+    path = Path(os.path.realpath(path))
+    with contextlib.suppress(FileNotFoundError):
+        if not stat.S_ISREG(mode := path.stat().st_mode):
+            raise NotRegularFile(path, mode)
     fd, tmp = temp_file_beside(path)
     os.close(fd)
     try:

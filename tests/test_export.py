@@ -547,6 +547,41 @@ def test_a_compacted_object_left_without_its_sidecar_by_racing_compactions(tmp_p
     assert compact(storage, date(2026, 6, 1), 3).days_skipped == 1
 
 
+def test_the_output_in_place_of_a_link_a_fifo_or_a_folder(tmp_path, run_export):
+    """-o through a symbolic link replaces the link's target and keeps the link; a FIFO is written into as it
+    is (a reader at its other end gets the rows; `-o /dev/stdout` works the same), never replaced by a file
+    (a device given to -o was: /dev/full became a regular file); SQLite and Parquet, written to a file and
+    renamed into place, refuse a FIFO, and every format a folder: exit 2, one line."""
+    import threading
+
+    two_days_of_runs(tmp_path / "data")
+    expected = run_export(tmp_path / "data")[1]
+    target, link = tmp_path / "real.jsonl", tmp_path / "link.jsonl"
+    target.write_text("old\n")
+    link.symlink_to(target)
+    assert run_export(tmp_path / "data", "-o", str(link))[0] == 0
+    assert (link.is_symlink(), target.read_text()) == (True, expected)
+
+    fifo, received = tmp_path / "rows.jsonl", []
+    os.mkfifo(fifo)
+    reader = threading.Thread(target=lambda: received.append(fifo.read_text()))
+    reader.start()
+    code, out, err = run_export(tmp_path / "data", "-o", str(fifo))
+    reader.join(10)
+    assert (code, received, fifo.is_fifo()) == (0, [expected], True), err
+
+    for output, what in ((fifo.with_suffix(".db"), "SQLite"), (fifo.with_suffix(".parquet"), "Parquet")):
+        os.mkfifo(output)
+        code, out, err = run_export(tmp_path / "data", "-o", str(output))
+        assert (code, err, output.is_fifo()) == (
+            2, f"error: {output} is a FIFO, not a regular file: {what} is written to a file, renamed into place "
+               "when complete\n", True)
+    (tmp_path / "folder.csv").mkdir()
+    code, out, err = run_export(tmp_path / "data", "-o", str(tmp_path / "folder.csv"))
+    assert (code, err) == (2, f"error: {tmp_path / 'folder.csv'} is a folder, not a regular file: the export is "
+                              "written to a file, renamed into place when complete\n")
+
+
 def test_an_archive_that_keeps_changing_under_a_plain_export_fails_it(tmp_path, run_export, monkeypatch):
     """Objects listed but gone each time the day is read: an error, never a day read short."""
     from polisen_collector import export

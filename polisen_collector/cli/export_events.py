@@ -7,6 +7,7 @@ failed, 2 bad arguments or configuration.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Iterable
 from datetime import date
@@ -94,10 +95,31 @@ def report_bad(line: BadLine) -> None:
     print(f"skipping bad archive line: {line}", file=sys.stderr)
 
 
-def write_output(fmt: str, rows: Iterable[dict[str, Any]], output: str | None, csv_raw: bool,
-                 history: bool = False) -> None:
-    """To stdout, or to a temp file renamed over -o at the end, so a failed export leaves no half file.
-    `rows` are iter_rows' rows (of the withdrawal history with `history`)."""
+def output_path(output: str, fmt: str, update: bool) -> tuple[Path, bool]:
+    """(where -o is written, whether as a stream): a symbolic link's target (replaced, the link kept), or a
+    FIFO or device written into as it is (`-o /dev/stdout`), never replaced by a file; NotRegularFile for
+    such a place where a file is needed (SQLite, Parquet), or a folder where a file is written."""
+    import stat
+
+    from polisen_collector.files import NotRegularFile
+
+    path = Path(os.path.realpath(output))
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return path, False
+    if stat.S_ISREG(mode) or (stat.S_ISDIR(mode) and fmt == "parquet" and update):
+        return path, False
+    if fmt in FILE_ONLY or stat.S_ISDIR(mode):
+        raise NotRegularFile(output, mode)
+    return path, True
+
+
+def write_output(fmt: str, rows: Iterable[dict[str, Any]], output: Path | None, csv_raw: bool, *,
+                 history: bool = False, stream: bool = False) -> None:
+    """To stdout; into -o as it is when it is a FIFO or a device (`stream`); or to a temp file renamed over -o
+    at the end, so a failed export leaves no half file. `rows` are iter_rows' rows (of the withdrawal history
+    with `history`)."""
     from polisen_collector.export import COLUMNS, HISTORY_COLUMNS, write_csv, write_jsonl, write_parquet
     from polisen_collector.files import replace_with
 
@@ -118,8 +140,11 @@ def write_output(fmt: str, rows: Iterable[dict[str, Any]], output: str | None, c
 
     if output is None:
         write_text(sys.stdout)
+    elif stream:
+        with open(output, "w", encoding="utf-8", newline="") as handle:
+            write_text(handle)
     else:
-        replace_with(Path(output), write_file)
+        replace_with(output, write_file)
 
 
 @door
@@ -155,6 +180,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.output and not Path(args.output).resolve().parent.is_dir():
         print(f"error: the folder of {args.output} does not exist", file=sys.stderr)
         return 2
+    output, stream = None, False
+    if args.output:
+        from polisen_collector.files import NotRegularFile
+
+        try:
+            output, stream = output_path(args.output, fmt, args.update)
+        except NotRegularFile as refused:
+            print(f"error: {refused}: {FILE_ONLY.get(fmt, 'the export')} is written to a file, renamed into place "
+                  "when complete", file=sys.stderr)
+            return 2
     try:
         settings = load_settings(overrides={"DATA_DIR": args.data_dir, "STORAGE": args.storage},
                                  env_file=args.env_file, only=(*STORAGE_FIELDS, "api_url", "site_url"))
@@ -193,19 +228,21 @@ def main(argv: list[str] | None = None) -> int:
             from polisen_collector import export_update
             from polisen_collector.files import replace_with
 
-            if args.update and Path(args.output).exists():
-                updated = export_update.update(storage, options, Path(args.output), summary, on_bad=report_bad,
+            assert output is not None
+            if args.update and output.exists():
+                updated = export_update.update(storage, options, output, summary, on_bad=report_bad,
                                                progress=progress)
             else:
-                replace_with(Path(args.output), partial(export_update.write_new, storage, options, summary=summary,
-                                                        on_bad=report_bad, progress=progress))
+                replace_with(output, partial(export_update.write_new, storage, options, summary=summary,
+                                             on_bad=report_bad, progress=progress))
         elif args.update:
             from polisen_collector.export_months import update_months
 
-            updated = update_months(storage, options, Path(args.output), summary, report_bad)
+            assert output is not None
+            updated = update_months(storage, options, output, summary, report_bad)
         else:
-            write_output(fmt, iter_rows(storage, options, summary, report_bad, progress), args.output, args.csv_raw,
-                         args.withdrawals)
+            write_output(fmt, iter_rows(storage, options, summary, report_bad, progress), output, args.csv_raw,
+                         history=args.withdrawals, stream=stream)
     except ExportError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
