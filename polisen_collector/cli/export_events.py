@@ -7,7 +7,6 @@ failed, 2 bad arguments or configuration.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Iterable
 from datetime import date
@@ -96,14 +95,14 @@ def report_bad(line: BadLine) -> None:
 
 
 def output_path(output: str, fmt: str, update: bool) -> tuple[Path, bool]:
-    """(where -o is written, whether as a stream): a symbolic link's target (replaced, the link kept), or a
-    FIFO or device written into as it is (`-o /dev/stdout`), never replaced by a file; NotRegularFile for
-    such a place where a file is needed (SQLite, Parquet), or a folder where a file is written."""
+    """(-o, whether it is written into as a stream): a FIFO or device is written into as it is (`-o
+    /dev/stdout`), never replaced by a file (a symbolic link's target is: files.replace_with); NotRegularFile
+    for such a place where a file is needed (SQLite, Parquet), or for a folder where a file is written."""
     import stat
 
     from polisen_collector.files import NotRegularFile
 
-    path = Path(os.path.realpath(output))
+    path = Path(output)
     try:
         mode = path.stat().st_mode
     except FileNotFoundError:
