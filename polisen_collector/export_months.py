@@ -119,11 +119,12 @@ def update_months(storage: Storage, options: ExportOptions, folder: Path, summar
     if folder.exists() and not folder.is_dir():
         raise ExportError(f"{folder} is a file: a Parquet --update writes a folder of monthly files")
     folder.mkdir(exist_ok=True)
-    strangers = [p.name for p in folder.iterdir() if not _ours(p.name)]
+    strangers = sorted(p.name for p in folder.iterdir() if not _ours(p.name))
     with _locked(folder):
         state = _read_state(folder)
-        if state is None and strangers:
-            raise ExportError(f"{folder} holds files of its own ({strangers[0]}): export to a new or empty folder")
+        if strangers:  # `*.parquet` would read an events-all.parquet put there too; pyarrow fails on a notes.txt
+            raise ExportError(f"{folder} holds files of its own ({strangers[0]}): " + (
+                "export to a new or empty folder" if state is None else "move them out: the folder is the export's"))
         expected = made_from(storage, options, list(COLUMNS.items()), ROW_OPTIONS)
         reason = _why_rebuild(folder, state, expected)
         save = partial(_write_state, folder, expected)
@@ -153,8 +154,25 @@ def _why_rebuild(folder: Path, state: dict[str, Any] | None, expected: str) -> s
         return why_rebuild(state.get("made_from"), expected, "the folder")
     if state.get("format") != STATE_FORMAT:
         return "its bookkeeping is of an older version"
-    missing = [month for month, count in state["months"].items() if count and not (folder / month_file(month)).exists()]
-    return f"{month_file(missing[0])} is missing" if missing else ""  # a file removed by hand
+    for month, count in state["months"].items():
+        if count and not (folder / month_file(month)).exists():
+            return f"{month_file(month)} is missing"  # a file removed by hand
+        if count and not _looks_like_parquet(folder / month_file(month)):
+            return f"{month_file(month)} is not a Parquet file"  # overwritten by hand: the folder's own name
+    return ""
+
+
+def _looks_like_parquet(path: Path) -> bool:
+    """A Parquet file begins and ends with its magic `PAR1` (two small reads, not its footer)."""
+    try:
+        fd = open_regular(path)
+    except OSError:
+        return False
+    try:
+        size = os.fstat(fd).st_size
+        return size >= 8 and os.pread(fd, 4, 0) == os.pread(fd, 4, size - 4) == b"PAR1"
+    finally:
+        os.close(fd)
 
 
 def _build(storage: Storage, options: ExportOptions, folder: Path, summary: ExportSummary,

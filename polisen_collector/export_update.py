@@ -178,6 +178,9 @@ def update(storage: Storage, options: ExportOptions, path: Path, summary: Export
                     raise Unreadable(why_rebuild(state.get("made_from"), expected))
                 report = _update_days(connection, storage, options, summary, on_bad)
             except Unreadable as rebuild:  # nothing is committed before: the rebuild replaces it all
+                if strangers := _tables_not_of_the_export(connection):
+                    raise ExportError(f"{path} holds tables that are not the export's ({', '.join(strangers[:3])}): "
+                                      f"not rebuilt in place ({rebuild}); export to another file") from None
                 _drop_everything(connection)
                 report = _write_all(connection, storage, options, summary, on_bad=on_bad, progress=progress,
                                     how="rebuilt", reason=str(rebuild))
@@ -226,7 +229,17 @@ def why_rebuild(made: Any, expected: str, what: str = "the database") -> str:
         was = None
     if not isinstance(was, dict):
         return "its bookkeeping is unreadable"
-    return "its " + ", ".join(key for key in sorted(now) if was.get(key) != now[key]) + " changed"
+    changed = [key for key in sorted(now) if was.get(key) != now[key]]
+    if "options" in changed and isinstance(options := was.get("options"), dict):
+        named = [OPTION_NAMES.get(name, name) for name in sorted(now["options"])
+                 if options.get(name) != now["options"][name]]
+        changed[changed.index("options")] = f"options ({', '.join(named)})" if named else "options"
+    return "its " + ", ".join(changed) + " changed"
+
+
+OPTION_NAMES = {"all_versions": "--all-versions", "date_from": "--from", "date_to": "--to", "types": "--type",
+                "locations": "--location", "page_origin": "the pages' site, POLISEN_SITE_URL or POLISEN_API_URL"}
+"""The options of made_from as a user gives them, to say which one changed."""
 
 
 def read_signatures(days: Any) -> dict[str, str]:
@@ -242,6 +255,21 @@ def read_signatures(days: Any) -> dict[str, str]:
     except ValueError as error:
         raise Unreadable(f"its bookkeeping is unreadable: {error}") from None
     return days
+
+
+def _tables_not_of_the_export(connection: sqlite3.Connection) -> list[str]:
+    """The tables and views of the database that an export does not make: a rebuild would drop them."""
+    made = sqlite3.connect(":memory:")
+    try:
+        create_sqlite_tables(made)
+        for statement in BOOKKEEPING:
+            made.execute(statement)
+        ours = {name for (name,) in made.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")}
+    finally:
+        made.close()
+    return [name for (name,) in connection.execute(
+        "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite_%' ORDER BY name")
+        if name not in ours]
 
 
 def _drop_everything(connection: sqlite3.Connection) -> None:

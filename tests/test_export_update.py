@@ -361,13 +361,14 @@ def test_a_database_made_otherwise_is_rebuilt_in_place(half_grown, run_export, t
     workspace, database, _ = half_grown
     inode = database.stat().st_ino
     code, err = run_export(workspace.data_dir, "-o", str(database), "--update", "--type", "Brand")
-    assert (code, err.splitlines()[0]) == (0, f"{database} rebuilt in place: its options changed")
+    assert (code, err.splitlines()[0]) == (0, f"{database} rebuilt in place: its options (--type) changed")
     assert dump(database) == whole_export(run_export, workspace.data_dir, tmp_path / "brand.db", "--type", "Brand")
     assert {row[list(COLUMNS).index("type")] for row in dump(database)["events"]} == {"Brand"}
 
     monkeypatch.setattr(export_update, "PARSER_VERSION", 99)
     code, err = run_export(workspace.data_dir, "-o", str(database), "--update")
-    assert (code, err.splitlines()[0]) == (0, f"{database} rebuilt in place: its options, parser changed")
+    assert (code, err.splitlines()[0]) == (
+        0, f"{database} rebuilt in place: its options (--type), parser changed")
     with sqlite3.connect(database) as connection:
         connection.execute(f'DROP TABLE "{export_update.STATE_TABLE}"')
     connection.close()
@@ -832,6 +833,27 @@ def small_archive(tmp_path) -> Path:
     return tmp_path / "data"
 
 
+def test_a_database_of_other_tables_is_not_rebuilt_over_them(small_archive, tmp_path, run_export, monkeypatch):
+    """--update on a database that is not an export (no bookkeeping) rebuilt it in place, dropping the user's
+    tables: refused, exit 2, the tables kept. An export made for another site (POLISEN_SITE_URL) is rebuilt,
+    and the line says which setting changed."""
+    database = tmp_path / "mine.db"
+    with sqlite3.connect(database) as connection:
+        connection.execute("CREATE TABLE mydata (x)")
+        connection.execute("INSERT INTO mydata VALUES (1)")
+    connection.close()
+    code, err = run_export(small_archive, "-o", str(database), "--update")
+    assert (code, err) == (2, f"error: {database} holds tables that are not the export's (mydata): not rebuilt in "
+                              "place (the database has no bookkeeping of an export); export to another file\n")
+    assert sqlite3.connect(database).execute("SELECT x FROM mydata").fetchall() == [(1,)]
+
+    assert run_export(small_archive, "-o", str(tmp_path / "events.db"), "--update")[0] == 0
+    monkeypatch.setenv("POLISEN_SITE_URL", "https://example.org")
+    code, err = run_export(small_archive, "-o", str(tmp_path / "events.db"), "--update")
+    assert (code, err.splitlines()[0]) == (0, f"{tmp_path / 'events.db'} rebuilt in place: its options (the pages' "
+                                              "site, POLISEN_SITE_URL or POLISEN_API_URL) changed")
+
+
 @pytest.mark.parametrize(("poison", "reason"), [
     ('UPDATE "_export_days" SET "day" = \'garbage\'', "its bookkeeping is unreadable: day 'garbage' is not a date"),
     ('UPDATE "_export_days" SET "signature" = \'x\' || char(10) || \'y\'',
@@ -890,7 +912,9 @@ def test_a_folder_of_an_older_version_is_made_again(small_archive, tmp_path, run
 
 def test_a_parquet_file_of_the_users_in_the_folder_is_neither_owned_nor_deleted(small_archive, tmp_path, run_export):
     """Only events-YYYY-MM.parquet are the update's: an events-all.parquet (a single-file export put there)
-    passed for one, and a rebuild deleted it; read_parquet('DIR/*.parquet') would read its rows twice."""
+    passed for one, and a rebuild deleted it; read_parquet('DIR/*.parquet') would read its rows twice. Put
+    there after the folder was made, it is refused too (it was taken in: every row read twice), as any other
+    file of the user's (pyarrow fails on a folder with a notes.txt)."""
     folder = tmp_path / "parquet"
     folder.mkdir()
     (folder / "events-all.parquet").write_bytes(b"the user's")
@@ -900,15 +924,29 @@ def test_a_parquet_file_of_the_users_in_the_folder_is_neither_owned_nor_deleted(
     assert sorted(path.name for path in folder.iterdir()) == [".export.lock", "events-all.parquet"]
     assert (folder / "events-all.parquet").read_bytes() == b"the user's"
 
+    (folder / "events-all.parquet").rename(tmp_path / "events-all.parquet")
+    assert run_export(small_archive, "-o", str(folder), "--format", "parquet", "--update")[0] == 0
+    (folder / "notes.txt").write_text("mine")
+    code, err = run_export(small_archive, "-o", str(folder), "--format", "parquet", "--update")
+    assert (code, err) == (2, f"error: {folder} holds files of its own (notes.txt): move them out: the folder is the "
+                              "export's\n")
+    assert (folder / "notes.txt").read_text() == "mine"
+
 
 def test_a_broken_or_missing_monthly_file(small_archive, tmp_path, run_export):
-    """An update reads the files of the months it changes: one that is not Parquet is refused with the way
-    out, and a file removed by hand has the folder made again."""
+    """A monthly file removed by hand, or overwritten by one that is not Parquet (the folder's own names), has the
+    folder made again (the junk was left in place when its month did not change, and the folder could not be
+    read); one that looks like Parquet but is not what the export writes is refused with the way out."""
     folder = tmp_path / "parquet"
     update = ["-o", str(folder), "--format", "parquet", "--update"]
     assert run_export(small_archive, *update)[0] == 0
     rows, month = parquet_rows(folder), folder / "events-2026-05.parquet"
     month.write_bytes(b"not parquet")
+    code, err = run_export(small_archive, *update)
+    assert (code, err) == (0, f"{folder} rebuilt (events-2026-05.parquet is not a Parquet file): 1 of 1 monthly "
+                              "files written (2 rows)\n")
+    assert parquet_rows(folder) == rows
+    month.write_bytes(b"PAR1 but no Parquet inside PAR1")
     add_run(small_archive, "083000", 3)
     code, err = run_export(small_archive, *update)
     assert (code, err.startswith(f"error: {month} is not a monthly file as the export writes them")) == (2, True), err
