@@ -26,7 +26,6 @@ from polisen_collector.archive.layout import (
     EVENTS_PREFIX,
     MOVE_WINDOW_DAYS,
     BadLine,
-    DayKeptChanging,
     DayVersions,
     Version,
     collection_order_key,
@@ -447,11 +446,8 @@ def iter_versions(
 
 def _read_day(storage: Storage, objects: DayObjects) -> DayVersions:
     """The versions of a day's event objects (read again from a new listing when the day changed meanwhile:
-    archive.read_day); never a day read short."""
-    try:
-        return read_day(storage, objects.day.isoformat(), objects.events)
-    except DayKeptChanging as error:
-        raise ExportError(f"{error}; export again") from None
+    archive.read_day, DayKeptChanging when it kept changing); never a day read short."""
+    return read_day(storage, objects.day.isoformat(), objects.events)
 
 
 def _days_for(storage: Storage, options: ExportOptions, summary: ExportSummary, on_bad: Callable[[BadLine], None], *,

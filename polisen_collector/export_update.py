@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from polisen_collector import readback
-from polisen_collector.archive.layout import READ_ATTEMPTS, BadLine
+from polisen_collector.archive.layout import READ_ATTEMPTS, BadLine, DayKeptChanging
 from polisen_collector.clock import utc_now
 from polisen_collector.export import (
     COLUMNS,
@@ -365,7 +365,7 @@ def _read_until_stable(connection: sqlite3.Connection, storage: Storage, options
         if all(again[day].signature() == objects.signature() for day, objects in days.items()):
             return days, records, left
         days = again
-    raise ExportError("the archive kept changing while the update read it; the next update tries again")
+    raise DayKeptChanging("the archive kept changing while the update read it; the next update tries again")
 
 
 def _read_with_every_day(connection: sqlite3.Connection, storage: Storage, options: ExportOptions,

@@ -595,9 +595,9 @@ def test_an_archive_that_keeps_changing_under_a_plain_export_fails_it(tmp_path, 
                         lambda storage, prefix: stale if prefix == "events/2026/05/20/" else listing(storage, prefix))
     monkeypatch.setattr(export, "iter_days", lambda storage, options, on_bad: iter([(date(2026, 5, 20), stale)]))
     code, out, err = run_export(tmp_path / "data", "-o", str(tmp_path / "events.jsonl"))
-    assert (code, out) == (2, "")
-    assert err == (f"error: {run_object_name('2026-05-20', '20260520T090000.000Z-aaaaaa')} was listed but gone when "
-                   "read, 3 times: the archive kept changing (a compaction?); export again\n")
+    assert (code, out) == (1, "")  # the store failed the export, as an unreachable one does: not a usage error
+    assert err == (f"export failed: {run_object_name('2026-05-20', '20260520T090000.000Z-aaaaaa')} was listed but "
+                   "gone when read, 3 times: the archive kept changing (a compaction?)\n")
     assert not (tmp_path / "events.jsonl").exists()
 
 
