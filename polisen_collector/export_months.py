@@ -96,7 +96,8 @@ class MonthsReport:
     def __str__(self) -> str:
         text = f"{self.how}{f' ({self.reason})' if self.reason else ''}: "
         if self.how == "updated":
-            text += f"{self.days_changed} of {self.days} days changed, {self.months_read} months read; "
+            text += (f"{self.days_changed} of {self.days} days changed, {self.months_read} "
+                     f"month{'' if self.months_read == 1 else 's'} read; ")
         return text + f"{self.months_written} of {self.months} monthly files written ({self.rows_written} rows)"
 
 
@@ -216,8 +217,7 @@ def _build(storage: Storage, options: ExportOptions, folder: Path, summary: Expo
     for path in folder.glob("events-*.parquet"):
         if MONTH_FILE.fullmatch(path.name) and path.name not in {month_file(month) for month in written}:
             path.unlink()  # a month a rebuilt folder no longer has
-    months = {month_of(date.fromisoformat(day)) for day in signatures} | written.keys()
-    report = MonthsReport("created", days=len(signatures), days_changed=len(signatures), months=len(months),
+    report = MonthsReport("created", days=len(signatures), days_changed=len(signatures), months=len(written),
                           months_written=len(written), rows_written=sum(written.values()))
     return report, signatures, dict(written), spread
 
@@ -232,8 +232,7 @@ def _update(storage: Storage, options: ExportOptions, folder: Path, summary: Exp
     listed, changed, gone = changed_days(storage, options, summary, on_bad, known)
     days = {day: signature for day, signature in known.items() if date.fromisoformat(day) not in gone}
     days |= {day.isoformat(): objects.signature() for day, objects in changed.items()}
-    report = MonthsReport("updated", days=len(listed), days_changed=len(changed) + len(gone),
-                          months=len({month_of(day) for day in listed}))
+    report = MonthsReport("updated", days=len(listed), days_changed=len(changed) + len(gone))
     months = dict(rows)
     if changed or gone:
         before = {event_id: set(event_days) for event_id, event_days in spread.items()}
@@ -254,7 +253,9 @@ def _update(storage: Storage, options: ExportOptions, folder: Path, summary: Exp
             _write_month(folder / month_file(month), table)
             report.months_written += 1
             report.rows_written += table.num_rows
-    return report, days, {month: count for month, count in months.items() if count}, spread
+    months = {month: count for month, count in months.items() if count}
+    report.months = len(months)
+    return report, days, months, spread
 
 
 Spread = dict[int, set[date]]

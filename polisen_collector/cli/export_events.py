@@ -37,7 +37,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description="Export the deduplicated event archive: one row per event id, its latest version.",
         epilog="Storage comes from the same settings as collect_events.py (STORAGE, DATA_DIR, OCI_*); see README.md.",
     )
-    parser.add_argument("-o", "--output", help="output file (default stdout; required for Parquet and SQLite)")
+    parser.add_argument("-o", "--output", help="output file (default stdout; required for Parquet and SQLite; "
+                                              "a folder for a Parquet --update)")
     parser.add_argument("--format", choices=FORMATS,
                         help="output format (default: from the -o extension, jsonl on stdout)")
     parser.add_argument("--all-versions", action="store_true",
@@ -46,8 +47,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="one row per withdrawal or republication of an event, not per id "
                              "(SQLite always has them: table withdrawals)")
     parser.add_argument("--csv-raw", action="store_true",
-                        help="CSV: keep cells starting with = + - @ as they are (default: prefixed with ' "
-                             "so spreadsheets do not run them as formulas)")
+                        help="CSV: keep cells starting with = + - @, a tab or a carriage return as they are "
+                             "(default: prefixed with ' so spreadsheets do not run them as formulas)")
     parser.add_argument("--from", dest="date_from", type=day, metavar="YYYY-MM-DD",
                         help="first event date included")
     parser.add_argument("--to", dest="date_to", type=day, metavar="YYYY-MM-DD",
@@ -172,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         print("error: --update applies to SQLite (-o FILE.db) and Parquet (-o FOLDER --format parquet)",
               file=sys.stderr)
         return 2
-    if args.update and fmt == "sqlite" and args.all_versions:
+    if fmt == "sqlite" and args.all_versions:
         print("error: --all-versions does not apply to SQLite, which holds every version (table versions)",
               file=sys.stderr)
         return 2
