@@ -32,6 +32,7 @@ from polisen_collector.archive.layout import (
     collection_time,
     day_of_object,
     group_by_day,
+    in_its_folder,
     read_day,
 )
 from polisen_collector.archive.withdrawals import (
@@ -334,17 +335,14 @@ def iter_days(
     dates are looked at, so that its place in the listing cannot end the export early.
     """
 
-    def in_its_folder(name: str) -> bool:
-        day = day_of_object(name)
-        if day is None:
-            return False
-        folder = partition_prefix(day.isoformat())
-        if not name.startswith(folder):
-            on_bad(BadLine(name, 0, f"not in the folder of its day {folder}: skipped"))
-            return False
-        return True
+    def reported(name: str) -> bool:
+        if in_its_folder(name):
+            return True
+        if (day := day_of_object(name)) is not None:
+            on_bad(BadLine(name, 0, f"not in the folder of its day {partition_prefix(day.isoformat())}: skipped"))
+        return False
 
-    names = (name for name in storage.list(EVENTS_PREFIX) if in_its_folder(name))
+    names = (name for name in storage.list(EVENTS_PREFIX) if reported(name))
     yield from _in_range(((day, sorted(group, key=collection_order_key)) for day, group in group_by_day(names)),
                          options)
 

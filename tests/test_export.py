@@ -543,7 +543,7 @@ def test_a_compacted_object_left_without_its_sidecar_by_racing_compactions(tmp_p
 
     storage.put(orphan, encode_jsonl([event(2, f"{day} 11:00:00 +02:00")]))
     assert [str(line) for line in read_day(storage, day).bad] == [
-        f"{orphan} line 0: {collected_times_name(orphan)} is missing or unreadable: collection times unknown"]
+        f"{orphan}: {collected_times_name(orphan)} is missing or unreadable: collection times unknown"]
     assert compact(storage, date(2026, 6, 1), 3).days_skipped == 1
 
 
@@ -580,6 +580,23 @@ def test_the_output_in_place_of_a_link_a_fifo_or_a_folder(tmp_path, run_export):
     code, out, err = run_export(tmp_path / "data", "-o", str(tmp_path / "folder.csv"))
     assert (code, err) == (2, f"error: {tmp_path / 'folder.csv'} is a folder, not a regular file: the export is "
                               "written to a file, renamed into place when complete\n")
+
+
+def test_compaction_leaves_an_object_outside_its_days_folder_as_the_export_does(tmp_path, run_export):
+    """The export reports and skips events/2026/5/20/x.jsonl (not the day's folder events/2026/05/20/);
+    compaction merged it into the day, so its rows appeared in the export once compacted. It is left now."""
+    from polisen_collector.archive.compaction import compact
+
+    stray = "events/2026/5/20/events-20260520T100000.000Z-cccccc.jsonl"
+    write_objects(tmp_path / "data", {
+        run_object_name("2026-05-20", "20260520T090000.000Z-aaaaaa"): [event(7, "2026-05-20 10:00:00 +02:00")],
+        stray: [event(8, "2026-05-20 11:00:00 +02:00")],
+    })
+    before = run_export(tmp_path / "data")
+    assert compact(LocalStorage(tmp_path / "data"), date(2026, 6, 1), 2).days_compacted == 1
+    assert (tmp_path / "data" / stray).exists()
+    assert run_export(tmp_path / "data") == before
+    assert f"skipping bad archive line: {stray}: not in the folder of its day" in before[2]
 
 
 def test_an_archive_that_keeps_changing_under_a_plain_export_fails_it(tmp_path, run_export, monkeypatch):
@@ -619,7 +636,7 @@ def test_versions_dated_far_apart_are_merged_in_sqlite_and_reported(tmp_path, ru
         (7, "Brand i skog."), (6, "Brand i skog."), (7, "Brand i skog, datum rättat."), (8, "Brand i skog."),
     ]
     assert err.splitlines() == [
-        "skipping bad archive line: events/2026/5/20/events-20260520T100000.000Z-cccccc.jsonl line 0: "
+        "skipping bad archive line: events/2026/5/20/events-20260520T100000.000Z-cccccc.jsonl: "
         "not in the folder of its day events/2026/05/20/: skipped",
         "warning: event 7 has versions dated on days more than a week apart; exported once per date",
         "exported 4 rows from 3 days; 0 older versions dropped, 0 identical copies dropped, "
@@ -841,5 +858,5 @@ def test_a_misplaced_object_that_sorts_early_does_not_end_a_dated_export(tmp_pat
     code, out, err = run_export(tmp_path / "data", "--to", "2026-01-10")
     assert code == 0, err
     assert [json.loads(line)["id"] for line in out.splitlines()] == [2]
-    assert "events/2026/001/20/events-20260120T090000.000Z-aaaaaa.jsonl line 0: not in the folder of its day " \
+    assert "events/2026/001/20/events-20260120T090000.000Z-aaaaaa.jsonl: not in the folder of its day " \
            "events/2026/01/20/: skipped" in err

@@ -45,7 +45,9 @@ class BadLine:
     reason: str
 
     def __str__(self) -> str:
-        return f"{self.object_name} line {self.line_number}: {self.reason}"
+        """Line 0 is the whole object (outside its day's folder, its sidecar missing)."""
+        where = f" line {self.line_number}" if self.line_number else ""
+        return f"{self.object_name}{where}: {self.reason}"
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -78,8 +80,15 @@ def collection_order_key(name: str) -> tuple[str, int, str]:
 
 
 def list_event_objects(storage: Storage, prefix: str = EVENTS_PREFIX) -> list[str]:
-    """Event objects under prefix, in collection order within each day."""
-    return sorted((n for n in storage.list(prefix) if day_of_object(n) is not None), key=collection_order_key)
+    """Event objects under prefix, in collection order within each day; only those in the folder of their day
+    (`events/2026/05/20/`, not `events/2026/5/20/`, which the export reports and skips, and compaction leaves)."""
+    return sorted((n for n in storage.list(prefix) if in_its_folder(n)), key=collection_order_key)
+
+
+def in_its_folder(name: str) -> bool:
+    """An event object in the one folder of its day (names sort by date only there)."""
+    day = day_of_object(name)
+    return day is not None and name.startswith(partition_prefix(day.isoformat()))
 
 
 def iter_numbered_lines(storage: Reader, name: str) -> Iterator[tuple[int, dict[str, Any] | BadLine]]:
