@@ -582,6 +582,30 @@ def test_the_output_in_place_of_a_link_a_fifo_or_a_folder(tmp_path, run_export):
                               "written to a file, renamed into place when complete\n")
 
 
+def test_the_output_named_by_an_open_descriptor_is_written_as_it_is_open(tmp_path):
+    """`export_events.py -o /dev/stdout >> export.log` under cron appends to the log: the descriptor is written
+    as it is open (it was followed to the log file, which a new file replaced, its lines lost). A loop of
+    links is one line, exit 2 (it was a traceback)."""
+    import subprocess
+
+    two_days_of_runs(tmp_path / "data")
+    log = tmp_path / "export.log"
+    log.write_text("earlier\n")
+    inode = log.stat().st_ino
+    command = [sys.executable, str(REPO / "export_events.py"), "--env-file", os.devnull, "--data-dir",
+               str(tmp_path / "data")]
+    with log.open("a") as appended:
+        done = subprocess.run([*command, "-o", "/dev/stdout", "--format", "jsonl"], stdout=appended, stderr=subprocess.PIPE, text=True,
+                              env={**os.environ, "POLISEN_API_URL": "https://polisen.se/api/events"}, timeout=60)
+    assert done.returncode == 0, done.stderr
+    lines = log.read_text().splitlines()
+    assert (log.stat().st_ino, lines[0], len(lines)) == (inode, "earlier", 5)
+    (tmp_path / "loop.jsonl").symlink_to(tmp_path / "loop.jsonl")
+    done = subprocess.run([*command, "-o", str(tmp_path / "loop.jsonl")], capture_output=True, text=True,
+                          env={**os.environ, "POLISEN_API_URL": "https://polisen.se/api/events"}, timeout=60)
+    assert (done.returncode, done.stderr.count("\n"), "Traceback" in done.stderr) == (2, 1, False), done.stderr
+
+
 def test_compaction_leaves_an_object_outside_its_days_folder_as_the_export_does(tmp_path, run_export):
     """The export reports and skips events/2026/5/20/x.jsonl (not the day's folder events/2026/05/20/);
     compaction merged it into the day, so its rows appeared in the export once compacted. It is left now."""

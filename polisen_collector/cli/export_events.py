@@ -7,6 +7,8 @@ failed, 2 bad arguments or configuration.
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import sys
 from collections.abc import Iterable
 from datetime import date
@@ -95,14 +97,24 @@ def report_bad(line: BadLine) -> None:
     print(f"skipping bad archive line: {line}", file=sys.stderr)
 
 
-def output_path(output: str, fmt: str, update: bool) -> tuple[Path, bool]:
-    """(-o, whether it is written into as a stream): a FIFO or device is written into as it is (`-o
-    /dev/stdout`), never replaced by a file (a symbolic link's target is: files.replace_with); NotRegularFile
-    for such a place where a file is needed (SQLite, Parquet), or for a folder where a file is written."""
+DESCRIPTOR = re.compile(r"/dev/(?:fd/(?P<fd>\d+)|(?P<name>stdout|stderr))|/proc/self/fd/(?P<proc>\d+)")
+"""A name of one of the process's open descriptors: written to as it is open (`-o /dev/stdout >> log` appends)."""
+
+
+def output_path(output: str, fmt: str, update: bool) -> tuple[Path | int, bool]:
+    """(-o, or the open descriptor it names; whether it is written into as a stream): a FIFO or device is
+    written into as it is, never replaced by a file (a symbolic link's target is: files.replace_with);
+    NotRegularFile for such a place where a file is needed (SQLite, Parquet), or for a folder where a file
+    is written; OSError when it cannot be looked at (a loop of links)."""
     import stat
 
     from polisen_collector.files import NotRegularFile
 
+    if named := DESCRIPTOR.fullmatch(output):
+        if fmt in FILE_ONLY:
+            raise NotRegularFile(output, stat.S_IFCHR)
+        name = named["name"]
+        return (1 if name == "stdout" else 2) if name else int(named["fd"] or named["proc"]), True
     path = Path(output)
     try:
         mode = path.stat().st_mode
@@ -115,7 +127,7 @@ def output_path(output: str, fmt: str, update: bool) -> tuple[Path, bool]:
     return path, True
 
 
-def write_output(fmt: str, rows: Iterable[dict[str, Any]], output: Path | None, csv_raw: bool, *,
+def write_output(fmt: str, rows: Iterable[dict[str, Any]], output: Path | int | None, csv_raw: bool, *,
                  history: bool = False, stream: bool = False) -> None:
     """To stdout; into -o as it is when it is a FIFO or a device (`stream`); or to a temp file renamed over -o
     at the end, so a failed export leaves no half file. `rows` are iter_rows' rows (of the withdrawal history
@@ -138,8 +150,11 @@ def write_output(fmt: str, rows: Iterable[dict[str, Any]], output: Path | None, 
             with open(path, "w", encoding="utf-8", newline="") as handle:
                 write_text(handle)
 
-    if output is None:
+    if output is None or output == 1:
         write_text(sys.stdout)
+    elif isinstance(output, int):  # an open descriptor, as it is open: a file opened to append is appended to
+        with os.fdopen(os.dup(output), "w", encoding="utf-8", newline="") as handle:
+            write_text(handle)
     elif stream:
         with open(output, "w", encoding="utf-8", newline="") as handle:
             write_text(handle)
@@ -177,18 +192,22 @@ def main(argv: list[str] | None = None) -> int:
         print("error: --all-versions does not apply to SQLite, which holds every version (table versions)",
               file=sys.stderr)
         return 2
-    if args.output and not Path(args.output).resolve().parent.is_dir():
-        print(f"error: the folder of {args.output} does not exist", file=sys.stderr)
-        return 2
-    output, stream = None, False
+    output: Path | int | None = None
+    stream = False
     if args.output:
         from polisen_collector.files import NotRegularFile
 
         try:
+            if not DESCRIPTOR.fullmatch(args.output) and not Path(args.output).resolve().parent.is_dir():
+                print(f"error: the folder of {args.output} does not exist", file=sys.stderr)
+                return 2
             output, stream = output_path(args.output, fmt, args.update)
         except NotRegularFile as refused:
             print(f"error: {refused}: {FILE_ONLY.get(fmt, 'the export')} is written to a file, renamed into place "
                   "when complete", file=sys.stderr)
+            return 2
+        except (OSError, RuntimeError) as error:  # RuntimeError: Path.resolve of a loop of links
+            print(f"error: -o {args.output}: {getattr(error, 'strerror', None) or error}", file=sys.stderr)
             return 2
     try:
         settings = load_settings(overrides={"DATA_DIR": args.data_dir, "STORAGE": args.storage},
@@ -228,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
             from polisen_collector import export_update
             from polisen_collector.files import replace_with
 
-            assert output is not None
+            assert isinstance(output, Path)  # FILE_ONLY formats refuse a descriptor
             if args.update and output.exists():
                 updated = export_update.update(storage, options, output, summary, on_bad=report_bad,
                                                progress=progress)
@@ -238,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.update:
             from polisen_collector.export_months import update_months
 
-            assert output is not None
+            assert isinstance(output, Path)
             updated = update_months(storage, options, output, summary, report_bad)
         else:
             write_output(fmt, iter_rows(storage, options, summary, report_bad, progress), output, args.csv_raw,
