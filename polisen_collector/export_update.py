@@ -178,7 +178,7 @@ def update(storage: Storage, options: ExportOptions, path: Path, summary: Export
                     raise Unreadable(why_rebuild(state.get("made_from"), expected))
                 report = _update_days(connection, storage, options, summary, on_bad)
             except Unreadable as rebuild:  # nothing is committed before: the rebuild replaces it all
-                if strangers := _tables_not_of_the_export(connection):
+                if strangers := _not_of_the_export(connection):
                     raise ExportError(f"{path} holds tables that are not the export's ({', '.join(strangers[:3])}): "
                                       f"not rebuilt in place ({rebuild}); export to another file") from None
                 _drop_everything(connection)
@@ -257,8 +257,9 @@ def read_signatures(days: Any) -> dict[str, str]:
     return days
 
 
-def _tables_not_of_the_export(connection: sqlite3.Connection) -> list[str]:
-    """The tables and views of the database that an export does not make: a rebuild would drop them."""
+def _not_of_the_export(connection: sqlite3.Connection) -> list[str]:
+    """The tables and views of the database that an export does not make, a rebuild would drop: every one
+    when it has none of the export's bookkeeping (a user's own `events` table is not the export's)."""
     made = sqlite3.connect(":memory:")
     try:
         create_sqlite_tables(made)
@@ -267,9 +268,11 @@ def _tables_not_of_the_export(connection: sqlite3.Connection) -> list[str]:
         ours = {name for (name,) in made.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")}
     finally:
         made.close()
-    return [name for (name,) in connection.execute(
-        "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite_%' ORDER BY name")
-        if name not in ours]
+    tables = [name for (name,) in connection.execute(
+        "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+    if DAYS_TABLE not in tables:  # dropping _export_state alone asks for a rebuild (docs/export.md)
+        return tables
+    return [name for name in tables if name not in ours]
 
 
 def _drop_everything(connection: sqlite3.Connection) -> None:

@@ -594,15 +594,16 @@ def test_the_output_named_by_an_open_descriptor_is_written_as_it_is_open(tmp_pat
     inode = log.stat().st_ino
     command = [sys.executable, str(REPO / "export_events.py"), "--env-file", os.devnull, "--data-dir",
                str(tmp_path / "data")]
+    env = {**os.environ, "POLISEN_API_URL": "https://polisen.se/api/events"}
     with log.open("a") as appended:
-        done = subprocess.run([*command, "-o", "/dev/stdout", "--format", "jsonl"], stdout=appended, stderr=subprocess.PIPE, text=True,
-                              env={**os.environ, "POLISEN_API_URL": "https://polisen.se/api/events"}, timeout=60)
+        done = subprocess.run([*command, "-o", "/dev/stdout", "--format", "jsonl"], stdout=appended,
+                              stderr=subprocess.PIPE, text=True, env=env, timeout=60)
     assert done.returncode == 0, done.stderr
     lines = log.read_text().splitlines()
     assert (log.stat().st_ino, lines[0], len(lines)) == (inode, "earlier", 5)
     (tmp_path / "loop.jsonl").symlink_to(tmp_path / "loop.jsonl")
-    done = subprocess.run([*command, "-o", str(tmp_path / "loop.jsonl")], capture_output=True, text=True,
-                          env={**os.environ, "POLISEN_API_URL": "https://polisen.se/api/events"}, timeout=60)
+    done = subprocess.run([*command, "-o", str(tmp_path / "loop.jsonl")], capture_output=True, text=True, env=env,
+                          timeout=60)
     assert (done.returncode, done.stderr.count("\n"), "Traceback" in done.stderr) == (2, 1, False), done.stderr
 
 

@@ -846,6 +846,14 @@ def test_a_database_of_other_tables_is_not_rebuilt_over_them(small_archive, tmp_
     assert (code, err) == (2, f"error: {database} holds tables that are not the export's (mydata): not rebuilt in "
                               "place (the database has no bookkeeping of an export); export to another file\n")
     assert sqlite3.connect(database).execute("SELECT x FROM mydata").fetchall() == [(1,)]
+    with sqlite3.connect(database) as connection:  # a table of the export's name, made by the user (sqlite-utils)
+        connection.execute("DROP TABLE mydata")
+        connection.execute("CREATE TABLE events (id INTEGER PRIMARY KEY, my_notes TEXT)")
+    connection.close()
+    code, err = run_export(small_archive, "-o", str(database), "--update")
+    assert (code, err) == (2, f"error: {database} holds tables that are not the export's (events): not rebuilt in "
+                              "place (the database has no bookkeeping of an export); export to another file\n")
+    assert [row[1] for row in sqlite3.connect(database).execute("PRAGMA table_info(events)")] == ["id", "my_notes"]
 
     assert run_export(small_archive, "-o", str(tmp_path / "events.db"), "--update")[0] == 0
     monkeypatch.setenv("POLISEN_SITE_URL", "https://example.org")
