@@ -119,7 +119,7 @@ def update_months(storage: Storage, options: ExportOptions, folder: Path, summar
     """Bring the folder of monthly files up to date (made, or made again, when it holds no state of the same kind)."""
     if folder.exists() and not folder.is_dir():
         raise ExportError(f"{folder} is a file: a Parquet --update writes a folder of monthly files")
-    folder.mkdir(exist_ok=True)
+    Path(os.path.realpath(folder)).mkdir(exist_ok=True)  # through a link to a folder not made yet, that folder
     strangers = sorted(p.name for p in folder.iterdir() if not _ours(p.name))
     with _locked(folder):
         state = _read_state(folder)
@@ -155,6 +155,10 @@ def _why_rebuild(folder: Path, state: dict[str, Any] | None, expected: str) -> s
         return why_rebuild(state.get("made_from"), expected, "the folder")
     if state.get("format") != STATE_FORMAT:
         return "its bookkeeping is of an older version"
+    listed = {month_file(month) for month, count in state["months"].items() if count}
+    if unlisted := sorted(p.name for p in folder.glob("events-*.parquet") if MONTH_FILE.fullmatch(p.name)
+                          and p.name not in listed):  # a copy put there: `*.parquet` would read its rows twice
+        return f"{unlisted[0]} is not one of its files"
     for month, count in state["months"].items():
         if count and not (folder / month_file(month)).exists():
             return f"{month_file(month)} is missing"  # a file removed by hand

@@ -941,6 +941,23 @@ def test_a_parquet_file_of_the_users_in_the_folder_is_neither_owned_nor_deleted(
     assert (folder / "notes.txt").read_text() == "mine"
 
 
+def test_a_monthly_file_the_folder_does_not_list_has_it_made_again(small_archive, tmp_path, run_export):
+    """A copy under a monthly name (a backup put back, a file of another folder) was neither refused nor removed,
+    and `*.parquet` read its rows twice: the folder is made again without it. Through a link to a folder
+    not made yet, the update makes that folder (it failed: File exists)."""
+    folder = tmp_path / "parquet"
+    (tmp_path / "link").symlink_to(folder)
+    update = ["-o", str(tmp_path / "link"), "--format", "parquet", "--update"]
+    assert run_export(small_archive, *update)[0] == 0
+    rows = parquet_rows(folder)
+    (folder / "events-2025-05.parquet").write_bytes((folder / "events-2026-05.parquet").read_bytes())
+    code, err = run_export(small_archive, *update)
+    assert (code, err) == (0, f"{tmp_path / 'link'} rebuilt (events-2025-05.parquet is not one of its files): 1 of 1 "
+                              "monthly files written (2 rows)\n")
+    assert (sorted(path.name for path in folder.glob("*.parquet")), parquet_rows(folder)) == (
+        ["events-2026-05.parquet"], rows)
+
+
 def test_a_broken_or_missing_monthly_file(small_archive, tmp_path, run_export):
     """A monthly file removed by hand, or overwritten by one that is not Parquet (the folder's own names), has the
     folder made again (the junk was left in place when its month did not change, and the folder could not be
