@@ -113,8 +113,8 @@ class Collector:
         log_file = self.log_dir / "polisen-collector.log"
         start = log_file.stat().st_size if log_file.exists() else 0
         full_env = {**self.env, **(env or {})}
-        # PYTHON* variables (PYTHONPATH, ...) are read by an interpreter as it starts: they need a process.
-        fresh = process or any(key.startswith("PYTHON") for key in env or {})
+        # PYTHON* variables (PYTHONPATH, ...) and the locale are read by an interpreter as it starts: a new one.
+        fresh = process or any(key.startswith(("PYTHON", "LANG", "LC_")) for key in env or {})
         if "/" in script and not fresh:  # a kill wrapper: a process of its own, forked (tests/forked.py)
             result = forked.Server.run(str(REPO / script), ["--env-file", os.devnull, *args], env=full_env,
                                        cwd=self.workdir, timeout=timeout)

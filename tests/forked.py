@@ -9,6 +9,9 @@ as `__main__` and leaves through the interpreter's own exit (atexit, threads joi
 flushed), as a process of its own would. The server answers with the child's pid, then with its
 exit status as subprocess gives it (-9 for a SIGKILL). A real process, killed for real.
 
+A run whose environment sets the locale (LANG, LC_*) or a PYTHON* variable, read as an interpreter starts,
+gets a new interpreter instead (conftest.Collector.run).
+
 Protocol: one JSON line per run on the server's stdin, {"script", "argv", "env", "cwd", "umask",
 "stdout", "stderr"}; answers, one JSON line each on its stdout: {"pid"} at once, {"returncode"} at the end.
 """
@@ -22,6 +25,7 @@ import select
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +68,7 @@ def become(request: dict[str, Any]) -> None:
     os.umask(request["umask"])
     os.environ.clear()
     os.environ.update(request["env"])
+    time.tzset()  # TZ, as a new interpreter reads it
     for fd, path, flags in ((0, os.devnull, os.O_RDONLY), (1, request["stdout"], os.O_WRONLY | os.O_TRUNC),
                             (2, request["stderr"], os.O_WRONLY | os.O_TRUNC)):
         opened = os.open(path, flags)
