@@ -155,7 +155,7 @@ def _why_rebuild(folder: Path, state: dict[str, Any] | None, expected: str) -> s
         return why_rebuild(state.get("made_from"), expected, "the folder")
     if state.get("format") != STATE_FORMAT:
         return "its bookkeeping is of an older version"
-    listed = {month_file(month) for month, count in state["months"].items() if count}
+    listed = {month_file(month) for month in state["months"]}  # a killed update's, of 0 rows, too
     if unlisted := sorted(p.name for p in folder.glob("events-*.parquet") if MONTH_FILE.fullmatch(p.name)
                           and p.name not in listed):  # a copy put there: `*.parquet` would read its rows twice
         return f"{unlisted[0]} is not one of its files"
@@ -252,7 +252,7 @@ def _update(storage: Storage, options: ExportOptions, folder: Path, summary: Exp
                     writes[month] = table
         if writes:
             save({day: signature for day, signature in known.items() if date.fromisoformat(day) not in read},
-                 {month: count for month, count in rows.items() if month not in writes}, before)
+                 {**rows, **dict.fromkeys(writes, 0)}, before)  # 0: may be missing, or new, when killed
         for month, table in writes.items():
             _write_month(folder / month_file(month), table)
             report.months_written += 1
