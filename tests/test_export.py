@@ -564,7 +564,7 @@ def test_the_output_in_place_of_a_link_a_fifo_or_a_folder(tmp_path, run_export):
 
     fifo, received = tmp_path / "rows.jsonl", []
     os.mkfifo(fifo)
-    reader = threading.Thread(target=lambda: received.append(fifo.read_text()))
+    reader = threading.Thread(target=lambda: received.append(fifo.read_text()), daemon=True)  # never a hung worker
     reader.start()
     code, out, err = run_export(tmp_path / "data", "-o", str(fifo))
     reader.join(10)
