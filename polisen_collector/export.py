@@ -26,13 +26,13 @@ from polisen_collector.archive.layout import (
     EVENTS_PREFIX,
     MOVE_WINDOW_DAYS,
     BadLine,
-    DayVersions,
     Version,
     collection_order_key,
     collection_time,
     day_of_object,
     group_by_day,
     in_its_folder,
+    list_event_objects,
     read_day,
 )
 from polisen_collector.archive.withdrawals import (
@@ -392,8 +392,7 @@ def list_days(storage: Storage, options: ExportOptions, on_bad: Callable[[BadLin
 
 def list_day(storage: Storage, day: date) -> DayObjects:
     """One day's objects, listed again (a day read again, or read without the whole listing)."""
-    events = sorted((name for name in storage.list(partition_prefix(day.isoformat())) if day_of_object(name) == day),
-                    key=collection_order_key)
+    events = list_event_objects(storage, partition_prefix(day.isoformat()))
     pages = [name for name in storage.list(day_prefix(day.isoformat())) if day_of_page_object(name) == day]
     records = list_record_objects(storage, record_folder(day.isoformat()))
     return DayObjects(day, tuple(events), tuple(pages), tuple(records))
@@ -422,7 +421,7 @@ def iter_versions(
         day = objects.day
         if progress:
             progress(index, day)
-        found = _read_day(storage, objects)
+        found = read_day(storage, day.isoformat(), objects.events)  # listed again if a compaction changed it
         for line in found.bad:
             report(line)
         summary.copies_dropped += found.copies
@@ -440,12 +439,6 @@ def iter_versions(
         window[day] = groups
     while window:
         yield from flush(window.popitem(last=False)[1])
-
-
-def _read_day(storage: Storage, objects: DayObjects) -> DayVersions:
-    """The versions of a day's event objects (read again from a new listing when the day changed meanwhile:
-    archive.read_day, DayKeptChanging when it kept changing); never a day read short."""
-    return read_day(storage, objects.day.isoformat(), objects.events)
 
 
 def _days_for(storage: Storage, options: ExportOptions, summary: ExportSummary, on_bad: Callable[[BadLine], None], *,
