@@ -106,6 +106,11 @@ MONTH_FILE = re.compile(r"events-\d{4}-\d{2}\.parquet")
 there is the user's)."""
 
 
+def _month_files(folder: Path) -> set[str]:
+    """The names of the monthly files in the folder."""
+    return {path.name for path in folder.glob("events-*.parquet") if MONTH_FILE.fullmatch(path.name)}
+
+
 def month_file(month: str) -> str:
     return f"events-{month}.parquet"
 
@@ -156,8 +161,7 @@ def _why_rebuild(folder: Path, state: dict[str, Any] | None, expected: str) -> s
     if state.get("format") != STATE_FORMAT:
         return "its bookkeeping is of an older version"
     listed = {month_file(month) for month in state["months"]}  # a killed update's, of 0 rows, too
-    if unlisted := sorted(p.name for p in folder.glob("events-*.parquet") if MONTH_FILE.fullmatch(p.name)
-                          and p.name not in listed):  # a copy put there: `*.parquet` would read its rows twice
+    if unlisted := sorted(_month_files(folder) - listed):  # a copy put there: `*.parquet` would read its rows twice
         return f"{unlisted[0]} is not one of its files"
     for month, count in state["months"].items():
         if count and not (folder / month_file(month)).exists():
@@ -218,9 +222,8 @@ def _build(storage: Storage, options: ExportOptions, folder: Path, summary: Expo
             read_back[month] = _read_month(folder / month_file(month))
         pending.setdefault(month, []).append(row)
     write_done(None)
-    for path in folder.glob("events-*.parquet"):
-        if MONTH_FILE.fullmatch(path.name) and path.name not in {month_file(month) for month in written}:
-            path.unlink()  # a month a rebuilt folder no longer has
+    for name in _month_files(folder) - {month_file(month) for month in written}:
+        (folder / name).unlink()  # a month a rebuilt folder no longer has
     report = MonthsReport("created", days=len(signatures), days_changed=len(signatures), months=len(written),
                           months_written=len(written), rows_written=sum(written.values()))
     return report, signatures, dict(written), spread
