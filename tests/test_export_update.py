@@ -837,23 +837,17 @@ def test_a_database_of_other_tables_is_not_rebuilt_over_them(small_archive, tmp_
     """--update on a database that is not an export (no bookkeeping) rebuilt it in place, dropping the user's
     tables: refused, exit 2, the tables kept. An export made for another site (POLISEN_SITE_URL) is rebuilt,
     and the line says which setting changed."""
-    database = tmp_path / "mine.db"
-    with sqlite3.connect(database) as connection:
-        connection.execute("CREATE TABLE mydata (x)")
-        connection.execute("INSERT INTO mydata VALUES (1)")
-    connection.close()
-    code, err = run_export(small_archive, "-o", str(database), "--update")
-    assert (code, err) == (2, f"error: {database} holds tables that are not the export's (mydata): not rebuilt in "
-                              "place (the database has no bookkeeping of an export); export to another file\n")
-    assert sqlite3.connect(database).execute("SELECT x FROM mydata").fetchall() == [(1,)]
-    with sqlite3.connect(database) as connection:  # a table of the export's name, made by the user (sqlite-utils)
-        connection.execute("DROP TABLE mydata")
-        connection.execute("CREATE TABLE events (id INTEGER PRIMARY KEY, my_notes TEXT)")
-    connection.close()
-    code, err = run_export(small_archive, "-o", str(database), "--update")
-    assert (code, err) == (2, f"error: {database} holds tables that are not the export's (events): not rebuilt in "
-                              "place (the database has no bookkeeping of an export); export to another file\n")
-    assert [row[1] for row in sqlite3.connect(database).execute("PRAGMA table_info(events)")] == ["id", "my_notes"]
+    # a table of the user's, and one of the export's name made by the user (as sqlite-utils would)
+    for name, columns in (("mydata", "(x, my_notes)"), ("events", "(id INTEGER PRIMARY KEY, my_notes TEXT)")):
+        database = tmp_path / f"mine-{name}.db"
+        with sqlite3.connect(database) as connection:
+            connection.execute(f"CREATE TABLE {name} {columns}")
+            connection.execute(f"INSERT INTO {name} (my_notes) VALUES ('mine')")
+        connection.close()
+        code, err = run_export(small_archive, "-o", str(database), "--update")
+        assert (code, err) == (2, f"error: {database} holds tables that are not the export's ({name}): not rebuilt in "
+                                  "place (the database has no bookkeeping of an export); export to another file\n")
+        assert sqlite3.connect(database).execute(f"SELECT my_notes FROM {name}").fetchall() == [("mine",)]
 
     assert run_export(small_archive, "-o", str(tmp_path / "events.db"), "--update")[0] == 0
     monkeypatch.setenv("POLISEN_SITE_URL", "https://example.org")
